@@ -1,0 +1,208 @@
+/*
+ * conv.c -- zero-padded stride-1 2D convolution over NHWC images, k = 1 or 3.
+ *
+ * The fast path lowers a chunk of images to an im2col matrix
+ * {rows, k*k*cin} (a 1x1 conv uses x itself) and multiplies it by the weight
+ * {k*k*cin, cout} with OpenBLAS sgemm. The backward pass is the two
+ * transposed products plus col2im. The naive references beside them are
+ * direct loops, used by the tests to check the fast path.
+ * Also here: the per-channel exp(factor*g) output scale of ZeroConv2d.
+ */
+#include "glow.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+/* largest im2col buffer, in floats, before the batch is cut into chunks */
+#define GLOW_COL_BUDGET ((size_t)1 << 22)
+
+static void im2col(const float *x, float *col, int n, int h, int w, int cin, int k) {
+  int p = k / 2;
+  size_t kk = (size_t)k * k * cin;
+#pragma omp parallel for collapse(2) if ((size_t)n * h * w * kk > 65536)
+  for (int b = 0; b < n; b++)
+    for (int i = 0; i < h; i++)
+      for (int j = 0; j < w; j++) {
+        float *row = col + (((size_t)b * h + i) * w + j) * kk;
+        for (int di = 0; di < k; di++)
+          for (int dj = 0; dj < k; dj++) {
+            int ii = i + di - p, jj = j + dj - p;
+            float *dst = row + ((size_t)di * k + dj) * cin;
+            if (ii < 0 || ii >= h || jj < 0 || jj >= w)
+              memset(dst, 0, sizeof(float) * cin);
+            else
+              memcpy(dst, x + (((size_t)b * h + ii) * w + jj) * cin, sizeof(float) * cin);
+          }
+      }
+}
+
+/* dx (overwritten) from dcol */
+static void col2im(const float *col, float *dx, int n, int h, int w, int cin, int k) {
+  int p = k / 2;
+  size_t kk = (size_t)k * k * cin;
+  /* gather form: each output pixel sums the columns that read it, so the
+   * loop over output pixels is race-free */
+#pragma omp parallel for collapse(2) if ((size_t)n * h * w * kk > 65536)
+  for (int b = 0; b < n; b++)
+    for (int i = 0; i < h; i++)
+      for (int j = 0; j < w; j++) {
+        float *dst = dx + (((size_t)b * h + i) * w + j) * cin;
+        memset(dst, 0, sizeof(float) * cin);
+        for (int di = 0; di < k; di++)
+          for (int dj = 0; dj < k; dj++) {
+            int oi = i - di + p, oj = j - dj + p; /* output pixel that read (i, j) via (di, dj) */
+            if (oi < 0 || oi >= h || oj < 0 || oj >= w) continue;
+            const float *src =
+                col + (((size_t)b * h + oi) * w + oj) * kk + ((size_t)di * k + dj) * cin;
+            for (int ci = 0; ci < cin; ci++) dst[ci] += src[ci];
+          }
+      }
+}
+
+static int chunk_images(int n, int h, int w, int cin, int k) {
+  size_t per = (size_t)h * w * k * k * cin;
+  size_t c = per ? GLOW_COL_BUDGET / per : (size_t)n;
+  if (c < 1) c = 1;
+  if (c > (size_t)n) c = (size_t)n;
+  return (int)c;
+}
+
+int glow_conv2d_forward(const float *x, const float *wt, const float *b, float *y, int n, int h,
+                        int w, int cin, int cout, int k) {
+  size_t pix = (size_t)h * w, kk = (size_t)k * k * cin;
+  if (k == 1) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(n * pix), cout, cin, 1.0f, x,
+                cin, wt, cout, 0.0f, y, cout);
+  } else {
+    int chunk = chunk_images(n, h, w, cin, k);
+    float *col = glow_alloc((size_t)chunk * pix * kk);
+    if (!col) return GLOW_ENOMEM;
+    for (int b0 = 0; b0 < n; b0 += chunk) {
+      int nb = n - b0 < chunk ? n - b0 : chunk;
+      im2col(x + (size_t)b0 * pix * cin, col, nb, h, w, cin, k);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(nb * pix), cout, (int)kk,
+                  1.0f, col, (int)kk, wt, cout, 0.0f, y + (size_t)b0 * pix * cout, cout);
+    }
+    glow_free(col);
+  }
+  if (b) {
+    size_t rows = (size_t)n * pix;
+#pragma omp parallel for if (rows * cout > 65536)
+    for (size_t r = 0; r < rows; r++)
+      for (int o = 0; o < cout; o++) y[r * cout + o] += b[o];
+  }
+  return GLOW_OK;
+}
+
+int glow_conv2d_backward(const float *x, const float *wt, const float *dy, float *dx, float *dwt,
+                         float *db, int n, int h, int w, int cin, int cout, int k) {
+  size_t pix = (size_t)h * w, kk = (size_t)k * k * cin, rows = (size_t)n * pix;
+  if (db) {
+    for (size_t r = 0; r < rows; r++)
+      for (int o = 0; o < cout; o++) db[o] += dy[r * cout + o];
+  }
+  if (k == 1) {
+    if (dwt)
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cin, cout, (int)rows, 1.0f, x, cin,
+                  dy, cout, 1.0f, dwt, cout);
+    if (dx)
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, cin, cout, 1.0f, dy, cout,
+                  wt, cout, 0.0f, dx, cin);
+    return GLOW_OK;
+  }
+  int chunk = chunk_images(n, h, w, cin, k);
+  float *col = glow_alloc((size_t)chunk * pix * kk);
+  if (!col) return GLOW_ENOMEM;
+  for (int b0 = 0; b0 < n; b0 += chunk) {
+    int nb = n - b0 < chunk ? n - b0 : chunk;
+    int m = (int)(nb * pix);
+    const float *dyb = dy + (size_t)b0 * pix * cout;
+    if (dwt) {
+      im2col(x + (size_t)b0 * pix * cin, col, nb, h, w, cin, k);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)kk, cout, m, 1.0f, col, (int)kk,
+                  dyb, cout, 1.0f, dwt, cout);
+    }
+    if (dx) {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, (int)kk, cout, 1.0f, dyb, cout, wt,
+                  cout, 0.0f, col, (int)kk);
+      col2im(col, dx + (size_t)b0 * pix * cin, nb, h, w, cin, k);
+    }
+  }
+  glow_free(col);
+  return GLOW_OK;
+}
+
+/* ------------------------------------------------------------------ naive references */
+void glow_conv2d_forward_naive(const float *x, const float *wt, const float *b, float *y, int n,
+                               int h, int w, int cin, int cout, int k) {
+  int p = k / 2;
+  for (int bi = 0; bi < n; bi++)
+    for (int i = 0; i < h; i++)
+      for (int j = 0; j < w; j++)
+        for (int o = 0; o < cout; o++) {
+          double s = b ? b[o] : 0.0;
+          for (int di = 0; di < k; di++)
+            for (int dj = 0; dj < k; dj++) {
+              int ii = i + di - p, jj = j + dj - p;
+              if (ii < 0 || ii >= h || jj < 0 || jj >= w) continue;
+              for (int ci = 0; ci < cin; ci++)
+                s += (double)x[(((size_t)bi * h + ii) * w + jj) * cin + ci] *
+                     wt[(((size_t)di * k + dj) * cin + ci) * cout + o];
+            }
+          y[(((size_t)bi * h + i) * w + j) * cout + o] = (float)s;
+        }
+}
+
+void glow_conv2d_backward_naive(const float *x, const float *wt, const float *dy, float *dx,
+                                float *dwt, float *db, int n, int h, int w, int cin, int cout,
+                                int k) {
+  int p = k / 2;
+  if (dx) memset(dx, 0, sizeof(float) * (size_t)n * h * w * cin);
+  for (int bi = 0; bi < n; bi++)
+    for (int i = 0; i < h; i++)
+      for (int j = 0; j < w; j++)
+        for (int o = 0; o < cout; o++) {
+          float g = dy[(((size_t)bi * h + i) * w + j) * cout + o];
+          if (db) db[o] += g;
+          for (int di = 0; di < k; di++)
+            for (int dj = 0; dj < k; dj++) {
+              int ii = i + di - p, jj = j + dj - p;
+              if (ii < 0 || ii >= h || jj < 0 || jj >= w) continue;
+              for (int ci = 0; ci < cin; ci++) {
+                size_t xi = (((size_t)bi * h + ii) * w + jj) * cin + ci;
+                size_t wi = (((size_t)di * k + dj) * cin + ci) * cout + o;
+                if (dwt) dwt[wi] += g * x[xi];
+                if (dx) dx[xi] += g * wt[wi];
+              }
+            }
+        }
+}
+
+/* ------------------------------------------------------------------ ZeroConv output scale */
+void glow_scale_exp_forward(const float *x, const float *g, float factor, float *y, size_t rows,
+                            int c) {
+  float e[c];
+  for (int k = 0; k < c; k++) e[k] = expf(factor * g[k]);
+#pragma omp parallel for if (rows * c > 65536)
+  for (size_t r = 0; r < rows; r++)
+    for (int k = 0; k < c; k++) y[r * c + k] = x[r * c + k] * e[k];
+}
+
+void glow_scale_exp_backward(const float *y, const float *g, float factor, const float *dy,
+                             float *dx, float *dg, size_t rows, int c) {
+  float e[c];
+  for (int k = 0; k < c; k++) e[k] = expf(factor * g[k]);
+  if (dx) {
+#pragma omp parallel for if (rows * c > 65536)
+    for (size_t r = 0; r < rows; r++)
+      for (int k = 0; k < c; k++) dx[r * c + k] = dy[r * c + k] * e[k];
+  }
+  if (dg) {
+    for (int k = 0; k < c; k++) {
+      double s = 0;
+      for (size_t r = 0; r < rows; r++) s += (double)dy[r * c + k] * y[r * c + k];
+      dg[k] += (float)(factor * s);
+    }
+  }
+}

@@ -1,0 +1,171 @@
+/*
+ * glow.h -- the one public header of the Glow C core.
+ *
+ * Plain C11 kernels over raw float pointers. Images are NHWC and row-major;
+ * "rows" means n*h*w pixels, each holding c contiguous channels. Kernels come
+ * in forward / inverse / backward triples. Parameter gradients ACCUMULATE
+ * (+=) into the caller's buffers, so zeroing them is an explicit step; input
+ * gradients (dx) are OVERWRITTEN. Functions that can fail return 0 on success
+ * and a negative GLOW_E* code otherwise; the core never exits or aborts.
+ *
+ * Shapes are given in a comment beside each declaration.
+ */
+#ifndef GLOW_H
+#define GLOW_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define GLOW_OK 0
+#define GLOW_ENOMEM (-1)
+#define GLOW_ESINGULAR (-2)
+
+/* ---------------------------------------------------------------- memory */
+float *glow_alloc(size_t n);            /* 64-byte aligned, zeroed; NULL on failure */
+void glow_free(float *p);
+
+/* ---------------------------------------------------------------- random */
+/* A small counter-based generator (splitmix64): reproducible from a seed,
+ * independent of thread count. */
+typedef struct { uint64_t state; } glow_rng;
+void glow_rng_seed(glow_rng *r, uint64_t seed);
+uint64_t glow_rng_next(glow_rng *r);
+double glow_rng_uniform(glow_rng *r);                     /* [0, 1) */
+void glow_randn(glow_rng *r, float *out, size_t n, float std);     /* N(0, std^2) */
+void glow_rand_uniform(glow_rng *r, float *out, size_t n);         /* U[0, 1) */
+
+/* ---------------------------------------------------------------- elementwise */
+int glow_all_finite(const float *x, size_t n);            /* 1 if every value is finite */
+double glow_dot(const float *a, const float *b, size_t n); /* sum a*b in double */
+void glow_relu_forward(const float *x, float *y, size_t n);
+void glow_relu_backward(const float *x, const float *dy, float *dx, size_t n);
+
+/* channel slicing: x {rows, c} -> a {rows, c1}, b {rows, c - c1} */
+void glow_split_channels(const float *x, float *a, float *b, size_t rows, int c, int c1);
+/* a {rows, c1}, b {rows, c - c1} -> x {rows, c} */
+void glow_concat_channels(const float *a, const float *b, float *x, size_t rows, int c, int c1);
+/* y[r, k] = x[r, perm[k]]; x, y {rows, c} */
+void glow_permute_channels(const float *x, float *y, const int *perm, size_t rows, int c);
+
+/* squeeze: x {n, h, w, c} -> y {n, h/2, w/2, 4c},
+ * y[n, i, j, k*4 + dy*2 + dx] = x[n, 2i+dy, 2j+dx, k] */
+void glow_squeeze(const float *x, float *y, int n, int h, int w, int c);
+/* unsqueeze: the exact inverse; y {n, h/2, w/2, 4c} -> x {n, h, w, c} */
+void glow_unsqueeze(const float *y, float *x, int n, int h, int w, int c);
+
+/* ---------------------------------------------------------------- conv2d */
+/* Zero-padded ("same"), stride 1, k in {1, 3}.
+ * x {n, h, w, cin}, wt {k, k, cin, cout}, b {cout} or NULL, y {n, h, w, cout}. */
+int glow_conv2d_forward(const float *x, const float *wt, const float *b, float *y,
+                        int n, int h, int w, int cin, int cout, int k);
+/* dy {n, h, w, cout}; dx {n, h, w, cin} overwritten (may be NULL);
+ * dwt {k, k, cin, cout} and db {cout} accumulate (db may be NULL). */
+int glow_conv2d_backward(const float *x, const float *wt, const float *dy, float *dx,
+                         float *dwt, float *db, int n, int h, int w, int cin, int cout, int k);
+/* naive direct-loop references of the two above */
+void glow_conv2d_forward_naive(const float *x, const float *wt, const float *b, float *y,
+                               int n, int h, int w, int cin, int cout, int k);
+void glow_conv2d_backward_naive(const float *x, const float *wt, const float *dy, float *dx,
+                                float *dwt, float *db, int n, int h, int w, int cin, int cout,
+                                int k);
+
+/* y[r, k] = x[r, k] * exp(factor * g[k]); x, y {rows, c}, g {c} */
+void glow_scale_exp_forward(const float *x, const float *g, float factor, float *y, size_t rows,
+                            int c);
+/* given y and dy: dx = dy * exp(factor g) (may be NULL); dg += factor * sum_r dy * y */
+void glow_scale_exp_backward(const float *y, const float *g, float factor, const float *dy,
+                             float *dx, float *dg, size_t rows, int c);
+
+/* ---------------------------------------------------------------- actnorm */
+/* y = (x + b) * exp(s) per channel; x, y {rows, c}; b, s {c}.
+ * logdet per image is hw * sum(s): the caller adds it. */
+void glow_actnorm_forward(const float *x, const float *b, const float *s, float *y, size_t rows,
+                          int c);
+void glow_actnorm_inverse(const float *y, const float *b, const float *s, float *x, size_t rows,
+                          int c);
+/* from the OUTPUT y: dx = dy * exp(s) (dx may be NULL); db += sum dy*exp(s);
+ * ds += sum dy*y + dlogdet_scale, where dlogdet_scale = hw * sum_n dL/dlogdet_n */
+void glow_actnorm_backward(const float *y, const float *b, const float *s, const float *dy,
+                           float *dx, float *db, float *ds, float dlogdet_scale, size_t rows,
+                           int c);
+/* data-dependent init: b = -mean, s = -log(std + 1e-6) over the rows (population std) */
+void glow_actnorm_init(const float *x, float *b, float *s, size_t rows, int c);
+
+/* ---------------------------------------------------------------- small dense linear algebra */
+/* a {c, c} row-major, in double. Return GLOW_ESINGULAR for a singular matrix. */
+int glow_slogdet(const double *a, int c, double *logabsdet, int *sign);
+int glow_inverse(const double *a, double *ainv, int c);
+/* q {c, c}: Q of the QR of a seeded Gaussian matrix (a random rotation) */
+void glow_random_rotation(double *q, int c, uint64_t seed);
+/* w = P L U with partial pivoting: perm {c} (row i of w is row perm[i] of L U),
+ * l {c, c} unit lower, u {c, c} upper including the diagonal. */
+int glow_lu(const double *w, int *perm, double *l, double *u, int c);
+
+/* ---------------------------------------------------------------- invertible 1x1 conv */
+/* y[r] = W x[r]: x, y {rows, c}, w {c, c} */
+void glow_invconv_forward(const float *x, const float *w, float *y, size_t rows, int c);
+/* x[r] = W^-1 y[r], winv {c, c} */
+void glow_invconv_inverse(const float *y, const float *winv, float *x, size_t rows, int c);
+/* x (rebuilt input), dy {rows, c}: dx = dy W (may be NULL); dw += dy^T x, plus
+ * dlogdet_scale * W^-T when winv is given (dlogdet_scale = hw * sum_n dL/dlogdet_n) */
+void glow_invconv_backward(const float *x, const float *w, const float *winv, const float *dy,
+                           float *dx, float *dw, float dlogdet_scale, size_t rows, int c);
+/* LU form: W = P L (U + diag(sign * exp(log_s))); L masked to strict lower + I,
+ * U masked to strict upper. perm {c}: row i of W is row perm[i] of L(U+diag). */
+void glow_lu_weight(const float *l, const float *u, const float *log_s, const float *sign,
+                    const int *perm, float *w, int c);
+/* chain rule from dW {c,c} to dl, du, dlog_s (accumulate; masks applied);
+ * dlog_s also gets dlogdet_scale, the log-determinant's own term */
+void glow_lu_weight_backward(const float *l, const float *u, const float *log_s,
+                             const float *sign, const int *perm, const float *dw, float *dl,
+                             float *du, float *dlog_s, float dlogdet_scale, int c);
+
+/* ---------------------------------------------------------------- coupling */
+/* Affine: z2, y2 {rows, c2}; hnet {rows, 2*c2} = [shift | raw];
+ * scale = sigmoid(raw + 2); y2 = (z2 + shift) * scale; logdet[img] += sum log scale
+ * over that image's pix rows (logdet {n}, rows = n * pix). */
+void glow_affine_forward(const float *z2, const float *hnet, float *y2, float *logdet,
+                         size_t n, size_t pix, int c2);
+void glow_affine_inverse(const float *y2, const float *hnet, float *z2, size_t n, size_t pix,
+                         int c2);
+/* From the OUTPUT: rebuilds z2 (may alias nothing), dz2 = dy2 * scale,
+ * dhnet = [dshift | draw] (overwritten); dlogdet {n} or NULL. */
+void glow_affine_backward(const float *y2, const float *hnet, const float *dy2,
+                          const float *dlogdet, float *z2, float *dz2, float *dhnet, size_t n,
+                          size_t pix, int c2);
+
+/* ---------------------------------------------------------------- gaussian */
+/* lp[img] = sum over the image's d elements of
+ *   -0.5 log(2 pi) - logs - 0.5 (z - mean)^2 exp(-2 logs)
+ * z, mean, logs {n, d}; mean and logs may be NULL (standard normal). */
+void glow_gaussian_logp(const float *z, const float *mean, const float *logs, float *lp,
+                        size_t n, size_t d);
+/* dlp {n}: dz = dlp * d lp/dz (overwritten, may be NULL); dmean, dlogs accumulate (NULL ok) */
+void glow_gaussian_logp_backward(const float *z, const float *mean, const float *logs,
+                                 const float *dlp, float *dz, float *dmean, float *dlogs,
+                                 size_t n, size_t d);
+/* z = mean + t * exp(logs) * eps, eps ~ N(0, 1) drawn from r; mean/logs may be NULL */
+void glow_gaussian_sample(const float *mean, const float *logs, float t, float *z, size_t count,
+                          glow_rng *r);
+
+/* ---------------------------------------------------------------- priors and heads */
+/* Top prior parameters per image: mean/logs {n, pix, c} =
+ *   base_mean/base_logs {pix, c} (NULL: zero) + cls {classes, 2c} row y[img] (NULL: none) */
+void glow_top_prior_params(const float *base_mean, const float *base_logs, const float *cls,
+                           const int *y, float *mean, float *logs, size_t n, size_t pix, int c);
+/* reduce dmean, dlogs {n, pix, c} into the parameters' grads (accumulate; NULL skips) */
+void glow_top_prior_backward(const float *dmean, const float *dlogs, const int *y,
+                             float *dbase_mean, float *dbase_logs, float *dcls, size_t n,
+                             size_t pix, int c);
+/* logits {n, k} = mean over pix of z {n, pix, c} times w {c, k} plus b {k} */
+void glow_classifier_forward(const float *z, const float *w, const float *b, float *logits,
+                             size_t n, size_t pix, int c, int k);
+/* dz overwritten (NULL ok); dw, db accumulate */
+void glow_classifier_backward(const float *z, const float *w, const float *dlogits, float *dz,
+                              float *dw, float *db, size_t n, size_t pix, int c, int k);
+/* logp {n, k} = log_softmax(logits); returns the mean cross-entropy (nats) over n for
+ * labels y; dlogits (NULL ok) = d(mean CE * scale)/dlogits, overwritten */
+double glow_log_softmax_xent(const float *logits, const int *y, float *logp, float *dlogits,
+                             float scale, size_t n, int k);
+
+#endif

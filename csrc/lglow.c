@@ -1,0 +1,1040 @@
+/*
+ * lglow.c -- the Lua binding: the module `glow.core`.
+ *
+ * One C type, "glow.Tensor": a float32, contiguous, row-major array of up to
+ * 8 dimensions. A tensor either owns its memory or is a view into another
+ * tensor's memory (the base is kept alive as the view's user value).
+ * Every kernel wrapper checks the element counts of its arguments before it
+ * touches memory, raises a Lua error that names the argument and the shapes
+ * on misuse, and allocates its outputs as new tensors. Nothing here loops
+ * over elements except to copy between Lua tables and tensors.
+ */
+#include <lauxlib.h>
+#include <lua.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "glow.h"
+
+#define TNAME "glow.Tensor"
+#define MAXDIM 8
+
+typedef struct {
+  float *data;
+  int64_t n;
+  int ndim;
+  int64_t shape[MAXDIM];
+  int owns;
+} Tensor;
+
+/* ------------------------------------------------------------------ helpers */
+static Tensor *checkt(lua_State *L, int i) { return (Tensor *)luaL_checkudata(L, i, TNAME); }
+
+static Tensor *optt(lua_State *L, int i) {
+  if (lua_isnoneornil(L, i)) return NULL;
+  return checkt(L, i);
+}
+
+static const char *shapestr(const Tensor *t, char *buf, size_t len) {
+  size_t o = 0;
+  o += (size_t)snprintf(buf + o, len - o, "{");
+  for (int d = 0; d < t->ndim && o < len; d++)
+    o += (size_t)snprintf(buf + o, len - o, d ? ", %lld" : "%lld", (long long)t->shape[d]);
+  if (o < len) snprintf(buf + o, len - o, "}");
+  return buf;
+}
+
+/* two-phase construction: the userdata exists (with a safe __gc) before the
+ * allocation that may fail */
+static Tensor *newt(lua_State *L, int ndim, const int64_t *shape) {
+  Tensor *t = (Tensor *)lua_newuserdatauv(L, sizeof(Tensor), 1);
+  t->data = NULL;
+  t->owns = 0;
+  t->ndim = ndim;
+  t->n = 1;
+  for (int d = 0; d < ndim; d++) {
+    t->shape[d] = shape[d];
+    t->n *= shape[d];
+  }
+  luaL_setmetatable(L, TNAME);
+  t->data = glow_alloc((size_t)t->n);
+  if (!t->data) luaL_error(L, "glow: out of memory allocating %lld floats", (long long)t->n);
+  t->owns = 1;
+  return t;
+}
+
+static Tensor *newlike(lua_State *L, const Tensor *src) { return newt(L, src->ndim, src->shape); }
+
+static int readshape(lua_State *L, int idx, int64_t *shape) {
+  luaL_checktype(L, idx, LUA_TTABLE);
+  int nd = (int)luaL_len(L, idx);
+  if (nd < 1 || nd > MAXDIM) luaL_error(L, "shape: expected 1 to %d dimensions, got %d", MAXDIM, nd);
+  for (int d = 0; d < nd; d++) {
+    lua_geti(L, idx, d + 1);
+    int isnum;
+    lua_Integer v = lua_tointegerx(L, -1, &isnum);
+    if (!isnum || v < 1) luaL_error(L, "shape: dimension %d must be a positive integer", d + 1);
+    shape[d] = v;
+    lua_pop(L, 1);
+  }
+  return nd;
+}
+
+static void neednumel(lua_State *L, const Tensor *t, int64_t n, const char *what) {
+  if (t->n != n) {
+    char b[128];
+    luaL_error(L, "%s: expected %lld elements, got shape %s", what, (long long)n,
+               shapestr(t, b, sizeof b));
+  }
+}
+
+static void needdims(lua_State *L, const Tensor *t, int nd, const char *what) {
+  if (t->ndim != nd) {
+    char b[128];
+    luaL_error(L, "%s: expected %d dimensions, got shape %s", what, nd, shapestr(t, b, sizeof b));
+  }
+}
+
+/* an image tensor {n, h, w, c} */
+static Tensor *checkimg(lua_State *L, int i, const char *what, int *n, int *h, int *w, int *c) {
+  Tensor *t = checkt(L, i);
+  needdims(L, t, 4, what);
+  *n = (int)t->shape[0];
+  *h = (int)t->shape[1];
+  *w = (int)t->shape[2];
+  *c = (int)t->shape[3];
+  return t;
+}
+
+static int64_t lastdim(const Tensor *t) { return t->shape[t->ndim - 1]; }
+
+/* a Lua array of integers, 0-based as stored, checked to lie in [lo, hi) */
+static int *readints(lua_State *L, int idx, int64_t count, int lo, int hi, const char *what) {
+  luaL_checktype(L, idx, LUA_TTABLE);
+  if ((int64_t)luaL_len(L, idx) != count)
+    luaL_error(L, "%s: expected %lld entries, got %lld", what, (long long)count,
+               (long long)luaL_len(L, idx));
+  int *v = (int *)lua_newuserdatauv(L, sizeof(int) * (size_t)(count ? count : 1), 0);
+  for (int64_t i = 0; i < count; i++) {
+    lua_geti(L, idx, i + 1);
+    int isnum;
+    lua_Integer x = lua_tointegerx(L, -1, &isnum);
+    if (!isnum || x < lo || x >= hi)
+      luaL_error(L, "%s: entry %lld must be an integer in [%d, %d)", what, (long long)i + 1, lo,
+                 hi);
+    v[i] = (int)x;
+    lua_pop(L, 1);
+  }
+  return v; /* anchored on the stack as a userdata until the function returns */
+}
+
+static void checkrc(lua_State *L, int rc, const char *what) {
+  if (rc == GLOW_ENOMEM) luaL_error(L, "%s: out of memory", what);
+  if (rc == GLOW_ESINGULAR) luaL_error(L, "%s: singular matrix", what);
+}
+
+/* ------------------------------------------------------------------ tensor: construction */
+static int t_new(lua_State *L) {
+  int64_t shape[MAXDIM];
+  int nd = readshape(L, 1, shape);
+  newt(L, nd, shape);
+  return 1;
+}
+
+static int t_from(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  int64_t shape[MAXDIM];
+  int nd;
+  if (lua_isnoneornil(L, 2)) {
+    shape[0] = (int64_t)luaL_len(L, 1);
+    nd = 1;
+    if (shape[0] < 1) luaL_argerror(L, 1, "empty table");
+  } else {
+    nd = readshape(L, 2, shape);
+  }
+  Tensor *t = newt(L, nd, shape);
+  if ((int64_t)luaL_len(L, 1) != t->n) {
+    char b[128];
+    luaL_error(L, "Tensor.from: %lld values do not fill shape %s", (long long)luaL_len(L, 1),
+               shapestr(t, b, sizeof b));
+  }
+  for (int64_t i = 0; i < t->n; i++) {
+    lua_geti(L, 1, i + 1);
+    int isnum;
+    lua_Number v = lua_tonumberx(L, -1, &isnum);
+    if (!isnum) luaL_error(L, "Tensor.from: value %lld is not a number", (long long)i + 1);
+    t->data[i] = (float)v;
+    lua_pop(L, 1);
+  }
+  return 1;
+}
+
+static int t_randn(lua_State *L) {
+  int64_t shape[MAXDIM];
+  int nd = readshape(L, 1, shape);
+  uint64_t seed = (uint64_t)luaL_optinteger(L, 2, 0);
+  float std = (float)luaL_optnumber(L, 3, 1.0);
+  Tensor *t = newt(L, nd, shape);
+  glow_rng r;
+  glow_rng_seed(&r, seed);
+  glow_randn(&r, t->data, (size_t)t->n, std);
+  return 1;
+}
+
+static int t_rand(lua_State *L) {
+  int64_t shape[MAXDIM];
+  int nd = readshape(L, 1, shape);
+  uint64_t seed = (uint64_t)luaL_optinteger(L, 2, 0);
+  Tensor *t = newt(L, nd, shape);
+  glow_rng r;
+  glow_rng_seed(&r, seed);
+  glow_rand_uniform(&r, t->data, (size_t)t->n);
+  return 1;
+}
+
+/* ------------------------------------------------------------------ tensor: methods */
+static int t_shape(lua_State *L) {
+  Tensor *t = checkt(L, 1);
+  lua_createtable(L, t->ndim, 0);
+  for (int d = 0; d < t->ndim; d++) {
+    lua_pushinteger(L, t->shape[d]);
+    lua_rawseti(L, -2, d + 1);
+  }
+  return 1;
+}
+
+static int t_numel(lua_State *L) {
+  lua_pushinteger(L, checkt(L, 1)->n);
+  return 1;
+}
+
+static int t_totable(lua_State *L) {
+  Tensor *t = checkt(L, 1);
+  lua_createtable(L, (int)t->n, 0);
+  for (int64_t i = 0; i < t->n; i++) {
+    lua_pushnumber(L, t->data[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
+static int64_t checkindex(lua_State *L, Tensor *t, int i) {
+  lua_Integer k = luaL_checkinteger(L, i);
+  if (k < 1 || k > t->n)
+    luaL_error(L, "index %lld out of range [1, %lld]", (long long)k, (long long)t->n);
+  return k - 1;
+}
+
+static int t_get(lua_State *L) {
+  Tensor *t = checkt(L, 1);
+  lua_pushnumber(L, t->data[checkindex(L, t, 2)]);
+  return 1;
+}
+
+static int t_set(lua_State *L) {
+  Tensor *t = checkt(L, 1);
+  int64_t k = checkindex(L, t, 2);
+  t->data[k] = (float)luaL_checknumber(L, 3);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static void samenumel(lua_State *L, Tensor *a, Tensor *b, const char *what) {
+  if (a->n != b->n) {
+    char s1[128], s2[128];
+    luaL_error(L, "%s: shapes %s and %s differ in size", what, shapestr(a, s1, sizeof s1),
+               shapestr(b, s2, sizeof s2));
+  }
+}
+
+static int t_add(lua_State *L) {
+  Tensor *t = checkt(L, 1), *o = checkt(L, 2);
+  float alpha = (float)luaL_optnumber(L, 3, 1.0);
+  samenumel(L, t, o, "add");
+  for (int64_t i = 0; i < t->n; i++) t->data[i] += alpha * o->data[i];
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int t_mul(lua_State *L) {
+  Tensor *t = checkt(L, 1), *o = checkt(L, 2);
+  samenumel(L, t, o, "mul");
+  for (int64_t i = 0; i < t->n; i++) t->data[i] *= o->data[i];
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int t_scale(lua_State *L) {
+  Tensor *t = checkt(L, 1);
+  float a = (float)luaL_checknumber(L, 2);
+  for (int64_t i = 0; i < t->n; i++) t->data[i] *= a;
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int t_fill(lua_State *L) {
+  Tensor *t = checkt(L, 1);
+  float a = (float)luaL_checknumber(L, 2);
+  for (int64_t i = 0; i < t->n; i++) t->data[i] = a;
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int t_copy(lua_State *L) {
+  Tensor *t = checkt(L, 1), *o = checkt(L, 2);
+  samenumel(L, t, o, "copy");
+  memmove(t->data, o->data, sizeof(float) * (size_t)t->n);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int t_clone(lua_State *L) {
+  Tensor *t = checkt(L, 1);
+  Tensor *c = newlike(L, t);
+  memcpy(c->data, t->data, sizeof(float) * (size_t)t->n);
+  return 1;
+}
+
+/* a view with another shape over the same memory */
+static int t_view(lua_State *L) {
+  Tensor *t = checkt(L, 1);
+  int64_t shape[MAXDIM];
+  int nd = readshape(L, 2, shape);
+  int64_t n = 1;
+  for (int d = 0; d < nd; d++) n *= shape[d];
+  if (n != t->n) {
+    char b[128];
+    luaL_error(L, "view: shape %s has %lld elements, the new shape %lld", shapestr(t, b, sizeof b),
+               (long long)t->n, (long long)n);
+  }
+  Tensor *v = (Tensor *)lua_newuserdatauv(L, sizeof(Tensor), 1);
+  *v = *t;
+  v->owns = 0;
+  v->ndim = nd;
+  for (int d = 0; d < nd; d++) v->shape[d] = shape[d];
+  luaL_setmetatable(L, TNAME);
+  /* keep the memory's owner alive: the owner itself, or the owner of a view */
+  if (t->owns)
+    lua_pushvalue(L, 1);
+  else
+    lua_getiuservalue(L, 1, 1);
+  lua_setiuservalue(L, -2, 1);
+  return 1;
+}
+
+static int t_dot(lua_State *L) {
+  Tensor *t = checkt(L, 1), *o = checkt(L, 2);
+  samenumel(L, t, o, "dot");
+  lua_pushnumber(L, glow_dot(t->data, o->data, (size_t)t->n));
+  return 1;
+}
+
+static int t_sum(lua_State *L) {
+  Tensor *t = checkt(L, 1);
+  double s = 0;
+  for (int64_t i = 0; i < t->n; i++) s += t->data[i];
+  lua_pushnumber(L, s);
+  return 1;
+}
+
+static int t_max_abs(lua_State *L) {
+  Tensor *t = checkt(L, 1);
+  double m = 0;
+  for (int64_t i = 0; i < t->n; i++) {
+    double a = fabs((double)t->data[i]);
+    if (a > m || isnan(a)) m = a;
+  }
+  lua_pushnumber(L, m);
+  return 1;
+}
+
+static int t_max_abs_diff(lua_State *L) {
+  Tensor *t = checkt(L, 1), *o = checkt(L, 2);
+  samenumel(L, t, o, "max_abs_diff");
+  double m = 0;
+  int64_t at = 0;
+  for (int64_t i = 0; i < t->n; i++) {
+    double a = fabs((double)t->data[i] - o->data[i]);
+    if (a > m || isnan(a)) {
+      m = a;
+      at = i;
+    }
+  }
+  lua_pushnumber(L, m);
+  lua_pushinteger(L, at + 1);
+  return 2;
+}
+
+static int t_all_finite(lua_State *L) {
+  Tensor *t = checkt(L, 1);
+  lua_pushboolean(L, glow_all_finite(t->data, (size_t)t->n));
+  return 1;
+}
+
+static int t_tostring(lua_State *L) {
+  Tensor *t = checkt(L, 1);
+  char b[128];
+  lua_pushfstring(L, "glow.Tensor%s", shapestr(t, b, sizeof b));
+  return 1;
+}
+
+static int t_len(lua_State *L) {
+  lua_pushinteger(L, checkt(L, 1)->n);
+  return 1;
+}
+
+/* idempotent: __gc and __close may both run */
+static int t_gc(lua_State *L) {
+  Tensor *t = checkt(L, 1);
+  if (t->owns && t->data) glow_free(t->data);
+  t->data = NULL;
+  t->owns = 0;
+  t->n = 0;
+  return 0;
+}
+
+/* ------------------------------------------------------------------ conv */
+/* conv2d_forward(x {n,h,w,cin}, wt {k,k,cin,cout}, b {cout} | nil) -> y {n,h,w,cout} */
+static int conv_forward_impl(lua_State *L, int naive) {
+  int n, h, w, cin;
+  Tensor *x = checkimg(L, 1, "conv2d: input x", &n, &h, &w, &cin);
+  Tensor *wt = checkt(L, 2);
+  Tensor *b = optt(L, 3);
+  needdims(L, wt, 4, "conv2d: weight");
+  int k = (int)wt->shape[0], cout = (int)wt->shape[3];
+  if ((k != 1 && k != 3) || wt->shape[1] != k || wt->shape[2] != cin) {
+    char s1[128], s2[128];
+    luaL_error(L, "conv2d: weight %s does not fit input %s (expected {k, k, %d, cout}, k = 1 or 3)",
+               shapestr(wt, s1, sizeof s1), shapestr(x, s2, sizeof s2), cin);
+  }
+  if (b) neednumel(L, b, cout, "conv2d: bias");
+  int64_t shape[4] = {n, h, w, cout};
+  Tensor *y = newt(L, 4, shape);
+  int rc = GLOW_OK;
+  if (naive)
+    glow_conv2d_forward_naive(x->data, wt->data, b ? b->data : NULL, y->data, n, h, w, cin, cout,
+                              k);
+  else
+    rc = glow_conv2d_forward(x->data, wt->data, b ? b->data : NULL, y->data, n, h, w, cin, cout,
+                             k);
+  checkrc(L, rc, "conv2d");
+  return 1;
+}
+
+/* conv2d_backward(x, wt, dy, dwt | nil, db | nil [, want_dx = true]) -> dx | nil */
+static int conv_backward_impl(lua_State *L, int naive) {
+  int n, h, w, cin;
+  Tensor *x = checkimg(L, 1, "conv2d backward: input x", &n, &h, &w, &cin);
+  Tensor *wt = checkt(L, 2), *dy = checkt(L, 3), *dwt = optt(L, 4), *db = optt(L, 5);
+  int want_dx = lua_isnone(L, 6) ? 1 : lua_toboolean(L, 6);
+  needdims(L, wt, 4, "conv2d backward: weight");
+  int k = (int)wt->shape[0], cout = (int)wt->shape[3];
+  if ((k != 1 && k != 3) || wt->shape[1] != k || wt->shape[2] != cin)
+    luaL_error(L, "conv2d backward: weight does not fit the input's %d channels", cin);
+  neednumel(L, dy, (int64_t)n * h * w * cout, "conv2d backward: dy");
+  if (dwt) neednumel(L, dwt, wt->n, "conv2d backward: weight grad");
+  if (db) neednumel(L, db, cout, "conv2d backward: bias grad");
+  float *dx = NULL;
+  if (want_dx)
+    dx = newlike(L, x)->data;
+  else
+    lua_pushnil(L);
+  if (naive) {
+    glow_conv2d_backward_naive(x->data, wt->data, dy->data, dx, dwt ? dwt->data : NULL,
+                               db ? db->data : NULL, n, h, w, cin, cout, k);
+  } else {
+    int rc = glow_conv2d_backward(x->data, wt->data, dy->data, dx, dwt ? dwt->data : NULL,
+                                  db ? db->data : NULL, n, h, w, cin, cout, k);
+    checkrc(L, rc, "conv2d backward");
+  }
+  return 1;
+}
+
+static int l_conv2d_forward(lua_State *L) { return conv_forward_impl(L, 0); }
+static int l_conv2d_forward_naive(lua_State *L) { return conv_forward_impl(L, 1); }
+static int l_conv2d_backward(lua_State *L) { return conv_backward_impl(L, 0); }
+static int l_conv2d_backward_naive(lua_State *L) { return conv_backward_impl(L, 1); }
+
+/* scale_exp_forward(x {.., c}, g {c}, factor) -> y */
+static int l_scale_exp_forward(lua_State *L) {
+  Tensor *x = checkt(L, 1), *g = checkt(L, 2);
+  float f = (float)luaL_checknumber(L, 3);
+  int64_t c = lastdim(x);
+  neednumel(L, g, c, "scale_exp: g");
+  Tensor *y = newlike(L, x);
+  glow_scale_exp_forward(x->data, g->data, f, y->data, (size_t)(x->n / c), (int)c);
+  return 1;
+}
+
+/* scale_exp_backward(y, g, factor, dy, dg | nil) -> dx */
+static int l_scale_exp_backward(lua_State *L) {
+  Tensor *y = checkt(L, 1), *g = checkt(L, 2);
+  float f = (float)luaL_checknumber(L, 3);
+  Tensor *dy = checkt(L, 4), *dg = optt(L, 5);
+  int64_t c = lastdim(y);
+  neednumel(L, g, c, "scale_exp backward: g");
+  neednumel(L, dy, y->n, "scale_exp backward: dy");
+  if (dg) neednumel(L, dg, c, "scale_exp backward: dg");
+  Tensor *dx = newlike(L, y);
+  glow_scale_exp_backward(y->data, g->data, f, dy->data, dx->data, dg ? dg->data : NULL,
+                          (size_t)(y->n / c), (int)c);
+  return 1;
+}
+
+static int l_relu_forward(lua_State *L) {
+  Tensor *x = checkt(L, 1);
+  Tensor *y = newlike(L, x);
+  glow_relu_forward(x->data, y->data, (size_t)x->n);
+  return 1;
+}
+
+static int l_relu_backward(lua_State *L) {
+  Tensor *x = checkt(L, 1), *dy = checkt(L, 2);
+  samenumel(L, x, dy, "relu backward");
+  Tensor *dx = newlike(L, x);
+  glow_relu_backward(x->data, dy->data, dx->data, (size_t)x->n);
+  return 1;
+}
+
+/* ------------------------------------------------------------------ actnorm */
+static int64_t checkchan(lua_State *L, Tensor *x, Tensor *b, Tensor *s, const char *what) {
+  int64_t c = lastdim(x);
+  neednumel(L, b, c, what);
+  neednumel(L, s, c, what);
+  return c;
+}
+
+static int l_actnorm_forward(lua_State *L) {
+  Tensor *x = checkt(L, 1), *b = checkt(L, 2), *s = checkt(L, 3);
+  int64_t c = checkchan(L, x, b, s, "actnorm: parameters vs input channels");
+  Tensor *y = newlike(L, x);
+  glow_actnorm_forward(x->data, b->data, s->data, y->data, (size_t)(x->n / c), (int)c);
+  return 1;
+}
+
+static int l_actnorm_inverse(lua_State *L) {
+  Tensor *y = checkt(L, 1), *b = checkt(L, 2), *s = checkt(L, 3);
+  int64_t c = checkchan(L, y, b, s, "actnorm inverse: parameters vs input channels");
+  Tensor *x = newlike(L, y);
+  glow_actnorm_inverse(y->data, b->data, s->data, x->data, (size_t)(y->n / c), (int)c);
+  return 1;
+}
+
+/* actnorm_backward(y, b, s, dy, db, ds, dlogdet_scale) -> dx */
+static int l_actnorm_backward(lua_State *L) {
+  Tensor *y = checkt(L, 1), *b = checkt(L, 2), *s = checkt(L, 3), *dy = checkt(L, 4);
+  Tensor *db = optt(L, 5), *ds = optt(L, 6);
+  float sc = (float)luaL_optnumber(L, 7, 0.0);
+  int64_t c = checkchan(L, y, b, s, "actnorm backward: parameters vs input channels");
+  neednumel(L, dy, y->n, "actnorm backward: dy");
+  if (db) neednumel(L, db, c, "actnorm backward: db");
+  if (ds) neednumel(L, ds, c, "actnorm backward: ds");
+  Tensor *dx = newlike(L, y);
+  glow_actnorm_backward(y->data, b->data, s->data, dy->data, dx->data, db ? db->data : NULL,
+                        ds ? ds->data : NULL, sc, (size_t)(y->n / c), (int)c);
+  return 1;
+}
+
+static int l_actnorm_init(lua_State *L) {
+  Tensor *x = checkt(L, 1), *b = checkt(L, 2), *s = checkt(L, 3);
+  int64_t c = checkchan(L, x, b, s, "actnorm init: parameters vs input channels");
+  glow_actnorm_init(x->data, b->data, s->data, (size_t)(x->n / c), (int)c);
+  return 0;
+}
+
+/* ------------------------------------------------------------------ matrices */
+static int64_t checksquare(lua_State *L, Tensor *m, const char *what) {
+  if (m->ndim != 2 || m->shape[0] != m->shape[1]) {
+    char b[128];
+    luaL_error(L, "%s: expected a square matrix, got shape %s", what, shapestr(m, b, sizeof b));
+  }
+  return m->shape[0];
+}
+
+static double *todouble(lua_State *L, Tensor *m) {
+  double *d = (double *)lua_newuserdatauv(L, sizeof(double) * (size_t)m->n, 0);
+  for (int64_t i = 0; i < m->n; i++) d[i] = m->data[i];
+  return d;
+}
+
+static int l_slogdet(lua_State *L) {
+  Tensor *m = checkt(L, 1);
+  int c = (int)checksquare(L, m, "slogdet");
+  double *a = todouble(L, m);
+  double ld;
+  int sg;
+  int rc = glow_slogdet(a, c, &ld, &sg);
+  if (rc == GLOW_ENOMEM) checkrc(L, rc, "slogdet");
+  lua_pushnumber(L, ld);
+  lua_pushinteger(L, sg);
+  return 2;
+}
+
+static int l_inverse(lua_State *L) {
+  Tensor *m = checkt(L, 1);
+  int c = (int)checksquare(L, m, "inverse");
+  double *a = todouble(L, m);
+  double *ai = (double *)lua_newuserdatauv(L, sizeof(double) * (size_t)m->n, 0);
+  checkrc(L, glow_inverse(a, ai, c), "inverse");
+  Tensor *r = newlike(L, m);
+  for (int64_t i = 0; i < m->n; i++) r->data[i] = (float)ai[i];
+  return 1;
+}
+
+static int l_random_rotation(lua_State *L) {
+  int c = (int)luaL_checkinteger(L, 1);
+  uint64_t seed = (uint64_t)luaL_optinteger(L, 2, 0);
+  if (c < 1) luaL_argerror(L, 1, "channel count must be positive");
+  double *q = (double *)lua_newuserdatauv(L, sizeof(double) * (size_t)c * c, 0);
+  glow_random_rotation(q, c, seed);
+  int64_t shape[2] = {c, c};
+  Tensor *r = newt(L, 2, shape);
+  for (int i = 0; i < c * c; i++) r->data[i] = (float)q[i];
+  return 1;
+}
+
+/* lu(W) -> perm (1-based Lua array), L {c,c}, U {c,c} */
+static int l_lu(lua_State *L) {
+  Tensor *m = checkt(L, 1);
+  int c = (int)checksquare(L, m, "lu");
+  double *a = todouble(L, m);
+  double *l = (double *)lua_newuserdatauv(L, sizeof(double) * (size_t)c * c, 0);
+  double *u = (double *)lua_newuserdatauv(L, sizeof(double) * (size_t)c * c, 0);
+  int *perm = (int *)lua_newuserdatauv(L, sizeof(int) * (size_t)c, 0);
+  checkrc(L, glow_lu(a, perm, l, u, c), "lu");
+  lua_createtable(L, c, 0);
+  for (int i = 0; i < c; i++) {
+    lua_pushinteger(L, perm[i] + 1);
+    lua_rawseti(L, -2, i + 1);
+  }
+  int64_t shape[2] = {c, c};
+  Tensor *lt = newt(L, 2, shape);
+  for (int i = 0; i < c * c; i++) lt->data[i] = (float)l[i];
+  Tensor *ut = newt(L, 2, shape);
+  for (int i = 0; i < c * c; i++) ut->data[i] = (float)u[i];
+  return 3;
+}
+
+/* a 1-based permutation table of length c -> 0-based ints */
+static int *readperm(lua_State *L, int idx, int c) {
+  int *p = readints(L, idx, c, 1, c + 1, "permutation");
+  int *seen = (int *)lua_newuserdatauv(L, sizeof(int) * (size_t)c, 0);
+  memset(seen, 0, sizeof(int) * (size_t)c);
+  for (int i = 0; i < c; i++) {
+    p[i] -= 1;
+    if (seen[p[i]]++) luaL_error(L, "permutation: %d appears twice", p[i] + 1);
+  }
+  lua_pop(L, 1);
+  return p;
+}
+
+/* lu_weight(l, u, log_s, sign, perm) -> W {c,c} */
+static int l_lu_weight(lua_State *L) {
+  Tensor *l = checkt(L, 1), *u = checkt(L, 2), *ls = checkt(L, 3), *sg = checkt(L, 4);
+  int c = (int)checksquare(L, l, "lu_weight: l");
+  neednumel(L, u, (int64_t)c * c, "lu_weight: u");
+  neednumel(L, ls, c, "lu_weight: log_s");
+  neednumel(L, sg, c, "lu_weight: sign");
+  int *perm = readperm(L, 5, c);
+  int64_t shape[2] = {c, c};
+  Tensor *w = newt(L, 2, shape);
+  glow_lu_weight(l->data, u->data, ls->data, sg->data, perm, w->data, c);
+  return 1;
+}
+
+/* lu_weight_backward(l, u, log_s, sign, perm, dW, dl, du, dlog_s, dlogdet_scale) */
+static int l_lu_weight_backward(lua_State *L) {
+  Tensor *l = checkt(L, 1), *u = checkt(L, 2), *ls = checkt(L, 3), *sg = checkt(L, 4);
+  int c = (int)checksquare(L, l, "lu_weight backward: l");
+  int *perm = readperm(L, 5, c);
+  Tensor *dw = checkt(L, 6), *dl = checkt(L, 7), *du = checkt(L, 8), *dls = checkt(L, 9);
+  float sc = (float)luaL_optnumber(L, 10, 0.0);
+  neednumel(L, u, (int64_t)c * c, "lu_weight backward: u");
+  neednumel(L, ls, c, "lu_weight backward: log_s");
+  neednumel(L, sg, c, "lu_weight backward: sign");
+  neednumel(L, dw, (int64_t)c * c, "lu_weight backward: dW");
+  neednumel(L, dl, (int64_t)c * c, "lu_weight backward: dl");
+  neednumel(L, du, (int64_t)c * c, "lu_weight backward: du");
+  neednumel(L, dls, c, "lu_weight backward: dlog_s");
+  glow_lu_weight_backward(l->data, u->data, ls->data, sg->data, perm, dw->data, dl->data,
+                          du->data, dls->data, sc, c);
+  return 0;
+}
+
+/* ------------------------------------------------------------------ invconv */
+static int64_t checkw(lua_State *L, Tensor *x, Tensor *w, const char *what) {
+  int64_t c = lastdim(x);
+  if (w->ndim != 2 || w->shape[0] != c || w->shape[1] != c) {
+    char s1[128], s2[128];
+    luaL_error(L, "%s: weight %s does not fit input %s", what, shapestr(w, s1, sizeof s1),
+               shapestr(x, s2, sizeof s2));
+  }
+  return c;
+}
+
+static int l_invconv_forward(lua_State *L) {
+  Tensor *x = checkt(L, 1), *w = checkt(L, 2);
+  int64_t c = checkw(L, x, w, "invconv");
+  Tensor *y = newlike(L, x);
+  glow_invconv_forward(x->data, w->data, y->data, (size_t)(x->n / c), (int)c);
+  return 1;
+}
+
+static int l_invconv_inverse(lua_State *L) {
+  Tensor *y = checkt(L, 1), *wi = checkt(L, 2);
+  int64_t c = checkw(L, y, wi, "invconv inverse");
+  Tensor *x = newlike(L, y);
+  glow_invconv_inverse(y->data, wi->data, x->data, (size_t)(y->n / c), (int)c);
+  return 1;
+}
+
+/* invconv_backward(x, W, Winv | nil, dy, dW, dlogdet_scale) -> dx */
+static int l_invconv_backward(lua_State *L) {
+  Tensor *x = checkt(L, 1), *w = checkt(L, 2), *wi = optt(L, 3), *dy = checkt(L, 4);
+  Tensor *dw = checkt(L, 5);
+  float sc = (float)luaL_optnumber(L, 6, 0.0);
+  int64_t c = checkw(L, x, w, "invconv backward");
+  if (wi) checkw(L, x, wi, "invconv backward: inverse");
+  neednumel(L, dy, x->n, "invconv backward: dy");
+  neednumel(L, dw, c * c, "invconv backward: dW");
+  Tensor *dx = newlike(L, x);
+  glow_invconv_backward(x->data, w->data, wi ? wi->data : NULL, dy->data, dx->data, dw->data, sc,
+                        (size_t)(x->n / c), (int)c);
+  return 1;
+}
+
+/* permute_channels(x, perm) -> y, y[.., k] = x[.., perm[k]] (perm 1-based) */
+static int l_permute_channels(lua_State *L) {
+  Tensor *x = checkt(L, 1);
+  int c = (int)lastdim(x);
+  int *perm = readperm(L, 2, c);
+  Tensor *y = newlike(L, x);
+  glow_permute_channels(x->data, y->data, perm, (size_t)(x->n / c), c);
+  return 1;
+}
+
+/* ------------------------------------------------------------------ layout */
+/* split_channels(x {.., c}, c1) -> a {.., c1}, b {.., c - c1} */
+static int l_split_channels(lua_State *L) {
+  Tensor *x = checkt(L, 1);
+  int c = (int)lastdim(x);
+  int c1 = (int)luaL_checkinteger(L, 2);
+  if (c1 < 1 || c1 >= c) luaL_error(L, "split_channels: cannot split %d channels at %d", c, c1);
+  int64_t shape[MAXDIM];
+  memcpy(shape, x->shape, sizeof shape);
+  shape[x->ndim - 1] = c1;
+  Tensor *a = newt(L, x->ndim, shape);
+  shape[x->ndim - 1] = c - c1;
+  Tensor *b = newt(L, x->ndim, shape);
+  glow_split_channels(x->data, a->data, b->data, (size_t)(x->n / c), c, c1);
+  return 2;
+}
+
+static int l_concat_channels(lua_State *L) {
+  Tensor *a = checkt(L, 1), *b = checkt(L, 2);
+  int c1 = (int)lastdim(a), c2 = (int)lastdim(b);
+  int ok = a->ndim == b->ndim;
+  for (int d = 0; ok && d < a->ndim - 1; d++) ok = a->shape[d] == b->shape[d];
+  if (!ok) {
+    char s1[128], s2[128];
+    luaL_error(L, "concat_channels: shapes %s and %s differ outside the channels",
+               shapestr(a, s1, sizeof s1), shapestr(b, s2, sizeof s2));
+  }
+  int64_t shape[MAXDIM];
+  memcpy(shape, a->shape, sizeof shape);
+  shape[a->ndim - 1] = c1 + c2;
+  Tensor *x = newt(L, a->ndim, shape);
+  glow_concat_channels(a->data, b->data, x->data, (size_t)(a->n / c1), c1 + c2, c1);
+  return 1;
+}
+
+static int l_squeeze(lua_State *L) {
+  int n, h, w, c;
+  Tensor *x = checkimg(L, 1, "squeeze: input", &n, &h, &w, &c);
+  if (h % 2 || w % 2) {
+    char b[128];
+    luaL_error(L, "squeeze: height and width must be even, got shape %s", shapestr(x, b, sizeof b));
+  }
+  int64_t shape[4] = {n, h / 2, w / 2, 4 * c};
+  Tensor *y = newt(L, 4, shape);
+  glow_squeeze(x->data, y->data, n, h, w, c);
+  return 1;
+}
+
+static int l_unsqueeze(lua_State *L) {
+  int n, h2, w2, c4;
+  Tensor *y = checkimg(L, 1, "unsqueeze: input", &n, &h2, &w2, &c4);
+  if (c4 % 4) {
+    char b[128];
+    luaL_error(L, "unsqueeze: channels must be a multiple of 4, got shape %s",
+               shapestr(y, b, sizeof b));
+  }
+  int64_t shape[4] = {n, 2 * h2, 2 * w2, c4 / 4};
+  Tensor *x = newt(L, 4, shape);
+  glow_unsqueeze(y->data, x->data, n, 2 * h2, 2 * w2, c4 / 4);
+  return 1;
+}
+
+/* ------------------------------------------------------------------ coupling */
+/* affine_forward(z2 {n,h,w,c2}, hnet {n,h,w,2c2}) -> y2, logdet {n} */
+static int l_affine_forward(lua_State *L) {
+  int n, h, w, c2;
+  Tensor *z2 = checkimg(L, 1, "affine coupling: z2", &n, &h, &w, &c2);
+  Tensor *hn = checkt(L, 2);
+  neednumel(L, hn, 2 * z2->n, "affine coupling: network output (2 x z2's channels)");
+  Tensor *y2 = newlike(L, z2);
+  int64_t s1[1] = {n};
+  Tensor *ld = newt(L, 1, s1);
+  glow_affine_forward(z2->data, hn->data, y2->data, ld->data, (size_t)n, (size_t)h * w, c2);
+  return 2;
+}
+
+static int l_affine_inverse(lua_State *L) {
+  int n, h, w, c2;
+  Tensor *y2 = checkimg(L, 1, "affine coupling inverse: y2", &n, &h, &w, &c2);
+  Tensor *hn = checkt(L, 2);
+  neednumel(L, hn, 2 * y2->n, "affine coupling inverse: network output");
+  Tensor *z2 = newlike(L, y2);
+  glow_affine_inverse(y2->data, hn->data, z2->data, (size_t)n, (size_t)h * w, c2);
+  return 1;
+}
+
+/* affine_backward(y2, hnet, dy2, dlogdet {n} | nil) -> z2, dz2, dhnet */
+static int l_affine_backward(lua_State *L) {
+  int n, h, w, c2;
+  Tensor *y2 = checkimg(L, 1, "affine coupling backward: y2", &n, &h, &w, &c2);
+  Tensor *hn = checkt(L, 2), *dy2 = checkt(L, 3), *dld = optt(L, 4);
+  neednumel(L, hn, 2 * y2->n, "affine coupling backward: network output");
+  neednumel(L, dy2, y2->n, "affine coupling backward: dy2");
+  if (dld) neednumel(L, dld, n, "affine coupling backward: dlogdet");
+  Tensor *z2 = newlike(L, y2);
+  Tensor *dz2 = newlike(L, y2);
+  Tensor *dh = newlike(L, hn);
+  glow_affine_backward(y2->data, hn->data, dy2->data, dld ? dld->data : NULL, z2->data, dz2->data,
+                       dh->data, (size_t)n, (size_t)h * w, c2);
+  return 3;
+}
+
+/* ------------------------------------------------------------------ gaussian */
+static void checkmoments(lua_State *L, Tensor *z, Tensor *m, Tensor *s, const char *what) {
+  if (m) neednumel(L, m, z->n, what);
+  if (s) neednumel(L, s, z->n, what);
+}
+
+/* gaussian_logp(z {n, ...}, mean | nil, logs | nil) -> lp {n} */
+static int l_gaussian_logp(lua_State *L) {
+  Tensor *z = checkt(L, 1), *m = optt(L, 2), *s = optt(L, 3);
+  checkmoments(L, z, m, s, "gaussian_logp: mean/logs vs z");
+  int64_t n = z->shape[0];
+  Tensor *lp = newt(L, 1, &n);
+  glow_gaussian_logp(z->data, m ? m->data : NULL, s ? s->data : NULL, lp->data, (size_t)n,
+                     (size_t)(z->n / n));
+  return 1;
+}
+
+/* gaussian_logp_backward(z, mean | nil, logs | nil, dlp {n}, dmean | nil, dlogs | nil) -> dz */
+static int l_gaussian_logp_backward(lua_State *L) {
+  Tensor *z = checkt(L, 1), *m = optt(L, 2), *s = optt(L, 3), *dlp = checkt(L, 4);
+  Tensor *dm = optt(L, 5), *ds = optt(L, 6);
+  checkmoments(L, z, m, s, "gaussian_logp backward: mean/logs vs z");
+  checkmoments(L, z, dm, ds, "gaussian_logp backward: dmean/dlogs vs z");
+  int64_t n = z->shape[0];
+  neednumel(L, dlp, n, "gaussian_logp backward: dlp");
+  Tensor *dz = newlike(L, z);
+  glow_gaussian_logp_backward(z->data, m ? m->data : NULL, s ? s->data : NULL, dlp->data,
+                              dz->data, dm ? dm->data : NULL, ds ? ds->data : NULL, (size_t)n,
+                              (size_t)(z->n / n));
+  return 1;
+}
+
+/* gaussian_sample(shape, mean | nil, logs | nil, t, seed) -> z */
+static int l_gaussian_sample(lua_State *L) {
+  int64_t shape[MAXDIM];
+  int nd = readshape(L, 1, shape);
+  Tensor *m = optt(L, 2), *s = optt(L, 3);
+  float t = (float)luaL_checknumber(L, 4);
+  uint64_t seed = (uint64_t)luaL_optinteger(L, 5, 0);
+  Tensor *z = newt(L, nd, shape);
+  checkmoments(L, z, m, s, "gaussian_sample: mean/logs vs shape");
+  glow_rng r;
+  glow_rng_seed(&r, seed);
+  glow_gaussian_sample(m ? m->data : NULL, s ? s->data : NULL, t, z->data, (size_t)z->n, &r);
+  return 1;
+}
+
+/* ------------------------------------------------------------------ priors and heads */
+/* top_prior_params(shape {n,h,w,c}, base_mean | nil, base_logs | nil, cls | nil, y | nil)
+ *   -> mean, logs */
+static int l_top_prior_params(lua_State *L) {
+  int64_t shape[MAXDIM];
+  int nd = readshape(L, 1, shape);
+  if (nd != 4) luaL_error(L, "top prior: expected an image shape {n, h, w, c}");
+  Tensor *bm = optt(L, 2), *bl = optt(L, 3), *cls = optt(L, 4);
+  size_t n = (size_t)shape[0], pix = (size_t)(shape[1] * shape[2]);
+  int c = (int)shape[3];
+  if (bm) neednumel(L, bm, (int64_t)pix * c, "top prior: learned mean");
+  if (bl) neednumel(L, bl, (int64_t)pix * c, "top prior: learned logs");
+  int *y = NULL;
+  if (cls) {
+    needdims(L, cls, 2, "top prior: class map");
+    if (cls->shape[1] != 2 * c) luaL_error(L, "top prior: class map must have %d columns", 2 * c);
+    y = readints(L, 5, (int64_t)n, 0, (int)cls->shape[0], "labels y");
+  }
+  Tensor *m = newt(L, 4, shape);
+  Tensor *s = newt(L, 4, shape);
+  glow_top_prior_params(bm ? bm->data : NULL, bl ? bl->data : NULL, cls ? cls->data : NULL, y,
+                        m->data, s->data, n, pix, c);
+  return 2;
+}
+
+/* top_prior_backward(dmean, dlogs, y | nil, dbase_mean | nil, dbase_logs | nil, dcls | nil) */
+static int l_top_prior_backward(lua_State *L) {
+  Tensor *dm = checkt(L, 1), *dl = checkt(L, 2);
+  needdims(L, dm, 4, "top prior backward: dmean");
+  samenumel(L, dm, dl, "top prior backward");
+  Tensor *dbm = optt(L, 4), *dbl = optt(L, 5), *dcls = optt(L, 6);
+  size_t n = (size_t)dm->shape[0], pix = (size_t)(dm->shape[1] * dm->shape[2]);
+  int c = (int)dm->shape[3];
+  if (dbm) neednumel(L, dbm, (int64_t)pix * c, "top prior backward: dmean grad");
+  if (dbl) neednumel(L, dbl, (int64_t)pix * c, "top prior backward: dlogs grad");
+  int *y = NULL;
+  if (dcls) {
+    needdims(L, dcls, 2, "top prior backward: class map grad");
+    if (dcls->shape[1] != 2 * c) luaL_error(L, "top prior backward: class map must have %d columns", 2 * c);
+    y = readints(L, 3, (int64_t)n, 0, (int)dcls->shape[0], "labels y");
+  }
+  glow_top_prior_backward(dm->data, dl->data, y, dbm ? dbm->data : NULL, dbl ? dbl->data : NULL,
+                          dcls ? dcls->data : NULL, n, pix, c);
+  return 0;
+}
+
+/* classifier_forward(z {n,h,w,c}, w {c,k}, b {k}) -> logits {n,k} */
+static int l_classifier_forward(lua_State *L) {
+  int n, h, wd, c;
+  Tensor *z = checkimg(L, 1, "classifier: z", &n, &h, &wd, &c);
+  Tensor *w = checkt(L, 2), *b = checkt(L, 3);
+  needdims(L, w, 2, "classifier: weight");
+  if (w->shape[0] != c) luaL_error(L, "classifier: weight must have %d rows", c);
+  int k = (int)w->shape[1];
+  neednumel(L, b, k, "classifier: bias");
+  int64_t shape[2] = {n, k};
+  Tensor *lo = newt(L, 2, shape);
+  glow_classifier_forward(z->data, w->data, b->data, lo->data, (size_t)n, (size_t)h * wd, c, k);
+  return 1;
+}
+
+/* classifier_backward(z, w, dlogits, dw, db) -> dz */
+static int l_classifier_backward(lua_State *L) {
+  int n, h, wd, c;
+  Tensor *z = checkimg(L, 1, "classifier backward: z", &n, &h, &wd, &c);
+  Tensor *w = checkt(L, 2), *dlo = checkt(L, 3), *dw = optt(L, 4), *db = optt(L, 5);
+  needdims(L, w, 2, "classifier backward: weight");
+  if (w->shape[0] != c) luaL_error(L, "classifier backward: weight must have %d rows", c);
+  int k = (int)w->shape[1];
+  neednumel(L, dlo, (int64_t)n * k, "classifier backward: dlogits");
+  if (dw) neednumel(L, dw, w->n, "classifier backward: dw");
+  if (db) neednumel(L, db, k, "classifier backward: db");
+  Tensor *dz = newlike(L, z);
+  glow_classifier_backward(z->data, w->data, dlo->data, dz->data, dw ? dw->data : NULL,
+                           db ? db->data : NULL, (size_t)n, (size_t)h * wd, c, k);
+  return 1;
+}
+
+/* log_softmax_xent(logits {n,k}, y | nil, scale) -> logp {n,k}, mean CE, dlogits | nil */
+static int l_log_softmax_xent(lua_State *L) {
+  Tensor *lo = checkt(L, 1);
+  needdims(L, lo, 2, "log_softmax: logits");
+  int n = (int)lo->shape[0], k = (int)lo->shape[1];
+  int *y = lua_isnoneornil(L, 2) ? NULL : readints(L, 2, n, 0, k, "labels y");
+  float scale = (float)luaL_optnumber(L, 3, 1.0);
+  int top = lua_gettop(L);
+  Tensor *lp = newlike(L, lo);
+  float *dl = NULL;
+  if (y) dl = newlike(L, lo)->data;
+  double ce = glow_log_softmax_xent(lo->data, y, lp->data, dl, scale, (size_t)n, k);
+  lua_pushvalue(L, top + 1);
+  lua_pushnumber(L, ce);
+  if (y)
+    lua_pushvalue(L, top + 2);
+  else
+    lua_pushnil(L);
+  return 3;
+}
+
+/* ------------------------------------------------------------------ registration */
+static const luaL_Reg tensor_methods[] = {
+    {"shape", t_shape},       {"numel", t_numel},
+    {"totable", t_totable},   {"get", t_get},
+    {"set", t_set},           {"add", t_add},
+    {"mul", t_mul},           {"scale", t_scale},
+    {"fill", t_fill},         {"copy", t_copy},
+    {"clone", t_clone},       {"view", t_view},
+    {"dot", t_dot},           {"sum", t_sum},
+    {"max_abs", t_max_abs},   {"max_abs_diff", t_max_abs_diff},
+    {"all_finite", t_all_finite}, {NULL, NULL}};
+
+static const luaL_Reg tensor_meta[] = {{"__tostring", t_tostring},
+                                       {"__len", t_len},
+                                       {"__gc", t_gc},
+                                       {"__close", t_gc},
+                                       {NULL, NULL}};
+
+static const luaL_Reg core_funcs[] = {
+    {"tensor", t_new},
+    {"from", t_from},
+    {"randn", t_randn},
+    {"rand", t_rand},
+    {"conv2d_forward", l_conv2d_forward},
+    {"conv2d_backward", l_conv2d_backward},
+    {"conv2d_forward_naive", l_conv2d_forward_naive},
+    {"conv2d_backward_naive", l_conv2d_backward_naive},
+    {"scale_exp_forward", l_scale_exp_forward},
+    {"scale_exp_backward", l_scale_exp_backward},
+    {"relu_forward", l_relu_forward},
+    {"relu_backward", l_relu_backward},
+    {"actnorm_forward", l_actnorm_forward},
+    {"actnorm_inverse", l_actnorm_inverse},
+    {"actnorm_backward", l_actnorm_backward},
+    {"actnorm_init", l_actnorm_init},
+    {"slogdet", l_slogdet},
+    {"inverse", l_inverse},
+    {"random_rotation", l_random_rotation},
+    {"lu", l_lu},
+    {"lu_weight", l_lu_weight},
+    {"lu_weight_backward", l_lu_weight_backward},
+    {"invconv_forward", l_invconv_forward},
+    {"invconv_inverse", l_invconv_inverse},
+    {"invconv_backward", l_invconv_backward},
+    {"permute_channels", l_permute_channels},
+    {"split_channels", l_split_channels},
+    {"concat_channels", l_concat_channels},
+    {"squeeze", l_squeeze},
+    {"unsqueeze", l_unsqueeze},
+    {"affine_forward", l_affine_forward},
+    {"affine_inverse", l_affine_inverse},
+    {"affine_backward", l_affine_backward},
+    {"gaussian_logp", l_gaussian_logp},
+    {"gaussian_logp_backward", l_gaussian_logp_backward},
+    {"gaussian_sample", l_gaussian_sample},
+    {"top_prior_params", l_top_prior_params},
+    {"top_prior_backward", l_top_prior_backward},
+    {"classifier_forward", l_classifier_forward},
+    {"classifier_backward", l_classifier_backward},
+    {"log_softmax_xent", l_log_softmax_xent},
+    {NULL, NULL}};
+
+int luaopen_glow_core(lua_State *L) {
+  if (luaL_newmetatable(L, TNAME)) {
+    luaL_setfuncs(L, tensor_meta, 0);
+    luaL_newlib(L, tensor_methods);
+    lua_setfield(L, -2, "__index");
+  }
+  lua_pop(L, 1);
+  luaL_newlib(L, core_funcs);
+  luaL_getmetatable(L, TNAME);
+  lua_setfield(L, -2, "Tensor_mt");
+  return 1;
+}

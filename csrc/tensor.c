@@ -1,0 +1,130 @@
+/*
+ * tensor.c -- memory, the seeded random generator, and the elementwise and
+ * layout kernels every layer shares: finiteness checks, ReLU, channel
+ * split/concat/permutation and the 2x2 squeeze of NHWC images.
+ */
+#include "glow.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+float *glow_alloc(size_t n) {
+  size_t bytes = (n ? n : 1) * sizeof(float);
+  bytes = (bytes + 63) & ~(size_t)63;
+  float *p = aligned_alloc(64, bytes);
+  if (p) memset(p, 0, bytes);
+  return p;
+}
+
+void glow_free(float *p) { free(p); }
+
+/* ------------------------------------------------------------------ rng */
+void glow_rng_seed(glow_rng *r, uint64_t seed) { r->state = seed * 0x9E3779B97F4A7C15ull + 1; }
+
+uint64_t glow_rng_next(glow_rng *r) {
+  uint64_t z = (r->state += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+double glow_rng_uniform(glow_rng *r) { return (double)(glow_rng_next(r) >> 11) * 0x1.0p-53; }
+
+void glow_randn(glow_rng *r, float *out, size_t n, float std) {
+  const double two_pi = 6.283185307179586;
+  for (size_t i = 0; i < n; i += 2) {
+    double u1 = 1.0 - glow_rng_uniform(r); /* (0, 1] */
+    double u2 = glow_rng_uniform(r);
+    double rad = sqrt(-2.0 * log(u1));
+    out[i] = (float)(std * rad * cos(two_pi * u2));
+    if (i + 1 < n) out[i + 1] = (float)(std * rad * sin(two_pi * u2));
+  }
+}
+
+void glow_rand_uniform(glow_rng *r, float *out, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    float u = (float)glow_rng_uniform(r);
+    out[i] = u < 1.0f ? u : 0x1.fffffep-1f;
+  }
+}
+
+/* ------------------------------------------------------------------ elementwise */
+int glow_all_finite(const float *x, size_t n) {
+  int ok = 1;
+#pragma omp parallel for reduction(&& : ok) if (n > 65536)
+  for (size_t i = 0; i < n; i++) ok = ok && isfinite(x[i]);
+  return ok;
+}
+
+double glow_dot(const float *a, const float *b, size_t n) {
+  double s = 0;
+  for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+  return s;
+}
+
+void glow_relu_forward(const float *x, float *y, size_t n) {
+#pragma omp parallel for if (n > 65536)
+  for (size_t i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : 0;
+}
+
+void glow_relu_backward(const float *x, const float *dy, float *dx, size_t n) {
+#pragma omp parallel for if (n > 65536)
+  for (size_t i = 0; i < n; i++) dx[i] = x[i] > 0 ? dy[i] : 0;
+}
+
+/* ------------------------------------------------------------------ channel layout */
+void glow_split_channels(const float *x, float *a, float *b, size_t rows, int c, int c1) {
+  int c2 = c - c1;
+#pragma omp parallel for if (rows * c > 65536)
+  for (size_t r = 0; r < rows; r++) {
+    memcpy(a + r * c1, x + r * c, sizeof(float) * c1);
+    memcpy(b + r * c2, x + r * c + c1, sizeof(float) * c2);
+  }
+}
+
+void glow_concat_channels(const float *a, const float *b, float *x, size_t rows, int c, int c1) {
+  int c2 = c - c1;
+#pragma omp parallel for if (rows * c > 65536)
+  for (size_t r = 0; r < rows; r++) {
+    memcpy(x + r * c, a + r * c1, sizeof(float) * c1);
+    memcpy(x + r * c + c1, b + r * c2, sizeof(float) * c2);
+  }
+}
+
+void glow_permute_channels(const float *x, float *y, const int *perm, size_t rows, int c) {
+#pragma omp parallel for if (rows * c > 65536)
+  for (size_t r = 0; r < rows; r++)
+    for (int k = 0; k < c; k++) y[r * c + k] = x[r * c + perm[k]];
+}
+
+/* ------------------------------------------------------------------ squeeze */
+void glow_squeeze(const float *x, float *y, int n, int h, int w, int c) {
+  int h2 = h / 2, w2 = w / 2;
+#pragma omp parallel for collapse(2) if ((size_t)n * h * w * c > 65536)
+  for (int b = 0; b < n; b++)
+    for (int i = 0; i < h2; i++)
+      for (int j = 0; j < w2; j++) {
+        float *out = y + (((size_t)b * h2 + i) * w2 + j) * 4 * c;
+        for (int dy = 0; dy < 2; dy++)
+          for (int dx = 0; dx < 2; dx++) {
+            const float *in = x + (((size_t)b * h + 2 * i + dy) * w + 2 * j + dx) * c;
+            for (int k = 0; k < c; k++) out[k * 4 + dy * 2 + dx] = in[k];
+          }
+      }
+}
+
+void glow_unsqueeze(const float *y, float *x, int n, int h, int w, int c) {
+  int h2 = h / 2, w2 = w / 2;
+#pragma omp parallel for collapse(2) if ((size_t)n * h * w * c > 65536)
+  for (int b = 0; b < n; b++)
+    for (int i = 0; i < h2; i++)
+      for (int j = 0; j < w2; j++) {
+        const float *in = y + (((size_t)b * h2 + i) * w2 + j) * 4 * c;
+        for (int dy = 0; dy < 2; dy++)
+          for (int dx = 0; dx < 2; dx++) {
+            float *out = x + (((size_t)b * h + 2 * i + dy) * w + 2 * j + dx) * c;
+            for (int k = 0; k < c; k++) out[k] = in[k * 4 + dy * 2 + dx];
+          }
+      }
+}
