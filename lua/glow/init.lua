@@ -1,0 +1,27 @@
+--- glow: Glow (Kingma & Dhariwal, 2018) for Lua 5.4.
+--- require "glow" returns this table and sets no global.
+local core = require "glow.core"
+local util = require "glow.util"
+local flow = require "glow.flow"
+local model = require "glow.model"
+
+local glow = { core = core, nn = require "glow.nn" }
+
+--- glow.Tensor{dims...} makes zeros; glow.Tensor.from(flat, shape) fills one.
+glow.Tensor = setmetatable({
+  from = core.from,
+  is = util.is_tensor,
+}, { __call = function(_, shape) return core.tensor(shape) end })
+
+--- glow.randn(shape, seed, std): N(0, std^2) values from a seeded generator.
+function glow.randn(shape, seed, std) return core.randn(shape, seed or 0, std or 1) end
+--- glow.rand(shape, seed): U[0, 1) values.
+function glow.rand(shape, seed) return core.rand(shape, seed or 0) end
+
+for _, name in ipairs { "ActNorm", "InvConv1x1", "Shuffle", "Reverse", "AffineCoupling",
+  "AdditiveCoupling", "FlowStep", "Squeeze", "Split", "Flow" } do
+  glow[name] = flow[name]
+end
+glow.Glow = model.Glow
+
+return glow

@@ -1,0 +1,373 @@
+--- The multi-scale Glow model: levels of squeeze -> K flow steps -> split,
+--- a top prior (standard normal, learned, class-conditional) and an optional
+--- classification head. Structure lives here; the work is in glow.core.
+local core = require "glow.core"
+local util = require "glow.util"
+local flow = require "glow.flow"
+
+local LN2 = math.log(2)
+
+----------------------------------------------------------------- TopPrior
+local TopPrior = util.class("TopPrior")
+TopPrior.parameters = util.parameters
+
+--- TopPrior(h, w, c, {learn_top = bool, classes = k | nil})
+function TopPrior.new(h, w, c, opts)
+  local self = setmetatable({ h = h, w = w, c = c, learn_top = opts.learn_top, classes = opts.classes },
+    TopPrior)
+  if self.learn_top then
+    util.param(self, "mean", core.tensor({ h, w, c }))
+    util.param(self, "logs", core.tensor({ h, w, c }))
+  end
+  if self.classes then util.param(self, "class", core.tensor({ self.classes, 2 * c })) end
+  return self
+end
+
+function TopPrior:moments(n, y)
+  if not self.learn_top and not self.classes then return nil, nil end
+  return core.top_prior_params({ n, self.h, self.w, self.c }, self.mean, self.logs, self.class,
+    self.classes and y or nil)
+end
+
+function TopPrior:log_prob(z, y)
+  local mean, logs = self:moments(z:shape()[1], y)
+  return core.gaussian_logp(z, mean, logs)
+end
+
+--- dz of dlp * log p(z); parameter gradients accumulate.
+function TopPrior:backward(z, y, dlp)
+  local n = z:shape()[1]
+  local mean, logs = self:moments(n, y)
+  if not mean then return core.gaussian_logp_backward(z, nil, nil, dlp) end
+  local dmean, dlogs = core.tensor(mean:shape()), core.tensor(logs:shape())
+  local dz = core.gaussian_logp_backward(z, mean, logs, dlp, dmean, dlogs)
+  local g = {}
+  for _, p in ipairs(self._params) do g[p.name] = p.grad end
+  core.top_prior_backward(dmean, dlogs, self.classes and y or nil, g.mean, g.logs, g.class)
+  return dz
+end
+
+function TopPrior:sample(n, y, t, seed)
+  local mean, logs = self:moments(n, y)
+  return core.gaussian_sample({ n, self.h, self.w, self.c }, mean, logs, t, seed)
+end
+
+----------------------------------------------------------------- ClassHead
+local ClassHead = util.class("ClassHead")
+ClassHead.parameters = util.parameters
+
+--- logits = (spatial mean of the top z) W + b, both zero at start.
+function ClassHead.new(c, classes)
+  local self = setmetatable({ c = c, classes = classes }, ClassHead)
+  util.param(self, "weight", core.tensor({ c, classes }))
+  util.param(self, "bias", core.tensor({ classes }))
+  return self
+end
+
+function ClassHead:forward(z) return core.classifier_forward(z, self.weight, self.bias) end
+
+function ClassHead:backward(z, dlogits)
+  return core.classifier_backward(z, self.weight, dlogits, self._params[1].grad, self._params[2].grad)
+end
+
+----------------------------------------------------------------- Glow
+local Glow = util.class("Glow")
+Glow.parameters = util.parameters
+Glow.zero_grad = util.zero_grad
+
+local OPTIONS = {
+  shape = true, levels = true, depth = true, width = true, coupling = true, permutation = true,
+  learn_top = true, classes = true, class_weight = true, n_bits = true, seed = true,
+}
+
+local DEFAULTS = {
+  levels = 3, depth = 32, width = 512, coupling = "affine", permutation = "invconv_lu",
+  learn_top = true, class_weight = 0.01, n_bits = 8, seed = 0,
+}
+
+local function positive_int(v, name)
+  if math.type(v) ~= "integer" or v < 1 then
+    error(string.format("glow.Glow: option %s must be a positive integer, got %s", name, tostring(v)), 0)
+  end
+end
+
+local function check_config(opts)
+  util.check_options(opts, OPTIONS, "glow.Glow")
+  local cfg = {}
+  for k, v in pairs(DEFAULTS) do cfg[k] = v end
+  for k, v in pairs(opts) do cfg[k] = v end
+  local s = cfg.shape
+  if type(s) ~= "table" or #s ~= 3 then
+    error("glow.Glow: option shape must be {h, w, c}, got " .. tostring(s), 0)
+  end
+  for i = 1, 3 do positive_int(s[i], "shape[" .. i .. "]") end
+  for _, k in ipairs { "levels", "depth", "width", "n_bits" } do positive_int(cfg[k], k) end
+  if cfg.n_bits > 8 then error("glow.Glow: option n_bits must be 1..8, got " .. cfg.n_bits, 0) end
+  if cfg.coupling ~= "affine" and cfg.coupling ~= "additive" then
+    error("glow.Glow: option coupling must be \"affine\" or \"additive\", got "
+      .. tostring(cfg.coupling), 0)
+  end
+  local perms = { invconv_lu = true, invconv = true, shuffle = true, reverse = true }
+  if not perms[cfg.permutation] then
+    error("glow.Glow: option permutation must be one of invconv_lu, invconv, shuffle, reverse; got "
+      .. tostring(cfg.permutation), 0)
+  end
+  if type(cfg.learn_top) ~= "boolean" then error("glow.Glow: option learn_top must be a boolean", 0) end
+  if cfg.classes ~= nil then
+    if math.type(cfg.classes) ~= "integer" or cfg.classes < 2 then
+      error("glow.Glow: option classes must be an integer >= 2, got " .. tostring(cfg.classes), 0)
+    end
+  end
+  if type(cfg.class_weight) ~= "number" or cfg.class_weight < 0 then
+    error("glow.Glow: option class_weight must be a number >= 0", 0)
+  end
+  if math.type(cfg.seed) ~= "integer" then error("glow.Glow: option seed must be an integer", 0) end
+  local f = 2 ^ cfg.levels
+  if s[1] % f ~= 0 or s[2] % f ~= 0 then
+    error(string.format("glow.Glow: image size %dx%d cannot be squeezed %d times (levels = %d): "
+      .. "height and width must be divisible by %d", s[1], s[2], cfg.levels, cfg.levels, f), 0)
+  end
+  return cfg
+end
+
+--- glow.Glow{shape = {h, w, c}, levels, depth, width, coupling, permutation,
+--- learn_top, classes, class_weight, n_bits, seed}
+function Glow.new(opts)
+  if type(opts) ~= "table" then error("glow.Glow: expected an options table", 2) end
+  local cfg = check_config(opts)
+  local self = setmetatable({ config = cfg, initialized = false, children = {}, levels = {} }, Glow)
+  local h, w, c = cfg.shape[1], cfg.shape[2], cfg.shape[3]
+  self.dims = h * w * c
+  for l = 1, cfg.levels do
+    h, w, c = h // 2, w // 2, c * 4
+    local steps = {}
+    for k = 1, cfg.depth do
+      steps[k] = flow.FlowStep(c, { coupling = cfg.coupling, permutation = cfg.permutation,
+        width = cfg.width, seed = cfg.seed * 1000003 + l * 10007 + k * 211 })
+    end
+    local level = { squeeze = flow.Squeeze(), steps = flow.Flow(steps, "step"), h = h, w = w, c = c }
+    self.children[#self.children + 1] = { name = "level" .. l, module = level.steps }
+    if l < cfg.levels then
+      level.split = flow.Split(c)
+      self.children[#self.children + 1] = { name = "level" .. l .. ".split", module = level.split }
+      c = level.split.c1
+    end
+    self.levels[l] = level
+  end
+  self.top = TopPrior.new(h, w, c, { learn_top = cfg.learn_top, classes = cfg.classes })
+  self.children[#self.children + 1] = { name = "top", module = self.top }
+  if cfg.classes then
+    self.head = ClassHead.new(c, cfg.classes)
+    self.children[#self.children + 1] = { name = "head", module = self.head }
+  end
+  return self
+end
+
+function Glow:check_input(x, what)
+  local s = self.config.shape
+  util.check_image(x, s[1], s[2], s[3], what .. ": x")
+  if not x:all_finite() then error(what .. ": x contains a non-finite value (NaN or inf)", 0) end
+  return x:shape()[1]
+end
+
+function Glow:check_labels(y, n, what, required)
+  if not self.config.classes then return nil end
+  if y == nil then
+    if required then
+      error(what .. ": labels y are required by a class-conditional model (classes = "
+        .. self.config.classes .. ")", 0)
+    end
+    return nil
+  end
+  if type(y) ~= "table" or #y ~= n then
+    error(string.format("%s: y must be a Lua array of %d labels", what, n), 0)
+  end
+  for i = 1, n do
+    local v = y[i]
+    if math.type(v) ~= "integer" or v < 0 or v >= self.config.classes then
+      error(string.format("%s: label y[%d] = %s is not an integer in [0, %d)", what, i, tostring(v),
+        self.config.classes), 0)
+    end
+  end
+  return y
+end
+
+function Glow:check_initialized(what)
+  if not self.initialized then
+    error(what .. ": the model is not initialized; call model:initialize(x) with a batch first "
+      .. "(data-dependent ActNorm initialization)", 0)
+  end
+end
+
+local function level_where(l) return "level " .. l .. ", " end
+
+--- Runs the flow: zs (outermost first), logdet {n}, and z1s (the conditioning
+--- input of each split).
+function Glow:_encode(x)
+  local zs, z1s, logdet = {}, {}, nil
+  for l, level in ipairs(self.levels) do
+    x = level.squeeze:forward(x)
+    local ld
+    x, ld = util.at(level_where(l), level.steps.forward, level.steps, x)
+    logdet = logdet and logdet:add(ld) or ld
+    if level.split then
+      local z1, _, z2 = level.split:forward(x)
+      zs[l], z1s[l] = z2, z1
+      x = z1
+    else
+      zs[l] = x
+    end
+  end
+  return zs, logdet, z1s
+end
+
+--- Data-dependent initialization of every ActNorm, in order, from one batch.
+function Glow:initialize(x, y)
+  local n = self:check_input(x, "initialize")
+  self:check_labels(y, n, "initialize")
+  util.walk({ children = self.children }, function(m)
+    if m.check_init then m.initialized = false; m.init_pending = true end
+  end)
+  local ok, err = pcall(self._encode, self, x)
+  util.walk({ children = self.children }, function(m) m.init_pending = nil end)
+  if not ok then error(err, 0) end
+  self.initialized = true
+  return self
+end
+
+--- encode(x [, y]) -> zs, logdet: raw latents (outermost first) and the flow's log-determinant.
+function Glow:encode(x, y)
+  local n = self:check_input(x, "encode")
+  self:check_labels(y, n, "encode")
+  self:check_initialized("encode")
+  local zs, logdet = self:_encode(x)
+  return zs, logdet
+end
+
+--- decode(zs [, y]) -> x: the exact inverse of encode (the flow itself does
+--- not depend on y; the argument is accepted for symmetry with encode).
+function Glow:decode(zs)
+  self:check_initialized("decode")
+  local L = #self.levels
+  if type(zs) ~= "table" or #zs ~= L then
+    error(string.format("decode: zs must be an array of %d tensors (one per level)", L), 0)
+  end
+  local top = self.top
+  util.check_image(zs[L], top.h, top.w, top.c, "decode: zs[" .. L .. "]")
+  local x = zs[L]
+  for l = L, 1, -1 do
+    local level = self.levels[l]
+    if level.split then
+      util.check_image(zs[l], level.h, level.w, level.split.c2, "decode: zs[" .. l .. "]")
+      x = level.split:inverse(x, zs[l])
+    end
+    x = util.at(level_where(l), level.steps.inverse, level.steps, x)
+    x = level.squeeze:inverse(x)
+  end
+  return x
+end
+
+function Glow:_log_prob(x, y)
+  local zs, logdet, z1s = self:_encode(x)
+  local lp = logdet
+  for l, level in ipairs(self.levels) do
+    if level.split then lp:add(level.split:log_prob(z1s[l], zs[l])) end
+  end
+  lp:add(self.top:log_prob(zs[#zs], y))
+  return lp, zs, z1s
+end
+
+--- log_prob(x [, y]) -> tensor {n}: log-density of the preprocessed x, in nats.
+function Glow:log_prob(x, y)
+  local n = self:check_input(x, "log_prob")
+  y = self:check_labels(y, n, "log_prob", true)
+  self:check_initialized("log_prob")
+  return (self:_log_prob(x, y))
+end
+
+--- Bits per dimension of each image from log_prob: -lp / (D ln 2) + n_bits.
+function Glow:bpd_of(lp)
+  local t = lp:clone():scale(-1 / (self.dims * LN2))
+  local n = t:numel()
+  t:add(core.tensor({ n }):fill(self.config.n_bits))
+  return t
+end
+
+--- loss_and_grad(x [, y]) -> stats: the mean negative log-likelihood in
+--- bits/dim (plus class_weight * cross-entropy / ln 2 for a conditional
+--- model) and its gradient, accumulated into every parameter's grad.
+--- The backward pass rebuilds each step's input by the inverse from the
+--- latents, so it stores no activations.
+function Glow:loss_and_grad(x, y)
+  local n = self:check_input(x, "loss_and_grad")
+  y = self:check_labels(y, n, "loss_and_grad", true)
+  self:check_initialized("loss_and_grad")
+  local lp, zs, z1s = self:_log_prob(x, y)
+  local bpd = self:bpd_of(lp):sum() / n
+  local stats = { bpd = bpd, loss = bpd }
+  local g = -1 / (n * self.dims * LN2) -- dL/dlogdet_n = dL/dlogp_n
+  local dlp = core.tensor({ n }):fill(g)
+  local L = #self.levels
+  local z = zs[L]
+  local dz = self.top:backward(z, y, dlp)
+  if self.head then
+    local logits = self.head:forward(z)
+    local w = self.config.class_weight / LN2
+    local _, ce, dlogits = core.log_softmax_xent(logits, y, w)
+    stats.xent = ce
+    stats.loss = bpd + w * ce
+    dz:add(self.head:backward(z, dlogits))
+  end
+  for l = L, 1, -1 do
+    local level = self.levels[l]
+    if level.split then
+      local dz1, dz2 = level.split:prior_backward(z1s[l], zs[l], dlp)
+      dz1:add(dz)
+      z, dz = level.split:backward(z1s[l], dz1, nil, zs[l], dz2)
+    end
+    z, dz = util.at(level_where(l), level.steps.backward, level.steps, z, dz, g)
+    z, dz = level.squeeze:backward(z, dz)
+  end
+  stats.dx = dz
+  return stats
+end
+
+--- classify(x) -> tensor {n, classes}: class log-probabilities from the head.
+function Glow:classify(x)
+  if not self.head then error("classify: the model has no classes (build it with classes = k)", 0) end
+  self:check_input(x, "classify")
+  self:check_initialized("classify")
+  local zs = self:_encode(x)
+  local logp = core.log_softmax_xent(self.head:forward(zs[#zs]))
+  return logp
+end
+
+--- sample(n [, {temperature = 1, y = labels, seed = 0}]) -> x {n, h, w, c}
+function Glow:sample(n, opts)
+  opts = util.check_options(opts, { temperature = true, y = true, seed = true }, "sample")
+  positive_int(n, "n (sample)")
+  self:check_initialized("sample")
+  local t = opts.temperature or 1
+  if type(t) ~= "number" or t < 0 then error("sample: temperature must be a number >= 0", 0) end
+  local seed = opts.seed or 0
+  local y = opts.y
+  if self.config.classes and y == nil then
+    local u = core.rand({ n }, seed + 7):totable()
+    y = {}
+    for i = 1, n do y[i] = math.floor(u[i] * self.config.classes) end
+  end
+  y = self:check_labels(y, n, "sample")
+  local L = #self.levels
+  local x = self.top:sample(n, y, t, seed * 7919 + 1)
+  for l = L, 1, -1 do
+    local level = self.levels[l]
+    if level.split then
+      x = level.split:inverse(x, nil, { temperature = t, seed = seed * 7919 + 1 + l })
+    end
+    x = util.at(level_where(l), level.steps.inverse, level.steps, x)
+    x = level.squeeze:inverse(x)
+  end
+  return x
+end
+
+return { Glow = Glow, TopPrior = TopPrior, ClassHead = ClassHead }

@@ -1,0 +1,154 @@
+--- Plain network pieces for a coupling's NN, composed in Lua:
+--- Sequential, Conv2d, ActNorm, ReLU, ZeroConv2d.
+--- Each has :forward(x) -> y, :backward(x, dy [, y]) -> dx (parameter
+--- gradients accumulate) and :parameters(). The work is done by glow.core.
+local core = require "glow.core"
+local util = require "glow.util"
+
+local nn = {}
+
+local function base(cls)
+  cls.parameters = util.parameters
+  cls.zero_grad = util.zero_grad
+  return cls
+end
+
+----------------------------------------------------------------- Conv2d
+local Conv2d = base(util.class("nn.Conv2d"))
+nn.Conv2d = Conv2d
+
+--- Conv2d(cin, cout, k [, {bias = false, std = 0.05, seed = ...}]): zero padding, stride 1.
+function Conv2d.new(cin, cout, k, opts)
+  opts = util.check_options(opts, { bias = true, std = true, seed = true }, "nn.Conv2d")
+  k = k or 3
+  if k ~= 1 and k ~= 3 then error("nn.Conv2d: kernel size must be 1 or 3, got " .. tostring(k), 2) end
+  local self = setmetatable({ cin = cin, cout = cout, k = k }, Conv2d)
+  util.param(self, "weight", core.randn({ k, k, cin, cout }, opts.seed or util.next_seed(), opts.std or 0.05))
+  if opts.bias then util.param(self, "bias", core.tensor({ cout })) end
+  return self
+end
+
+function Conv2d:forward(x)
+  return core.conv2d_forward(x, self.weight, self.bias)
+end
+
+function Conv2d:backward(x, dy)
+  local g = self._params
+  return core.conv2d_backward(x, self.weight, dy, g[1].grad, g[2] and g[2].grad)
+end
+
+----------------------------------------------------------------- ActNorm
+local ActNorm = base(util.class("nn.ActNorm"))
+nn.ActNorm = ActNorm
+
+--- ActNorm(c): y = (x + bias) * exp(logs) per channel, data-dependent init.
+function ActNorm.new(c)
+  local self = setmetatable({ c = c, initialized = false }, ActNorm)
+  util.param(self, "bias", core.tensor({ c }))
+  util.param(self, "logs", core.tensor({ c }))
+  return self
+end
+
+--- Set bias and logs from a batch: bias = -mean, logs = -log(std + 1e-6).
+function ActNorm:initialize(x)
+  core.actnorm_init(x, self.bias, self.logs)
+  self.initialized = true
+  self.init_pending = nil
+end
+
+function ActNorm:check_init(x)
+  if self.initialized then return end
+  if self.init_pending then return self:initialize(x) end
+  error("actnorm: not initialized; call initialize(x) on the model or flow first "
+    .. "(data-dependent initialization)", 0)
+end
+
+function ActNorm:forward(x)
+  self:check_init(x)
+  return core.actnorm_forward(x, self.bias, self.logs)
+end
+
+function ActNorm:backward(x, dy, y)
+  y = y or core.actnorm_forward(x, self.bias, self.logs)
+  local g = self._params
+  return core.actnorm_backward(y, self.bias, self.logs, dy, g[1].grad, g[2].grad, 0)
+end
+
+----------------------------------------------------------------- ReLU
+local ReLU = base(util.class("nn.ReLU"))
+nn.ReLU = ReLU
+
+function ReLU.new() return setmetatable({}, ReLU) end
+function ReLU:forward(x) return core.relu_forward(x) end
+function ReLU:backward(x, dy) return core.relu_backward(x, dy) end
+
+----------------------------------------------------------------- ZeroConv2d
+local ZeroConv2d = base(util.class("nn.ZeroConv2d"))
+nn.ZeroConv2d = ZeroConv2d
+
+--- ZeroConv2d(cin, cout): a 3x3 conv with bias, output times exp(3 * logscale)
+--- per channel; weight, bias and logscale all start at zero.
+function ZeroConv2d.new(cin, cout)
+  local self = setmetatable({ cin = cin, cout = cout, factor = 3 }, ZeroConv2d)
+  util.param(self, "weight", core.tensor({ 3, 3, cin, cout }))
+  util.param(self, "bias", core.tensor({ cout }))
+  util.param(self, "logscale", core.tensor({ cout }))
+  return self
+end
+
+function ZeroConv2d:forward(x)
+  local h = core.conv2d_forward(x, self.weight, self.bias)
+  return core.scale_exp_forward(h, self.logscale, self.factor)
+end
+
+function ZeroConv2d:backward(x, dy, y)
+  y = y or self:forward(x)
+  local g = self._params
+  local dh = core.scale_exp_backward(y, self.logscale, self.factor, dy, g[3].grad)
+  return core.conv2d_backward(x, self.weight, dh, g[1].grad, g[2].grad)
+end
+
+----------------------------------------------------------------- Sequential
+local Sequential = base(util.class("nn.Sequential"))
+nn.Sequential = Sequential
+
+--- Sequential{m1, m2, ...}: applies the modules in order.
+function Sequential.new(mods)
+  local self = setmetatable({ children = {} }, Sequential)
+  for i, m in ipairs(mods or {}) do self:add(m, tostring(i)) end
+  return self
+end
+
+function Sequential:add(m, name)
+  self.children[#self.children + 1] = { name = name or tostring(#self.children + 1), module = m }
+  return self
+end
+
+--- forward(x [, keep]): with keep, the activations stay cached for one
+--- backward(x, dy) on the same x, which then does not recompute them.
+function Sequential:forward(x, keep)
+  local acts = keep and { x } or nil
+  for i, ch in ipairs(self.children) do
+    x = util.at(ch.name .. ": ", ch.module.forward, ch.module, x)
+    if acts then acts[i + 1] = x end
+  end
+  self._cache = acts
+  return x
+end
+
+function Sequential:backward(x, dy)
+  local acts = self._cache
+  self._cache = nil
+  if not acts or not rawequal(acts[1], x) then
+    acts = { x }
+    for i, ch in ipairs(self.children) do acts[i + 1] = ch.module:forward(acts[i]) end
+  end
+  for i = #self.children, 1, -1 do
+    local m = self.children[i].module
+    dy = util.at(self.children[i].name .. ": ", m.backward, m, acts[i], dy, acts[i + 1])
+    acts[i + 1] = nil
+  end
+  return dy
+end
+
+return nn

@@ -1,0 +1,116 @@
+--- Small helpers shared by the package: classes, parameters, option
+--- checking, error locations and the walk over a module tree.
+local core = require "glow.core"
+
+local util = {}
+
+--- A class table whose instances find methods in it; Class(...) calls Class.new.
+function util.class(name, parent)
+  local cls = {}
+  cls.__index = cls
+  cls.__name = name
+  setmetatable(cls, {
+    __index = parent,
+    __call = function(c, ...) return c.new(...) end,
+  })
+  return cls
+end
+
+function util.is_tensor(x)
+  return getmetatable(x) == core.Tensor_mt
+end
+
+local seed_counter = 0
+--- A fresh seed for a layer built by hand without one (deterministic per process).
+function util.next_seed()
+  seed_counter = seed_counter + 1
+  return 7919 * seed_counter
+end
+
+--- Register a learned parameter: self[name] holds the value; its gradient
+--- lives beside it. Parameters are listed in registration order.
+function util.param(self, name, value)
+  self._params = self._params or {}
+  self[name] = value
+  self._params[#self._params + 1] = { name = name, value = value, grad = core.tensor(value:shape()) }
+end
+
+--- All parameters of a module and its children, names prefixed by the path.
+function util.parameters(self, prefix)
+  local out = {}
+  prefix = prefix or ""
+  for _, p in ipairs(self._params or {}) do
+    -- the value may have been replaced (loading); keep the entry in sync
+    p.value = self[p.name]
+    out[#out + 1] = { name = prefix .. p.name, value = p.value, grad = p.grad }
+  end
+  for _, ch in ipairs(self.children or {}) do
+    for _, p in ipairs(ch.module:parameters(prefix .. ch.name .. ".")) do out[#out + 1] = p end
+  end
+  return out
+end
+
+function util.zero_grad(self)
+  for _, p in ipairs(self:parameters()) do p.grad:fill(0) end
+end
+
+--- Visit a module and all its descendants, depth first, in order.
+function util.walk(m, fn)
+  fn(m)
+  for _, ch in ipairs(m.children or {}) do util.walk(ch.module, fn) end
+end
+
+--- Call fn(...) and prefix any error with a location ("step 5, ...").
+function util.at(where, fn, ...)
+  local r = table.pack(pcall(fn, ...))
+  if not r[1] then error(where .. tostring(r[2]), 0) end
+  return table.unpack(r, 2, r.n)
+end
+
+function util.shapestr(s)
+  return "{" .. table.concat(s, ", ") .. "}"
+end
+
+--- Raise an error unless t is a tensor {n, h, w, c} with the given h, w, c.
+function util.check_image(t, h, w, c, what)
+  if not util.is_tensor(t) then
+    error(string.format("%s: expected a glow.Tensor, got %s", what, type(t)), 0)
+  end
+  local s = t:shape()
+  if #s ~= 4 or (h and s[2] ~= h) or (w and s[3] ~= w) or (c and s[4] ~= c) then
+    error(string.format("%s: got shape %s, expected {n, %s, %s, %s}", what, util.shapestr(s),
+      h or "h", w or "w", c or "c"), 0)
+  end
+  return s
+end
+
+--- Check an options table against a table of allowed names.
+function util.check_options(opts, allowed, what)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then error(what .. ": options must be a table", 0) end
+  for k in pairs(opts) do
+    if allowed[k] == nil then
+      local names = {}
+      for n in pairs(allowed) do names[#names + 1] = n end
+      table.sort(names)
+      error(string.format("%s: unknown option '%s' (known: %s)", what, tostring(k),
+        table.concat(names, ", ")), 0)
+    end
+  end
+  return opts
+end
+
+--- A dlogdet argument (nil, a number, or a tensor {n}) as a tensor {n}, and
+--- the sum over the batch.
+function util.dlogdet(d, n)
+  if d == nil then return nil, 0 end
+  if type(d) == "number" then
+    return core.tensor({ n }):fill(d), d * n
+  end
+  if d:numel() ~= n then
+    error(string.format("dlogdet: expected %d values, got %d", n, d:numel()), 0)
+  end
+  return d, d:sum()
+end
+
+return util
