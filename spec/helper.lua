@@ -1,0 +1,151 @@
+--- Shared spec helpers: package paths to the build tree, a registered
+--- tensor assertion that reports the largest difference, finite-difference
+--- gradient checks and a brute-force Jacobian log-determinant.
+local root = debug.getinfo(1, "S").source:match("^@(.*)spec/helper%.lua$") or "./"
+if root == "" then root = "./" end
+local build = os.getenv("GLOW_BUILD") or (root .. "build")
+package.path = root .. "lua/?.lua;" .. root .. "lua/?/init.lua;" .. package.path
+package.cpath = build .. "/?.so;" .. package.cpath
+
+local say = require "say"
+local assert = require "luassert"
+local glow = require "glow"
+
+local H = { glow = glow, root = root }
+
+--- assert.tensor_near(expected, actual, tol): max |a - b| <= tol.
+local function tensor_near(_, args)
+  local a, b, tol = args[1], args[2], args[3] or 1e-5
+  local d, at = a:max_abs_diff(b)
+  args[3] = string.format("%g at element %d (tolerance %g; expected %g, got %g)", d, at, tol,
+    a:get(at), b:get(at))
+  return d <= tol
+end
+say:set("assertion.tensor_near.positive", "Tensors differ: largest difference %s")
+say:set("assertion.tensor_near.negative", "Tensors agree within the tolerance: %s")
+assert:register("assertion", "tensor_near", tensor_near, "assertion.tensor_near.positive",
+  "assertion.tensor_near.negative")
+
+--- Input-like data in [-0.5, 0.5).
+function H.data(shape, seed)
+  return glow.rand(shape, seed):add(glow.Tensor(shape):fill(-0.5))
+end
+
+--- Add N(0, std^2) noise to every parameter so that nothing is at its
+--- (often degenerate) initial value.
+function H.perturb(m, std, seed)
+  for i, p in ipairs(m:parameters()) do
+    p.value:add(glow.randn(p.value:shape(), (seed or 1) * 1000 + i, std or 0.1))
+  end
+end
+
+--- Brute-force log|det J| of f: R^d -> R^d at x (central differences), J
+--- assembled as a matrix and reduced by an LU in double.
+function H.jacobian_logdet(f, x, eps)
+  eps = eps or 1e-3
+  local d = x:numel()
+  local cols = {}
+  for i = 1, d do
+    local xp, xm = x:clone(), x:clone()
+    xp:set(i, x:get(i) + eps)
+    xm:set(i, x:get(i) - eps)
+    local yp, ym = f(xp):totable(), f(xm):totable()
+    assert(#yp == d, "jacobian: the map must keep the dimension")
+    local col = {}
+    for j = 1, d do col[j] = (yp[j] - ym[j]) / (2 * eps) end
+    cols[i] = col
+  end
+  local flat = {}
+  for r = 1, d do
+    for c = 1, d do flat[(r - 1) * d + c] = cols[c][r] end
+  end
+  local ld = glow.core.slogdet(glow.Tensor.from(flat, { d, d }))
+  return ld
+end
+
+--- Flatten a list of tensors into one tensor (for Jacobians of multi-output maps).
+function H.cat(list)
+  local flat = {}
+  for _, t in ipairs(list) do
+    for _, v in ipairs(t:totable()) do flat[#flat + 1] = v end
+  end
+  return glow.Tensor.from(flat, { #flat })
+end
+
+--- Indices to probe in a tensor of n elements: all when few, else a spread.
+function H.probe(n, max)
+  max = max or 12
+  local idx = {}
+  if n <= max then
+    for i = 1, n do idx[i] = i end
+  else
+    for k = 1, max do idx[k] = 1 + math.floor((k - 1) * (n - 1) / (max - 1)) end
+  end
+  return idx
+end
+
+--- Finite differences of loss() in element i of tensor t: the central one
+--- and the two one-sided ones.
+function H.fd(loss, t, i, eps)
+  local v = t:get(i)
+  local l0 = loss()
+  t:set(i, v + eps)
+  local lp = loss()
+  t:set(i, v - eps)
+  local lm = loss()
+  t:set(i, v)
+  return (lp - lm) / (2 * eps), (lp - l0) / eps, (l0 - lm) / eps
+end
+
+--- Compare analytic gradient tensor g of loss() in t at probed elements:
+--- |fd - g| <= tol * max(1, |g|). The networks hold ReLUs, so an element may
+--- sit within eps of a kink, where the central difference averages two
+--- slopes; there the analytic value must match one of the one-sided
+--- differences instead (the gradient is the slope on one side of the kink).
+--- Returns the worst relative error.
+function H.gradcheck(loss, t, g, opts)
+  opts = opts or {}
+  local eps, tol = opts.eps or 1e-3, opts.tol or 1e-2
+  local worst, where = 0, nil
+  for _, i in ipairs(H.probe(t:numel(), opts.max)) do
+    local c, f, b = H.fd(loss, t, i, eps)
+    local ana = g:get(i)
+    local scale = math.max(1, math.abs(ana))
+    local err = math.abs(c - ana) / scale
+    if err > tol and math.abs(f - b) > tol * scale then -- a kink within eps
+      local _, f2, b2 = H.fd(loss, t, i, eps / 10) -- one-sided: closer, less curvature
+      err = math.min(err, math.abs(f - ana) / scale, math.abs(b - ana) / scale,
+        math.abs(f2 - ana) / scale, math.abs(b2 - ana) / scale)
+    end
+    if err > worst then
+      worst, where = err, string.format("element %d: fd %g (one-sided %g, %g), backward %g", i, c, f, b, ana)
+    end
+  end
+  assert(worst <= tol, string.format("%s: gradient mismatch %g > %g at %s", opts.what or "gradient",
+    worst, tol, tostring(where)))
+  return worst
+end
+
+--- The full check of a flow piece: L = <w, y> + a * sum(logdet). Checks dx
+--- from backward(y, w, a) against finite differences in x, and every
+--- parameter's grad, and that backward rebuilds x.
+function H.check_piece(piece, x, opts)
+  opts = opts or {}
+  local y0 = piece:forward(x)
+  local w = glow.randn(y0:shape(), 99, 1)
+  local a = 0.7
+  local function loss()
+    local y, ld = piece:forward(x)
+    return y:dot(w) + a * ld:sum()
+  end
+  piece:zero_grad()
+  local xr, dx = piece:backward(y0, w, a)
+  assert.tensor_near(x, xr, opts.inv_tol or 1e-4)
+  H.gradcheck(loss, x, dx, { what = (opts.what or "piece") .. " dx", tol = opts.tol, eps = opts.eps })
+  for _, p in ipairs(piece:parameters()) do
+    H.gradcheck(loss, p.value, p.grad, { what = (opts.what or "piece") .. " " .. p.name,
+      tol = opts.tol, eps = opts.eps })
+  end
+end
+
+return H
