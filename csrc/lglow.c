@@ -13,6 +13,7 @@
 #include <lua.h>
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,16 @@ typedef struct {
 } Tensor;
 
 /* ------------------------------------------------------------------ helpers */
+/* raise a Lua error without a position prefix (luaL_error would add the
+ * calling Lua line, which points into the package, not at the user's code) */
+static int fail(lua_State *L, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  return lua_error(L);
+}
+
 static Tensor *checkt(lua_State *L, int i) { return (Tensor *)luaL_checkudata(L, i, TNAME); }
 
 static Tensor *optt(lua_State *L, int i) {
@@ -61,7 +72,7 @@ static Tensor *newt(lua_State *L, int ndim, const int64_t *shape) {
   }
   luaL_setmetatable(L, TNAME);
   t->data = glow_alloc((size_t)t->n);
-  if (!t->data) luaL_error(L, "glow: out of memory allocating %lld floats", (long long)t->n);
+  if (!t->data) fail(L, "glow: out of memory allocating %I floats", (lua_Integer)t->n);
   t->owns = 1;
   return t;
 }
@@ -71,12 +82,12 @@ static Tensor *newlike(lua_State *L, const Tensor *src) { return newt(L, src->nd
 static int readshape(lua_State *L, int idx, int64_t *shape) {
   luaL_checktype(L, idx, LUA_TTABLE);
   int nd = (int)luaL_len(L, idx);
-  if (nd < 1 || nd > MAXDIM) luaL_error(L, "shape: expected 1 to %d dimensions, got %d", MAXDIM, nd);
+  if (nd < 1 || nd > MAXDIM) fail(L, "shape: expected 1 to %d dimensions, got %d", MAXDIM, nd);
   for (int d = 0; d < nd; d++) {
     lua_geti(L, idx, d + 1);
     int isnum;
     lua_Integer v = lua_tointegerx(L, -1, &isnum);
-    if (!isnum || v < 1) luaL_error(L, "shape: dimension %d must be a positive integer", d + 1);
+    if (!isnum || v < 1) fail(L, "shape: dimension %d must be a positive integer", d + 1);
     shape[d] = v;
     lua_pop(L, 1);
   }
@@ -86,7 +97,7 @@ static int readshape(lua_State *L, int idx, int64_t *shape) {
 static void neednumel(lua_State *L, const Tensor *t, int64_t n, const char *what) {
   if (t->n != n) {
     char b[128];
-    luaL_error(L, "%s: expected %lld elements, got shape %s", what, (long long)n,
+    fail(L, "%s: expected %I elements, got shape %s", what, (lua_Integer)n,
                shapestr(t, b, sizeof b));
   }
 }
@@ -94,7 +105,7 @@ static void neednumel(lua_State *L, const Tensor *t, int64_t n, const char *what
 static void needdims(lua_State *L, const Tensor *t, int nd, const char *what) {
   if (t->ndim != nd) {
     char b[128];
-    luaL_error(L, "%s: expected %d dimensions, got shape %s", what, nd, shapestr(t, b, sizeof b));
+    fail(L, "%s: expected %d dimensions, got shape %s", what, nd, shapestr(t, b, sizeof b));
   }
 }
 
@@ -115,15 +126,15 @@ static int64_t lastdim(const Tensor *t) { return t->shape[t->ndim - 1]; }
 static int *readints(lua_State *L, int idx, int64_t count, int lo, int hi, const char *what) {
   luaL_checktype(L, idx, LUA_TTABLE);
   if ((int64_t)luaL_len(L, idx) != count)
-    luaL_error(L, "%s: expected %lld entries, got %lld", what, (long long)count,
-               (long long)luaL_len(L, idx));
+    fail(L, "%s: expected %I entries, got %I", what, (lua_Integer)count,
+               (lua_Integer)luaL_len(L, idx));
   int *v = (int *)lua_newuserdatauv(L, sizeof(int) * (size_t)(count ? count : 1), 0);
   for (int64_t i = 0; i < count; i++) {
     lua_geti(L, idx, i + 1);
     int isnum;
     lua_Integer x = lua_tointegerx(L, -1, &isnum);
     if (!isnum || x < lo || x >= hi)
-      luaL_error(L, "%s: entry %lld must be an integer in [%d, %d)", what, (long long)i + 1, lo,
+      fail(L, "%s: entry %I must be an integer in [%d, %d)", what, (lua_Integer)i + 1, lo,
                  hi);
     v[i] = (int)x;
     lua_pop(L, 1);
@@ -132,8 +143,8 @@ static int *readints(lua_State *L, int idx, int64_t count, int lo, int hi, const
 }
 
 static void checkrc(lua_State *L, int rc, const char *what) {
-  if (rc == GLOW_ENOMEM) luaL_error(L, "%s: out of memory", what);
-  if (rc == GLOW_ESINGULAR) luaL_error(L, "%s: singular matrix", what);
+  if (rc == GLOW_ENOMEM) fail(L, "%s: out of memory", what);
+  if (rc == GLOW_ESINGULAR) fail(L, "%s: singular matrix", what);
 }
 
 /* ------------------------------------------------------------------ tensor: construction */
@@ -158,14 +169,14 @@ static int t_from(lua_State *L) {
   Tensor *t = newt(L, nd, shape);
   if ((int64_t)luaL_len(L, 1) != t->n) {
     char b[128];
-    luaL_error(L, "Tensor.from: %lld values do not fill shape %s", (long long)luaL_len(L, 1),
+    fail(L, "Tensor.from: %I values do not fill shape %s", (lua_Integer)luaL_len(L, 1),
                shapestr(t, b, sizeof b));
   }
   for (int64_t i = 0; i < t->n; i++) {
     lua_geti(L, 1, i + 1);
     int isnum;
     lua_Number v = lua_tonumberx(L, -1, &isnum);
-    if (!isnum) luaL_error(L, "Tensor.from: value %lld is not a number", (long long)i + 1);
+    if (!isnum) fail(L, "Tensor.from: value %I is not a number", (lua_Integer)i + 1);
     t->data[i] = (float)v;
     lua_pop(L, 1);
   }
@@ -224,7 +235,7 @@ static int t_totable(lua_State *L) {
 static int64_t checkindex(lua_State *L, Tensor *t, int i) {
   lua_Integer k = luaL_checkinteger(L, i);
   if (k < 1 || k > t->n)
-    luaL_error(L, "index %lld out of range [1, %lld]", (long long)k, (long long)t->n);
+    fail(L, "index %I out of range [1, %I]", (lua_Integer)k, (lua_Integer)t->n);
   return k - 1;
 }
 
@@ -245,7 +256,7 @@ static int t_set(lua_State *L) {
 static void samenumel(lua_State *L, Tensor *a, Tensor *b, const char *what) {
   if (a->n != b->n) {
     char s1[128], s2[128];
-    luaL_error(L, "%s: shapes %s and %s differ in size", what, shapestr(a, s1, sizeof s1),
+    fail(L, "%s: shapes %s and %s differ in size", what, shapestr(a, s1, sizeof s1),
                shapestr(b, s2, sizeof s2));
   }
 }
@@ -307,8 +318,8 @@ static int t_view(lua_State *L) {
   for (int d = 0; d < nd; d++) n *= shape[d];
   if (n != t->n) {
     char b[128];
-    luaL_error(L, "view: shape %s has %lld elements, the new shape %lld", shapestr(t, b, sizeof b),
-               (long long)t->n, (long long)n);
+    fail(L, "view: shape %s has %I elements, the new shape %I", shapestr(t, b, sizeof b),
+               (lua_Integer)t->n, (lua_Integer)n);
   }
   Tensor *v = (Tensor *)lua_newuserdatauv(L, sizeof(Tensor), 1);
   *v = *t;
@@ -407,7 +418,7 @@ static int conv_forward_impl(lua_State *L, int naive) {
   int k = (int)wt->shape[0], cout = (int)wt->shape[3];
   if ((k != 1 && k != 3) || wt->shape[1] != k || wt->shape[2] != cin) {
     char s1[128], s2[128];
-    luaL_error(L, "conv2d: weight %s does not fit input %s (expected {k, k, %d, cout}, k = 1 or 3)",
+    fail(L, "conv2d: weight %s does not fit input %s (expected {k, k, %d, cout}, k = 1 or 3)",
                shapestr(wt, s1, sizeof s1), shapestr(x, s2, sizeof s2), cin);
   }
   if (b) neednumel(L, b, cout, "conv2d: bias");
@@ -433,7 +444,7 @@ static int conv_backward_impl(lua_State *L, int naive) {
   needdims(L, wt, 4, "conv2d backward: weight");
   int k = (int)wt->shape[0], cout = (int)wt->shape[3];
   if ((k != 1 && k != 3) || wt->shape[1] != k || wt->shape[2] != cin)
-    luaL_error(L, "conv2d backward: weight does not fit the input's %d channels", cin);
+    fail(L, "conv2d backward: weight does not fit the input's %d channels", cin);
   neednumel(L, dy, (int64_t)n * h * w * cout, "conv2d backward: dy");
   if (dwt) neednumel(L, dwt, wt->n, "conv2d backward: weight grad");
   if (db) neednumel(L, db, cout, "conv2d backward: bias grad");
@@ -549,7 +560,7 @@ static int l_actnorm_init(lua_State *L) {
 static int64_t checksquare(lua_State *L, Tensor *m, const char *what) {
   if (m->ndim != 2 || m->shape[0] != m->shape[1]) {
     char b[128];
-    luaL_error(L, "%s: expected a square matrix, got shape %s", what, shapestr(m, b, sizeof b));
+    fail(L, "%s: expected a square matrix, got shape %s", what, shapestr(m, b, sizeof b));
   }
   return m->shape[0];
 }
@@ -625,7 +636,7 @@ static int *readperm(lua_State *L, int idx, int c) {
   memset(seen, 0, sizeof(int) * (size_t)c);
   for (int i = 0; i < c; i++) {
     p[i] -= 1;
-    if (seen[p[i]]++) luaL_error(L, "permutation: %d appears twice", p[i] + 1);
+    if (seen[p[i]]++) fail(L, "permutation: %d appears twice", p[i] + 1);
   }
   lua_pop(L, 1);
   return p;
@@ -669,7 +680,7 @@ static int64_t checkw(lua_State *L, Tensor *x, Tensor *w, const char *what) {
   int64_t c = lastdim(x);
   if (w->ndim != 2 || w->shape[0] != c || w->shape[1] != c) {
     char s1[128], s2[128];
-    luaL_error(L, "%s: weight %s does not fit input %s", what, shapestr(w, s1, sizeof s1),
+    fail(L, "%s: weight %s does not fit input %s", what, shapestr(w, s1, sizeof s1),
                shapestr(x, s2, sizeof s2));
   }
   return c;
@@ -722,7 +733,7 @@ static int l_split_channels(lua_State *L) {
   Tensor *x = checkt(L, 1);
   int c = (int)lastdim(x);
   int c1 = (int)luaL_checkinteger(L, 2);
-  if (c1 < 1 || c1 >= c) luaL_error(L, "split_channels: cannot split %d channels at %d", c, c1);
+  if (c1 < 1 || c1 >= c) fail(L, "split_channels: cannot split %d channels at %d", c, c1);
   int64_t shape[MAXDIM];
   memcpy(shape, x->shape, sizeof shape);
   shape[x->ndim - 1] = c1;
@@ -740,7 +751,7 @@ static int l_concat_channels(lua_State *L) {
   for (int d = 0; ok && d < a->ndim - 1; d++) ok = a->shape[d] == b->shape[d];
   if (!ok) {
     char s1[128], s2[128];
-    luaL_error(L, "concat_channels: shapes %s and %s differ outside the channels",
+    fail(L, "concat_channels: shapes %s and %s differ outside the channels",
                shapestr(a, s1, sizeof s1), shapestr(b, s2, sizeof s2));
   }
   int64_t shape[MAXDIM];
@@ -756,7 +767,7 @@ static int l_squeeze(lua_State *L) {
   Tensor *x = checkimg(L, 1, "squeeze: input", &n, &h, &w, &c);
   if (h % 2 || w % 2) {
     char b[128];
-    luaL_error(L, "squeeze: height and width must be even, got shape %s", shapestr(x, b, sizeof b));
+    fail(L, "squeeze: height and width must be even, got shape %s", shapestr(x, b, sizeof b));
   }
   int64_t shape[4] = {n, h / 2, w / 2, 4 * c};
   Tensor *y = newt(L, 4, shape);
@@ -769,7 +780,7 @@ static int l_unsqueeze(lua_State *L) {
   Tensor *y = checkimg(L, 1, "unsqueeze: input", &n, &h2, &w2, &c4);
   if (c4 % 4) {
     char b[128];
-    luaL_error(L, "unsqueeze: channels must be a multiple of 4, got shape %s",
+    fail(L, "unsqueeze: channels must be a multiple of 4, got shape %s",
                shapestr(y, b, sizeof b));
   }
   int64_t shape[4] = {n, 2 * h2, 2 * w2, c4 / 4};
@@ -871,7 +882,7 @@ static int l_gaussian_sample(lua_State *L) {
 static int l_top_prior_params(lua_State *L) {
   int64_t shape[MAXDIM];
   int nd = readshape(L, 1, shape);
-  if (nd != 4) luaL_error(L, "top prior: expected an image shape {n, h, w, c}");
+  if (nd != 4) fail(L, "top prior: expected an image shape {n, h, w, c}");
   Tensor *bm = optt(L, 2), *bl = optt(L, 3), *cls = optt(L, 4);
   size_t n = (size_t)shape[0], pix = (size_t)(shape[1] * shape[2]);
   int c = (int)shape[3];
@@ -880,7 +891,7 @@ static int l_top_prior_params(lua_State *L) {
   int *y = NULL;
   if (cls) {
     needdims(L, cls, 2, "top prior: class map");
-    if (cls->shape[1] != 2 * c) luaL_error(L, "top prior: class map must have %d columns", 2 * c);
+    if (cls->shape[1] != 2 * c) fail(L, "top prior: class map must have %d columns", 2 * c);
     y = readints(L, 5, (int64_t)n, 0, (int)cls->shape[0], "labels y");
   }
   Tensor *m = newt(L, 4, shape);
@@ -903,7 +914,7 @@ static int l_top_prior_backward(lua_State *L) {
   int *y = NULL;
   if (dcls) {
     needdims(L, dcls, 2, "top prior backward: class map grad");
-    if (dcls->shape[1] != 2 * c) luaL_error(L, "top prior backward: class map must have %d columns", 2 * c);
+    if (dcls->shape[1] != 2 * c) fail(L, "top prior backward: class map must have %d columns", 2 * c);
     y = readints(L, 3, (int64_t)n, 0, (int)dcls->shape[0], "labels y");
   }
   glow_top_prior_backward(dm->data, dl->data, y, dbm ? dbm->data : NULL, dbl ? dbl->data : NULL,
@@ -917,7 +928,7 @@ static int l_classifier_forward(lua_State *L) {
   Tensor *z = checkimg(L, 1, "classifier: z", &n, &h, &wd, &c);
   Tensor *w = checkt(L, 2), *b = checkt(L, 3);
   needdims(L, w, 2, "classifier: weight");
-  if (w->shape[0] != c) luaL_error(L, "classifier: weight must have %d rows", c);
+  if (w->shape[0] != c) fail(L, "classifier: weight must have %d rows", c);
   int k = (int)w->shape[1];
   neednumel(L, b, k, "classifier: bias");
   int64_t shape[2] = {n, k};
@@ -932,7 +943,7 @@ static int l_classifier_backward(lua_State *L) {
   Tensor *z = checkimg(L, 1, "classifier backward: z", &n, &h, &wd, &c);
   Tensor *w = checkt(L, 2), *dlo = checkt(L, 3), *dw = optt(L, 4), *db = optt(L, 5);
   needdims(L, w, 2, "classifier backward: weight");
-  if (w->shape[0] != c) luaL_error(L, "classifier backward: weight must have %d rows", c);
+  if (w->shape[0] != c) fail(L, "classifier backward: weight must have %d rows", c);
   int k = (int)w->shape[1];
   neednumel(L, dlo, (int64_t)n * k, "classifier backward: dlogits");
   if (dw) neednumel(L, dw, w->n, "classifier backward: dw");

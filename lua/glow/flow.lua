@@ -34,8 +34,11 @@ end
 local Flow -- forward declaration: the sequence container, defined below
 
 --- the location prefix of a child in an error message
+--- (a named child is a leaf piece that names itself in its messages)
 local function sep(ch)
-  return ch.where .. (getmetatable(ch.module) == Flow and ", " or ": ")
+  if getmetatable(ch.module) == Flow then return ch.where .. ", " end
+  if ch.named then return "" end
+  return ch.where .. ": "
 end
 
 local function zeros_n(x) return core.tensor({ x:shape()[1] }) end
@@ -224,7 +227,7 @@ local function coupling_new(cls, kind, c, opts)
 end
 
 local function net_output(self, z1, keep)
-  local h = util.at("net: ", self.net.forward, self.net, z1, keep)
+  local h = util.at("coupling: net: ", self.net.forward, self.net, z1, keep)
   return h
 end
 
@@ -256,7 +259,7 @@ function AffineCoupling:backward(y, dy, dlogdet)
   local dy1, dy2 = core.split_channels(dy, self.c1)
   local h = net_output(self, y1, true)
   local z2, dz2, dh = core.affine_backward(y2, h, dy2, dld)
-  local dz1 = util.at("net: ", self.net.backward, self.net, y1, dh)
+  local dz1 = util.at("coupling: net: ", self.net.backward, self.net, y1, dh)
   dz1:add(dy1)
   return core.concat_channels(y1, z2), core.concat_channels(dz1, dz2)
 end
@@ -284,7 +287,7 @@ function AdditiveCoupling:backward(y, dy)
   local y1, y2 = core.split_channels(y, self.c1)
   local dy1, dy2 = core.split_channels(dy, self.c1)
   local h = net_output(self, y1, true)
-  local dz1 = util.at("net: ", self.net.backward, self.net, y1, dy2)
+  local dz1 = util.at("coupling: net: ", self.net.backward, self.net, y1, dy2)
   dz1:add(dy1)
   return core.concat_channels(y1, y2:add(h, -1)), core.concat_channels(dz1, dy2)
 end
@@ -299,7 +302,7 @@ function Flow.new(pieces, label)
   local self = setmetatable({ children = {}, label = label or "step" }, Flow)
   for i, p in ipairs(pieces or {}) do
     if getmetatable(p) == nil and type(p[1]) == "string" then
-      self.children[i] = { name = p[1], module = p[2], where = p[1] }
+      self.children[i] = { name = p[1], module = p[2], where = p[1], named = true }
     else
       self.children[i] = { name = self.label .. i, module = p, where = self.label .. " " .. i }
     end
@@ -391,7 +394,7 @@ function Split:forward(x)
 end
 
 function Split:moments(z1)
-  return core.split_channels(util.at("prior: ", self.prior.forward, self.prior, z1), self.c2)
+  return core.split_channels(util.at("split: prior: ", self.prior.forward, self.prior, z1), self.c2)
 end
 
 --- log p(z2 | z1), a tensor {n}.

@@ -77,7 +77,7 @@ Glow.zero_grad = util.zero_grad
 
 local OPTIONS = {
   shape = true, levels = true, depth = true, width = true, coupling = true, permutation = true,
-  learn_top = true, classes = true, class_weight = true, n_bits = true, seed = true,
+  learn_top = true, classes = true, class_weight = true, n_bits = true, seed = true, net = true,
 }
 
 local DEFAULTS = {
@@ -122,6 +122,9 @@ local function check_config(opts)
     error("glow.Glow: option class_weight must be a number >= 0", 0)
   end
   if math.type(cfg.seed) ~= "integer" then error("glow.Glow: option seed must be an integer", 0) end
+  if cfg.net ~= nil and type(cfg.net) ~= "function" then
+    error("glow.Glow: option net must be a function(cin, cout, info) returning a network", 0)
+  end
   local f = 2 ^ cfg.levels
   if s[1] % f ~= 0 or s[2] % f ~= 0 then
     error(string.format("glow.Glow: image size %dx%d cannot be squeezed %d times (levels = %d): "
@@ -131,7 +134,10 @@ local function check_config(opts)
 end
 
 --- glow.Glow{shape = {h, w, c}, levels, depth, width, coupling, permutation,
---- learn_top, classes, class_weight, n_bits, seed}
+--- learn_top, classes, class_weight, n_bits, seed [, net]}
+--- net, when given, builds every coupling's network: net(cin, cout, {level =
+--- l, step = k, width = w, seed = s}) returns a module from glow.nn pieces (or
+--- anything with forward/backward/parameters) mapping cin to cout channels.
 function Glow.new(opts)
   if type(opts) ~= "table" then error("glow.Glow: expected an options table", 2) end
   local cfg = check_config(opts)
@@ -142,8 +148,15 @@ function Glow.new(opts)
     h, w, c = h // 2, w // 2, c * 4
     local steps = {}
     for k = 1, cfg.depth do
+      local seed = cfg.seed * 1000003 + l * 10007 + k * 211
+      local net
+      if cfg.net then
+        local c2 = c - c // 2
+        net = cfg.net(c // 2, cfg.coupling == "affine" and 2 * c2 or c2,
+          { level = l, step = k, width = cfg.width, seed = seed })
+      end
       steps[k] = flow.FlowStep(c, { coupling = cfg.coupling, permutation = cfg.permutation,
-        width = cfg.width, seed = cfg.seed * 1000003 + l * 10007 + k * 211 })
+        width = cfg.width, net = net, seed = seed })
     end
     local level = { squeeze = flow.Squeeze(), steps = flow.Flow(steps, "step"), h = h, w = w, c = c }
     self.children[#self.children + 1] = { name = "level" .. l, module = level.steps }
@@ -293,30 +306,47 @@ function Glow:bpd_of(lp)
   return t
 end
 
---- loss_and_grad(x [, y]) -> stats: the mean negative log-likelihood in
---- bits/dim (plus class_weight * cross-entropy / ln 2 for a conditional
---- model) and its gradient, accumulated into every parameter's grad.
---- The backward pass rebuilds each step's input by the inverse from the
---- latents, so it stores no activations.
-function Glow:loss_and_grad(x, y)
-  local n = self:check_input(x, "loss_and_grad")
-  y = self:check_labels(y, n, "loss_and_grad", true)
-  self:check_initialized("loss_and_grad")
+function Glow:_loss(x, y, what)
+  local n = self:check_input(x, what)
+  y = self:check_labels(y, n, what, true)
+  self:check_initialized(what)
   local lp, zs, z1s = self:_log_prob(x, y)
   local bpd = self:bpd_of(lp):sum() / n
   local stats = { bpd = bpd, loss = bpd }
+  if self.head then
+    local w = self.config.class_weight / LN2
+    local _, ce, dlogits = core.log_softmax_xent(self.head:forward(zs[#zs]), y, w)
+    stats.xent = ce
+    stats.loss = bpd + w * ce
+    stats.dlogits = dlogits
+  end
+  return stats, n, y, zs, z1s
+end
+
+--- loss(x [, y]) -> stats {loss, bpd [, xent]}: the objective without gradients.
+function Glow:loss(x, y)
+  local stats = self:_loss(x, y, "loss")
+  stats.dlogits = nil
+  return stats
+end
+
+--- loss_and_grad(x [, y]) -> stats: the mean negative log-likelihood in
+--- bits/dim (plus class_weight * cross-entropy / ln 2 for a conditional
+--- model) and its gradient, accumulated into every parameter's grad;
+--- stats.dx is the gradient with respect to x.
+--- The backward pass rebuilds each step's input by the inverse from the
+--- latents, so it stores no activations.
+function Glow:loss_and_grad(x, y)
+  local stats, n, zs, z1s
+  stats, n, y, zs, z1s = self:_loss(x, y, "loss_and_grad")
   local g = -1 / (n * self.dims * LN2) -- dL/dlogdet_n = dL/dlogp_n
   local dlp = core.tensor({ n }):fill(g)
   local L = #self.levels
   local z = zs[L]
   local dz = self.top:backward(z, y, dlp)
   if self.head then
-    local logits = self.head:forward(z)
-    local w = self.config.class_weight / LN2
-    local _, ce, dlogits = core.log_softmax_xent(logits, y, w)
-    stats.xent = ce
-    stats.loss = bpd + w * ce
-    dz:add(self.head:backward(z, dlogits))
+    dz:add(self.head:backward(z, stats.dlogits))
+    stats.dlogits = nil
   end
   for l = L, 1, -1 do
     local level = self.levels[l]

@@ -1,0 +1,265 @@
+local H = require "spec.helper"
+local glow = H.glow
+
+local LOG2PI = math.log(2 * math.pi)
+
+local function ready(opts, n, seed)
+  local m = glow.Glow(opts)
+  local s = opts.shape
+  local x = H.data({ n or 4, s[1], s[2], s[3] }, seed or 1)
+  m:initialize(x)
+  return m, x
+end
+
+describe("glow.Glow encode/decode", function()
+  for _, coupling in ipairs { "affine", "additive" } do
+    for _, perm in ipairs { "invconv_lu", "invconv", "shuffle", "reverse" } do
+      it("decode(encode(x)) equals x within 1e-4 with " .. coupling .. " coupling and " .. perm, function()
+        local m, x = ready({ shape = { 16, 16, 3 }, levels = 3, depth = 8, width = 32,
+          coupling = coupling, permutation = perm, seed = 3 }, 4)
+        H.perturb(m, 0.02, 2)
+        local zs, logdet = m:encode(x)
+        assert.equal(3, #zs)
+        assert.same({ 4, 8, 8, 6 }, zs[1]:shape())
+        assert.same({ 4, 4, 4, 12 }, zs[2]:shape())
+        assert.same({ 4, 2, 2, 48 }, zs[3]:shape())
+        assert.same({ 4 }, logdet:shape())
+        assert.tensor_near(x, m:decode(zs), 1e-4)
+      end)
+    end
+  end
+end)
+
+describe("glow.Glow log-determinant", function()
+  for _, coupling in ipairs { "affine", "additive" } do
+    it("equals log|det J| of the brute-force Jacobian of x -> zs (" .. coupling .. ")", function()
+      local m = ready({ shape = { 8, 8, 2 }, levels = 2, depth = 2, width = 8, coupling = coupling,
+        seed = 5 }, 4)
+      H.perturb(m, 0.05, 7)
+      local x = H.data({ 1, 8, 8, 2 }, 9) -- 128 elements
+      local _, logdet = m:encode(x)
+      local brute = H.jacobian_logdet(function(v) return H.cat((m:encode(v))) end, x)
+      local got = logdet:get(1)
+      assert(math.abs(got - brute) <= 1e-3 * math.max(1, math.abs(brute)),
+        string.format("logdet %g, brute force %g", got, brute))
+    end)
+  end
+end)
+
+describe("glow.Glow log_prob", function()
+  it("of a fresh model with a standard-normal top equals logdet plus N(0, 1) of every latent", function()
+    local m, x = ready({ shape = { 8, 8, 3 }, levels = 2, depth = 3, width = 16, learn_top = false,
+      seed = 2 }, 3)
+    local zs, logdet = m:encode(x)
+    local lp = m:log_prob(x):totable()
+    local ld = logdet:totable()
+    for i = 1, 3 do
+      local expect = ld[i]
+      for _, z in ipairs(zs) do
+        local t, per = z:totable(), z:numel() // 3
+        for j = (i - 1) * per + 1, i * per do expect = expect - 0.5 * LOG2PI - 0.5 * t[j] * t[j] end
+      end
+      assert.is_near(expect, lp[i], 1e-3 * math.abs(expect))
+    end
+  end)
+
+  it("gives bits/dim = -log p / (D ln 2) + n_bits in loss_and_grad", function()
+    local m, x = ready({ shape = { 8, 8, 1 }, levels = 1, depth = 2, width = 8, n_bits = 5 }, 2)
+    H.perturb(m, 0.05, 1)
+    local lp = m:log_prob(x):totable()
+    local expect = 5 - (lp[1] + lp[2]) / 2 / (64 * math.log(2))
+    assert.is_near(expect, m:loss_and_grad(x).bpd, 1e-5)
+  end)
+end)
+
+describe("glow.Glow gradients", function()
+  -- Every coupling network here is one ZeroConv2d, a smooth map, so that
+  -- finite differences see no ReLU kinks: this checks the model's plumbing
+  -- (levels, splits, priors, head, log-determinants) to 1e-2. The default
+  -- ReLU networks are checked piece by piece in flow_spec and nn_spec.
+  local function smooth(cin, cout) return glow.nn.ZeroConv2d(cin, cout) end
+
+  local function check_model(opts, y, tol, eps)
+    local m, x = ready(opts, 2, 4)
+    H.perturb(m, 0.05, 3)
+    local s = opts.shape
+    local K = 2 * s[1] * s[2] * s[3] * math.log(2) -- bits/dim -> total nats
+    local function loss() return m:loss(x, y).loss * K end
+    m:zero_grad()
+    local stats = m:loss_and_grad(x, y)
+    assert.is_near(stats.loss, m:loss(x, y).loss, 1e-6)
+    H.gradcheck(loss, x, stats.dx:clone():scale(K), { what = "model dx", tol = tol, eps = eps })
+    for _, p in ipairs(m:parameters()) do
+      H.gradcheck(loss, p.value, p.grad:clone():scale(K), { what = "model " .. p.name, tol = tol,
+        max = 6, eps = eps })
+    end
+  end
+
+  it("of the mean NLL in bits/dim match finite differences for x and every parameter (1e-2 relative)", function()
+    check_model({ shape = { 8, 8, 2 }, levels = 2, depth = 2, width = 8, seed = 1, net = smooth }, nil, 1e-2, 1e-2)
+  end)
+
+  it("include the class-conditional prior and the classification loss (1e-2 relative)", function()
+    check_model({ shape = { 8, 8, 2 }, levels = 2, depth = 2, width = 8, classes = 3,
+      class_weight = 0.5, seed = 1, net = smooth }, { 2, 0 }, 1e-2, 1e-2)
+  end)
+
+  it("match a directional finite difference with the default ReLU networks (1e-1 relative)", function()
+    -- With ReLU networks every element sits near some kink, so the check is
+    -- along one random direction through all parameters and x at once, with
+    -- a small step (3e-4); the error shrinks with the step (kinks), and the
+    -- tolerance covers what is left at this step in float32.
+    local m, x = ready({ shape = { 8, 8, 2 }, levels = 2, depth = 2, width = 8, seed = 1,
+      classes = 3 }, 2, 4)
+    local y = { 1, 2 }
+    H.perturb(m, 0.05, 3)
+    local K = 2 * 128 * math.log(2)
+    m:zero_grad()
+    local stats = m:loss_and_grad(x, y)
+    local ps = m:parameters()
+    ps[#ps + 1] = { value = x, grad = stats.dx }
+    local dirs, ana = {}, 0
+    for i, p in ipairs(ps) do
+      dirs[i] = glow.randn(p.value:shape(), 500 + i, 1)
+      ana = ana + p.grad:dot(dirs[i]) * K
+    end
+    local function at(t)
+      for i, p in ipairs(ps) do p.value:add(dirs[i], t) end
+      local l = m:loss(x, y).loss * K
+      for i, p in ipairs(ps) do p.value:add(dirs[i], -t) end
+      return l
+    end
+    local eps = 3e-4
+    local fd = (at(eps) - at(-eps)) / (2 * eps)
+    assert(math.abs(fd - ana) <= 0.1 * math.abs(ana), string.format("directional fd %g, backward %g", fd, ana))
+  end)
+
+  it("accumulate over calls until zero_grad", function()
+    local m, x = ready({ shape = { 8, 8, 1 }, levels = 1, depth = 1, width = 8 }, 2)
+    H.perturb(m, 0.05, 3)
+    m:zero_grad()
+    m:loss_and_grad(x)
+    local p = m:parameters()[1]
+    local once = p.grad:clone()
+    m:loss_and_grad(x)
+    assert.tensor_near(once:clone():scale(2), p.grad, 1e-5)
+    m:zero_grad()
+    assert.equal(0, p.grad:max_abs())
+  end)
+end)
+
+describe("glow.Glow sample and classify", function()
+  it("samples at temperature 0 the decoded prior means, reproducibly by seed", function()
+    local m = ready({ shape = { 8, 8, 1 }, levels = 2, depth = 2, width = 8, seed = 1 }, 4)
+    H.perturb(m, 0.05, 5)
+    local a = m:sample(3, { temperature = 0.7, seed = 4 })
+    assert.same({ 3, 8, 8, 1 }, a:shape())
+    assert.tensor_near(a, m:sample(3, { temperature = 0.7, seed = 4 }), 0)
+    assert.is_true(a:max_abs_diff(m:sample(3, { temperature = 0.7, seed = 5 })) > 1e-3)
+    local s0 = m:sample(2, { temperature = 0 })
+    local zs = m:encode(s0)
+    local top = m.top
+    local mean = top:moments(2)
+    assert.tensor_near(mean, zs[2], 1e-4)
+  end)
+
+  it("classifies into {n, classes} log-probabilities and samples per class", function()
+    local m, x = ready({ shape = { 8, 8, 1 }, levels = 2, depth = 1, width = 8, classes = 4 }, 3)
+    H.perturb(m, 0.1, 5)
+    local lp = m:classify(x)
+    assert.same({ 3, 4 }, lp:shape())
+    local t = lp:totable()
+    local s = 0
+    for i = 1, 4 do s = s + math.exp(t[i]) end
+    assert.is_near(1, s, 1e-5)
+    assert.same({ 2, 8, 8, 1 }, m:sample(2, { y = { 1, 3 }, temperature = 0.5 }):shape())
+    local l1 = m:log_prob(x, { 0, 0, 0 }):totable()
+    local l2 = m:log_prob(x, { 3, 3, 3 }):totable()
+    assert.is_true(math.abs(l1[1] - l2[1]) > 1e-6)
+  end)
+
+  it("lists every parameter with a name, a value and a grad of the same shape", function()
+    local m = glow.Glow { shape = { 8, 8, 1 }, levels = 2, depth = 2, width = 8, classes = 3 }
+    local seen = {}
+    for _, p in ipairs(m:parameters()) do
+      assert.is_nil(seen[p.name])
+      seen[p.name] = true
+      assert.same(p.value:shape(), p.grad:shape())
+    end
+    for _, name in ipairs { "level1.step1.actnorm.bias", "level1.step2.invconv.log_s",
+      "level1.step1.coupling.net.1.weight", "level1.split.prior.logscale", "level2.step2.actnorm.logs",
+      "top.mean", "top.logs", "top.class", "head.weight", "head.bias" } do
+      assert.is_true(seen[name], name)
+    end
+  end)
+end)
+
+describe("glow.Glow bad input", function()
+  local opts = { shape = { 16, 16, 3 }, levels = 2, depth = 1, width = 8 }
+
+  local function err_of(fn, ...)
+    local ok, e = pcall(fn, ...)
+    assert.is_false(ok)
+    return e
+  end
+
+  it("names a wrong shape or channel count", function()
+    local m = ready(opts, 2)
+    assert.matches("encode: x: got shape {2, 16, 16, 1}, expected {n, 16, 16, 3}",
+      err_of(m.encode, m, H.data({ 2, 16, 16, 1 }, 1)), 1, true)
+    assert.matches("log_prob: x: got shape {2, 8, 16, 3}, expected {n, 16, 16, 3}",
+      err_of(m.log_prob, m, H.data({ 2, 8, 16, 3 }, 1)), 1, true)
+    assert.matches("decode: zs[2]: got shape", err_of(m.decode, m, { H.data({ 2, 8, 8, 6 }, 1),
+      H.data({ 2, 4, 4, 11 }, 1) }), 1, true)
+    assert.matches("step 1, actnorm: input: got shape {1, 4, 4, 5}, expected {n, h, w, 12}",
+      err_of(m.levels[1].steps.forward, m.levels[1].steps, H.data({ 1, 4, 4, 5 }, 1)), 1, true)
+    -- a broken network deep inside: the message says where it sits
+    local step = m.levels[2].steps.children[1].module
+    step.children[3].module.net.children[1].module.weight = glow.Tensor { 3, 3, 5, 8 }
+    assert.matches("level 2, step 1, coupling: net: 1: conv2d: weight {3, 3, 5, 8} does not fit input {2, 4, 4, 12}",
+      err_of(m.encode, m, H.data({ 2, 16, 16, 3 }, 1)), 1, true)
+  end)
+
+  it("refuses an image size that the levels cannot squeeze", function()
+    assert.matches("image size 28x28 cannot be squeezed 3 times (levels = 3): height and width must be divisible by 8",
+      err_of(glow.Glow, { shape = { 28, 28, 1 }, levels = 3 }), 1, true)
+  end)
+
+  it("refuses a non-finite value in x", function()
+    local m, x = ready(opts, 2)
+    x:set(17, 0 / 0)
+    assert.matches("encode: x contains a non-finite value", err_of(m.encode, m, x), 1, true)
+    x:set(17, math.huge)
+    assert.matches("loss_and_grad: x contains a non-finite value", err_of(m.loss_and_grad, m, x), 1, true)
+  end)
+
+  it("refuses an unknown option name or value", function()
+    assert.matches("glow.Glow: unknown option 'widht'",
+      err_of(glow.Glow, { shape = { 16, 16, 3 }, widht = 8 }), 1, true)
+    assert.matches("option coupling must be \"affine\" or \"additive\", got bogus",
+      err_of(glow.Glow, { shape = { 16, 16, 3 }, coupling = "bogus" }), 1, true)
+    assert.matches("option permutation must be one of",
+      err_of(glow.Glow, { shape = { 16, 16, 3 }, permutation = "lu" }), 1, true)
+    assert.matches("option depth must be a positive integer, got 0",
+      err_of(glow.Glow, { shape = { 16, 16, 3 }, depth = 0 }), 1, true)
+    assert.matches("option shape must be {h, w, c}", err_of(glow.Glow, { shape = { 16, 16 } }), 1, true)
+    local m = ready(opts, 2)
+    assert.matches("sample: unknown option 'temp'", err_of(m.sample, m, 2, { temp = 1 }), 1, true)
+  end)
+
+  it("refuses to run before initialize", function()
+    local m = glow.Glow(opts)
+    local x = H.data({ 2, 16, 16, 3 }, 1)
+    for _, f in ipairs { "encode", "log_prob", "loss_and_grad" } do
+      assert.matches(f .. ": the model is not initialized; call model:initialize(x)",
+        err_of(m[f], m, x), 1, true)
+    end
+    assert.matches("sample: the model is not initialized", err_of(m.sample, m, 2), 1, true)
+  end)
+
+  it("refuses missing or out-of-range labels in a class-conditional model", function()
+    local m, x = ready({ shape = { 8, 8, 1 }, levels = 1, depth = 1, width = 8, classes = 10 }, 2)
+    assert.matches("log_prob: labels y are required", err_of(m.log_prob, m, x), 1, true)
+    assert.matches("label y[2] = 10 is not an integer in [0, 10)", err_of(m.log_prob, m, x, { 1, 10 }), 1, true)
+  end)
+end)

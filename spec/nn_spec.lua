@@ -1,0 +1,137 @@
+local H = require "spec.helper"
+local glow = H.glow
+local nn = glow.nn
+
+--- L = <w, m(x)>: backward(x, w) against finite differences in x and every parameter.
+local function check_module(m, x, what, tol)
+  local w = glow.randn(m:forward(x):shape(), 77, 1)
+  local function loss() return m:forward(x):dot(w) end
+  m:zero_grad()
+  local dx = m:backward(x, w)
+  H.gradcheck(loss, x, dx, { what = what .. " dx", tol = tol })
+  for _, p in ipairs(m:parameters()) do
+    H.gradcheck(loss, p.value, p.grad, { what = what .. " " .. p.name, tol = tol })
+  end
+end
+
+describe("nn.Conv2d", function()
+  it("starts with N(0, 0.05^2) weights of shape {k, k, cin, cout}", function()
+    local c = nn.Conv2d(16, 32, 3, { seed = 1 })
+    assert.same({ 3, 3, 16, 32 }, c.weight:shape())
+    local t = c.weight:totable()
+    local s2 = 0
+    for _, v in ipairs(t) do s2 = s2 + v * v end
+    assert.is_near(0.05, math.sqrt(s2 / #t), 0.003)
+  end)
+
+  for _, k in ipairs { 1, 3 } do
+    it("backward matches finite differences for a " .. k .. "x" .. k .. " kernel with bias", function()
+      local c = nn.Conv2d(3, 5, k, { bias = true, seed = 2, std = 0.3 })
+      H.perturb(c, 0.1, 4)
+      check_module(c, H.data({ 2, 3, 5, 3 }, 1), "conv" .. k, 1e-2)
+    end)
+  end
+
+  it("refuses a kernel size other than 1 or 3", function()
+    assert.has_error(function() nn.Conv2d(3, 5, 5) end, "nn.Conv2d: kernel size must be 1 or 3, got 5")
+  end)
+
+  it("names both shapes when the input's channels do not fit", function()
+    local c = nn.Conv2d(3, 5, 3, { seed = 2 })
+    local ok, err = pcall(c.forward, c, H.data({ 1, 4, 4, 2 }, 1))
+    assert.is_false(ok)
+    assert.matches("conv2d: weight {3, 3, 3, 5} does not fit input {1, 4, 4, 2}", err, 1, true)
+  end)
+end)
+
+describe("conv2d kernels", function()
+  it("the im2col+sgemm path equals the naive reference on odd shapes", function()
+    local core = glow.core
+    local worst = 0
+    for _, k in ipairs { 1, 3 } do
+      for _, cin in ipairs { 1, 3, 5, 7, 130 } do
+        for _, hw in ipairs { { 1, 1 }, { 3, 2 }, { 9, 7 } } do
+          local cout = ({ [1] = 5, [3] = 7, [5] = 130, [7] = 1, [130] = 3 })[cin]
+          local x = glow.randn({ 2, hw[1], hw[2], cin }, cin + k, 1)
+          local wt = glow.randn({ k, k, cin, cout }, 3 * cin + k, 0.2)
+          local b = glow.randn({ cout }, 5, 1)
+          local dy = glow.randn({ 2, hw[1], hw[2], cout }, 7, 1)
+          local y1 = core.conv2d_forward(x, wt, b)
+          local y2 = core.conv2d_forward_naive(x, wt, b)
+          local dw1, dw2 = glow.Tensor(wt:shape()), glow.Tensor(wt:shape())
+          local db1, db2 = glow.Tensor { cout }, glow.Tensor { cout }
+          local dx1 = core.conv2d_backward(x, wt, dy, dw1, db1)
+          local dx2 = core.conv2d_backward_naive(x, wt, dy, dw2, db2)
+          assert.tensor_near(y2, y1, 1e-4)
+          assert.tensor_near(dx2, dx1, 1e-4)
+          assert.tensor_near(dw2, dw1, 1e-4)
+          assert.tensor_near(db2, db1, 1e-4)
+          worst = math.max(worst, (y1:max_abs_diff(y2)))
+        end
+      end
+    end
+    assert.is_true(worst < 1e-4)
+  end)
+end)
+
+describe("nn.ActNorm", function()
+  it("initializes to zero mean and unit variance per channel", function()
+    local a = nn.ActNorm(3)
+    local x = glow.randn({ 4, 5, 5, 3 }, 3, 2.5)
+    a:initialize(x)
+    local y = a:forward(x):totable()
+    for ch = 1, 3 do
+      local s, s2, n = 0, 0, 0
+      for i = ch, #y, 3 do s, s2, n = s + y[i], s2 + y[i] * y[i], n + 1 end
+      assert.is_near(0, s / n, 1e-5)
+      assert.is_near(1, s2 / n, 1e-4)
+    end
+  end)
+
+  it("backward matches finite differences", function()
+    local a = nn.ActNorm(3)
+    a:initialize(H.data({ 2, 3, 3, 3 }, 2))
+    H.perturb(a, 0.1, 1)
+    check_module(a, H.data({ 2, 3, 3, 3 }, 2), "actnorm", 1e-2)
+  end)
+
+  it("refuses to run before initialization", function()
+    local a = nn.ActNorm(3)
+    assert.has_error(function() a:forward(H.data({ 1, 2, 2, 3 }, 1)) end)
+  end)
+end)
+
+describe("nn.ReLU", function()
+  it("backward matches finite differences away from the kink", function()
+    local x = H.data({ 1, 3, 3, 2 }, 5)
+    check_module(nn.ReLU(), x, "relu", 1e-3)
+  end)
+end)
+
+describe("nn.ZeroConv2d", function()
+  it("outputs zeros at start", function()
+    local z = nn.ZeroConv2d(3, 4)
+    assert.equal(0, z:forward(H.data({ 1, 3, 3, 3 }, 1)):max_abs())
+  end)
+
+  it("backward matches finite differences in x, weight, bias and logscale", function()
+    local z = nn.ZeroConv2d(3, 4)
+    H.perturb(z, 0.1, 3)
+    check_module(z, H.data({ 2, 3, 3, 3 }, 1), "zeroconv", 1e-2)
+  end)
+end)
+
+describe("nn.Sequential", function()
+  it("chains modules and backpropagates through all of them", function()
+    local s = nn.Sequential { nn.Conv2d(2, 6, 3, { seed = 1 }), nn.ActNorm(6), nn.ReLU(),
+      nn.Conv2d(6, 6, 1, { seed = 2 }), nn.ActNorm(6), nn.ReLU(), nn.ZeroConv2d(6, 4) }
+    local x = H.data({ 2, 4, 4, 2 }, 1)
+    glow.Flow.initialize(s, x)
+    H.perturb(s, 0.05, 2)
+    check_module(s, x, "sequential", 1e-2)
+    local names = {}
+    for _, p in ipairs(s:parameters()) do names[#names + 1] = p.name end
+    assert.same({ "1.weight", "2.bias", "2.logs", "4.weight", "5.bias", "5.logs", "7.weight",
+      "7.bias", "7.logscale" }, names)
+  end)
+end)

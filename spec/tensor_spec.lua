@@ -1,0 +1,60 @@
+local H = require "spec.helper"
+local glow = H.glow
+
+describe("glow.Tensor", function()
+  it("makes zeros of a shape and reports it", function()
+    local t = glow.Tensor { 2, 3, 4, 1 }
+    assert.same({ 2, 3, 4, 1 }, t:shape())
+    assert.equal(24, t:numel())
+    assert.equal(0, t:max_abs())
+  end)
+
+  it("round-trips a flat Lua array row-major", function()
+    local t = glow.Tensor.from({ 1, 2, 3, 4, 5, 6 }, { 2, 3 })
+    assert.same({ 1, 2, 3, 4, 5, 6 }, t:totable())
+    assert.equal(6, t:get(6))
+  end)
+
+  it("adds, scales, copies and clones", function()
+    local a = glow.Tensor.from({ 1, 2, 3 }, { 3 })
+    local b = glow.Tensor.from({ 10, 20, 30 }, { 3 })
+    a:add(b, 0.5):scale(2)
+    assert.same({ 12, 24, 36 }, a:totable())
+    local c = a:clone()
+    c:copy(b)
+    assert.same({ 12, 24, 36 }, a:totable())
+    assert.same({ 10, 20, 30 }, c:totable())
+  end)
+
+  it("makes seeded normal noise with the requested spread", function()
+    local r = glow.randn({ 10000 }, 3, 2)
+    assert.same(r:totable(), glow.randn({ 10000 }, 3, 2):totable())
+    local s2 = r:dot(r) / 10000
+    assert.is_near(4, s2, 0.2)
+  end)
+
+  it("shares memory between a view and its base", function()
+    local t = glow.Tensor { 2, 3 }
+    local v = t:view { 6 }
+    v:set(4, 7)
+    assert.equal(7, t:get(4))
+    t = nil -- luacheck: ignore
+    collectgarbage()
+    assert.equal(7, v:get(4))
+  end)
+
+  it("detects non-finite values", function()
+    local t = glow.Tensor { 3 }
+    assert.is_true(t:all_finite())
+    t:set(2, 0 / 0)
+    assert.is_false(t:all_finite())
+  end)
+
+  it("rejects mismatched sizes and bad shapes with the shapes in the message", function()
+    assert.has_error(function() glow.Tensor { 2 }:add(glow.Tensor { 3 }) end,
+      "add: shapes {2} and {3} differ in size")
+    assert.has_error(function() glow.Tensor { 2, 0 } end, "shape: dimension 2 must be a positive integer")
+    assert.has_error(function() glow.Tensor.from({ 1, 2, 3 }, { 2, 2 }) end,
+      "Tensor.from: 3 values do not fill shape {2, 2}")
+  end)
+end)
