@@ -1,0 +1,32 @@
+local H = require "spec.helper"
+
+local function sh(cmd)
+  local p = io.popen(cmd .. " 2>&1")
+  local out = p:read("a")
+  local ok, _, code = p:close()
+  return ok, out, code
+end
+
+describe("luarocks make", function()
+  it("installs into a fresh --tree, and require 'glow' works from /tmp with only luarocks path", function()
+    local tree = os.tmpname()
+    os.remove(tree)
+    local ok, out = sh(string.format("cd %q && luarocks --lua-version 5.4 make rockspec/glow-scm-1.rockspec --tree %q",
+      H.root, tree))
+    assert(ok, "luarocks make failed:\n" .. out)
+    local probe = tree .. "-probe.lua"
+    local f = assert(io.open(probe, "w"))
+    f:write([[
+local g = require "glow"
+local m = g.Glow { shape = { 8, 8, 1 }, levels = 1, depth = 1, width = 4 }
+print(package.searchpath("glow.core", package.cpath), m.config.levels)
+]])
+    f:close()
+    ok, out = sh(string.format("cd /tmp && env -u LUA_PATH -u LUA_CPATH -u LUA_PATH_5_4 -u LUA_CPATH_5_4 "
+      .. "sh -c 'eval \"$(luarocks --lua-version 5.4 path --tree %s)\" && lua5.4 %s'", tree, probe))
+    os.remove(probe)
+    sh("rm -rf " .. tree)
+    assert(ok, "require from /tmp failed:\n" .. out)
+    assert.matches(tree .. "/lib/lua/5.4/glow/core.so\t1", out, 1, true)
+  end)
+end)

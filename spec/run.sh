@@ -1,0 +1,60 @@
+#!/bin/sh
+# The test command: installs the Debian packages the tests need when they are
+# missing (as root, with apt-get), builds with CMake, runs the C tests
+# (ctest), luacheck over lua/, spec/ and examples/, and every busted spec.
+# Ends with one line "tests: N passed, N failed".
+#
+#   sh spec/run.sh
+set -eu
+cd "$(dirname "$0")/.."
+
+PACKAGES="gcc make cmake pkg-config lua5.4 liblua5.4-dev luarocks lua-busted lua-check
+libopenblas-dev libpng-dev zlib1g-dev"
+
+missing=""
+for p in $PACKAGES; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  echo "== installing:$missing"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "spec/run.sh: missing Debian packages:$missing (run as root, or apt-get install them)" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # shellcheck disable=SC2086
+  apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+echo "== build"
+# -Werror: the C must build warning-free with -Wall -Wextra
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DGLOW_WERROR=ON >/dev/null
+cmake --build build -j "$(nproc)" >/dev/null
+
+echo "== C tests"
+c_out=$(ctest --test-dir build --output-on-failure -V 2>&1) || { echo "$c_out"; c_fail=1; }
+echo "$c_out" | grep -E "passed, .* failed" || true
+c_pass=$(echo "$c_out" | sed -n 's/.*: \([0-9][0-9]*\) passed, \([0-9][0-9]*\) failed$/\1/p' | awk '{s+=$1} END {print s+0}')
+c_failn=$(echo "$c_out" | sed -n 's/.*: \([0-9][0-9]*\) passed, \([0-9][0-9]*\) failed$/\2/p' | awk '{s+=$1} END {print s+0}')
+
+echo "== luacheck"
+luacheck --no-color -q lua spec examples
+
+echo "== busted"
+set +e
+b_out=$(busted -o plainTerminal 2>&1)
+b_rc=$?
+set -e
+echo "$b_out"
+summary=$(echo "$b_out" | grep -E "^[0-9]+ success" | tail -1)
+b_pass=$(echo "$summary" | sed -n 's/^\([0-9]*\) success.*/\1/p')
+b_fail=$(echo "$summary" | sed -n 's/.* \([0-9]*\) failure.* \([0-9]*\) error.*/\1 \2/p' | awk '{print $1+$2}')
+
+passed=$(( ${c_pass:-0} + ${b_pass:-0} ))
+failed=$(( ${c_failn:-0} + ${b_fail:-1} ))
+if [ "${c_fail:-0}" -ne 0 ] || [ "$b_rc" -ne 0 ] || [ -z "$summary" ]; then
+  [ "$failed" -gt 0 ] || failed=1
+fi
+echo "tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
