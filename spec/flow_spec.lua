@@ -65,6 +65,15 @@ describe("Split", function()
     assert.tensor_near(x, s:inverse(z1, z2), 0)
   end)
 
+  it("is volume-preserving: logdet 0 equals log|det J| of x -> (z1, z2)", function()
+    local s, x = ready_split()
+    local brute = H.jacobian_logdet(function(v)
+      local z1, _, z2 = s:forward(v)
+      return H.cat { z1, z2 }
+    end, x)
+    assert.is_near(0, brute, 1e-3)
+  end)
+
   it("samples z2 from its prior at temperature 0 as the prior mean", function()
     local s, x = ready_split()
     local z1 = s:forward(x)
