@@ -10,7 +10,6 @@
  */
 #include "glow.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
@@ -68,68 +67,139 @@ static int chunk_images(int n, int h, int w, int cin, int k) {
   return (int)c;
 }
 
+/* The 3x3 case takes one of two lowerings, whichever needs the smaller buffer:
+ *  - im2col (cin <= cout): col = im2col(x) {rows, 9 cin}; y = col W.
+ *  - taps (cout < cin): z = x Wf {rows, 9 cout} with Wf[ci, t cout + co] =
+ *    W[8 - t, ci, co] (the taps flipped), then y = col2im(z): each output
+ *    pixel gathers its 9 taps. A ZeroConv with few output channels then
+ *    runs one well-shaped product instead of a huge im2col with N = cout.
+ * The backward passes mirror them. */
+static float *flip_taps(const float *wt, int cin, int cout, int k) {
+  int kk = k * k;
+  float *wf = glow_alloc_uninit((size_t)cin * kk * cout);
+  if (!wf) return NULL;
+  for (int t = 0; t < kk; t++)
+    for (int ci = 0; ci < cin; ci++)
+      memcpy(wf + (size_t)ci * kk * cout + (size_t)t * cout,
+             wt + ((size_t)(kk - 1 - t) * cin + ci) * cout, sizeof(float) * cout);
+  return wf;
+}
+
+static void add_bias(float *y, const float *b, size_t rows, int cout) {
+#pragma omp parallel for if (rows * cout > 65536)
+  for (size_t r = 0; r < rows; r++)
+    for (int o = 0; o < cout; o++) y[r * cout + o] += b[o];
+}
+
 int glow_conv2d_forward(const float *x, const float *wt, const float *b, float *y, int n, int h,
                         int w, int cin, int cout, int k) {
-  size_t pix = (size_t)h * w, kk = (size_t)k * k * cin;
+  size_t pix = (size_t)h * w, rows = (size_t)n * pix;
   if (k == 1) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(n * pix), cout, cin, 1.0f, x,
-                cin, wt, cout, 0.0f, y, cout);
-  } else {
+    glow_sgemm(0, 0, (int)rows, cout, cin, 1.0f, x, cin, wt, cout, 0.0f, y, cout);
+  } else if (cin <= cout) {
+    size_t kk = (size_t)k * k * cin;
     int chunk = chunk_images(n, h, w, cin, k);
-    float *col = glow_alloc((size_t)chunk * pix * kk);
+    float *col = glow_alloc_uninit((size_t)chunk * pix * kk);
     if (!col) return GLOW_ENOMEM;
     for (int b0 = 0; b0 < n; b0 += chunk) {
       int nb = n - b0 < chunk ? n - b0 : chunk;
       im2col(x + (size_t)b0 * pix * cin, col, nb, h, w, cin, k);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(nb * pix), cout, (int)kk,
-                  1.0f, col, (int)kk, wt, cout, 0.0f, y + (size_t)b0 * pix * cout, cout);
+      glow_sgemm(0, 0, (int)(nb * pix), cout, (int)kk, 1.0f, col, (int)kk, wt, cout, 0.0f,
+                 y + (size_t)b0 * pix * cout, cout);
     }
     glow_free(col);
+  } else {
+    int kc = k * k * cout;
+    int chunk = chunk_images(n, h, w, cout, k);
+    float *z = glow_alloc_uninit((size_t)chunk * pix * kc);
+    float *wf = flip_taps(wt, cin, cout, k);
+    if (!z || !wf) {
+      glow_free(z);
+      glow_free(wf);
+      return GLOW_ENOMEM;
+    }
+    for (int b0 = 0; b0 < n; b0 += chunk) {
+      int nb = n - b0 < chunk ? n - b0 : chunk;
+      glow_sgemm(0, 0, (int)(nb * pix), kc, cin, 1.0f, x + (size_t)b0 * pix * cin, cin, wf, kc,
+                 0.0f, z, kc);
+      col2im(z, y + (size_t)b0 * pix * cout, nb, h, w, cout, k);
+    }
+    glow_free(z);
+    glow_free(wf);
   }
-  if (b) {
-    size_t rows = (size_t)n * pix;
-#pragma omp parallel for if (rows * cout > 65536)
-    for (size_t r = 0; r < rows; r++)
-      for (int o = 0; o < cout; o++) y[r * cout + o] += b[o];
-  }
+  if (b) add_bias(y, b, rows, cout);
   return GLOW_OK;
+}
+
+static void bias_grad(const float *dy, float *db, size_t rows, int cout) {
+  double s[cout];
+  for (int o = 0; o < cout; o++) s[o] = 0;
+  for (size_t r = 0; r < rows; r++)
+    for (int o = 0; o < cout; o++) s[o] += dy[r * cout + o];
+  for (int o = 0; o < cout; o++) db[o] += (float)s[o];
 }
 
 int glow_conv2d_backward(const float *x, const float *wt, const float *dy, float *dx, float *dwt,
                          float *db, int n, int h, int w, int cin, int cout, int k) {
-  size_t pix = (size_t)h * w, kk = (size_t)k * k * cin, rows = (size_t)n * pix;
-  if (db) {
-    for (size_t r = 0; r < rows; r++)
-      for (int o = 0; o < cout; o++) db[o] += dy[r * cout + o];
-  }
+  size_t pix = (size_t)h * w, rows = (size_t)n * pix;
+  if (db) bias_grad(dy, db, rows, cout);
   if (k == 1) {
-    if (dwt)
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cin, cout, (int)rows, 1.0f, x, cin,
-                  dy, cout, 1.0f, dwt, cout);
-    if (dx)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, cin, cout, 1.0f, dy, cout,
-                  wt, cout, 0.0f, dx, cin);
+    if (dwt) glow_sgemm(1, 0, cin, cout, (int)rows, 1.0f, x, cin, dy, cout, 1.0f, dwt, cout);
+    if (dx) glow_sgemm(0, 1, (int)rows, cin, cout, 1.0f, dy, cout, wt, cout, 0.0f, dx, cin);
     return GLOW_OK;
   }
-  int chunk = chunk_images(n, h, w, cin, k);
-  float *col = glow_alloc((size_t)chunk * pix * kk);
-  if (!col) return GLOW_ENOMEM;
+  if (cin <= cout) {
+    size_t kk = (size_t)k * k * cin;
+    int chunk = chunk_images(n, h, w, cin, k);
+    float *col = glow_alloc_uninit((size_t)chunk * pix * kk);
+    if (!col) return GLOW_ENOMEM;
+    for (int b0 = 0; b0 < n; b0 += chunk) {
+      int nb = n - b0 < chunk ? n - b0 : chunk;
+      int m = (int)(nb * pix);
+      const float *dyb = dy + (size_t)b0 * pix * cout;
+      if (dwt) {
+        im2col(x + (size_t)b0 * pix * cin, col, nb, h, w, cin, k);
+        glow_sgemm(1, 0, (int)kk, cout, m, 1.0f, col, (int)kk, dyb, cout, 1.0f, dwt, cout);
+      }
+      if (dx) {
+        glow_sgemm(0, 1, m, (int)kk, cout, 1.0f, dyb, cout, wt, cout, 0.0f, col, (int)kk);
+        col2im(col, dx + (size_t)b0 * pix * cin, nb, h, w, cin, k);
+      }
+    }
+    glow_free(col);
+    return GLOW_OK;
+  }
+  /* taps: dycol = im2col(dy) {rows, 9 cout}; dx = dycol Wf^T; dWf += x^T dycol */
+  int kk = k * k, kc = kk * cout;
+  int chunk = chunk_images(n, h, w, cout, k);
+  float *col = glow_alloc_uninit((size_t)chunk * pix * kc);
+  float *wf = flip_taps(wt, cin, cout, k);
+  float *dwf = dwt ? glow_alloc((size_t)cin * kc) : NULL;
+  if (!col || !wf || (dwt && !dwf)) {
+    glow_free(col);
+    glow_free(wf);
+    glow_free(dwf);
+    return GLOW_ENOMEM;
+  }
   for (int b0 = 0; b0 < n; b0 += chunk) {
     int nb = n - b0 < chunk ? n - b0 : chunk;
     int m = (int)(nb * pix);
-    const float *dyb = dy + (size_t)b0 * pix * cout;
-    if (dwt) {
-      im2col(x + (size_t)b0 * pix * cin, col, nb, h, w, cin, k);
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)kk, cout, m, 1.0f, col, (int)kk,
-                  dyb, cout, 1.0f, dwt, cout);
-    }
-    if (dx) {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, (int)kk, cout, 1.0f, dyb, cout, wt,
-                  cout, 0.0f, col, (int)kk);
-      col2im(col, dx + (size_t)b0 * pix * cin, nb, h, w, cin, k);
-    }
+    im2col(dy + (size_t)b0 * pix * cout, col, nb, h, w, cout, k);
+    if (dwf) glow_sgemm(1, 0, cin, kc, m, 1.0f, x + (size_t)b0 * pix * cin, cin, col, kc, 1.0f,
+                        dwf, kc);
+    if (dx) glow_sgemm(0, 1, m, cin, kc, 1.0f, col, kc, wf, kc, 0.0f, dx + (size_t)b0 * pix * cin,
+                       cin);
   }
+  if (dwf)
+    for (int t = 0; t < kk; t++)
+      for (int ci = 0; ci < cin; ci++) {
+        float *dst = dwt + ((size_t)(kk - 1 - t) * cin + ci) * cout;
+        const float *src = dwf + (size_t)ci * kc + (size_t)t * cout;
+        for (int o = 0; o < cout; o++) dst[o] += src[o];
+      }
   glow_free(col);
+  glow_free(wf);
+  glow_free(dwf);
   return GLOW_OK;
 }
 

@@ -19,10 +19,27 @@
 #define GLOW_OK 0
 #define GLOW_ENOMEM (-1)
 #define GLOW_ESINGULAR (-2)
+#define GLOW_EBLAS (-3)
 
 /* ---------------------------------------------------------------- memory */
 float *glow_alloc(size_t n);            /* 64-byte aligned, zeroed; NULL on failure */
+float *glow_alloc_uninit(size_t n);     /* 64-byte aligned, contents undefined */
+/* Keep freed memory in the process (no mmap/munmap per large tensor), so a
+ * training step does not page-fault its buffers in anew each time. */
+void glow_memory_setup(void);
 void glow_free(float *p);
+
+/* ---------------------------------------------------------------- BLAS */
+/* Load OpenBLAS with a fast kernel for this CPU and check it (blas.c). Must
+ * run before any kernel that multiplies matrices; idempotent. */
+int glow_blas_init(void);
+const char *glow_blas_error(void);   /* why glow_blas_init failed */
+const char *glow_blas_kernel(void);  /* OpenBLAS's name for its kernel */
+const char *glow_blas_library(void); /* the file it was loaded from */
+int glow_blas_threads(void);
+/* row-major C = alpha op(A) op(B) + beta C; op(A) {m, k}, op(B) {k, n} */
+void glow_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
+                int lda, const float *b, int ldb, float beta, float *c, int ldc);
 
 /* ---------------------------------------------------------------- random */
 /* A small counter-based generator (splitmix64): reproducible from a seed,

@@ -10,7 +10,6 @@
  */
 #include "glow.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,22 +164,22 @@ int glow_lu(const double *w, int *perm, double *l, double *u, int c) {
 
 /* ------------------------------------------------------------------ kernels */
 void glow_invconv_forward(const float *x, const float *w, float *y, size_t rows, int c) {
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, c, c, 1.0f, x, c, w, c, 0.0f,
+  glow_sgemm(0, 1, (int)rows, c, c, 1.0f, x, c, w, c, 0.0f,
               y, c);
 }
 
 void glow_invconv_inverse(const float *y, const float *winv, float *x, size_t rows, int c) {
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, c, c, 1.0f, y, c, winv, c,
+  glow_sgemm(0, 1, (int)rows, c, c, 1.0f, y, c, winv, c,
               0.0f, x, c);
 }
 
 void glow_invconv_backward(const float *x, const float *w, const float *winv, const float *dy,
                            float *dx, float *dw, float dlogdet_scale, size_t rows, int c) {
   if (dx)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, c, c, 1.0f, dy, c, w, c,
+    glow_sgemm(0, 0, (int)rows, c, c, 1.0f, dy, c, w, c,
                 0.0f, dx, c);
   if (dw) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, c, c, (int)rows, 1.0f, dy, c, x, c,
+    glow_sgemm(1, 0, c, c, (int)rows, 1.0f, dy, c, x, c,
                 1.0f, dw, c);
     if (winv)
       for (int i = 0; i < c; i++)

@@ -60,7 +60,7 @@ static const char *shapestr(const Tensor *t, char *buf, size_t len) {
 
 /* two-phase construction: the userdata exists (with a safe __gc) before the
  * allocation that may fail */
-static Tensor *newt(lua_State *L, int ndim, const int64_t *shape) {
+static Tensor *newt_(lua_State *L, int ndim, const int64_t *shape, int zero) {
   Tensor *t = (Tensor *)lua_newuserdatauv(L, sizeof(Tensor), 1);
   t->data = NULL;
   t->owns = 0;
@@ -71,10 +71,16 @@ static Tensor *newt(lua_State *L, int ndim, const int64_t *shape) {
     t->n *= shape[d];
   }
   luaL_setmetatable(L, TNAME);
-  t->data = glow_alloc((size_t)t->n);
+  t->data = zero ? glow_alloc((size_t)t->n) : glow_alloc_uninit((size_t)t->n);
   if (!t->data) fail(L, "glow: out of memory allocating %I floats", (lua_Integer)t->n);
   t->owns = 1;
+
   return t;
+}
+
+/* kernel outputs: every element is written by the kernel */
+static Tensor *newt(lua_State *L, int ndim, const int64_t *shape) {
+  return newt_(L, ndim, shape, 0);
 }
 
 static Tensor *newlike(lua_State *L, const Tensor *src) { return newt(L, src->ndim, src->shape); }
@@ -151,7 +157,7 @@ static void checkrc(lua_State *L, int rc, const char *what) {
 static int t_new(lua_State *L) {
   int64_t shape[MAXDIM];
   int nd = readshape(L, 1, shape);
-  newt(L, nd, shape);
+  newt_(L, nd, shape, 1);
   return 1;
 }
 
@@ -798,7 +804,7 @@ static int l_affine_forward(lua_State *L) {
   neednumel(L, hn, 2 * z2->n, "affine coupling: network output (2 x z2's channels)");
   Tensor *y2 = newlike(L, z2);
   int64_t s1[1] = {n};
-  Tensor *ld = newt(L, 1, s1);
+  Tensor *ld = newt_(L, 1, s1, 1); /* accumulated into */
   glow_affine_forward(z2->data, hn->data, y2->data, ld->data, (size_t)n, (size_t)h * w, c2);
   return 2;
 }
@@ -1038,6 +1044,13 @@ static const luaL_Reg core_funcs[] = {
     {NULL, NULL}};
 
 int luaopen_glow_core(lua_State *L) {
+  if (glow_blas_init() != GLOW_OK) return fail(L, "glow: %s", glow_blas_error());
+  glow_memory_setup();
+  /* Tensors hold large buffers that the collector does not see (it only sees
+   * the small userdata): run the incremental
+   * collector with a short pause, so dead tensors go at the pace new ones
+   * are made, instead of gigabytes of garbage piling up within a step. */
+  lua_gc(L, LUA_GCINC, 100, 400, 0);
   if (luaL_newmetatable(L, TNAME)) {
     luaL_setfuncs(L, tensor_meta, 0);
     luaL_newlib(L, tensor_methods);

@@ -7,7 +7,6 @@
  */
 #include "glow.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <string.h>
 

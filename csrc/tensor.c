@@ -5,16 +5,26 @@
  */
 #include "glow.h"
 
+#include <malloc.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-float *glow_alloc(size_t n) {
+float *glow_alloc_uninit(size_t n) {
   size_t bytes = (n ? n : 1) * sizeof(float);
   bytes = (bytes + 63) & ~(size_t)63;
-  float *p = aligned_alloc(64, bytes);
-  if (p) memset(p, 0, bytes);
+  return aligned_alloc(64, bytes);
+}
+
+float *glow_alloc(size_t n) {
+  float *p = glow_alloc_uninit(n);
+  if (p) memset(p, 0, (n ? n : 1) * sizeof(float));
   return p;
+}
+
+void glow_memory_setup(void) {
+  mallopt(M_MMAP_THRESHOLD, 32 << 20); /* glibc's largest allowed value */
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
 }
 
 void glow_free(float *p) { free(p); }

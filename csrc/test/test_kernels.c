@@ -135,6 +135,12 @@ static void test_squeeze(void) {
 }
 
 int main(void) {
+  if (glow_blas_init() != GLOW_OK) {
+    printf("OpenBLAS: %s\n0 passed, 1 failed\n", glow_blas_error());
+    return 1;
+  }
+  printf("OpenBLAS %s, kernel %s, %d threads\n", glow_blas_library(), glow_blas_kernel(),
+         glow_blas_threads());
   test_conv();
   test_linalg();
   test_squeeze();
