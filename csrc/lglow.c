@@ -58,23 +58,23 @@ static const char *shapestr(const Tensor *t, char *buf, size_t len) {
   return buf;
 }
 
-/* two-phase construction: the userdata exists (with a safe __gc) before the
- * allocation that may fail */
+/* A tensor's buffer lives inside its userdata block, 64-byte aligned, so Lua's
+ * collector counts its full size and frees dead tensors at the pace new ones
+ * are made (a buffer held outside would be invisible to it, and gigabytes of
+ * garbage could pile up within one training step). */
 static Tensor *newt_(lua_State *L, int ndim, const int64_t *shape, int zero) {
-  Tensor *t = (Tensor *)lua_newuserdatauv(L, sizeof(Tensor), 1);
-  t->data = NULL;
-  t->owns = 0;
-  t->ndim = ndim;
-  t->n = 1;
-  for (int d = 0; d < ndim; d++) {
-    t->shape[d] = shape[d];
-    t->n *= shape[d];
-  }
-  luaL_setmetatable(L, TNAME);
-  t->data = zero ? glow_alloc((size_t)t->n) : glow_alloc_uninit((size_t)t->n);
-  if (!t->data) fail(L, "glow: out of memory allocating %I floats", (lua_Integer)t->n);
+  int64_t n = 1;
+  for (int d = 0; d < ndim; d++) n *= shape[d];
+  size_t bytes = (size_t)(n ? n : 1) * sizeof(float);
+  Tensor *t = (Tensor *)lua_newuserdatauv(L, sizeof(Tensor) + bytes + 64, 1);
+  uintptr_t p = ((uintptr_t)(t + 1) + 63) & ~(uintptr_t)63;
+  t->data = (float *)p;
   t->owns = 1;
-
+  t->ndim = ndim;
+  t->n = n;
+  for (int d = 0; d < ndim; d++) t->shape[d] = shape[d];
+  if (zero) memset(t->data, 0, bytes);
+  luaL_setmetatable(L, TNAME);
   return t;
 }
 
@@ -403,13 +403,15 @@ static int t_len(lua_State *L) {
   return 1;
 }
 
-/* idempotent: __gc and __close may both run */
+/* idempotent: __gc and __close may both run; the buffer itself belongs to
+ * the userdata block and goes with it */
 static int t_gc(lua_State *L) {
   Tensor *t = checkt(L, 1);
-  if (t->owns && t->data) glow_free(t->data);
   t->data = NULL;
   t->owns = 0;
   t->n = 0;
+  t->ndim = 1;
+  t->shape[0] = 0;
   return 0;
 }
 
@@ -1046,11 +1048,6 @@ static const luaL_Reg core_funcs[] = {
 int luaopen_glow_core(lua_State *L) {
   if (glow_blas_init() != GLOW_OK) return fail(L, "glow: %s", glow_blas_error());
   glow_memory_setup();
-  /* Tensors hold large buffers that the collector does not see (it only sees
-   * the small userdata): run the incremental
-   * collector with a short pause, so dead tensors go at the pace new ones
-   * are made, instead of gigabytes of garbage piling up within a step. */
-  lua_gc(L, LUA_GCINC, 100, 400, 0);
   if (luaL_newmetatable(L, TNAME)) {
     luaL_setfuncs(L, tensor_meta, 0);
     luaL_newlib(L, tensor_methods);
