@@ -15,6 +15,8 @@
 
 /* largest im2col buffer, in floats, before the batch is cut into chunks */
 #define GLOW_COL_BUDGET ((size_t)1 << 22)
+/* rows per sgemm call for 1x1 convolutions */
+#define GLOW_ROW_BLOCK ((size_t)2048)
 
 static void im2col(const float *x, float *col, int n, int h, int w, int cin, int k) {
   int p = k / 2;
@@ -91,11 +93,90 @@ static void add_bias(float *y, const float *b, size_t rows, int cout) {
     for (int o = 0; o < cout; o++) y[r * cout + o] += b[o];
 }
 
+/* Few input channels (k*k*cin <= 64): a product with so short an inner
+ * dimension is bound by memory traffic (sgemm zeroes C in one pass and
+ * accumulates in another), so each output pixel is computed directly into a
+ * local accumulator and written once. Bias included. */
+/* 16 floats, loaded and stored unaligned: GCC's vector extension keeps the
+ * 64 accumulators of a tile in four registers */
+typedef float v16 __attribute__((vector_size(64), aligned(4)));
+
+static void conv3_direct(const float *x, const float *wt, const float *b, float *y, int n, int h,
+                         int w, int cin, int cout, int k) {
+  enum { TILE = 64 }; /* output channels per pass */
+  int p = k / 2;
+#pragma omp parallel for collapse(2) if ((size_t)n * h * w * cout > 65536)
+  for (int bi = 0; bi < n; bi++)
+    for (int i = 0; i < h; i++)
+      for (int j = 0; j < w; j++) {
+        float *yp = y + (((size_t)bi * h + i) * w + j) * cout;
+        int o0 = 0;
+        for (; o0 + TILE <= cout; o0 += TILE) {
+          v16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+          if (b) {
+            a0 = *(const v16 *)(b + o0);
+            a1 = *(const v16 *)(b + o0 + 16);
+            a2 = *(const v16 *)(b + o0 + 32);
+            a3 = *(const v16 *)(b + o0 + 48);
+          }
+          for (int di = 0; di < k; di++) {
+            int ii = i + di - p;
+            if (ii < 0 || ii >= h) continue;
+            for (int dj = 0; dj < k; dj++) {
+              int jj = j + dj - p;
+              if (jj < 0 || jj >= w) continue;
+              const float *xp = x + (((size_t)bi * h + ii) * w + jj) * cin;
+              const float *wp = wt + ((size_t)di * k + dj) * cin * cout + o0;
+              for (int ci = 0; ci < cin; ci++) {
+                float xv = xp[ci];
+                const float *wr = wp + (size_t)ci * cout;
+                a0 += xv * *(const v16 *)(wr);
+                a1 += xv * *(const v16 *)(wr + 16);
+                a2 += xv * *(const v16 *)(wr + 32);
+                a3 += xv * *(const v16 *)(wr + 48);
+              }
+            }
+          }
+          *(v16 *)(yp + o0) = a0;
+          *(v16 *)(yp + o0 + 16) = a1;
+          *(v16 *)(yp + o0 + 32) = a2;
+          *(v16 *)(yp + o0 + 48) = a3;
+        }
+        if (o0 < cout) { /* the remainder, scalar */
+          int nt = cout - o0;
+          float acc[TILE];
+          for (int o = 0; o < nt; o++) acc[o] = b ? b[o0 + o] : 0.0f;
+          for (int di = 0; di < k; di++) {
+            int ii = i + di - p;
+            if (ii < 0 || ii >= h) continue;
+            for (int dj = 0; dj < k; dj++) {
+              int jj = j + dj - p;
+              if (jj < 0 || jj >= w) continue;
+              const float *xp = x + (((size_t)bi * h + ii) * w + jj) * cin;
+              const float *wp = wt + ((size_t)di * k + dj) * cin * cout + o0;
+              for (int ci = 0; ci < cin; ci++)
+                for (int o = 0; o < nt; o++) acc[o] += xp[ci] * wp[(size_t)ci * cout + o];
+            }
+          }
+          memcpy(yp + o0, acc, sizeof(float) * nt);
+        }
+      }
+}
+
 int glow_conv2d_forward(const float *x, const float *wt, const float *b, float *y, int n, int h,
                         int w, int cin, int cout, int k) {
   size_t pix = (size_t)h * w, rows = (size_t)n * pix;
+  if (k * k * cin <= 64) {
+    conv3_direct(x, wt, b, y, n, h, w, cin, cout, k);
+    return GLOW_OK;
+  }
   if (k == 1) {
-    glow_sgemm(0, 0, (int)rows, cout, cin, 1.0f, x, cin, wt, cout, 0.0f, y, cout);
+    /* row blocks that stay in cache between sgemm's zeroing of C and its
+     * accumulation into it */
+    for (size_t r0 = 0; r0 < rows; r0 += GLOW_ROW_BLOCK) {
+      int m = (int)(rows - r0 < GLOW_ROW_BLOCK ? rows - r0 : GLOW_ROW_BLOCK);
+      glow_sgemm(0, 0, m, cout, cin, 1.0f, x + r0 * cin, cin, wt, cout, 0.0f, y + r0 * cout, cout);
+    }
   } else if (cin <= cout) {
     size_t kk = (size_t)k * k * cin;
     int chunk = chunk_images(n, h, w, cin, k);
