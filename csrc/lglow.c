@@ -19,22 +19,12 @@
 #include <string.h>
 
 #include "glow.h"
-
-#define TNAME "glow.Tensor"
-#define MAXDIM 8
-
-typedef struct {
-  float *data;
-  int64_t n;
-  int ndim;
-  int64_t shape[MAXDIM];
-  int owns;
-} Tensor;
+#include "lglow.h"
 
 /* ------------------------------------------------------------------ helpers */
 /* raise a Lua error without a position prefix (luaL_error would add the
  * calling Lua line, which points into the package, not at the user's code) */
-static int fail(lua_State *L, const char *fmt, ...) {
+int lg_fail(lua_State *L, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   lua_pushvfstring(L, fmt, ap);
@@ -42,14 +32,14 @@ static int fail(lua_State *L, const char *fmt, ...) {
   return lua_error(L);
 }
 
-static Tensor *checkt(lua_State *L, int i) { return (Tensor *)luaL_checkudata(L, i, TNAME); }
+Tensor *lg_checkt(lua_State *L, int i) { return (Tensor *)luaL_checkudata(L, i, TNAME); }
 
-static Tensor *optt(lua_State *L, int i) {
+Tensor *lg_optt(lua_State *L, int i) {
   if (lua_isnoneornil(L, i)) return NULL;
-  return checkt(L, i);
+  return lg_checkt(L, i);
 }
 
-static const char *shapestr(const Tensor *t, char *buf, size_t len) {
+const char *lg_shapestr(const Tensor *t, char *buf, size_t len) {
   size_t o = 0;
   o += (size_t)snprintf(buf + o, len - o, "{");
   for (int d = 0; d < t->ndim && o < len; d++)
@@ -62,7 +52,7 @@ static const char *shapestr(const Tensor *t, char *buf, size_t len) {
  * collector counts its full size and frees dead tensors at the pace new ones
  * are made (a buffer held outside would be invisible to it, and gigabytes of
  * garbage could pile up within one training step). */
-static Tensor *newt_(lua_State *L, int ndim, const int64_t *shape, int zero) {
+Tensor *lg_newt_(lua_State *L, int ndim, const int64_t *shape, int zero) {
   int64_t n = 1;
   for (int d = 0; d < ndim; d++) n *= shape[d];
   size_t bytes = (size_t)(n ? n : 1) * sizeof(float);
@@ -79,46 +69,46 @@ static Tensor *newt_(lua_State *L, int ndim, const int64_t *shape, int zero) {
 }
 
 /* kernel outputs: every element is written by the kernel */
-static Tensor *newt(lua_State *L, int ndim, const int64_t *shape) {
-  return newt_(L, ndim, shape, 0);
+Tensor *lg_newt(lua_State *L, int ndim, const int64_t *shape) {
+  return lg_newt_(L, ndim, shape, 0);
 }
 
-static Tensor *newlike(lua_State *L, const Tensor *src) { return newt(L, src->ndim, src->shape); }
+Tensor *lg_newlike(lua_State *L, const Tensor *src) { return lg_newt(L, src->ndim, src->shape); }
 
-static int readshape(lua_State *L, int idx, int64_t *shape) {
+int lg_readshape(lua_State *L, int idx, int64_t *shape) {
   luaL_checktype(L, idx, LUA_TTABLE);
   int nd = (int)luaL_len(L, idx);
-  if (nd < 1 || nd > MAXDIM) fail(L, "shape: expected 1 to %d dimensions, got %d", MAXDIM, nd);
+  if (nd < 1 || nd > MAXDIM) lg_fail(L, "shape: expected 1 to %d dimensions, got %d", MAXDIM, nd);
   for (int d = 0; d < nd; d++) {
     lua_geti(L, idx, d + 1);
     int isnum;
     lua_Integer v = lua_tointegerx(L, -1, &isnum);
-    if (!isnum || v < 1) fail(L, "shape: dimension %d must be a positive integer", d + 1);
+    if (!isnum || v < 1) lg_fail(L, "shape: dimension %d must be a positive integer", d + 1);
     shape[d] = v;
     lua_pop(L, 1);
   }
   return nd;
 }
 
-static void neednumel(lua_State *L, const Tensor *t, int64_t n, const char *what) {
+void lg_neednumel(lua_State *L, const Tensor *t, int64_t n, const char *what) {
   if (t->n != n) {
     char b[128];
-    fail(L, "%s: expected %I elements, got shape %s", what, (lua_Integer)n,
-               shapestr(t, b, sizeof b));
+    lg_fail(L, "%s: expected %I elements, got shape %s", what, (lua_Integer)n,
+               lg_shapestr(t, b, sizeof b));
   }
 }
 
-static void needdims(lua_State *L, const Tensor *t, int nd, const char *what) {
+void lg_needdims(lua_State *L, const Tensor *t, int nd, const char *what) {
   if (t->ndim != nd) {
     char b[128];
-    fail(L, "%s: expected %d dimensions, got shape %s", what, nd, shapestr(t, b, sizeof b));
+    lg_fail(L, "%s: expected %d dimensions, got shape %s", what, nd, lg_shapestr(t, b, sizeof b));
   }
 }
 
 /* an image tensor {n, h, w, c} */
-static Tensor *checkimg(lua_State *L, int i, const char *what, int *n, int *h, int *w, int *c) {
-  Tensor *t = checkt(L, i);
-  needdims(L, t, 4, what);
+Tensor *lg_checkimg(lua_State *L, int i, const char *what, int *n, int *h, int *w, int *c) {
+  Tensor *t = lg_checkt(L, i);
+  lg_needdims(L, t, 4, what);
   *n = (int)t->shape[0];
   *h = (int)t->shape[1];
   *w = (int)t->shape[2];
@@ -126,13 +116,13 @@ static Tensor *checkimg(lua_State *L, int i, const char *what, int *n, int *h, i
   return t;
 }
 
-static int64_t lastdim(const Tensor *t) { return t->shape[t->ndim - 1]; }
+int64_t lg_lastdim(const Tensor *t) { return t->shape[t->ndim - 1]; }
 
 /* a Lua array of integers, 0-based as stored, checked to lie in [lo, hi) */
-static int *readints(lua_State *L, int idx, int64_t count, int lo, int hi, const char *what) {
+int *lg_readints(lua_State *L, int idx, int64_t count, int lo, int hi, const char *what) {
   luaL_checktype(L, idx, LUA_TTABLE);
   if ((int64_t)luaL_len(L, idx) != count)
-    fail(L, "%s: expected %I entries, got %I", what, (lua_Integer)count,
+    lg_fail(L, "%s: expected %I entries, got %I", what, (lua_Integer)count,
                (lua_Integer)luaL_len(L, idx));
   int *v = (int *)lua_newuserdatauv(L, sizeof(int) * (size_t)(count ? count : 1), 0);
   for (int64_t i = 0; i < count; i++) {
@@ -140,7 +130,7 @@ static int *readints(lua_State *L, int idx, int64_t count, int lo, int hi, const
     int isnum;
     lua_Integer x = lua_tointegerx(L, -1, &isnum);
     if (!isnum || x < lo || x >= hi)
-      fail(L, "%s: entry %I must be an integer in [%d, %d)", what, (lua_Integer)i + 1, lo,
+      lg_fail(L, "%s: entry %I must be an integer in [%d, %d)", what, (lua_Integer)i + 1, lo,
                  hi);
     v[i] = (int)x;
     lua_pop(L, 1);
@@ -148,16 +138,16 @@ static int *readints(lua_State *L, int idx, int64_t count, int lo, int hi, const
   return v; /* anchored on the stack as a userdata until the function returns */
 }
 
-static void checkrc(lua_State *L, int rc, const char *what) {
-  if (rc == GLOW_ENOMEM) fail(L, "%s: out of memory", what);
-  if (rc == GLOW_ESINGULAR) fail(L, "%s: singular matrix", what);
+void lg_checkrc(lua_State *L, int rc, const char *what) {
+  if (rc == GLOW_ENOMEM) lg_fail(L, "%s: out of memory", what);
+  if (rc == GLOW_ESINGULAR) lg_fail(L, "%s: singular matrix", what);
 }
 
 /* ------------------------------------------------------------------ tensor: construction */
 static int t_new(lua_State *L) {
   int64_t shape[MAXDIM];
-  int nd = readshape(L, 1, shape);
-  newt_(L, nd, shape, 1);
+  int nd = lg_readshape(L, 1, shape);
+  lg_newt_(L, nd, shape, 1);
   return 1;
 }
 
@@ -170,19 +160,19 @@ static int t_from(lua_State *L) {
     nd = 1;
     if (shape[0] < 1) luaL_argerror(L, 1, "empty table");
   } else {
-    nd = readshape(L, 2, shape);
+    nd = lg_readshape(L, 2, shape);
   }
-  Tensor *t = newt(L, nd, shape);
+  Tensor *t = lg_newt(L, nd, shape);
   if ((int64_t)luaL_len(L, 1) != t->n) {
     char b[128];
-    fail(L, "Tensor.from: %I values do not fill shape %s", (lua_Integer)luaL_len(L, 1),
-               shapestr(t, b, sizeof b));
+    lg_fail(L, "Tensor.from: %I values do not fill shape %s", (lua_Integer)luaL_len(L, 1),
+               lg_shapestr(t, b, sizeof b));
   }
   for (int64_t i = 0; i < t->n; i++) {
     lua_geti(L, 1, i + 1);
     int isnum;
     lua_Number v = lua_tonumberx(L, -1, &isnum);
-    if (!isnum) fail(L, "Tensor.from: value %I is not a number", (lua_Integer)i + 1);
+    if (!isnum) lg_fail(L, "Tensor.from: value %I is not a number", (lua_Integer)i + 1);
     t->data[i] = (float)v;
     lua_pop(L, 1);
   }
@@ -191,10 +181,10 @@ static int t_from(lua_State *L) {
 
 static int t_randn(lua_State *L) {
   int64_t shape[MAXDIM];
-  int nd = readshape(L, 1, shape);
+  int nd = lg_readshape(L, 1, shape);
   uint64_t seed = (uint64_t)luaL_optinteger(L, 2, 0);
   float std = (float)luaL_optnumber(L, 3, 1.0);
-  Tensor *t = newt(L, nd, shape);
+  Tensor *t = lg_newt(L, nd, shape);
   glow_rng r;
   glow_rng_seed(&r, seed);
   glow_randn(&r, t->data, (size_t)t->n, std);
@@ -203,9 +193,9 @@ static int t_randn(lua_State *L) {
 
 static int t_rand(lua_State *L) {
   int64_t shape[MAXDIM];
-  int nd = readshape(L, 1, shape);
+  int nd = lg_readshape(L, 1, shape);
   uint64_t seed = (uint64_t)luaL_optinteger(L, 2, 0);
-  Tensor *t = newt(L, nd, shape);
+  Tensor *t = lg_newt(L, nd, shape);
   glow_rng r;
   glow_rng_seed(&r, seed);
   glow_rand_uniform(&r, t->data, (size_t)t->n);
@@ -214,7 +204,7 @@ static int t_rand(lua_State *L) {
 
 /* ------------------------------------------------------------------ tensor: methods */
 static int t_shape(lua_State *L) {
-  Tensor *t = checkt(L, 1);
+  Tensor *t = lg_checkt(L, 1);
   lua_createtable(L, t->ndim, 0);
   for (int d = 0; d < t->ndim; d++) {
     lua_pushinteger(L, t->shape[d]);
@@ -224,12 +214,12 @@ static int t_shape(lua_State *L) {
 }
 
 static int t_numel(lua_State *L) {
-  lua_pushinteger(L, checkt(L, 1)->n);
+  lua_pushinteger(L, lg_checkt(L, 1)->n);
   return 1;
 }
 
 static int t_totable(lua_State *L) {
-  Tensor *t = checkt(L, 1);
+  Tensor *t = lg_checkt(L, 1);
   lua_createtable(L, (int)t->n, 0);
   for (int64_t i = 0; i < t->n; i++) {
     lua_pushnumber(L, t->data[i]);
@@ -241,51 +231,51 @@ static int t_totable(lua_State *L) {
 static int64_t checkindex(lua_State *L, Tensor *t, int i) {
   lua_Integer k = luaL_checkinteger(L, i);
   if (k < 1 || k > t->n)
-    fail(L, "index %I out of range [1, %I]", (lua_Integer)k, (lua_Integer)t->n);
+    lg_fail(L, "index %I out of range [1, %I]", (lua_Integer)k, (lua_Integer)t->n);
   return k - 1;
 }
 
 static int t_get(lua_State *L) {
-  Tensor *t = checkt(L, 1);
+  Tensor *t = lg_checkt(L, 1);
   lua_pushnumber(L, t->data[checkindex(L, t, 2)]);
   return 1;
 }
 
 static int t_set(lua_State *L) {
-  Tensor *t = checkt(L, 1);
+  Tensor *t = lg_checkt(L, 1);
   int64_t k = checkindex(L, t, 2);
   t->data[k] = (float)luaL_checknumber(L, 3);
   lua_settop(L, 1);
   return 1;
 }
 
-static void samenumel(lua_State *L, Tensor *a, Tensor *b, const char *what) {
+void lg_samenumel(lua_State *L, Tensor *a, Tensor *b, const char *what) {
   if (a->n != b->n) {
     char s1[128], s2[128];
-    fail(L, "%s: shapes %s and %s differ in size", what, shapestr(a, s1, sizeof s1),
-               shapestr(b, s2, sizeof s2));
+    lg_fail(L, "%s: shapes %s and %s differ in size", what, lg_shapestr(a, s1, sizeof s1),
+               lg_shapestr(b, s2, sizeof s2));
   }
 }
 
 static int t_add(lua_State *L) {
-  Tensor *t = checkt(L, 1), *o = checkt(L, 2);
+  Tensor *t = lg_checkt(L, 1), *o = lg_checkt(L, 2);
   float alpha = (float)luaL_optnumber(L, 3, 1.0);
-  samenumel(L, t, o, "add");
+  lg_samenumel(L, t, o, "add");
   for (int64_t i = 0; i < t->n; i++) t->data[i] += alpha * o->data[i];
   lua_settop(L, 1);
   return 1;
 }
 
 static int t_mul(lua_State *L) {
-  Tensor *t = checkt(L, 1), *o = checkt(L, 2);
-  samenumel(L, t, o, "mul");
+  Tensor *t = lg_checkt(L, 1), *o = lg_checkt(L, 2);
+  lg_samenumel(L, t, o, "mul");
   for (int64_t i = 0; i < t->n; i++) t->data[i] *= o->data[i];
   lua_settop(L, 1);
   return 1;
 }
 
 static int t_scale(lua_State *L) {
-  Tensor *t = checkt(L, 1);
+  Tensor *t = lg_checkt(L, 1);
   float a = (float)luaL_checknumber(L, 2);
   for (int64_t i = 0; i < t->n; i++) t->data[i] *= a;
   lua_settop(L, 1);
@@ -293,7 +283,7 @@ static int t_scale(lua_State *L) {
 }
 
 static int t_fill(lua_State *L) {
-  Tensor *t = checkt(L, 1);
+  Tensor *t = lg_checkt(L, 1);
   float a = (float)luaL_checknumber(L, 2);
   for (int64_t i = 0; i < t->n; i++) t->data[i] = a;
   lua_settop(L, 1);
@@ -301,30 +291,30 @@ static int t_fill(lua_State *L) {
 }
 
 static int t_copy(lua_State *L) {
-  Tensor *t = checkt(L, 1), *o = checkt(L, 2);
-  samenumel(L, t, o, "copy");
+  Tensor *t = lg_checkt(L, 1), *o = lg_checkt(L, 2);
+  lg_samenumel(L, t, o, "copy");
   memmove(t->data, o->data, sizeof(float) * (size_t)t->n);
   lua_settop(L, 1);
   return 1;
 }
 
 static int t_clone(lua_State *L) {
-  Tensor *t = checkt(L, 1);
-  Tensor *c = newlike(L, t);
+  Tensor *t = lg_checkt(L, 1);
+  Tensor *c = lg_newlike(L, t);
   memcpy(c->data, t->data, sizeof(float) * (size_t)t->n);
   return 1;
 }
 
 /* a view with another shape over the same memory */
 static int t_view(lua_State *L) {
-  Tensor *t = checkt(L, 1);
+  Tensor *t = lg_checkt(L, 1);
   int64_t shape[MAXDIM];
-  int nd = readshape(L, 2, shape);
+  int nd = lg_readshape(L, 2, shape);
   int64_t n = 1;
   for (int d = 0; d < nd; d++) n *= shape[d];
   if (n != t->n) {
     char b[128];
-    fail(L, "view: shape %s has %I elements, the new shape %I", shapestr(t, b, sizeof b),
+    lg_fail(L, "view: shape %s has %I elements, the new shape %I", lg_shapestr(t, b, sizeof b),
                (lua_Integer)t->n, (lua_Integer)n);
   }
   Tensor *v = (Tensor *)lua_newuserdatauv(L, sizeof(Tensor), 1);
@@ -342,15 +332,43 @@ static int t_view(lua_State *L) {
   return 1;
 }
 
+/* view_range(base, offset, shape): a view of shape's size starting at element
+ * offset (0-based) of base; the arena's parameters and gradients are these */
+static int t_view_range(lua_State *L) {
+  Tensor *t = lg_checkt(L, 1);
+  lua_Integer off = luaL_checkinteger(L, 2);
+  int64_t shape[MAXDIM];
+  int nd = lg_readshape(L, 3, shape);
+  int64_t n = 1;
+  for (int d = 0; d < nd; d++) n *= shape[d];
+  if (off < 0 || off + n > t->n)
+    return lg_fail(L, "view_range: elements [%I, %I) lie outside a tensor of %I", (lua_Integer)off,
+                   (lua_Integer)(off + n), (lua_Integer)t->n);
+  Tensor *v = (Tensor *)lua_newuserdatauv(L, sizeof(Tensor), 1);
+  *v = *t;
+  v->data = t->data + off;
+  v->n = n;
+  v->owns = 0;
+  v->ndim = nd;
+  for (int d = 0; d < nd; d++) v->shape[d] = shape[d];
+  luaL_setmetatable(L, TNAME);
+  if (t->owns)
+    lua_pushvalue(L, 1);
+  else
+    lua_getiuservalue(L, 1, 1);
+  lua_setiuservalue(L, -2, 1);
+  return 1;
+}
+
 static int t_dot(lua_State *L) {
-  Tensor *t = checkt(L, 1), *o = checkt(L, 2);
-  samenumel(L, t, o, "dot");
+  Tensor *t = lg_checkt(L, 1), *o = lg_checkt(L, 2);
+  lg_samenumel(L, t, o, "dot");
   lua_pushnumber(L, glow_dot(t->data, o->data, (size_t)t->n));
   return 1;
 }
 
 static int t_sum(lua_State *L) {
-  Tensor *t = checkt(L, 1);
+  Tensor *t = lg_checkt(L, 1);
   double s = 0;
   for (int64_t i = 0; i < t->n; i++) s += t->data[i];
   lua_pushnumber(L, s);
@@ -358,7 +376,7 @@ static int t_sum(lua_State *L) {
 }
 
 static int t_max_abs(lua_State *L) {
-  Tensor *t = checkt(L, 1);
+  Tensor *t = lg_checkt(L, 1);
   double m = 0;
   for (int64_t i = 0; i < t->n; i++) {
     double a = fabs((double)t->data[i]);
@@ -369,8 +387,8 @@ static int t_max_abs(lua_State *L) {
 }
 
 static int t_max_abs_diff(lua_State *L) {
-  Tensor *t = checkt(L, 1), *o = checkt(L, 2);
-  samenumel(L, t, o, "max_abs_diff");
+  Tensor *t = lg_checkt(L, 1), *o = lg_checkt(L, 2);
+  lg_samenumel(L, t, o, "max_abs_diff");
   double m = 0;
   int64_t at = 0;
   for (int64_t i = 0; i < t->n; i++) {
@@ -386,27 +404,27 @@ static int t_max_abs_diff(lua_State *L) {
 }
 
 static int t_all_finite(lua_State *L) {
-  Tensor *t = checkt(L, 1);
+  Tensor *t = lg_checkt(L, 1);
   lua_pushboolean(L, glow_all_finite(t->data, (size_t)t->n));
   return 1;
 }
 
 static int t_tostring(lua_State *L) {
-  Tensor *t = checkt(L, 1);
+  Tensor *t = lg_checkt(L, 1);
   char b[128];
-  lua_pushfstring(L, "glow.Tensor%s", shapestr(t, b, sizeof b));
+  lua_pushfstring(L, "glow.Tensor%s", lg_shapestr(t, b, sizeof b));
   return 1;
 }
 
 static int t_len(lua_State *L) {
-  lua_pushinteger(L, checkt(L, 1)->n);
+  lua_pushinteger(L, lg_checkt(L, 1)->n);
   return 1;
 }
 
 /* idempotent: __gc and __close may both run; the buffer itself belongs to
  * the userdata block and goes with it */
 static int t_gc(lua_State *L) {
-  Tensor *t = checkt(L, 1);
+  Tensor *t = lg_checkt(L, 1);
   t->data = NULL;
   t->owns = 0;
   t->n = 0;
@@ -419,19 +437,19 @@ static int t_gc(lua_State *L) {
 /* conv2d_forward(x {n,h,w,cin}, wt {k,k,cin,cout}, b {cout} | nil) -> y {n,h,w,cout} */
 static int conv_forward_impl(lua_State *L, int naive) {
   int n, h, w, cin;
-  Tensor *x = checkimg(L, 1, "conv2d: input x", &n, &h, &w, &cin);
-  Tensor *wt = checkt(L, 2);
-  Tensor *b = optt(L, 3);
-  needdims(L, wt, 4, "conv2d: weight");
+  Tensor *x = lg_checkimg(L, 1, "conv2d: input x", &n, &h, &w, &cin);
+  Tensor *wt = lg_checkt(L, 2);
+  Tensor *b = lg_optt(L, 3);
+  lg_needdims(L, wt, 4, "conv2d: weight");
   int k = (int)wt->shape[0], cout = (int)wt->shape[3];
   if ((k != 1 && k != 3) || wt->shape[1] != k || wt->shape[2] != cin) {
     char s1[128], s2[128];
-    fail(L, "conv2d: weight %s does not fit input %s (expected {k, k, %d, cout}, k = 1 or 3)",
-               shapestr(wt, s1, sizeof s1), shapestr(x, s2, sizeof s2), cin);
+    lg_fail(L, "conv2d: weight %s does not fit input %s (expected {k, k, %d, cout}, k = 1 or 3)",
+               lg_shapestr(wt, s1, sizeof s1), lg_shapestr(x, s2, sizeof s2), cin);
   }
-  if (b) neednumel(L, b, cout, "conv2d: bias");
+  if (b) lg_neednumel(L, b, cout, "conv2d: bias");
   int64_t shape[4] = {n, h, w, cout};
-  Tensor *y = newt(L, 4, shape);
+  Tensor *y = lg_newt(L, 4, shape);
   int rc = GLOW_OK;
   if (naive)
     glow_conv2d_forward_naive(x->data, wt->data, b ? b->data : NULL, y->data, n, h, w, cin, cout,
@@ -439,26 +457,26 @@ static int conv_forward_impl(lua_State *L, int naive) {
   else
     rc = glow_conv2d_forward(x->data, wt->data, b ? b->data : NULL, y->data, n, h, w, cin, cout,
                              k);
-  checkrc(L, rc, "conv2d");
+  lg_checkrc(L, rc, "conv2d");
   return 1;
 }
 
 /* conv2d_backward(x, wt, dy, dwt | nil, db | nil [, want_dx = true]) -> dx | nil */
 static int conv_backward_impl(lua_State *L, int naive) {
   int n, h, w, cin;
-  Tensor *x = checkimg(L, 1, "conv2d backward: input x", &n, &h, &w, &cin);
-  Tensor *wt = checkt(L, 2), *dy = checkt(L, 3), *dwt = optt(L, 4), *db = optt(L, 5);
+  Tensor *x = lg_checkimg(L, 1, "conv2d backward: input x", &n, &h, &w, &cin);
+  Tensor *wt = lg_checkt(L, 2), *dy = lg_checkt(L, 3), *dwt = lg_optt(L, 4), *db = lg_optt(L, 5);
   int want_dx = lua_isnone(L, 6) ? 1 : lua_toboolean(L, 6);
-  needdims(L, wt, 4, "conv2d backward: weight");
+  lg_needdims(L, wt, 4, "conv2d backward: weight");
   int k = (int)wt->shape[0], cout = (int)wt->shape[3];
   if ((k != 1 && k != 3) || wt->shape[1] != k || wt->shape[2] != cin)
-    fail(L, "conv2d backward: weight does not fit the input's %d channels", cin);
-  neednumel(L, dy, (int64_t)n * h * w * cout, "conv2d backward: dy");
-  if (dwt) neednumel(L, dwt, wt->n, "conv2d backward: weight grad");
-  if (db) neednumel(L, db, cout, "conv2d backward: bias grad");
+    lg_fail(L, "conv2d backward: weight does not fit the input's %d channels", cin);
+  lg_neednumel(L, dy, (int64_t)n * h * w * cout, "conv2d backward: dy");
+  if (dwt) lg_neednumel(L, dwt, wt->n, "conv2d backward: weight grad");
+  if (db) lg_neednumel(L, db, cout, "conv2d backward: bias grad");
   float *dx = NULL;
   if (want_dx)
-    dx = newlike(L, x)->data;
+    dx = lg_newlike(L, x)->data;
   else
     lua_pushnil(L);
   if (naive) {
@@ -467,7 +485,7 @@ static int conv_backward_impl(lua_State *L, int naive) {
   } else {
     int rc = glow_conv2d_backward(x->data, wt->data, dy->data, dx, dwt ? dwt->data : NULL,
                                   db ? db->data : NULL, n, h, w, cin, cout, k);
-    checkrc(L, rc, "conv2d backward");
+    lg_checkrc(L, rc, "conv2d backward");
   }
   return 1;
 }
@@ -479,86 +497,86 @@ static int l_conv2d_backward_naive(lua_State *L) { return conv_backward_impl(L, 
 
 /* scale_exp_forward(x {.., c}, g {c}, factor) -> y */
 static int l_scale_exp_forward(lua_State *L) {
-  Tensor *x = checkt(L, 1), *g = checkt(L, 2);
+  Tensor *x = lg_checkt(L, 1), *g = lg_checkt(L, 2);
   float f = (float)luaL_checknumber(L, 3);
-  int64_t c = lastdim(x);
-  neednumel(L, g, c, "scale_exp: g");
-  Tensor *y = newlike(L, x);
+  int64_t c = lg_lastdim(x);
+  lg_neednumel(L, g, c, "scale_exp: g");
+  Tensor *y = lg_newlike(L, x);
   glow_scale_exp_forward(x->data, g->data, f, y->data, (size_t)(x->n / c), (int)c);
   return 1;
 }
 
 /* scale_exp_backward(y, g, factor, dy, dg | nil) -> dx */
 static int l_scale_exp_backward(lua_State *L) {
-  Tensor *y = checkt(L, 1), *g = checkt(L, 2);
+  Tensor *y = lg_checkt(L, 1), *g = lg_checkt(L, 2);
   float f = (float)luaL_checknumber(L, 3);
-  Tensor *dy = checkt(L, 4), *dg = optt(L, 5);
-  int64_t c = lastdim(y);
-  neednumel(L, g, c, "scale_exp backward: g");
-  neednumel(L, dy, y->n, "scale_exp backward: dy");
-  if (dg) neednumel(L, dg, c, "scale_exp backward: dg");
-  Tensor *dx = newlike(L, y);
+  Tensor *dy = lg_checkt(L, 4), *dg = lg_optt(L, 5);
+  int64_t c = lg_lastdim(y);
+  lg_neednumel(L, g, c, "scale_exp backward: g");
+  lg_neednumel(L, dy, y->n, "scale_exp backward: dy");
+  if (dg) lg_neednumel(L, dg, c, "scale_exp backward: dg");
+  Tensor *dx = lg_newlike(L, y);
   glow_scale_exp_backward(y->data, g->data, f, dy->data, dx->data, dg ? dg->data : NULL,
                           (size_t)(y->n / c), (int)c);
   return 1;
 }
 
 static int l_relu_forward(lua_State *L) {
-  Tensor *x = checkt(L, 1);
-  Tensor *y = newlike(L, x);
+  Tensor *x = lg_checkt(L, 1);
+  Tensor *y = lg_newlike(L, x);
   glow_relu_forward(x->data, y->data, (size_t)x->n);
   return 1;
 }
 
 static int l_relu_backward(lua_State *L) {
-  Tensor *x = checkt(L, 1), *dy = checkt(L, 2);
-  samenumel(L, x, dy, "relu backward");
-  Tensor *dx = newlike(L, x);
+  Tensor *x = lg_checkt(L, 1), *dy = lg_checkt(L, 2);
+  lg_samenumel(L, x, dy, "relu backward");
+  Tensor *dx = lg_newlike(L, x);
   glow_relu_backward(x->data, dy->data, dx->data, (size_t)x->n);
   return 1;
 }
 
 /* ------------------------------------------------------------------ actnorm */
 static int64_t checkchan(lua_State *L, Tensor *x, Tensor *b, Tensor *s, const char *what) {
-  int64_t c = lastdim(x);
-  neednumel(L, b, c, what);
-  neednumel(L, s, c, what);
+  int64_t c = lg_lastdim(x);
+  lg_neednumel(L, b, c, what);
+  lg_neednumel(L, s, c, what);
   return c;
 }
 
 static int l_actnorm_forward(lua_State *L) {
-  Tensor *x = checkt(L, 1), *b = checkt(L, 2), *s = checkt(L, 3);
+  Tensor *x = lg_checkt(L, 1), *b = lg_checkt(L, 2), *s = lg_checkt(L, 3);
   int64_t c = checkchan(L, x, b, s, "actnorm: parameters vs input channels");
-  Tensor *y = newlike(L, x);
+  Tensor *y = lg_newlike(L, x);
   glow_actnorm_forward(x->data, b->data, s->data, y->data, (size_t)(x->n / c), (int)c);
   return 1;
 }
 
 static int l_actnorm_inverse(lua_State *L) {
-  Tensor *y = checkt(L, 1), *b = checkt(L, 2), *s = checkt(L, 3);
+  Tensor *y = lg_checkt(L, 1), *b = lg_checkt(L, 2), *s = lg_checkt(L, 3);
   int64_t c = checkchan(L, y, b, s, "actnorm inverse: parameters vs input channels");
-  Tensor *x = newlike(L, y);
+  Tensor *x = lg_newlike(L, y);
   glow_actnorm_inverse(y->data, b->data, s->data, x->data, (size_t)(y->n / c), (int)c);
   return 1;
 }
 
 /* actnorm_backward(y, b, s, dy, db, ds, dlogdet_scale) -> dx */
 static int l_actnorm_backward(lua_State *L) {
-  Tensor *y = checkt(L, 1), *b = checkt(L, 2), *s = checkt(L, 3), *dy = checkt(L, 4);
-  Tensor *db = optt(L, 5), *ds = optt(L, 6);
+  Tensor *y = lg_checkt(L, 1), *b = lg_checkt(L, 2), *s = lg_checkt(L, 3), *dy = lg_checkt(L, 4);
+  Tensor *db = lg_optt(L, 5), *ds = lg_optt(L, 6);
   float sc = (float)luaL_optnumber(L, 7, 0.0);
   int64_t c = checkchan(L, y, b, s, "actnorm backward: parameters vs input channels");
-  neednumel(L, dy, y->n, "actnorm backward: dy");
-  if (db) neednumel(L, db, c, "actnorm backward: db");
-  if (ds) neednumel(L, ds, c, "actnorm backward: ds");
-  Tensor *dx = newlike(L, y);
+  lg_neednumel(L, dy, y->n, "actnorm backward: dy");
+  if (db) lg_neednumel(L, db, c, "actnorm backward: db");
+  if (ds) lg_neednumel(L, ds, c, "actnorm backward: ds");
+  Tensor *dx = lg_newlike(L, y);
   glow_actnorm_backward(y->data, b->data, s->data, dy->data, dx->data, db ? db->data : NULL,
                         ds ? ds->data : NULL, sc, (size_t)(y->n / c), (int)c);
   return 1;
 }
 
 static int l_actnorm_init(lua_State *L) {
-  Tensor *x = checkt(L, 1), *b = checkt(L, 2), *s = checkt(L, 3);
+  Tensor *x = lg_checkt(L, 1), *b = lg_checkt(L, 2), *s = lg_checkt(L, 3);
   int64_t c = checkchan(L, x, b, s, "actnorm init: parameters vs input channels");
   glow_actnorm_init(x->data, b->data, s->data, (size_t)(x->n / c), (int)c);
   return 0;
@@ -568,7 +586,7 @@ static int l_actnorm_init(lua_State *L) {
 static int64_t checksquare(lua_State *L, Tensor *m, const char *what) {
   if (m->ndim != 2 || m->shape[0] != m->shape[1]) {
     char b[128];
-    fail(L, "%s: expected a square matrix, got shape %s", what, shapestr(m, b, sizeof b));
+    lg_fail(L, "%s: expected a square matrix, got shape %s", what, lg_shapestr(m, b, sizeof b));
   }
   return m->shape[0];
 }
@@ -580,25 +598,25 @@ static double *todouble(lua_State *L, Tensor *m) {
 }
 
 static int l_slogdet(lua_State *L) {
-  Tensor *m = checkt(L, 1);
+  Tensor *m = lg_checkt(L, 1);
   int c = (int)checksquare(L, m, "slogdet");
   double *a = todouble(L, m);
   double ld;
   int sg;
   int rc = glow_slogdet(a, c, &ld, &sg);
-  if (rc == GLOW_ENOMEM) checkrc(L, rc, "slogdet");
+  if (rc == GLOW_ENOMEM) lg_checkrc(L, rc, "slogdet");
   lua_pushnumber(L, ld);
   lua_pushinteger(L, sg);
   return 2;
 }
 
 static int l_inverse(lua_State *L) {
-  Tensor *m = checkt(L, 1);
+  Tensor *m = lg_checkt(L, 1);
   int c = (int)checksquare(L, m, "inverse");
   double *a = todouble(L, m);
   double *ai = (double *)lua_newuserdatauv(L, sizeof(double) * (size_t)m->n, 0);
-  checkrc(L, glow_inverse(a, ai, c), "inverse");
-  Tensor *r = newlike(L, m);
+  lg_checkrc(L, glow_inverse(a, ai, c), "inverse");
+  Tensor *r = lg_newlike(L, m);
   for (int64_t i = 0; i < m->n; i++) r->data[i] = (float)ai[i];
   return 1;
 }
@@ -610,41 +628,41 @@ static int l_random_rotation(lua_State *L) {
   double *q = (double *)lua_newuserdatauv(L, sizeof(double) * (size_t)c * c, 0);
   glow_random_rotation(q, c, seed);
   int64_t shape[2] = {c, c};
-  Tensor *r = newt(L, 2, shape);
+  Tensor *r = lg_newt(L, 2, shape);
   for (int i = 0; i < c * c; i++) r->data[i] = (float)q[i];
   return 1;
 }
 
 /* lu(W) -> perm (1-based Lua array), L {c,c}, U {c,c} */
 static int l_lu(lua_State *L) {
-  Tensor *m = checkt(L, 1);
+  Tensor *m = lg_checkt(L, 1);
   int c = (int)checksquare(L, m, "lu");
   double *a = todouble(L, m);
   double *l = (double *)lua_newuserdatauv(L, sizeof(double) * (size_t)c * c, 0);
   double *u = (double *)lua_newuserdatauv(L, sizeof(double) * (size_t)c * c, 0);
   int *perm = (int *)lua_newuserdatauv(L, sizeof(int) * (size_t)c, 0);
-  checkrc(L, glow_lu(a, perm, l, u, c), "lu");
+  lg_checkrc(L, glow_lu(a, perm, l, u, c), "lu");
   lua_createtable(L, c, 0);
   for (int i = 0; i < c; i++) {
     lua_pushinteger(L, perm[i] + 1);
     lua_rawseti(L, -2, i + 1);
   }
   int64_t shape[2] = {c, c};
-  Tensor *lt = newt(L, 2, shape);
+  Tensor *lt = lg_newt(L, 2, shape);
   for (int i = 0; i < c * c; i++) lt->data[i] = (float)l[i];
-  Tensor *ut = newt(L, 2, shape);
+  Tensor *ut = lg_newt(L, 2, shape);
   for (int i = 0; i < c * c; i++) ut->data[i] = (float)u[i];
   return 3;
 }
 
 /* a 1-based permutation table of length c -> 0-based ints */
 static int *readperm(lua_State *L, int idx, int c) {
-  int *p = readints(L, idx, c, 1, c + 1, "permutation");
+  int *p = lg_readints(L, idx, c, 1, c + 1, "permutation");
   int *seen = (int *)lua_newuserdatauv(L, sizeof(int) * (size_t)c, 0);
   memset(seen, 0, sizeof(int) * (size_t)c);
   for (int i = 0; i < c; i++) {
     p[i] -= 1;
-    if (seen[p[i]]++) fail(L, "permutation: %d appears twice", p[i] + 1);
+    if (seen[p[i]]++) lg_fail(L, "permutation: %d appears twice", p[i] + 1);
   }
   lua_pop(L, 1);
   return p;
@@ -652,32 +670,32 @@ static int *readperm(lua_State *L, int idx, int c) {
 
 /* lu_weight(l, u, log_s, sign, perm) -> W {c,c} */
 static int l_lu_weight(lua_State *L) {
-  Tensor *l = checkt(L, 1), *u = checkt(L, 2), *ls = checkt(L, 3), *sg = checkt(L, 4);
+  Tensor *l = lg_checkt(L, 1), *u = lg_checkt(L, 2), *ls = lg_checkt(L, 3), *sg = lg_checkt(L, 4);
   int c = (int)checksquare(L, l, "lu_weight: l");
-  neednumel(L, u, (int64_t)c * c, "lu_weight: u");
-  neednumel(L, ls, c, "lu_weight: log_s");
-  neednumel(L, sg, c, "lu_weight: sign");
+  lg_neednumel(L, u, (int64_t)c * c, "lu_weight: u");
+  lg_neednumel(L, ls, c, "lu_weight: log_s");
+  lg_neednumel(L, sg, c, "lu_weight: sign");
   int *perm = readperm(L, 5, c);
   int64_t shape[2] = {c, c};
-  Tensor *w = newt(L, 2, shape);
+  Tensor *w = lg_newt(L, 2, shape);
   glow_lu_weight(l->data, u->data, ls->data, sg->data, perm, w->data, c);
   return 1;
 }
 
 /* lu_weight_backward(l, u, log_s, sign, perm, dW, dl, du, dlog_s, dlogdet_scale) */
 static int l_lu_weight_backward(lua_State *L) {
-  Tensor *l = checkt(L, 1), *u = checkt(L, 2), *ls = checkt(L, 3), *sg = checkt(L, 4);
+  Tensor *l = lg_checkt(L, 1), *u = lg_checkt(L, 2), *ls = lg_checkt(L, 3), *sg = lg_checkt(L, 4);
   int c = (int)checksquare(L, l, "lu_weight backward: l");
   int *perm = readperm(L, 5, c);
-  Tensor *dw = checkt(L, 6), *dl = checkt(L, 7), *du = checkt(L, 8), *dls = checkt(L, 9);
+  Tensor *dw = lg_checkt(L, 6), *dl = lg_checkt(L, 7), *du = lg_checkt(L, 8), *dls = lg_checkt(L, 9);
   float sc = (float)luaL_optnumber(L, 10, 0.0);
-  neednumel(L, u, (int64_t)c * c, "lu_weight backward: u");
-  neednumel(L, ls, c, "lu_weight backward: log_s");
-  neednumel(L, sg, c, "lu_weight backward: sign");
-  neednumel(L, dw, (int64_t)c * c, "lu_weight backward: dW");
-  neednumel(L, dl, (int64_t)c * c, "lu_weight backward: dl");
-  neednumel(L, du, (int64_t)c * c, "lu_weight backward: du");
-  neednumel(L, dls, c, "lu_weight backward: dlog_s");
+  lg_neednumel(L, u, (int64_t)c * c, "lu_weight backward: u");
+  lg_neednumel(L, ls, c, "lu_weight backward: log_s");
+  lg_neednumel(L, sg, c, "lu_weight backward: sign");
+  lg_neednumel(L, dw, (int64_t)c * c, "lu_weight backward: dW");
+  lg_neednumel(L, dl, (int64_t)c * c, "lu_weight backward: dl");
+  lg_neednumel(L, du, (int64_t)c * c, "lu_weight backward: du");
+  lg_neednumel(L, dls, c, "lu_weight backward: dlog_s");
   glow_lu_weight_backward(l->data, u->data, ls->data, sg->data, perm, dw->data, dl->data,
                           du->data, dls->data, sc, c);
   return 0;
@@ -685,41 +703,41 @@ static int l_lu_weight_backward(lua_State *L) {
 
 /* ------------------------------------------------------------------ invconv */
 static int64_t checkw(lua_State *L, Tensor *x, Tensor *w, const char *what) {
-  int64_t c = lastdim(x);
+  int64_t c = lg_lastdim(x);
   if (w->ndim != 2 || w->shape[0] != c || w->shape[1] != c) {
     char s1[128], s2[128];
-    fail(L, "%s: weight %s does not fit input %s", what, shapestr(w, s1, sizeof s1),
-               shapestr(x, s2, sizeof s2));
+    lg_fail(L, "%s: weight %s does not fit input %s", what, lg_shapestr(w, s1, sizeof s1),
+               lg_shapestr(x, s2, sizeof s2));
   }
   return c;
 }
 
 static int l_invconv_forward(lua_State *L) {
-  Tensor *x = checkt(L, 1), *w = checkt(L, 2);
+  Tensor *x = lg_checkt(L, 1), *w = lg_checkt(L, 2);
   int64_t c = checkw(L, x, w, "invconv");
-  Tensor *y = newlike(L, x);
+  Tensor *y = lg_newlike(L, x);
   glow_invconv_forward(x->data, w->data, y->data, (size_t)(x->n / c), (int)c);
   return 1;
 }
 
 static int l_invconv_inverse(lua_State *L) {
-  Tensor *y = checkt(L, 1), *wi = checkt(L, 2);
+  Tensor *y = lg_checkt(L, 1), *wi = lg_checkt(L, 2);
   int64_t c = checkw(L, y, wi, "invconv inverse");
-  Tensor *x = newlike(L, y);
+  Tensor *x = lg_newlike(L, y);
   glow_invconv_inverse(y->data, wi->data, x->data, (size_t)(y->n / c), (int)c);
   return 1;
 }
 
 /* invconv_backward(x, W, Winv | nil, dy, dW, dlogdet_scale) -> dx */
 static int l_invconv_backward(lua_State *L) {
-  Tensor *x = checkt(L, 1), *w = checkt(L, 2), *wi = optt(L, 3), *dy = checkt(L, 4);
-  Tensor *dw = checkt(L, 5);
+  Tensor *x = lg_checkt(L, 1), *w = lg_checkt(L, 2), *wi = lg_optt(L, 3), *dy = lg_checkt(L, 4);
+  Tensor *dw = lg_checkt(L, 5);
   float sc = (float)luaL_optnumber(L, 6, 0.0);
   int64_t c = checkw(L, x, w, "invconv backward");
   if (wi) checkw(L, x, wi, "invconv backward: inverse");
-  neednumel(L, dy, x->n, "invconv backward: dy");
-  neednumel(L, dw, c * c, "invconv backward: dW");
-  Tensor *dx = newlike(L, x);
+  lg_neednumel(L, dy, x->n, "invconv backward: dy");
+  lg_neednumel(L, dw, c * c, "invconv backward: dW");
+  Tensor *dx = lg_newlike(L, x);
   glow_invconv_backward(x->data, w->data, wi ? wi->data : NULL, dy->data, dx->data, dw->data, sc,
                         (size_t)(x->n / c), (int)c);
   return 1;
@@ -727,10 +745,10 @@ static int l_invconv_backward(lua_State *L) {
 
 /* permute_channels(x, perm) -> y, y[.., k] = x[.., perm[k]] (perm 1-based) */
 static int l_permute_channels(lua_State *L) {
-  Tensor *x = checkt(L, 1);
-  int c = (int)lastdim(x);
+  Tensor *x = lg_checkt(L, 1);
+  int c = (int)lg_lastdim(x);
   int *perm = readperm(L, 2, c);
-  Tensor *y = newlike(L, x);
+  Tensor *y = lg_newlike(L, x);
   glow_permute_channels(x->data, y->data, perm, (size_t)(x->n / c), c);
   return 1;
 }
@@ -738,61 +756,61 @@ static int l_permute_channels(lua_State *L) {
 /* ------------------------------------------------------------------ layout */
 /* split_channels(x {.., c}, c1) -> a {.., c1}, b {.., c - c1} */
 static int l_split_channels(lua_State *L) {
-  Tensor *x = checkt(L, 1);
-  int c = (int)lastdim(x);
+  Tensor *x = lg_checkt(L, 1);
+  int c = (int)lg_lastdim(x);
   int c1 = (int)luaL_checkinteger(L, 2);
-  if (c1 < 1 || c1 >= c) fail(L, "split_channels: cannot split %d channels at %d", c, c1);
+  if (c1 < 1 || c1 >= c) lg_fail(L, "split_channels: cannot split %d channels at %d", c, c1);
   int64_t shape[MAXDIM];
   memcpy(shape, x->shape, sizeof shape);
   shape[x->ndim - 1] = c1;
-  Tensor *a = newt(L, x->ndim, shape);
+  Tensor *a = lg_newt(L, x->ndim, shape);
   shape[x->ndim - 1] = c - c1;
-  Tensor *b = newt(L, x->ndim, shape);
+  Tensor *b = lg_newt(L, x->ndim, shape);
   glow_split_channels(x->data, a->data, b->data, (size_t)(x->n / c), c, c1);
   return 2;
 }
 
 static int l_concat_channels(lua_State *L) {
-  Tensor *a = checkt(L, 1), *b = checkt(L, 2);
-  int c1 = (int)lastdim(a), c2 = (int)lastdim(b);
+  Tensor *a = lg_checkt(L, 1), *b = lg_checkt(L, 2);
+  int c1 = (int)lg_lastdim(a), c2 = (int)lg_lastdim(b);
   int ok = a->ndim == b->ndim;
   for (int d = 0; ok && d < a->ndim - 1; d++) ok = a->shape[d] == b->shape[d];
   if (!ok) {
     char s1[128], s2[128];
-    fail(L, "concat_channels: shapes %s and %s differ outside the channels",
-               shapestr(a, s1, sizeof s1), shapestr(b, s2, sizeof s2));
+    lg_fail(L, "concat_channels: shapes %s and %s differ outside the channels",
+               lg_shapestr(a, s1, sizeof s1), lg_shapestr(b, s2, sizeof s2));
   }
   int64_t shape[MAXDIM];
   memcpy(shape, a->shape, sizeof shape);
   shape[a->ndim - 1] = c1 + c2;
-  Tensor *x = newt(L, a->ndim, shape);
+  Tensor *x = lg_newt(L, a->ndim, shape);
   glow_concat_channels(a->data, b->data, x->data, (size_t)(a->n / c1), c1 + c2, c1);
   return 1;
 }
 
 static int l_squeeze(lua_State *L) {
   int n, h, w, c;
-  Tensor *x = checkimg(L, 1, "squeeze: input", &n, &h, &w, &c);
+  Tensor *x = lg_checkimg(L, 1, "squeeze: input", &n, &h, &w, &c);
   if (h % 2 || w % 2) {
     char b[128];
-    fail(L, "squeeze: height and width must be even, got shape %s", shapestr(x, b, sizeof b));
+    lg_fail(L, "squeeze: height and width must be even, got shape %s", lg_shapestr(x, b, sizeof b));
   }
   int64_t shape[4] = {n, h / 2, w / 2, 4 * c};
-  Tensor *y = newt(L, 4, shape);
+  Tensor *y = lg_newt(L, 4, shape);
   glow_squeeze(x->data, y->data, n, h, w, c);
   return 1;
 }
 
 static int l_unsqueeze(lua_State *L) {
   int n, h2, w2, c4;
-  Tensor *y = checkimg(L, 1, "unsqueeze: input", &n, &h2, &w2, &c4);
+  Tensor *y = lg_checkimg(L, 1, "unsqueeze: input", &n, &h2, &w2, &c4);
   if (c4 % 4) {
     char b[128];
-    fail(L, "unsqueeze: channels must be a multiple of 4, got shape %s",
-               shapestr(y, b, sizeof b));
+    lg_fail(L, "unsqueeze: channels must be a multiple of 4, got shape %s",
+               lg_shapestr(y, b, sizeof b));
   }
   int64_t shape[4] = {n, 2 * h2, 2 * w2, c4 / 4};
-  Tensor *x = newt(L, 4, shape);
+  Tensor *x = lg_newt(L, 4, shape);
   glow_unsqueeze(y->data, x->data, n, 2 * h2, 2 * w2, c4 / 4);
   return 1;
 }
@@ -801,22 +819,22 @@ static int l_unsqueeze(lua_State *L) {
 /* affine_forward(z2 {n,h,w,c2}, hnet {n,h,w,2c2}) -> y2, logdet {n} */
 static int l_affine_forward(lua_State *L) {
   int n, h, w, c2;
-  Tensor *z2 = checkimg(L, 1, "affine coupling: z2", &n, &h, &w, &c2);
-  Tensor *hn = checkt(L, 2);
-  neednumel(L, hn, 2 * z2->n, "affine coupling: network output (2 x z2's channels)");
-  Tensor *y2 = newlike(L, z2);
+  Tensor *z2 = lg_checkimg(L, 1, "affine coupling: z2", &n, &h, &w, &c2);
+  Tensor *hn = lg_checkt(L, 2);
+  lg_neednumel(L, hn, 2 * z2->n, "affine coupling: network output (2 x z2's channels)");
+  Tensor *y2 = lg_newlike(L, z2);
   int64_t s1[1] = {n};
-  Tensor *ld = newt_(L, 1, s1, 1); /* accumulated into */
+  Tensor *ld = lg_newt_(L, 1, s1, 1); /* accumulated into */
   glow_affine_forward(z2->data, hn->data, y2->data, ld->data, (size_t)n, (size_t)h * w, c2);
   return 2;
 }
 
 static int l_affine_inverse(lua_State *L) {
   int n, h, w, c2;
-  Tensor *y2 = checkimg(L, 1, "affine coupling inverse: y2", &n, &h, &w, &c2);
-  Tensor *hn = checkt(L, 2);
-  neednumel(L, hn, 2 * y2->n, "affine coupling inverse: network output");
-  Tensor *z2 = newlike(L, y2);
+  Tensor *y2 = lg_checkimg(L, 1, "affine coupling inverse: y2", &n, &h, &w, &c2);
+  Tensor *hn = lg_checkt(L, 2);
+  lg_neednumel(L, hn, 2 * y2->n, "affine coupling inverse: network output");
+  Tensor *z2 = lg_newlike(L, y2);
   glow_affine_inverse(y2->data, hn->data, z2->data, (size_t)n, (size_t)h * w, c2);
   return 1;
 }
@@ -824,14 +842,14 @@ static int l_affine_inverse(lua_State *L) {
 /* affine_backward(y2, hnet, dy2, dlogdet {n} | nil) -> z2, dz2, dhnet */
 static int l_affine_backward(lua_State *L) {
   int n, h, w, c2;
-  Tensor *y2 = checkimg(L, 1, "affine coupling backward: y2", &n, &h, &w, &c2);
-  Tensor *hn = checkt(L, 2), *dy2 = checkt(L, 3), *dld = optt(L, 4);
-  neednumel(L, hn, 2 * y2->n, "affine coupling backward: network output");
-  neednumel(L, dy2, y2->n, "affine coupling backward: dy2");
-  if (dld) neednumel(L, dld, n, "affine coupling backward: dlogdet");
-  Tensor *z2 = newlike(L, y2);
-  Tensor *dz2 = newlike(L, y2);
-  Tensor *dh = newlike(L, hn);
+  Tensor *y2 = lg_checkimg(L, 1, "affine coupling backward: y2", &n, &h, &w, &c2);
+  Tensor *hn = lg_checkt(L, 2), *dy2 = lg_checkt(L, 3), *dld = lg_optt(L, 4);
+  lg_neednumel(L, hn, 2 * y2->n, "affine coupling backward: network output");
+  lg_neednumel(L, dy2, y2->n, "affine coupling backward: dy2");
+  if (dld) lg_neednumel(L, dld, n, "affine coupling backward: dlogdet");
+  Tensor *z2 = lg_newlike(L, y2);
+  Tensor *dz2 = lg_newlike(L, y2);
+  Tensor *dh = lg_newlike(L, hn);
   glow_affine_backward(y2->data, hn->data, dy2->data, dld ? dld->data : NULL, z2->data, dz2->data,
                        dh->data, (size_t)n, (size_t)h * w, c2);
   return 3;
@@ -839,16 +857,16 @@ static int l_affine_backward(lua_State *L) {
 
 /* ------------------------------------------------------------------ gaussian */
 static void checkmoments(lua_State *L, Tensor *z, Tensor *m, Tensor *s, const char *what) {
-  if (m) neednumel(L, m, z->n, what);
-  if (s) neednumel(L, s, z->n, what);
+  if (m) lg_neednumel(L, m, z->n, what);
+  if (s) lg_neednumel(L, s, z->n, what);
 }
 
 /* gaussian_logp(z {n, ...}, mean | nil, logs | nil) -> lp {n} */
 static int l_gaussian_logp(lua_State *L) {
-  Tensor *z = checkt(L, 1), *m = optt(L, 2), *s = optt(L, 3);
+  Tensor *z = lg_checkt(L, 1), *m = lg_optt(L, 2), *s = lg_optt(L, 3);
   checkmoments(L, z, m, s, "gaussian_logp: mean/logs vs z");
   int64_t n = z->shape[0];
-  Tensor *lp = newt(L, 1, &n);
+  Tensor *lp = lg_newt(L, 1, &n);
   glow_gaussian_logp(z->data, m ? m->data : NULL, s ? s->data : NULL, lp->data, (size_t)n,
                      (size_t)(z->n / n));
   return 1;
@@ -856,13 +874,13 @@ static int l_gaussian_logp(lua_State *L) {
 
 /* gaussian_logp_backward(z, mean | nil, logs | nil, dlp {n}, dmean | nil, dlogs | nil) -> dz */
 static int l_gaussian_logp_backward(lua_State *L) {
-  Tensor *z = checkt(L, 1), *m = optt(L, 2), *s = optt(L, 3), *dlp = checkt(L, 4);
-  Tensor *dm = optt(L, 5), *ds = optt(L, 6);
+  Tensor *z = lg_checkt(L, 1), *m = lg_optt(L, 2), *s = lg_optt(L, 3), *dlp = lg_checkt(L, 4);
+  Tensor *dm = lg_optt(L, 5), *ds = lg_optt(L, 6);
   checkmoments(L, z, m, s, "gaussian_logp backward: mean/logs vs z");
   checkmoments(L, z, dm, ds, "gaussian_logp backward: dmean/dlogs vs z");
   int64_t n = z->shape[0];
-  neednumel(L, dlp, n, "gaussian_logp backward: dlp");
-  Tensor *dz = newlike(L, z);
+  lg_neednumel(L, dlp, n, "gaussian_logp backward: dlp");
+  Tensor *dz = lg_newlike(L, z);
   glow_gaussian_logp_backward(z->data, m ? m->data : NULL, s ? s->data : NULL, dlp->data,
                               dz->data, dm ? dm->data : NULL, ds ? ds->data : NULL, (size_t)n,
                               (size_t)(z->n / n));
@@ -872,11 +890,11 @@ static int l_gaussian_logp_backward(lua_State *L) {
 /* gaussian_sample(shape, mean | nil, logs | nil, t, seed) -> z */
 static int l_gaussian_sample(lua_State *L) {
   int64_t shape[MAXDIM];
-  int nd = readshape(L, 1, shape);
-  Tensor *m = optt(L, 2), *s = optt(L, 3);
+  int nd = lg_readshape(L, 1, shape);
+  Tensor *m = lg_optt(L, 2), *s = lg_optt(L, 3);
   float t = (float)luaL_checknumber(L, 4);
   uint64_t seed = (uint64_t)luaL_optinteger(L, 5, 0);
-  Tensor *z = newt(L, nd, shape);
+  Tensor *z = lg_newt(L, nd, shape);
   checkmoments(L, z, m, s, "gaussian_sample: mean/logs vs shape");
   glow_rng r;
   glow_rng_seed(&r, seed);
@@ -889,21 +907,21 @@ static int l_gaussian_sample(lua_State *L) {
  *   -> mean, logs */
 static int l_top_prior_params(lua_State *L) {
   int64_t shape[MAXDIM];
-  int nd = readshape(L, 1, shape);
-  if (nd != 4) fail(L, "top prior: expected an image shape {n, h, w, c}");
-  Tensor *bm = optt(L, 2), *bl = optt(L, 3), *cls = optt(L, 4);
+  int nd = lg_readshape(L, 1, shape);
+  if (nd != 4) lg_fail(L, "top prior: expected an image shape {n, h, w, c}");
+  Tensor *bm = lg_optt(L, 2), *bl = lg_optt(L, 3), *cls = lg_optt(L, 4);
   size_t n = (size_t)shape[0], pix = (size_t)(shape[1] * shape[2]);
   int c = (int)shape[3];
-  if (bm) neednumel(L, bm, (int64_t)pix * c, "top prior: learned mean");
-  if (bl) neednumel(L, bl, (int64_t)pix * c, "top prior: learned logs");
+  if (bm) lg_neednumel(L, bm, (int64_t)pix * c, "top prior: learned mean");
+  if (bl) lg_neednumel(L, bl, (int64_t)pix * c, "top prior: learned logs");
   int *y = NULL;
   if (cls) {
-    needdims(L, cls, 2, "top prior: class map");
-    if (cls->shape[1] != 2 * c) fail(L, "top prior: class map must have %d columns", 2 * c);
-    y = readints(L, 5, (int64_t)n, 0, (int)cls->shape[0], "labels y");
+    lg_needdims(L, cls, 2, "top prior: class map");
+    if (cls->shape[1] != 2 * c) lg_fail(L, "top prior: class map must have %d columns", 2 * c);
+    y = lg_readints(L, 5, (int64_t)n, 0, (int)cls->shape[0], "labels y");
   }
-  Tensor *m = newt(L, 4, shape);
-  Tensor *s = newt(L, 4, shape);
+  Tensor *m = lg_newt(L, 4, shape);
+  Tensor *s = lg_newt(L, 4, shape);
   glow_top_prior_params(bm ? bm->data : NULL, bl ? bl->data : NULL, cls ? cls->data : NULL, y,
                         m->data, s->data, n, pix, c);
   return 2;
@@ -911,19 +929,19 @@ static int l_top_prior_params(lua_State *L) {
 
 /* top_prior_backward(dmean, dlogs, y | nil, dbase_mean | nil, dbase_logs | nil, dcls | nil) */
 static int l_top_prior_backward(lua_State *L) {
-  Tensor *dm = checkt(L, 1), *dl = checkt(L, 2);
-  needdims(L, dm, 4, "top prior backward: dmean");
-  samenumel(L, dm, dl, "top prior backward");
-  Tensor *dbm = optt(L, 4), *dbl = optt(L, 5), *dcls = optt(L, 6);
+  Tensor *dm = lg_checkt(L, 1), *dl = lg_checkt(L, 2);
+  lg_needdims(L, dm, 4, "top prior backward: dmean");
+  lg_samenumel(L, dm, dl, "top prior backward");
+  Tensor *dbm = lg_optt(L, 4), *dbl = lg_optt(L, 5), *dcls = lg_optt(L, 6);
   size_t n = (size_t)dm->shape[0], pix = (size_t)(dm->shape[1] * dm->shape[2]);
   int c = (int)dm->shape[3];
-  if (dbm) neednumel(L, dbm, (int64_t)pix * c, "top prior backward: dmean grad");
-  if (dbl) neednumel(L, dbl, (int64_t)pix * c, "top prior backward: dlogs grad");
+  if (dbm) lg_neednumel(L, dbm, (int64_t)pix * c, "top prior backward: dmean grad");
+  if (dbl) lg_neednumel(L, dbl, (int64_t)pix * c, "top prior backward: dlogs grad");
   int *y = NULL;
   if (dcls) {
-    needdims(L, dcls, 2, "top prior backward: class map grad");
-    if (dcls->shape[1] != 2 * c) fail(L, "top prior backward: class map must have %d columns", 2 * c);
-    y = readints(L, 3, (int64_t)n, 0, (int)dcls->shape[0], "labels y");
+    lg_needdims(L, dcls, 2, "top prior backward: class map grad");
+    if (dcls->shape[1] != 2 * c) lg_fail(L, "top prior backward: class map must have %d columns", 2 * c);
+    y = lg_readints(L, 3, (int64_t)n, 0, (int)dcls->shape[0], "labels y");
   }
   glow_top_prior_backward(dm->data, dl->data, y, dbm ? dbm->data : NULL, dbl ? dbl->data : NULL,
                           dcls ? dcls->data : NULL, n, pix, c);
@@ -933,14 +951,14 @@ static int l_top_prior_backward(lua_State *L) {
 /* classifier_forward(z {n,h,w,c}, w {c,k}, b {k}) -> logits {n,k} */
 static int l_classifier_forward(lua_State *L) {
   int n, h, wd, c;
-  Tensor *z = checkimg(L, 1, "classifier: z", &n, &h, &wd, &c);
-  Tensor *w = checkt(L, 2), *b = checkt(L, 3);
-  needdims(L, w, 2, "classifier: weight");
-  if (w->shape[0] != c) fail(L, "classifier: weight must have %d rows", c);
+  Tensor *z = lg_checkimg(L, 1, "classifier: z", &n, &h, &wd, &c);
+  Tensor *w = lg_checkt(L, 2), *b = lg_checkt(L, 3);
+  lg_needdims(L, w, 2, "classifier: weight");
+  if (w->shape[0] != c) lg_fail(L, "classifier: weight must have %d rows", c);
   int k = (int)w->shape[1];
-  neednumel(L, b, k, "classifier: bias");
+  lg_neednumel(L, b, k, "classifier: bias");
   int64_t shape[2] = {n, k};
-  Tensor *lo = newt(L, 2, shape);
+  Tensor *lo = lg_newt(L, 2, shape);
   glow_classifier_forward(z->data, w->data, b->data, lo->data, (size_t)n, (size_t)h * wd, c, k);
   return 1;
 }
@@ -948,15 +966,15 @@ static int l_classifier_forward(lua_State *L) {
 /* classifier_backward(z, w, dlogits, dw, db) -> dz */
 static int l_classifier_backward(lua_State *L) {
   int n, h, wd, c;
-  Tensor *z = checkimg(L, 1, "classifier backward: z", &n, &h, &wd, &c);
-  Tensor *w = checkt(L, 2), *dlo = checkt(L, 3), *dw = optt(L, 4), *db = optt(L, 5);
-  needdims(L, w, 2, "classifier backward: weight");
-  if (w->shape[0] != c) fail(L, "classifier backward: weight must have %d rows", c);
+  Tensor *z = lg_checkimg(L, 1, "classifier backward: z", &n, &h, &wd, &c);
+  Tensor *w = lg_checkt(L, 2), *dlo = lg_checkt(L, 3), *dw = lg_optt(L, 4), *db = lg_optt(L, 5);
+  lg_needdims(L, w, 2, "classifier backward: weight");
+  if (w->shape[0] != c) lg_fail(L, "classifier backward: weight must have %d rows", c);
   int k = (int)w->shape[1];
-  neednumel(L, dlo, (int64_t)n * k, "classifier backward: dlogits");
-  if (dw) neednumel(L, dw, w->n, "classifier backward: dw");
-  if (db) neednumel(L, db, k, "classifier backward: db");
-  Tensor *dz = newlike(L, z);
+  lg_neednumel(L, dlo, (int64_t)n * k, "classifier backward: dlogits");
+  if (dw) lg_neednumel(L, dw, w->n, "classifier backward: dw");
+  if (db) lg_neednumel(L, db, k, "classifier backward: db");
+  Tensor *dz = lg_newlike(L, z);
   glow_classifier_backward(z->data, w->data, dlo->data, dz->data, dw ? dw->data : NULL,
                            db ? db->data : NULL, (size_t)n, (size_t)h * wd, c, k);
   return 1;
@@ -964,15 +982,15 @@ static int l_classifier_backward(lua_State *L) {
 
 /* log_softmax_xent(logits {n,k}, y | nil, scale) -> logp {n,k}, mean CE, dlogits | nil */
 static int l_log_softmax_xent(lua_State *L) {
-  Tensor *lo = checkt(L, 1);
-  needdims(L, lo, 2, "log_softmax: logits");
+  Tensor *lo = lg_checkt(L, 1);
+  lg_needdims(L, lo, 2, "log_softmax: logits");
   int n = (int)lo->shape[0], k = (int)lo->shape[1];
-  int *y = lua_isnoneornil(L, 2) ? NULL : readints(L, 2, n, 0, k, "labels y");
+  int *y = lua_isnoneornil(L, 2) ? NULL : lg_readints(L, 2, n, 0, k, "labels y");
   float scale = (float)luaL_optnumber(L, 3, 1.0);
   int top = lua_gettop(L);
-  Tensor *lp = newlike(L, lo);
+  Tensor *lp = lg_newlike(L, lo);
   float *dl = NULL;
-  if (y) dl = newlike(L, lo)->data;
+  if (y) dl = lg_newlike(L, lo)->data;
   double ce = glow_log_softmax_xent(lo->data, y, lp->data, dl, scale, (size_t)n, k);
   lua_pushvalue(L, top + 1);
   lua_pushnumber(L, ce);
@@ -1003,6 +1021,7 @@ static const luaL_Reg tensor_meta[] = {{"__tostring", t_tostring},
 
 static const luaL_Reg core_funcs[] = {
     {"tensor", t_new},
+    {"view_range", t_view_range},
     {"from", t_from},
     {"randn", t_randn},
     {"rand", t_rand},
@@ -1046,7 +1065,7 @@ static const luaL_Reg core_funcs[] = {
     {NULL, NULL}};
 
 int luaopen_glow_core(lua_State *L) {
-  if (glow_blas_init() != GLOW_OK) return fail(L, "glow: %s", glow_blas_error());
+  if (glow_blas_init() != GLOW_OK) return lg_fail(L, "glow: %s", glow_blas_error());
   glow_memory_setup();
   if (luaL_newmetatable(L, TNAME)) {
     luaL_setfuncs(L, tensor_meta, 0);
@@ -1055,6 +1074,10 @@ int luaopen_glow_core(lua_State *L) {
   }
   lua_pop(L, 1);
   luaL_newlib(L, core_funcs);
+  lg_open_data(L);
+  lg_open_image(L);
+  lg_open_optim(L);
+  lg_open_checkpoint(L);
   luaL_getmetatable(L, TNAME);
   lua_setfield(L, -2, "Tensor_mt");
   return 1;

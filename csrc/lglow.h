@@ -1,0 +1,48 @@
+/*
+ * lglow.h -- what the binding files share: the "glow.Tensor" userdata and
+ * the helpers that check arguments and make tensors. Only binding files
+ * (l*.c) include it, and with it lua.h.
+ */
+#ifndef LGLOW_H
+#define LGLOW_H
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <stdint.h>
+
+#define TNAME "glow.Tensor"
+#define MAXDIM 8
+
+typedef struct {
+  float *data;
+  int64_t n;
+  int ndim;
+  int64_t shape[MAXDIM];
+  int owns;
+} Tensor;
+
+/* raise a Lua error (printf-like, lua_pushfstring's formats) without a position */
+int lg_fail(lua_State *L, const char *fmt, ...);
+Tensor *lg_checkt(lua_State *L, int i);                  /* a tensor argument */
+Tensor *lg_optt(lua_State *L, int i);                    /* a tensor or nil/none -> NULL */
+const char *lg_shapestr(const Tensor *t, char *buf, size_t len); /* "{2, 3}" */
+Tensor *lg_newt_(lua_State *L, int ndim, const int64_t *shape, int zero); /* pushed */
+Tensor *lg_newt(lua_State *L, int ndim, const int64_t *shape); /* pushed, uninitialized */
+Tensor *lg_newlike(lua_State *L, const Tensor *src);      /* pushed, uninitialized */
+int lg_readshape(lua_State *L, int idx, int64_t *shape);  /* a shape table -> ndim */
+void lg_neednumel(lua_State *L, const Tensor *t, int64_t n, const char *what);
+void lg_needdims(lua_State *L, const Tensor *t, int nd, const char *what);
+Tensor *lg_checkimg(lua_State *L, int i, const char *what, int *n, int *h, int *w, int *c);
+int64_t lg_lastdim(const Tensor *t);
+/* a Lua array of count integers in [lo, hi); the array is anchored on the stack */
+int *lg_readints(lua_State *L, int idx, int64_t count, int lo, int hi, const char *what);
+void lg_checkrc(lua_State *L, int rc, const char *what);   /* raises on GLOW_E* codes */
+void lg_samenumel(lua_State *L, Tensor *a, Tensor *b, const char *what);
+
+/* each binding file adds its functions to the module table on top of the stack */
+void lg_open_data(lua_State *L);
+void lg_open_image(lua_State *L);
+void lg_open_optim(lua_State *L);
+void lg_open_checkpoint(lua_State *L);
+
+#endif

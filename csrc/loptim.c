@@ -1,0 +1,9 @@
+/*
+ * loptim.c -- the Lua binding of optim (to be filled in).
+ */
+#include "glow.h"
+#include "lglow.h"
+
+static const luaL_Reg funcs[] = {{NULL, NULL}};
+
+void lg_open_optim(lua_State *L) { luaL_setfuncs(L, funcs, 0); }
