@@ -23,5 +23,8 @@ for _, name in ipairs { "ActNorm", "InvConv1x1", "Shuffle", "Reverse", "AffineCo
   glow[name] = flow[name]
 end
 glow.Glow = model.Glow
+glow.data = require "glow.data"
+glow.image = require "glow.image"
+glow.checkpoint = require "glow.checkpoint"
 
 return glow

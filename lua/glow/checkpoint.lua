@@ -1,0 +1,3 @@
+--- glow.checkpoint (to be filled in)
+local M = {}
+return M

@@ -1,0 +1,3 @@
+--- glow.data (to be filled in)
+local M = {}
+return M

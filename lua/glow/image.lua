@@ -1,0 +1,3 @@
+--- glow.image (to be filled in)
+local M = {}
+return M
