@@ -17,6 +17,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <omp.h>
 
 #include "glow.h"
 #include "lglow.h"
@@ -1001,6 +1005,35 @@ static int l_log_softmax_xent(lua_State *L) {
   return 3;
 }
 
+/* ------------------------------------------------------------------ process */
+/* now() -> seconds on a monotonic clock (wall time, for rates and ETAs) */
+static int l_now(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + 1e-9 * (lua_Number)ts.tv_nsec);
+  return 1;
+}
+
+/* isatty(fd) -> boolean: whether progress can redraw in place */
+static int l_isatty(lua_State *L) {
+  lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+  return 1;
+}
+
+/* info() -> {blas_kernel, blas_library, blas_threads, omp_threads} */
+static int l_info(lua_State *L) {
+  lua_createtable(L, 0, 4);
+  lua_pushstring(L, glow_blas_kernel());
+  lua_setfield(L, -2, "blas_kernel");
+  lua_pushstring(L, glow_blas_library());
+  lua_setfield(L, -2, "blas_library");
+  lua_pushinteger(L, glow_blas_threads());
+  lua_setfield(L, -2, "blas_threads");
+  lua_pushinteger(L, omp_get_max_threads());
+  lua_setfield(L, -2, "omp_threads");
+  return 1;
+}
+
 /* ------------------------------------------------------------------ registration */
 static const luaL_Reg tensor_methods[] = {
     {"shape", t_shape},       {"numel", t_numel},
@@ -1021,6 +1054,9 @@ static const luaL_Reg tensor_meta[] = {{"__tostring", t_tostring},
 
 static const luaL_Reg core_funcs[] = {
     {"tensor", t_new},
+    {"now", l_now},
+    {"isatty", l_isatty},
+    {"info", l_info},
     {"view_range", t_view_range},
     {"from", t_from},
     {"randn", t_randn},

@@ -110,6 +110,7 @@ function InvConv1x1.new(c, opts)
     for i = 1, c do u:set((i - 1) * c + i, 0) end
     self.perm = perm
     self.sign = core.from(sign, { c })
+    self._buffers = { "perm", "sign" }
     util.param(self, "l", l)
     util.param(self, "u", u)
     util.param(self, "log_s", core.from(log_s, { c }))
@@ -167,9 +168,15 @@ end
 local Permute = base(util.class("Permute"))
 
 local function permutation(c, perm)
+  local self = setmetatable({ c = c, _buffers = { "perm" } }, Permute)
+  self:set_perm(perm)
+  return self
+end
+
+function Permute:set_perm(perm)
   local inv = {}
   for k, p in ipairs(perm) do inv[p] = k end
-  return setmetatable({ c = c, perm = perm, inv = inv }, Permute)
+  self.perm, self.inv = perm, inv
 end
 
 function Permute:forward(x)

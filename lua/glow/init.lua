@@ -15,6 +15,8 @@ glow.Tensor = setmetatable({
 
 --- glow.randn(shape, seed, std): N(0, std^2) values from a seeded generator.
 function glow.randn(shape, seed, std) return core.randn(shape, seed or 0, std or 1) end
+--- glow.info(): the BLAS kernel and library in use and the thread counts.
+function glow.info() return core.info() end
 --- glow.rand(shape, seed): U[0, 1) values.
 function glow.rand(shape, seed) return core.rand(shape, seed or 0) end
 
@@ -23,6 +25,9 @@ for _, name in ipairs { "ActNorm", "InvConv1x1", "Shuffle", "Reverse", "AffineCo
   glow[name] = flow[name]
 end
 glow.Glow = model.Glow
+glow.load = model.load
+glow.optim = require "glow.optim"
+glow.train = require "glow.train"
 glow.data = require "glow.data"
 glow.image = require "glow.image"
 glow.checkpoint = require "glow.checkpoint"

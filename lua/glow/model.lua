@@ -74,6 +74,7 @@ end
 local Glow = util.class("Glow")
 Glow.parameters = util.parameters
 Glow.zero_grad = util.zero_grad
+Glow.flatten = util.flatten
 
 local OPTIONS = {
   shape = true, levels = true, depth = true, width = true, coupling = true, permutation = true,
@@ -362,6 +363,44 @@ function Glow:loss_and_grad(x, y)
   return stats
 end
 
+--- train_step(x, y, opt) -> stats: forward, backward and one optimizer
+--- update. A non-finite loss or gradient skips the update (stats.skipped =
+--- true, opt.skipped counts them) instead of carrying NaN into the weights.
+function Glow:train_step(x, y, opt)
+  if type(opt) ~= "table" or not opt.step then
+    error("train_step: opt must be an optimizer from glow.optim", 0)
+  end
+  self:zero_grad()
+  local stats = self:loss_and_grad(x, y)
+  stats.dx = nil
+  local loss = stats.loss
+  if loss ~= loss or loss == math.huge or loss == -math.huge or not opt.grad:all_finite() then
+    stats.skipped = true
+    opt.skipped = opt.skipped + 1
+    return stats
+  end
+  local info = opt:step()
+  stats.lr, stats.grad_norm, stats.clipped = info.lr, info.grad_norm, info.clipped
+  return stats
+end
+
+--- bits_per_dim(dataset [, {batch = 256, seed = 0, limit = n}]) -> the mean
+--- bits/dim over the dataset, one dequantization draw per image from a fixed
+--- seed, so the figure is reproducible.
+function Glow:bits_per_dim(dataset, opts)
+  opts = util.check_options(opts, { batch = true, seed = true, limit = true }, "bits_per_dim")
+  self:check_initialized("bits_per_dim")
+  local total, count = 0, 0
+  for x, y in dataset:batches { size = opts.batch or 256, shuffle = false, seed = opts.seed or 0,
+    n_bits = self.config.n_bits, limit = opts.limit } do
+    local lp = self:log_prob(x, self.config.classes and y or nil)
+    total = total + self:bpd_of(lp):sum()
+    count = count + lp:numel()
+  end
+  if count == 0 then error("bits_per_dim: the dataset is empty", 0) end
+  return total / count
+end
+
 --- classify(x) -> tensor {n, classes}: class log-probabilities from the head.
 function Glow:classify(x)
   if not self.head then error("classify: the model has no classes (build it with classes = k)", 0) end
@@ -400,4 +439,132 @@ function Glow:sample(n, opts)
   return x
 end
 
-return { Glow = Glow, TopPrior = TopPrior, ClassHead = ClassHead }
+----------------------------------------------------------------- checkpoints
+local FORMAT = "glow-checkpoint-1"
+
+local function config_for_file(cfg)
+  local c = {}
+  for k, v in pairs(cfg) do if k ~= "net" then c[k] = v end end
+  c.custom_net = cfg.net ~= nil
+  return c
+end
+
+--- save(path [, {optimizer = opt, trainer = table}]) -> true | nil, message.
+--- A safetensors file: every parameter under its name, the fixed buffers
+--- (LU permutation and signs, shuffles) as "buffer.<name>", the optimizer's
+--- moments as "optim.*"; the metadata holds the configuration, whether the
+--- model is initialized, and the optimizer's and trainer's state as JSON.
+--- Written to a temporary file and renamed into place.
+function Glow:save(path, extra)
+  extra = util.check_options(extra, { optimizer = true, trainer = true }, "save")
+  local json = require "glow.json"
+  local ckpt = require "glow.checkpoint"
+  local tensors = {}
+  for _, p in ipairs(self:parameters()) do tensors[#tensors + 1] = { name = p.name, value = p.value } end
+  for _, b in ipairs(util.buffers({ children = self.children })) do
+    local v = b.owner[b.field]
+    if not util.is_tensor(v) then v = core.from(v, { #v }) end
+    tensors[#tensors + 1] = { name = "buffer." .. b.name, value = v }
+  end
+  local meta = {
+    ["glow.format"] = FORMAT,
+    ["glow.config"] = json.encode(config_for_file(self.config)),
+    ["glow.initialized"] = tostring(self.initialized),
+  }
+  if extra.optimizer then
+    local ot, oinfo = extra.optimizer:state()
+    for _, t in ipairs(ot) do tensors[#tensors + 1] = t end
+    meta["glow.optimizer"] = json.encode(oinfo)
+  end
+  if extra.trainer then meta["glow.trainer"] = json.encode(extra.trainer) end
+  return ckpt.write(path, tensors, meta)
+end
+
+--- Copy a checkpoint's tensors into this model, refusing another architecture.
+function Glow:load_tensors(tensors, path)
+  local where = "checkpoint " .. tostring(path)
+  local function fits(name, want)
+    local t = tensors[name]
+    if not t then return nil, string.format("%s holds another architecture: no tensor %s", where, name) end
+    local a, b = util.shapestr(t:shape()), util.shapestr(want)
+    if a ~= b then
+      return nil, string.format("%s holds another architecture: %s has shape %s, this model has %s",
+        where, name, a, b)
+    end
+    return t
+  end
+  local plan = {}
+  for _, p in ipairs(self:parameters()) do
+    local t, err = fits(p.name, p.value:shape())
+    if not t then return nil, err end
+    plan[#plan + 1] = { p.value, t }
+  end
+  local bufs = util.buffers({ children = self.children })
+  for _, b in ipairs(bufs) do
+    local v = b.owner[b.field]
+    local t, err = fits("buffer." .. b.name, util.is_tensor(v) and v:shape() or { #v })
+    if not t then return nil, err end
+  end
+  for _, pair in ipairs(plan) do pair[1]:copy(pair[2]) end
+  for _, b in ipairs(bufs) do
+    local t, v = tensors["buffer." .. b.name], b.owner[b.field]
+    if util.is_tensor(v) then
+      v:copy(t)
+    else
+      local arr = {}
+      for i, x in ipairs(t:totable()) do arr[i] = math.tointeger(x) or x end
+      if b.owner.set_perm and b.field == "perm" then b.owner:set_perm(arr) else b.owner[b.field] = arr end
+    end
+  end
+  return true
+end
+
+--- glow.load(path [, {net = fn}]) -> model | nil, message. The model carries
+--- the checkpoint's optimizer and trainer state in model.checkpoint.
+local function load(path, opts)
+  opts = util.check_options(opts, { net = true }, "glow.load")
+  local json = require "glow.json"
+  local ckpt = require "glow.checkpoint"
+  local tensors, meta = ckpt.read(path)
+  if not tensors then return nil, meta end
+  if meta["glow.format"] ~= FORMAT then
+    return nil, string.format("%s is not a glow checkpoint (format %s)", path, tostring(meta["glow.format"]))
+  end
+  local cfg, err = json.decode(meta["glow.config"] or "")
+  if type(cfg) ~= "table" then return nil, string.format("%s: bad configuration: %s", path, tostring(err)) end
+  if cfg.custom_net and not opts.net then
+    return nil, path .. " was made with a custom coupling network: pass it as glow.load(path, {net = fn})"
+  end
+  cfg.custom_net = nil
+  cfg.net = opts.net
+  local ok, model = pcall(Glow.new, cfg)
+  if not ok then return nil, string.format("%s: %s", path, tostring(model)) end
+  local done, lerr = model:load_tensors(tensors, path)
+  if not done then return nil, lerr end
+  model.initialized = meta["glow.initialized"] == "true"
+  if model.initialized then
+    util.walk({ children = model.children }, function(m) if m.check_init then m.initialized = true end end)
+  end
+  model.checkpoint = {
+    tensors = tensors,
+    optimizer = meta["glow.optimizer"] and json.decode(meta["glow.optimizer"]),
+    trainer = meta["glow.trainer"] and json.decode(meta["glow.trainer"]),
+  }
+  return model
+end
+
+--- model:load(path) -> true | nil, message: parameters from a checkpoint of
+--- the same architecture.
+function Glow:load(path)
+  local tensors, meta = require("glow.checkpoint").read(path)
+  if not tensors then return nil, meta end
+  local ok, err = self:load_tensors(tensors, path)
+  if not ok then return nil, err end
+  self.initialized = meta["glow.initialized"] == "true"
+  if self.initialized then
+    util.walk({ children = self.children }, function(m) if m.check_init then m.initialized = true end end)
+  end
+  return true
+end
+
+return { Glow = Glow, TopPrior = TopPrior, ClassHead = ClassHead, load = load }

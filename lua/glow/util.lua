@@ -51,7 +51,50 @@ function util.parameters(self, prefix)
 end
 
 function util.zero_grad(self)
+  if self._arena then
+    self._arena.grad:fill(0)
+    return
+  end
   for _, p in ipairs(self:parameters()) do p.grad:fill(0) end
+end
+
+--- Move every parameter and gradient of a module tree into two flat arena
+--- tensors (value, grad), in parameters() order, and make each parameter a
+--- view into them. Idempotent: a flattened module returns its arena.
+function util.flatten(m)
+  if m._arena then return m._arena.value, m._arena.grad end
+  local entries = {}
+  local function visit(mod)
+    for _, p in ipairs(mod._params or {}) do entries[#entries + 1] = { mod, p } end
+    for _, ch in ipairs(mod.children or {}) do visit(ch.module) end
+  end
+  visit(m)
+  local n = 0
+  for _, e in ipairs(entries) do n = n + e[1][e[2].name]:numel() end
+  local value, grad = core.tensor({ math.max(n, 1) }), core.tensor({ math.max(n, 1) })
+  local off = 0
+  for _, e in ipairs(entries) do
+    local mod, p = e[1], e[2]
+    local v = mod[p.name]
+    local shape, k = v:shape(), v:numel()
+    local vv = core.view_range(value, off, shape):copy(v)
+    local gv = core.view_range(grad, off, shape):copy(p.grad)
+    mod[p.name], p.value, p.grad = vv, vv, gv
+    off = off + k
+  end
+  m._arena = { value = value, grad = grad }
+  return value, grad
+end
+
+--- Fixed buffers (not learned) of a module tree, for checkpoints: a list of
+--- {name, owner, field}. A module lists its buffer fields in _buffers; a
+--- field holds a tensor or a Lua array of numbers.
+function util.buffers(m, prefix, out)
+  out = out or {}
+  prefix = prefix or ""
+  for _, f in ipairs(m._buffers or {}) do out[#out + 1] = { name = prefix .. f, owner = m, field = f } end
+  for _, ch in ipairs(m.children or {}) do util.buffers(ch.module, prefix .. ch.name .. ".", out) end
+  return out
 end
 
 --- Visit a module and all its descendants, depth first, in order.

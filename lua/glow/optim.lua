@@ -1,0 +1,176 @@
+--- Optimizers over one flat parameter arena: SGD (momentum, Nesterov),
+--- Adam and Adamax (bias-corrected), decoupled weight decay, clipping by the
+--- global gradient norm, Polyak averaging, and learning-rate schedules
+--- composed in Lua. The update itself is one loop in C (glow.core).
+local core = require "glow.core"
+local util = require "glow.util"
+
+local optim = {}
+
+----------------------------------------------------------------- schedules
+--- Each schedule maps a step (1-based) to a multiplier of the base lr.
+local schedules = {}
+optim.schedules = schedules
+
+function schedules.constant() return function() return 1 end end
+
+--- Linear warmup over n steps: step / n, then 1.
+function schedules.warmup(n)
+  return function(step) return n > 0 and math.min(1, step / n) or 1 end
+end
+
+--- gamma ^ floor(step / every)
+function schedules.step(every, gamma)
+  return function(step) return gamma ^ (step // every) end
+end
+
+--- Cosine decay from 1 to min_frac over total steps, then min_frac.
+function schedules.cosine(total, min_frac)
+  min_frac = min_frac or 0
+  return function(step)
+    local t = math.min(step, total) / total
+    return min_frac + (1 - min_frac) * 0.5 * (1 + math.cos(math.pi * t))
+  end
+end
+
+--- Linear warmup over n steps, then `after` counted from the end of the warmup.
+function schedules.chain(n, after)
+  return function(step)
+    if step <= n then return step / n end
+    return after(step - n)
+  end
+end
+
+local function build_schedule(o)
+  local s = o.schedule or "constant"
+  local after
+  if type(s) == "function" then after = s
+  elseif s == "constant" then after = schedules.constant()
+  elseif s == "step" then after = schedules.step(o.step_size or 10000, o.gamma or 0.5)
+  elseif s == "cosine" then
+    if not o.total_steps then error("optim: schedule \"cosine\" needs total_steps", 0) end
+    after = schedules.cosine(o.total_steps - (o.warmup or 0), o.min_lr_frac or 0)
+  else
+    error("optim: unknown schedule '" .. tostring(s) .. "' (constant, step, cosine, or a function)", 0)
+  end
+  local w = o.warmup or 0
+  if w > 0 then return schedules.chain(w, after) end
+  return after
+end
+
+----------------------------------------------------------------- the optimizer
+local Optimizer = util.class("Optimizer")
+optim.Optimizer = Optimizer
+
+local COMMON = { lr = true, weight_decay = true, clip = true, warmup = true, schedule = true,
+  step_size = true, gamma = true, total_steps = true, min_lr_frac = true, polyak = true }
+
+local KINDS = {
+  sgd = { momentum = true, nesterov = true },
+  adam = { betas = true, eps = true },
+  adamax = { betas = true, eps = true },
+}
+
+local function new(kind, model, opts)
+  opts = opts or {}
+  local allowed = {}
+  for k in pairs(COMMON) do allowed[k] = true end
+  for k in pairs(KINDS[kind]) do allowed[k] = true end
+  util.check_options(opts, allowed, "glow.optim." .. kind)
+  if type(model) ~= "table" or not model.parameters then
+    error("glow.optim." .. kind .. ": expected a model (anything with parameters())", 0)
+  end
+  local self = setmetatable({ kind = kind, opts = opts, t = 0, skipped = 0, model = model }, Optimizer)
+  self.base_lr = opts.lr or (kind == "sgd" and 0.01 or 1e-3)
+  if type(self.base_lr) ~= "number" or self.base_lr <= 0 then
+    error("glow.optim." .. kind .. ": lr must be a positive number", 0)
+  end
+  self.schedule = build_schedule(opts)
+  self.value, self.grad = util.flatten(model)
+  local n = self.value:numel()
+  if kind == "sgd" then
+    self.momentum = opts.momentum or 0
+    if self.momentum > 0 then self.buf = core.tensor({ n }) end
+  else
+    local b = opts.betas or { 0.9, 0.999 }
+    self.b1, self.b2, self.eps = b[1], b[2], opts.eps or 1e-8
+    self.m, self.v = core.tensor({ n }), core.tensor({ n })
+  end
+  if opts.polyak then
+    self.ema = self.value:clone()
+    self.ema_decay = opts.polyak
+  end
+  return self
+end
+
+function optim.SGD(model, opts) return new("sgd", model, opts) end
+function optim.Adam(model, opts) return new("adam", model, opts) end
+function optim.Adamax(model, opts) return new("adamax", model, opts) end
+
+--- The learning rate at step t (default: the next step).
+function Optimizer:lr(t)
+  return self.base_lr * self.schedule(t or self.t + 1)
+end
+
+--- One update from the gradients in the arena. Returns {lr, grad_norm, clipped}.
+function Optimizer:step()
+  self.t = self.t + 1
+  local lr = self:lr(self.t)
+  local norm = math.sqrt(core.norm2(self.grad))
+  local clipped = false
+  if self.opts.clip and norm > self.opts.clip then
+    self.grad:scale(self.opts.clip / norm)
+    clipped = true
+  end
+  local wd = self.opts.weight_decay or 0
+  if self.kind == "sgd" then
+    core.sgd_update(self.value, self.grad, self.buf, lr, self.momentum, wd, self.opts.nesterov)
+  elseif self.kind == "adam" then
+    core.adam_update(self.value, self.grad, self.m, self.v, lr, self.b1, self.b2, self.eps, wd, self.t)
+  else
+    core.adamax_update(self.value, self.grad, self.m, self.v, lr, self.b1, self.b2, self.eps, wd, self.t)
+  end
+  if self.ema then core.ema_update(self.ema, self.value, self.ema_decay) end
+  return { lr = lr, grad_norm = norm, clipped = clipped }
+end
+
+--- Run fn with the Polyak-averaged weights in place (no-op without polyak).
+function Optimizer:with_average(fn, ...)
+  if not self.ema then return fn(...) end
+  local saved = self.value:clone()
+  self.value:copy(self.ema)
+  local r = table.pack(pcall(fn, ...))
+  self.value:copy(saved)
+  if not r[1] then error(r[2], 0) end
+  return table.unpack(r, 2, r.n)
+end
+
+--- The state to checkpoint: tensors and a plain table.
+function Optimizer:state()
+  local tensors = {}
+  if self.m then
+    tensors[#tensors + 1] = { name = "optim.m", value = self.m }
+    tensors[#tensors + 1] = { name = "optim.v", value = self.v }
+  end
+  if self.buf then tensors[#tensors + 1] = { name = "optim.buf", value = self.buf } end
+  if self.ema then tensors[#tensors + 1] = { name = "optim.ema", value = self.ema } end
+  return tensors, { kind = self.kind, t = self.t, skipped = self.skipped }
+end
+
+--- Restore from the tensors (name -> tensor) and table written by state().
+function Optimizer:load_state(tensors, info)
+  if info.kind ~= self.kind then
+    return nil, string.format("optimizer state is %s, this optimizer is %s", tostring(info.kind), self.kind)
+  end
+  for _, e in ipairs((self:state())) do
+    local t = tensors[e.name]
+    if not t or t:numel() ~= e.value:numel() then
+      return nil, "optimizer state " .. e.name .. " is missing or has another size"
+    end
+    e.value:copy(t)
+  end
+  self.t, self.skipped = info.t, info.skipped or 0
+  return true
+end
+
+return optim

@@ -1,0 +1,205 @@
+--- The trainer: data-dependent initialization, the epoch loop with a
+--- progress line, a CSV log, a full test evaluation each epoch, checkpoints
+--- every N steps and at the end, and exact resumption from a checkpoint.
+---
+---   local result = glow.train.run{model = model, train = ds, test = ds2, epochs = 5}
+---
+--- Determinism: the order of the training images depends on (seed, epoch)
+--- and each image's dequantization noise on (seed, epoch, image index), so
+--- the position in the data is the whole random state; a resumed run follows
+--- the same loss curve as one left alone (same thread count).
+local core = require "glow.core"
+local util = require "glow.util"
+local optim = require "glow.optim"
+
+local train = {}
+
+local OPTIONS = {
+  model = true, train = true, test = true, epochs = true, batch = true, optimizer = true, lr = true,
+  warmup = true, schedule = true, step_size = true, gamma = true, min_lr_frac = true, clip = true,
+  weight_decay = true, polyak = true, betas = true, momentum = true, seed = true, init_size = true,
+  log = true, checkpoint = true, checkpoint_every = true, eval = true, eval_batch = true,
+  eval_limit = true, progress = true, max_steps = true, resume = true, max_skipped = true,
+  on_epoch = true, print = true,
+}
+
+local function fmt_time(s)
+  if s ~= s or s == math.huge then return "?" end
+  s = math.floor(s + 0.5)
+  if s >= 3600 then return string.format("%dh%02dm", s // 3600, (s % 3600) // 60) end
+  if s >= 60 then return string.format("%dm%02ds", s // 60, s % 60) end
+  return s .. "s"
+end
+
+--- A progress line: redrawn in place on a terminal, plain lines otherwise.
+local Progress = {}
+Progress.__index = Progress
+
+local function progress_new(mode, printer)
+  local tty = mode == true or (mode == "auto" and core.isatty(1))
+  return setmetatable({ tty = tty, on = mode ~= false, last = -math.huge, print = printer }, Progress)
+end
+
+function Progress:show(line, final)
+  if not self.on then return end
+  if self.tty then
+    io.stdout:write("\r\27[K", line, final and "\n" or "")
+    io.stdout:flush()
+  else
+    local now = core.now()
+    if final or now - self.last >= 10 then
+      self.print(line)
+      self.last = now
+    end
+  end
+end
+
+local function open_log(path, append)
+  if not path then return nil end
+  local f, err = io.open(path, append and "a" or "w")
+  if not f then error("train: cannot write the log " .. path .. ": " .. tostring(err), 0) end
+  if not append then
+    f:write("step,epoch,batch,bpd,loss,lr,grad_norm,images_per_s,wall_s,test_bpd,skipped\n")
+  end
+  return f
+end
+
+local function make_optimizer(o, model, total_steps)
+  local kind = o.optimizer or "adam"
+  local opts = { lr = o.lr or 1e-3, warmup = o.warmup, schedule = o.schedule, step_size = o.step_size,
+    gamma = o.gamma, min_lr_frac = o.min_lr_frac, clip = o.clip, weight_decay = o.weight_decay,
+    polyak = o.polyak, total_steps = total_steps }
+  if kind == "adam" or kind == "adamax" then opts.betas = o.betas
+  elseif kind == "sgd" then opts.momentum = o.momentum
+  else error("train: unknown optimizer '" .. tostring(kind) .. "' (adam, adamax, sgd)", 0) end
+  local ctor = ({ adam = optim.Adam, adamax = optim.Adamax, sgd = optim.SGD })[kind]
+  return ctor(model, opts)
+end
+
+--- Evaluate test bits/dim (with the Polyak average when there is one).
+local function evaluate(o, model, opt)
+  return opt:with_average(function()
+    return model:bits_per_dim(o.test, { batch = o.eval_batch or 256, seed = 0, limit = o.eval_limit })
+  end)
+end
+
+--- run(opts) -> {steps, epochs = {{epoch, test_bpd, train_bpd, wall_s}...}, final_test_bpd, optimizer}
+function train.run(o)
+  util.check_options(o, OPTIONS, "glow.train.run")
+  local model, ds = o.model, o.train
+  if not model or not ds then error("glow.train.run: model and train are required", 0) end
+  local say = o.print or print
+  local batch = o.batch or 64
+  local epochs = o.epochs or 1
+  local seed = o.seed or 0
+  local n_bits = model.config.n_bits
+  local per_epoch = math.ceil(ds:size() / batch)
+  local total = o.max_steps or epochs * per_epoch
+  local opt = make_optimizer(o, model, total)
+  local state = { epoch = 1, batch = 1, step = 0, seed = seed, wall = 0 }
+  local resumed = false
+  if o.resume then
+    local info = model.checkpoint
+    if not info or not info.trainer then
+      error("glow.train.run: resume needs a model from glow.load(checkpoint) with trainer state", 0)
+    end
+    local ok, err = opt:load_state(info.tensors, info.optimizer or {})
+    if not ok then error("glow.train.run: " .. err, 0) end
+    for k, v in pairs(info.trainer) do state[k] = v end
+    seed = state.seed
+    resumed = true
+  elseif not model.initialized then
+    local k = math.min(o.init_size or 256, ds:size())
+    local idx = {}
+    for i = 1, k do idx[i] = i end
+    local x, y = ds:batch(idx, { seed = seed, epoch = 0, n_bits = n_bits })
+    model:initialize(x, y)
+  end
+  local log = open_log(o.log, resumed)
+  local prog = progress_new(o.progress == nil and "auto" or o.progress, say)
+  local result = { epochs = {}, optimizer = opt }
+  local function checkpoint()
+    if not o.checkpoint then return end
+    local ok, err = model:save(o.checkpoint, { optimizer = opt, trainer = state })
+    if not ok then error("train: checkpoint failed: " .. tostring(err), 0) end
+  end
+  local t_start = core.now() - state.wall
+  local run_steps = 0
+  local consecutive_skips = 0
+  local stop = false
+  for epoch = state.epoch, epochs do
+    local t_epoch, sum_bpd, n_bpd = core.now(), 0, 0
+    local b = state.batch
+    local rate_t, rate_n = core.now(), 0
+    for x, y in ds:batches { size = batch, shuffle = true, seed = seed, epoch = epoch, start = state.batch,
+      n_bits = n_bits } do
+      local st = model:train_step(x, y, opt)
+      state.step = state.step + 1
+      run_steps = run_steps + 1
+      b = b + 1
+      state.batch, state.epoch = b, epoch
+      local n = x:shape()[1]
+      rate_n = rate_n + n
+      if st.skipped then
+        consecutive_skips = consecutive_skips + 1
+        say(string.format("step %d: non-finite loss or gradient (loss %s); update skipped", state.step,
+          tostring(st.loss)))
+        if consecutive_skips > (o.max_skipped or 20) then
+          error(string.format("train: %d consecutive steps with a non-finite loss or gradient; stopping "
+            .. "(the weights were not updated by any of them)", consecutive_skips), 0)
+        end
+      else
+        consecutive_skips = 0
+        sum_bpd, n_bpd = sum_bpd + st.bpd, n_bpd + 1
+      end
+      local now = core.now()
+      local ips = rate_n / math.max(now - rate_t, 1e-9)
+      local done_in_epoch = b - 1
+      local left = (total - state.step) * batch / ips
+      state.wall = now - t_start
+      prog:show(string.format("epoch %d/%d  step %d/%d  bits/dim %.4f  %.1f img/s  ETA %s", epoch, epochs,
+        done_in_epoch, per_epoch, st.bpd, ips, fmt_time(left)))
+      if log then
+        log:write(string.format("%d,%d,%d,%.6f,%.6f,%.6g,%.6g,%.2f,%.2f,,%d\n", state.step, epoch,
+          done_in_epoch, st.bpd, st.loss, st.lr or 0, st.grad_norm or 0, ips, state.wall,
+          st.skipped and 1 or 0))
+      end
+      if now - rate_t > 30 then rate_t, rate_n = now, 0 end
+      if o.checkpoint_every and state.step % o.checkpoint_every == 0 then checkpoint() end
+      if o.max_steps and state.step >= o.max_steps then
+        stop = true
+        break
+      end
+    end
+    if stop and b <= per_epoch then break end
+    -- the epoch is complete
+    state.epoch, state.batch = epoch + 1, 1
+    local rec = { epoch = epoch, train_bpd = n_bpd > 0 and sum_bpd / n_bpd or nil,
+      epoch_s = core.now() - t_epoch, wall_s = core.now() - t_start }
+    if o.test and o.eval ~= false then
+      rec.test_bpd = evaluate(o, model, opt)
+      if log then
+        log:write(string.format("%d,%d,%d,,,,,,%.2f,%.6f,\n", state.step, epoch, per_epoch, rec.wall_s,
+          rec.test_bpd))
+      end
+    end
+    state.wall = core.now() - t_start
+    prog:show(string.format("epoch %d/%d done: train bits/dim %.4f%s  (%s)", epoch, epochs,
+      rec.train_bpd or 0 / 0, rec.test_bpd and string.format("  test bits/dim %.4f", rec.test_bpd) or "",
+      fmt_time(rec.epoch_s)), true)
+    result.epochs[#result.epochs + 1] = rec
+    result.final_test_bpd = rec.test_bpd
+    if log then log:flush() end
+    if o.on_epoch then o.on_epoch(rec, model, opt) end
+    if stop then break end
+  end
+  state.wall = core.now() - t_start
+  checkpoint()
+  if log then log:close() end
+  result.steps = state.step
+  result.run_steps = run_steps
+  result.state = state
+  return result
+end
+
+return train
