@@ -186,15 +186,135 @@ double glow_log_softmax_xent(const float *logits, const int *y, float *logp, flo
                              float scale, size_t n, int k);
 
 /* ---------------------------------------------------------------- data (data.c) */
+/* Loaders fill a glow_dataset and return GLOW_OK, or GLOW_EDATA (a missing,
+ * unreadable, corrupt or wrongly shaped file) / GLOW_ENOMEM with a message
+ * naming the file and the problem in err[errlen]. On failure the dataset is
+ * left empty (zeroed) and nothing is held. */
+#define GLOW_EDATA (-20)
+typedef struct {
+  uint8_t *x;         /* {n, h, w, c} pixels, NHWC */
+  int *y;             /* {n} 0-based labels, or NULL when unlabelled */
+  int64_t n;          /* number of images */
+  int h, w, c;        /* one image: h x w, c = 1 (gray) or 3 (RGB) */
+  int classes;        /* number of classes, 0 when unlabelled */
+  char **class_names; /* {classes} or NULL */
+} glow_dataset;
+void glow_dataset_free(glow_dataset *ds); /* frees and zeroes; idempotent */
+/* gzipped (or plain) IDX pair: images magic 0x00000803 {n, rows, cols},
+ * labels magic 0x00000801 {n}; -> x {n, rows, cols, 1}, y {n},
+ * classes = max label + 1 */
+int glow_load_idx(const char *images_path, const char *labels_path, glow_dataset *ds, char *err,
+                  size_t errlen);
+/* CIFAR-10 binary batches: records of 1 label byte (0..9) + 3072 bytes
+ * channel-planar R, G, B 32x32, in file order -> x {n, 32, 32, 3}, y {n} */
+int glow_load_cifar10(const char *const *paths, int npaths, glow_dataset *ds, char *err,
+                      size_t errlen);
+/* a folder of PNG files sorted by name (y NULL), or of class subfolders
+ * sorted by name (labels 0..k-1, class_names the folder names); every image
+ * size x size (size <= 0: the first image's size), all the same channels */
+int glow_load_images(const char *dir, int size, glow_dataset *ds, char *err, size_t errlen);
+/* a 64-bit hash of (seed, epoch, index): the seed of image index's noise
+ * (index 1-based) and, with index 0, of the epoch's shuffle */
+uint64_t glow_data_hash(uint64_t seed, uint64_t epoch, uint64_t index);
+/* perm {n}: a permutation of 0..n-1 (Fisher-Yates) that depends on (seed, epoch) only */
+void glow_permutation(int64_t *perm, int64_t n, uint64_t seed, uint64_t epoch);
+/* x {d} uint8 -> out {d}: xq = x >> (8 - n_bits); out = (xq + u) / 2^n_bits - 0.5,
+ * u ~ U[0, 1) drawn from r in element order, or u = 0.5 when r is NULL */
+void glow_preprocess(const uint8_t *x, float *out, size_t d, int n_bits, glow_rng *r);
+/* images idx {b} (0-based, < ds->n) -> x {b, h, w, c} preprocessed, with image
+ * i's noise from an rng seeded by glow_data_hash(seed, epoch, i + 1) (noise 0:
+ * u = 0.5); y {b} gets the labels when both y and ds->y are non-NULL */
+void glow_dataset_batch(const glow_dataset *ds, const int64_t *idx, int64_t b, int n_bits,
+                        uint64_t seed, uint64_t epoch, int noise, float *x, int *y);
 /* ---------------------------------------------------------------- end data */
 
 /* ---------------------------------------------------------------- image (image.c) */
+/* PNG through libpng. Return GLOW_OK, GLOW_EDATA or GLOW_ENOMEM with a
+ * message naming the file in err[errlen]; nothing is held after a failure. */
+/* *pixels {h, w, c} uint8, malloc'd (the caller free()s it); c = 1 for gray,
+ * 3 for color: palettes expand to RGB, alpha is stripped, 16-bit scales to 8,
+ * 1/2/4-bit gray expands to 8 */
+int glow_png_read(const char *path, uint8_t **pixels, int *h, int *w, int *c, char *err,
+                  size_t errlen);
+/* pixels {h, w, c}, c 1 or 3: written to a temporary file beside path, then
+ * renamed into place */
+int glow_png_write(const char *path, const uint8_t *pixels, int h, int w, int c, char *err,
+                   size_t errlen);
+/* the grid of n images h x w: min(cols, n) per row, padding pixels between */
+void glow_grid_size(int n, int h, int w, int cols, int padding, int *gh, int *gw);
+/* x {n, h, w, c} in [-0.5, 0.5] -> out {gh, gw, c}: v = floor((x + 0.5) * 256)
+ * clipped to [0, 255] (NaN -> 0), background 0 */
+void glow_image_grid(const float *x, int n, int h, int w, int c, int cols, int padding,
+                     uint8_t *out);
 /* ---------------------------------------------------------------- end image */
 
 /* ---------------------------------------------------------------- checkpoint (checkpoint.c) */
+/* The file layer of safetensors checkpoints. A file is: an 8-byte
+ * little-endian unsigned header length N; N bytes of UTF-8 JSON (built and
+ * checked by the caller, here padded with spaces so the data starts at a
+ * multiple of 8); then the data buffer, the tensors' float32 values in
+ * little-endian byte order. "Offsets" below count from the start of that
+ * buffer, i.e. file position 8 + N. Every function returns GLOW_OK or a
+ * negative code and writes a message naming the file into err[errlen] (NUL
+ * terminated, truncated to fit); none exits, and none holds a file or memory
+ * after it returns. */
+#define GLOW_ECKPT_IO (-10)     /* cannot open, read, write, sync or rename a file */
+#define GLOW_ECKPT_FORMAT (-11) /* a file too short, or a header size beyond it or absurd */
+#define GLOW_CHECKPOINT_MAX_HEADER ((uint64_t)100 << 20) /* 100 MB: larger is corrupt */
+
+/* The temporary file a write goes through: path ".tmp-" pid, in path's own
+ * directory (so the final rename stays on one file system). Writes it into
+ * out[len] and returns its length (>= len: out was too small). */
+size_t glow_checkpoint_temp_path(const char *path, char *out, size_t len);
+
+/* Write header[header_len] (JSON, no length prefix) and count tensors, tensor
+ * i being numel[i] floats at data[i] (written in order, back to back), to
+ * path atomically: into the temporary file, flushed and fsync'ed, then
+ * renamed over path (then path's directory is fsync'ed, best effort). On any
+ * failure the temporary file is removed and an existing file at path is left
+ * as it was. data[i] may be NULL when numel[i] is 0. */
+int glow_checkpoint_write(const char *path, const char *header, size_t header_len, int count,
+                          const float *const *data, const size_t *numel, char *err,
+                          size_t errlen);
+
+/* Open path and check its frame: at least 8 bytes, a header length N with
+ * N <= GLOW_CHECKPOINT_MAX_HEADER and 8 + N <= the file size. Gives N and
+ * the file size in bytes. */
+int glow_checkpoint_probe(const char *path, uint64_t *header_len, uint64_t *file_size, char *err,
+                          size_t errlen);
+
+/* Read the header's header_len bytes (as given by glow_checkpoint_probe) into
+ * dst[header_len]; fails if the file's size is no longer file_size. */
+int glow_checkpoint_read_header(const char *path, uint64_t header_len, uint64_t file_size,
+                                char *dst, char *err, size_t errlen);
+
+/* Read count tensors: tensor i is numel[i] floats at buffer offset begin[i]
+ * into dst[i] (host byte order). Checks, before reading anything, that the
+ * file's size is still file_size and that every [begin, begin + 4 numel)
+ * lies inside the buffer of file_size - 8 - header_len bytes. */
+int glow_checkpoint_read_data(const char *path, uint64_t header_len, uint64_t file_size,
+                              int count, const uint64_t *begin, const size_t *numel,
+                              float *const *dst, char *err, size_t errlen);
 /* ---------------------------------------------------------------- end checkpoint */
 
 /* ---------------------------------------------------------------- optim (optim.c) */
+/* All over flat arrays of n floats: weights w, gradients g and the moments.
+ * Weight decay is decoupled: w -= lr * wd * w beside the gradient step. */
+double glow_norm2(const float *g, size_t n);                /* sum g^2, in double */
+void glow_scale_inplace(float *g, size_t n, float a);       /* g *= a (clipping) */
+/* buf (momentum, NULL for plain SGD): buf = momentum buf + g; w -= lr (buf + wd w),
+ * or with nesterov w -= lr (g + momentum buf + wd w) */
+void glow_sgd_update(float *w, const float *g, float *buf, size_t n, float lr, float momentum,
+                     float wd, int nesterov);
+/* Adam, step >= 1: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+ * w -= lr mhat / (sqrt(vhat) + eps) with mhat = m/(1-b1^t), vhat = v/(1-b2^t) */
+void glow_adam_update(float *w, const float *g, float *m, float *v, size_t n, float lr, float b1,
+                      float b2, float eps, float wd, int64_t step);
+/* Adamax: m as Adam; u = max(b2 u, |g|); w -= lr / (1-b1^t) m / (u + eps) */
+void glow_adamax_update(float *w, const float *g, float *m, float *u, size_t n, float lr, float b1,
+                        float b2, float eps, float wd, int64_t step);
+/* ema = decay ema + (1 - decay) w */
+void glow_ema_update(float *ema, const float *w, size_t n, float decay);
 /* ---------------------------------------------------------------- end optim */
 
 #endif
