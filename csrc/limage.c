@@ -1,9 +1,88 @@
 /*
- * limage.c -- the Lua binding of image (to be filled in).
+ * limage.c -- the Lua binding of image.c: PNG grids and PNG reading.
+ *
+ * save_grid(path, x {n, h, w, c}, cols, padding) -> true | nil, message
+ * read_png(path) -> x {1, h, w, c} | nil, message, with x = (v + 0.5)/256 - 0.5
+ * (the 8-bit preprocessing at the bin centre). Misuse raises an error; an
+ * unwritable or unreadable file returns nil, message.
  */
+#include <stdlib.h>
+#include <string.h>
+
 #include "glow.h"
 #include "lglow.h"
 
-static const luaL_Reg funcs[] = {{NULL, NULL}};
+static int l_save_grid(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  int n, h, w, c;
+  Tensor *x = lg_checkimg(L, 2, "save_grid: x", &n, &h, &w, &c);
+  lua_Integer cols = luaL_optinteger(L, 3, 8), pad = luaL_optinteger(L, 4, 1);
+  if (c != 1 && c != 3) {
+    char b[128];
+    lg_fail(L, "save_grid: x must have 1 (gray) or 3 (RGB) channels, got shape %s",
+            lg_shapestr(x, b, sizeof b));
+  }
+  if (cols < 1 || cols > 1 << 16) lg_fail(L, "save_grid: cols must be a positive integer, got %I", cols);
+  if (pad < 0 || pad > 1 << 10) lg_fail(L, "save_grid: padding must be an integer >= 0, got %I", pad);
+  int gh, gw;
+  glow_grid_size(n, h, w, (int)cols, (int)pad, &gh, &gw);
+  if ((int64_t)gh * gw * c > (int64_t)1 << 31) lg_fail(L, "save_grid: the grid %dx%d is too large", gh, gw);
+  uint8_t *buf = (uint8_t *)lua_newuserdatauv(L, (size_t)gh * gw * c, 0);
+  glow_image_grid(x->data, n, h, w, c, (int)cols, (int)pad, buf);
+  char err[512];
+  int rc = glow_png_write(path, buf, gh, gw, c, err, sizeof err);
+  if (rc != GLOW_OK) {
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
 
-void lg_open_image(lua_State *L) { luaL_setfuncs(L, funcs, 0); }
+/* the decoded pixels, held by a userdata whose __gc frees them, so a Lua
+ * error (out of memory) after decoding leaks nothing */
+#define BOXNAME "glow.ImageBuffer"
+typedef struct {
+  uint8_t *p;
+} Box;
+
+static int box_gc(lua_State *L) {
+  Box *b = (Box *)luaL_checkudata(L, 1, BOXNAME);
+  free(b->p);
+  b->p = NULL;
+  return 0;
+}
+
+static int l_read_png(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  Box *bx = (Box *)lua_newuserdatauv(L, sizeof(Box), 0);
+  bx->p = NULL;
+  luaL_setmetatable(L, BOXNAME);
+  int h, w, c;
+  char err[512];
+  int rc = glow_png_read(path, &bx->p, &h, &w, &c, err, sizeof err);
+  if (rc != GLOW_OK) {
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  int64_t shape[4] = {1, h, w, c};
+  Tensor *x = lg_newt(L, 4, shape);
+  glow_preprocess(bx->p, x->data, (size_t)h * w * c, 8, NULL);
+  free(bx->p);
+  bx->p = NULL;
+  return 1;
+}
+
+static const luaL_Reg funcs[] = {
+    {"save_grid", l_save_grid}, {"read_png", l_read_png}, {NULL, NULL}};
+
+void lg_open_image(lua_State *L) {
+  if (luaL_newmetatable(L, BOXNAME)) {
+    lua_pushcfunction(L, box_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+  luaL_setfuncs(L, funcs, 0);
+}

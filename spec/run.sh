@@ -4,12 +4,13 @@
 # (ctest), luacheck over lua/, spec/ and examples/, and every busted spec.
 # Ends with one line "tests: N passed, N failed".
 #
-#   sh spec/run.sh
+#   sh spec/run.sh               # everything
+#   sh spec/run.sh --build-only  # install what is missing and build (used by examples/run.sh)
 set -eu
 cd "$(dirname "$0")/.."
 
 PACKAGES="gcc make cmake pkg-config lua5.4 liblua5.4-dev luarocks lua-busted lua-check
-libopenblas-dev libpng-dev zlib1g-dev"
+libopenblas-dev libopenblas-openmp-dev libpng-dev zlib1g-dev dataset-fashion-mnist gzip"
 
 missing=""
 for p in $PACKAGES; do
@@ -31,6 +32,7 @@ echo "== build"
 # -Werror: the C must build warning-free with -Wall -Wextra
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DGLOW_WERROR=ON >/dev/null
 cmake --build build -j "$(nproc)" >/dev/null
+if [ "${1:-}" = "--build-only" ]; then exit 0; fi
 
 echo "== C tests"
 c_out=$(ctest --test-dir build --output-on-failure -V 2>&1) || { echo "$c_out"; c_fail=1; }

@@ -1,3 +1,42 @@
---- glow.image (to be filled in)
+--- glow.image: PNG files through libpng (csrc/image.c).
+---
+---   glow.image.save_grid(path, x, {cols = 8, padding = 1}) -> true | nil, message
+---   glow.image.read_png(path) -> x {1, h, w, c} | nil, message
+---
+--- x holds images {n, h, w, c} (c = 1 gray, 3 RGB) in the preprocessed range
+--- [-0.5, 0.5]; a pixel is floor((x + 0.5) * 256) clipped to [0, 255], the
+--- inverse of the 8-bit preprocessing. The grid has min(cols, n) images per
+--- row, padding black pixels between them. The PNG is written to a temporary
+--- file beside path and renamed into place. read_png gives the 8-bit values v
+--- as (v + 0.5) / 256 - 0.5 (the bin centre), so read_png and save_grid
+--- round-trip exactly.
+local core = require "glow.core"
+local util = require "glow.util"
+
 local M = {}
+
+local GRID_OPTS = { cols = true, padding = true }
+
+local function int_opt(v, default, what, lo)
+  if v == nil then return default end
+  if math.type(v) ~= "integer" or v < lo then
+    error(string.format("%s must be an integer >= %d, got %s", what, lo, tostring(v)), 0)
+  end
+  return v
+end
+
+function M.save_grid(path, x, opts)
+  if type(path) ~= "string" then error("save_grid: path must be a string, got " .. type(path), 0) end
+  util.check_image(x, nil, nil, nil, "save_grid: x")
+  opts = util.check_options(opts, GRID_OPTS, "save_grid")
+  local cols = int_opt(opts.cols, 8, "save_grid: cols", 1)
+  local padding = int_opt(opts.padding, 1, "save_grid: padding", 0)
+  return core.save_grid(path, x, cols, padding)
+end
+
+function M.read_png(path)
+  if type(path) ~= "string" then error("read_png: path must be a string, got " .. type(path), 0) end
+  return core.read_png(path)
+end
+
 return M

@@ -1,0 +1,257 @@
+local H = require "spec.helper"
+local glow = H.glow
+
+local function tmpdir()
+  local p = os.tmpname()
+  os.remove(p)
+  assert(os.execute("mkdir -p '" .. p .. "'"))
+  return p
+end
+
+local function rmdir(p) os.execute("rm -rf '" .. p .. "'") end
+
+local function write(path, bytes)
+  local f = assert(io.open(path, "wb"))
+  f:write(bytes)
+  f:close()
+end
+
+local function read(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function listdir(dir)
+  local out = {}
+  local p = assert(io.popen("ls -A '" .. dir .. "'"))
+  for line in p:lines() do out[#out + 1] = line end
+  p:close()
+  return out
+end
+
+-- A minimal PNG encoder for test files in formats save_grid does not write
+-- (palette, gray + alpha, RGBA, 16-bit, 1-bit): stored (uncompressed)
+-- deflate blocks, filter 0 on every row. rows: a list of byte strings.
+local crc_table = {}
+for n = 0, 255 do
+  local c = n
+  for _ = 1, 8 do c = (c & 1) ~= 0 and (0xEDB88320 ~ (c >> 1)) or (c >> 1) end
+  crc_table[n] = c
+end
+
+local function crc32(s)
+  local c = 0xFFFFFFFF
+  for i = 1, #s do c = crc_table[(c ~ s:byte(i)) & 0xFF] ~ (c >> 8) end
+  return c ~ 0xFFFFFFFF
+end
+
+local function adler32(s)
+  local a, b = 1, 0
+  for i = 1, #s do
+    a = (a + s:byte(i)) % 65521
+    b = (b + a) % 65521
+  end
+  return (b << 16) | a
+end
+
+local function chunk(kind, data)
+  return string.pack(">I4", #data) .. kind .. data .. string.pack(">I4", crc32(kind .. data))
+end
+
+local function zlib_stored(raw)
+  local parts, pos = { "\x78\x01" }, 1
+  repeat
+    local piece = raw:sub(pos, pos + 65534)
+    pos = pos + #piece
+    local final = pos > #raw and 1 or 0
+    parts[#parts + 1] = string.pack("<BI2I2", final, #piece, (~#piece) & 0xFFFF) .. piece
+  until pos > #raw
+  parts[#parts + 1] = string.pack(">I4", adler32(raw))
+  return table.concat(parts)
+end
+
+local function encode_png(w, h, depth, ctype, rows, palette)
+  local raw = {}
+  for i = 1, h do raw[i] = "\0" .. rows[i] end
+  local out = { "\137PNG\r\n\26\n", chunk("IHDR", string.pack(">I4I4BBBBB", w, h, depth, ctype, 0, 0, 0)) }
+  if palette then out[#out + 1] = chunk("PLTE", palette) end
+  out[#out + 1] = chunk("IDAT", zlib_stored(table.concat(raw)))
+  out[#out + 1] = chunk("IEND", "")
+  return table.concat(out)
+end
+
+-- the uint8 values back from read_png's bin-centre floats
+local function bytes_back(x)
+  local out = {}
+  for i, v in ipairs(x:totable()) do out[i] = math.floor((v + 0.5) * 256) end
+  return out
+end
+
+local function from_bytes(values, shape)
+  local x = {}
+  for i, v in ipairs(values) do x[i] = (v + 0.5) / 256 - 0.5 end
+  return glow.Tensor.from(x, shape)
+end
+
+describe("glow.image.save_grid", function()
+  it("round-trips one image through read_png exactly, gray and RGB", function()
+    local dir = tmpdir()
+    for _, c in ipairs { 1, 3 } do
+      local vals = {}
+      for i = 1, 5 * 7 * c do vals[i] = (i * 53 + c) % 256 end
+      vals[1], vals[2] = 0, 255
+      local x = from_bytes(vals, { 1, 5, 7, c })
+      local path = dir .. "/one" .. c .. ".png"
+      assert.is_true(glow.image.save_grid(path, x))
+      local back = assert(glow.image.read_png(path))
+      assert.same({ 1, 5, 7, c }, back:shape())
+      assert.tensor_near(x, back, 0)
+    end
+    rmdir(dir)
+  end)
+
+  it("maps values by floor((x + 0.5) * 256) and clips outside [-0.5, 0.5]", function()
+    local dir = tmpdir()
+    local x = glow.Tensor.from({ -0.5, -3, 0, 0.5, 7, 0.25, 0 / 0, -0.49 }, { 1, 2, 4, 1 })
+    assert(glow.image.save_grid(dir .. "/clip.png", x))
+    assert.same({ 0, 0, 128, 255, 255, 192, 0, 2 }, bytes_back(glow.image.read_png(dir .. "/clip.png")))
+    rmdir(dir)
+  end)
+
+  it("lays images out in rows of cols with black padding between", function()
+    local dir = tmpdir()
+    -- three 2x2 gray images filled with 50, 100, 150
+    local vals = {}
+    for k = 1, 3 do
+      for _ = 1, 4 do vals[#vals + 1] = 50 * k end
+    end
+    local x = from_bytes(vals, { 3, 2, 2, 1 })
+    assert(glow.image.save_grid(dir .. "/g.png", x, { cols = 2, padding = 1 }))
+    local g = glow.image.read_png(dir .. "/g.png")
+    assert.same({ 1, 5, 5, 1 }, g:shape())
+    assert.same({
+      50, 50, 0, 100, 100,
+      50, 50, 0, 100, 100,
+      0, 0, 0, 0, 0,
+      150, 150, 0, 0, 0,
+      150, 150, 0, 0, 0,
+    }, bytes_back(g))
+    assert(glow.image.save_grid(dir .. "/row.png", x, { cols = 8, padding = 0 }))
+    assert.same({ 1, 2, 6, 1 }, glow.image.read_png(dir .. "/row.png"):shape())
+    rmdir(dir)
+  end)
+
+  it("replaces an existing file and leaves no temporary file behind", function()
+    local dir = tmpdir()
+    local path = dir .. "/s.png"
+    write(path, "old contents")
+    assert(glow.image.save_grid(path, H.data({ 4, 3, 3, 3 }, 1), { cols = 2 }))
+    assert.same({ "s.png" }, listdir(dir))
+    assert.same({ 1, 7, 7, 3 }, glow.image.read_png(path):shape())
+    rmdir(dir)
+  end)
+
+  it("returns nil and a message for an unwritable path", function()
+    local ok, err = glow.image.save_grid("/nonexistent/glow-dir/s.png", H.data({ 1, 2, 2, 1 }, 1))
+    assert.is_nil(ok)
+    assert.equal("cannot write /nonexistent/glow-dir/s.png: No such file or directory", err)
+  end)
+
+  it("raises on a bad tensor or option", function()
+    assert.has_error(function() glow.image.save_grid("/tmp/x.png", glow.Tensor { 1, 2, 2, 2 }) end,
+      "save_grid: x must have 1 (gray) or 3 (RGB) channels, got shape {1, 2, 2, 2}")
+    assert.has_error(function() glow.image.save_grid("/tmp/x.png", glow.Tensor { 4, 4 }) end,
+      "save_grid: x: got shape {4, 4}, expected {n, h, w, c}")
+    assert.has_error(function() glow.image.save_grid("/tmp/x.png", glow.Tensor { 1, 2, 2, 1 }, { rows = 2 }) end,
+      "save_grid: unknown option 'rows' (known: cols, padding)")
+    assert.has_error(function() glow.image.save_grid("/tmp/x.png", glow.Tensor { 1, 2, 2, 1 }, { cols = 0 }) end,
+      "save_grid: cols must be an integer >= 1, got 0")
+  end)
+end)
+
+describe("glow.image.read_png", function()
+  local function roundtrip(w, h, depth, ctype, rows, palette)
+    local dir = tmpdir()
+    local path = dir .. "/t.png"
+    write(path, encode_png(w, h, depth, ctype, rows, palette))
+    local x, err = glow.image.read_png(path)
+    rmdir(dir)
+    assert(x, err)
+    return x
+  end
+
+  it("reads 8-bit gray and RGB files written by another encoder", function()
+    local x = roundtrip(3, 2, 8, 0, { "\1\2\3", "\200\201\255" })
+    assert.same({ 1, 2, 3, 1 }, x:shape())
+    assert.same({ 1, 2, 3, 200, 201, 255 }, bytes_back(x))
+    x = roundtrip(2, 1, 8, 2, { "\10\20\30\40\50\60" })
+    assert.same({ 1, 1, 2, 3 }, x:shape())
+    assert.same({ 10, 20, 30, 40, 50, 60 }, bytes_back(x))
+  end)
+
+  it("strips alpha from gray + alpha and RGBA", function()
+    local x = roundtrip(2, 1, 8, 4, { "\7\0\9\255" })
+    assert.same({ 1, 1, 2, 1 }, x:shape())
+    assert.same({ 7, 9 }, bytes_back(x))
+    x = roundtrip(1, 2, 8, 6, { "\1\2\3\0", "\4\5\6\128" })
+    assert.same({ 1, 2, 1, 3 }, x:shape())
+    assert.same({ 1, 2, 3, 4, 5, 6 }, bytes_back(x))
+  end)
+
+  it("expands a palette to RGB", function()
+    local x = roundtrip(3, 1, 8, 3, { "\2\0\1" }, "\255\0\0\0\255\0\0\0\255")
+    assert.same({ 1, 1, 3, 3 }, x:shape())
+    assert.same({ 0, 0, 255, 255, 0, 0, 0, 255, 0 }, bytes_back(x))
+  end)
+
+  it("scales 16-bit samples to 8 bits and expands 1-bit gray", function()
+    local x = roundtrip(3, 1, 16, 0, { "\0\0\255\255\128\128" })
+    assert.same({ 0, 255, 128 }, bytes_back(x))
+    x = roundtrip(8, 1, 1, 0, { "\xA5" }) -- 10100101
+    assert.same({ 255, 0, 255, 0, 0, 255, 0, 255 }, bytes_back(x))
+  end)
+
+  it("returns nil and a message for a corrupt or truncated PNG", function()
+    local dir = tmpdir()
+    write(dir .. "/bad.png", "\137PNG\r\n\26\n garbage that is not a chunk stream")
+    local x, err = glow.image.read_png(dir .. "/bad.png")
+    assert.is_nil(x)
+    assert.matches("bad%.png: corrupt or truncated PNG", err)
+    local good = encode_png(4, 4, 8, 0, { "abcd", "efgh", "ijkl", "mnop" })
+    write(dir .. "/cut.png", good:sub(1, #good - 30))
+    x, err = glow.image.read_png(dir .. "/cut.png")
+    assert.is_nil(x)
+    assert.matches("cut%.png: corrupt or truncated PNG", err)
+    local crc = good:sub(1, 29) .. string.char(good:byte(30) ~ 1) .. good:sub(31) -- flip an IHDR CRC bit
+    write(dir .. "/crc.png", crc)
+    x, err = glow.image.read_png(dir .. "/crc.png")
+    assert.is_nil(x)
+    assert.matches("crc%.png: corrupt or truncated PNG %(IHDR: CRC error%)", err)
+    write(dir .. "/text.png", "hello")
+    x, err = glow.image.read_png(dir .. "/text.png")
+    assert.is_nil(x)
+    assert.matches("text%.png: not a PNG file", err)
+    rmdir(dir)
+  end)
+
+  it("returns nil and a message for a missing file", function()
+    local x, err = glow.image.read_png("/nonexistent/glow.png")
+    assert.is_nil(x)
+    assert.equal("cannot open /nonexistent/glow.png: No such file or directory", err)
+  end)
+
+  it("writes and reads real data through a PNG folder dataset", function()
+    local dir = tmpdir()
+    local x = H.data({ 1, 6, 6, 3 }, 5)
+    assert(glow.image.save_grid(dir .. "/a.png", x))
+    local ds = assert(glow.data.images(dir, { size = 6 }))
+    local back = ds:batch({ 1 }, { noise = false })
+    -- both are the bin centre of floor((x + 0.5) * 256)
+    assert.tensor_near(glow.image.read_png(dir .. "/a.png"), back, 0)
+    assert.tensor_near(x, back, 1 / 512 + 1e-6)
+    assert.equal(read(dir .. "/a.png"):sub(2, 4), "PNG")
+    rmdir(dir)
+  end)
+end)
