@@ -20,7 +20,7 @@ local OPTIONS = {
   weight_decay = true, polyak = true, betas = true, momentum = true, seed = true, init_size = true,
   log = true, checkpoint = true, checkpoint_every = true, eval = true, eval_batch = true,
   eval_limit = true, progress = true, max_steps = true, resume = true, max_skipped = true,
-  on_epoch = true, print = true,
+  on_epoch = true, on_step = true, print = true,
 }
 
 local function fmt_time(s)
@@ -84,6 +84,12 @@ local function evaluate(o, model, opt)
 end
 
 --- run(opts) -> {steps, epochs = {{epoch, test_bpd, train_bpd, wall_s}...}, final_test_bpd, optimizer}
+--- opts: model, train (dataset), test, epochs, batch (64), optimizer ("adam",
+--- "adamax", "sgd"), lr (1e-3), warmup (steps), schedule, clip, weight_decay,
+--- polyak, seed, init_size (256), log (CSV path), checkpoint (path),
+--- checkpoint_every (steps), eval (true), eval_batch, eval_limit, progress
+--- ("auto", true, false), max_steps, resume (the model comes from glow.load),
+--- max_skipped (20), on_step(stats, state), on_epoch(record, model, opt).
 function train.run(o)
   util.check_options(o, OPTIONS, "glow.train.run")
   local model, ds = o.model, o.train
@@ -97,7 +103,15 @@ function train.run(o)
   local total = o.max_steps or epochs * per_epoch
   local opt = make_optimizer(o, model, total)
   local state = { epoch = 1, batch = 1, step = 0, seed = seed, wall = 0 }
-  local resumed = false
+  local resumed = o.resume and true or false
+  if o.checkpoint then -- refuse an unwritable checkpoint path before any work
+    local probe = o.checkpoint .. ".probe"
+    local f, err = io.open(probe, "w")
+    if not f then error("glow.train.run: cannot write the checkpoint " .. o.checkpoint .. ": " .. tostring(err), 0) end
+    f:close()
+    os.remove(probe)
+  end
+  local log = open_log(o.log, resumed)
   if o.resume then
     local info = model.checkpoint
     if not info or not info.trainer then
@@ -107,7 +121,6 @@ function train.run(o)
     if not ok then error("glow.train.run: " .. err, 0) end
     for k, v in pairs(info.trainer) do state[k] = v end
     seed = state.seed
-    resumed = true
   elseif not model.initialized then
     local k = math.min(o.init_size or 256, ds:size())
     local idx = {}
@@ -115,7 +128,6 @@ function train.run(o)
     local x, y = ds:batch(idx, { seed = seed, epoch = 0, n_bits = n_bits })
     model:initialize(x, y)
   end
-  local log = open_log(o.log, resumed)
   local prog = progress_new(o.progress == nil and "auto" or o.progress, say)
   local result = { epochs = {}, optimizer = opt }
   local function checkpoint()
@@ -165,6 +177,7 @@ function train.run(o)
           st.skipped and 1 or 0))
       end
       if now - rate_t > 30 then rate_t, rate_n = now, 0 end
+      if o.on_step then o.on_step(st, state) end
       if o.checkpoint_every and state.step % o.checkpoint_every == 0 then checkpoint() end
       if o.max_steps and state.step >= o.max_steps then
         stop = true
