@@ -10,6 +10,7 @@
 ---
 --- Writes DIR/log.csv, DIR/checkpoint.safetensors and DIR/samples.png (out: "out").
 local glow = require "glow"
+io.stdout:setvbuf("line")
 
 local defaults = {
   epochs = 1, batch = 64, lr = 1e-3, warmup = 1000, levels = 2, depth = 8, width = 128,

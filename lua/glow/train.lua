@@ -58,6 +58,7 @@ local function open_log(path, append)
   if not path then return nil end
   local f, err = io.open(path, append and "a" or "w")
   if not f then error("train: cannot write the log " .. path .. ": " .. tostring(err), 0) end
+  f:setvbuf("line") -- readable while the run goes on
   if not append then
     f:write("step,epoch,batch,bpd,loss,lr,grad_norm,images_per_s,wall_s,test_bpd,skipped\n")
   end
