@@ -134,6 +134,27 @@ describe("glow.Glow gradients", function()
     assert(math.abs(fd - ana) <= 0.1 * math.abs(ana), string.format("directional fd %g, backward %g", fd, ana))
   end)
 
+  it("are the same in store and reversible memory modes (1e-4 relative)", function()
+    local grads = {}
+    for _, mode in ipairs { "store", "reversible" } do
+      local m, x = ready({ shape = { 8, 8, 2 }, levels = 2, depth = 3, width = 16, seed = 2, memory = mode,
+        classes = 3 }, 4, 4)
+      assert.equal(mode == "store", m:stores(4))
+      H.perturb(m, 0.05, 3)
+      m:zero_grad()
+      local st = m:loss_and_grad(x, { 0, 1, 2, 0 })
+      grads[mode] = { st = st, params = m:parameters() }
+    end
+    local a, b = grads.store, grads.reversible
+    assert.equal(a.st.loss, b.st.loss)
+    for i, p in ipairs(a.params) do
+      local q = b.params[i]
+      local scale = math.max(q.grad:max_abs(), 1e-12)
+      assert(p.grad:max_abs_diff(q.grad) <= 1e-4 * scale, p.name)
+    end
+    assert.tensor_near(b.st.dx, a.st.dx, 1e-4 * b.st.dx:max_abs())
+  end)
+
   it("accumulate over calls until zero_grad", function()
     local m, x = ready({ shape = { 8, 8, 1 }, levels = 1, depth = 1, width = 8 }, 2)
     H.perturb(m, 0.05, 3)

@@ -238,6 +238,24 @@ local function net_output(self, z1, keep)
   return h
 end
 
+--- In "store" memory mode the model sets store_next before a training
+--- forward: the coupling then keeps z1, the network's output and (inside a
+--- glow.nn.Sequential) its activations, and backward uses them instead of
+--- recomputing the network. Without it, backward recomputes from the output.
+local function forward_net(self, z1)
+  if not self.store_next then return net_output(self, z1) end
+  local h = net_output(self, z1, true)
+  self._stored = { z1 = z1, h = h }
+  return h
+end
+
+local function backward_net_input(self, y1)
+  local s = self._stored
+  self._stored = nil
+  if s then return s.z1, s.h end
+  return y1, net_output(self, y1, true)
+end
+
 local AffineCoupling = base(util.class("AffineCoupling"))
 flow.AffineCoupling = AffineCoupling
 
@@ -248,7 +266,7 @@ function AffineCoupling.new(c, opts) return coupling_new(AffineCoupling, "Affine
 function AffineCoupling:forward(x)
   check_channels(x, self.c, "coupling: input")
   local z1, z2 = core.split_channels(x, self.c1)
-  local y2, ld = core.affine_forward(z2, net_output(self, z1))
+  local y2, ld = core.affine_forward(z2, forward_net(self, z1))
   return core.concat_channels(z1, y2), ld
 end
 
@@ -264,7 +282,8 @@ function AffineCoupling:backward(y, dy, dlogdet)
   local dld = util.dlogdet(dlogdet, n)
   local y1, y2 = core.split_channels(y, self.c1)
   local dy1, dy2 = core.split_channels(dy, self.c1)
-  local h = net_output(self, y1, true)
+  local h
+  y1, h = backward_net_input(self, y1)
   local z2, dz2, dh = core.affine_backward(y2, h, dy2, dld)
   local dz1 = util.at("coupling: net: ", self.net.backward, self.net, y1, dh)
   dz1:add(dy1)
@@ -280,7 +299,7 @@ function AdditiveCoupling.new(c, opts) return coupling_new(AdditiveCoupling, "Ad
 function AdditiveCoupling:forward(x)
   check_channels(x, self.c, "coupling: input")
   local z1, z2 = core.split_channels(x, self.c1)
-  return core.concat_channels(z1, z2:add(net_output(self, z1))), zeros_n(x)
+  return core.concat_channels(z1, z2:add(forward_net(self, z1))), zeros_n(x)
 end
 
 function AdditiveCoupling:inverse(y)
@@ -293,7 +312,8 @@ function AdditiveCoupling:backward(y, dy)
   check_channels(y, self.c, "coupling: input")
   local y1, y2 = core.split_channels(y, self.c1)
   local dy1, dy2 = core.split_channels(dy, self.c1)
-  local h = net_output(self, y1, true)
+  local h
+  y1, h = backward_net_input(self, y1)
   local dz1 = util.at("coupling: net: ", self.net.backward, self.net, y1, dy2)
   dz1:add(dy1)
   return core.concat_channels(y1, y2:add(h, -1)), core.concat_channels(dz1, dy2)

@@ -79,12 +79,17 @@ Glow.flatten = util.flatten
 local OPTIONS = {
   shape = true, levels = true, depth = true, width = true, coupling = true, permutation = true,
   learn_top = true, classes = true, class_weight = true, n_bits = true, seed = true, net = true,
+  memory = true,
 }
 
 local DEFAULTS = {
   levels = 3, depth = 32, width = 512, coupling = "affine", permutation = "invconv_lu",
-  learn_top = true, class_weight = 0.01, n_bits = 8, seed = 0,
+  learn_top = true, class_weight = 0.01, n_bits = 8, seed = 0, memory = "auto",
 }
+
+--- memory = "auto" stores the coupling networks' activations for backward
+--- while they fit in this many bytes, and rebuilds them otherwise.
+local STORE_LIMIT = 1024 ^ 3
 
 local function positive_int(v, name)
   if math.type(v) ~= "integer" or v < 1 then
@@ -123,6 +128,10 @@ local function check_config(opts)
     error("glow.Glow: option class_weight must be a number >= 0", 0)
   end
   if math.type(cfg.seed) ~= "integer" then error("glow.Glow: option seed must be an integer", 0) end
+  if cfg.memory ~= "auto" and cfg.memory ~= "store" and cfg.memory ~= "reversible" then
+    error("glow.Glow: option memory must be \"auto\", \"store\" or \"reversible\", got "
+      .. tostring(cfg.memory), 0)
+  end
   if cfg.net ~= nil and type(cfg.net) ~= "function" then
     error("glow.Glow: option net must be a function(cin, cout, info) returning a network", 0)
   end
@@ -135,7 +144,11 @@ local function check_config(opts)
 end
 
 --- glow.Glow{shape = {h, w, c}, levels, depth, width, coupling, permutation,
---- learn_top, classes, class_weight, n_bits, seed [, net]}
+--- learn_top, classes, class_weight, n_bits, seed [, net] [, memory]}
+--- memory: "reversible" rebuilds every step's input by its inverse during
+--- backward and recomputes one coupling network at a time; "store" keeps the
+--- networks' activations from the forward pass (faster, memory grows with
+--- depth); "auto" (default) stores while that takes at most 1 GiB.
 --- net, when given, builds every coupling's network: net(cin, cout, {level =
 --- l, step = k, width = w, seed = s}) returns a module from glow.nn pieces (or
 --- anything with forward/backward/parameters) mapping cin to cout channels.
@@ -337,9 +350,45 @@ end
 --- stats.dx is the gradient with respect to x.
 --- The backward pass rebuilds each step's input by the inverse from the
 --- latents, so it stores no activations.
+--- Bytes the coupling networks' activations take for a batch of n when
+--- stored (memory = "store"): six width-sized tensors per coupling (the
+--- default network's conv, ActNorm and ReLU outputs, twice) at each level.
+function Glow:activation_bytes(n)
+  local total = 0
+  for _, level in ipairs(self.levels) do
+    total = total + 4 * n * level.h * level.w * (6 * self.config.width + 2 * level.c) * self.config.depth
+  end
+  return total
+end
+
+--- Whether loss_and_grad stores activations for a batch of n.
+function Glow:stores(n)
+  local mode = self.config.memory
+  if mode == "auto" then return self:activation_bytes(n) <= STORE_LIMIT end
+  return mode == "store"
+end
+
+local function set_store(self, on)
+  util.walk({ children = self.children }, function(m)
+    if m.net then
+      m.store_next = on or nil
+      if on == nil then m._stored = nil end
+    end
+  end)
+end
+
 function Glow:loss_and_grad(x, y)
   local stats, n, zs, z1s
-  stats, n, y, zs, z1s = self:_loss(x, y, "loss_and_grad")
+  local store = self:stores(x:shape()[1])
+  set_store(self, nil) -- drop anything a failed call left behind
+  if store then set_store(self, true) end
+  local ok, a, b, c, d, e = pcall(self._loss, self, x, y, "loss_and_grad")
+  if store then set_store(self, false) end
+  if not ok then
+    set_store(self, nil)
+    error(a, 0)
+  end
+  stats, n, y, zs, z1s = a, b, c, d, e
   local g = -1 / (n * self.dims * LN2) -- dL/dlogdet_n = dL/dlogp_n
   local dlp = core.tensor({ n }):fill(g)
   local L = #self.levels
