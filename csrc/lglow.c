@@ -12,6 +12,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -36,7 +37,12 @@ int lg_fail(lua_State *L, const char *fmt, ...) {
   return lua_error(L);
 }
 
-Tensor *lg_checkt(lua_State *L, int i) { return (Tensor *)luaL_checkudata(L, i, TNAME); }
+/* a live tensor: a closed one (after __close) is refused */
+Tensor *lg_checkt(lua_State *L, int i) {
+  Tensor *t = (Tensor *)luaL_checkudata(L, i, TNAME);
+  if (!t->data) lg_fail(L, "bad argument #%d: the tensor is closed", i);
+  return t;
+}
 
 Tensor *lg_optt(lua_State *L, int i) {
   if (lua_isnoneornil(L, i)) return NULL;
@@ -57,8 +63,12 @@ const char *lg_shapestr(const Tensor *t, char *buf, size_t len) {
  * are made (a buffer held outside would be invisible to it, and gigabytes of
  * garbage could pile up within one training step). */
 Tensor *lg_newt_(lua_State *L, int ndim, const int64_t *shape, int zero) {
-  int64_t n = 1;
-  for (int d = 0; d < ndim; d++) n *= shape[d];
+  static const int64_t one[1] = {1};
+  if (ndim < 1) { /* a scalar (a 0-d safetensors entry) is a 1-element vector here */
+    ndim = 1;
+    shape = one;
+  }
+  int64_t n = lg_numel(L, ndim, shape);
   size_t bytes = (size_t)(n ? n : 1) * sizeof(float);
   Tensor *t = (Tensor *)lua_newuserdatauv(L, sizeof(Tensor) + bytes + 64, 1);
   uintptr_t p = ((uintptr_t)(t + 1) + 63) & ~(uintptr_t)63;
@@ -88,10 +98,23 @@ int lg_readshape(lua_State *L, int idx, int64_t *shape) {
     int isnum;
     lua_Integer v = lua_tointegerx(L, -1, &isnum);
     if (!isnum || v < 1) lg_fail(L, "shape: dimension %d must be a positive integer", d + 1);
+    if (v > INT_MAX) lg_fail(L, "shape: dimension %d is too large (%I)", d + 1, v);
     shape[d] = v;
     lua_pop(L, 1);
   }
+  lg_numel(L, nd, shape);
   return nd;
+}
+
+/* the element count of a shape, refusing one that overflows what a tensor
+ * can address */
+int64_t lg_numel(lua_State *L, int nd, const int64_t *shape) {
+  int64_t n = 1;
+  for (int d = 0; d < nd; d++)
+    if (shape[d] < 1 || shape[d] > INT_MAX || __builtin_mul_overflow(n, shape[d], &n) ||
+        n > ((int64_t)1 << 40))
+      lg_fail(L, "shape: too many elements");
+  return n;
 }
 
 void lg_neednumel(lua_State *L, const Tensor *t, int64_t n, const char *what) {
@@ -314,8 +337,7 @@ static int t_view(lua_State *L) {
   Tensor *t = lg_checkt(L, 1);
   int64_t shape[MAXDIM];
   int nd = lg_readshape(L, 2, shape);
-  int64_t n = 1;
-  for (int d = 0; d < nd; d++) n *= shape[d];
+  int64_t n = lg_numel(L, nd, shape);
   if (n != t->n) {
     char b[128];
     lg_fail(L, "view: shape %s has %I elements, the new shape %I", lg_shapestr(t, b, sizeof b),
@@ -343,9 +365,8 @@ static int t_view_range(lua_State *L) {
   lua_Integer off = luaL_checkinteger(L, 2);
   int64_t shape[MAXDIM];
   int nd = lg_readshape(L, 3, shape);
-  int64_t n = 1;
-  for (int d = 0; d < nd; d++) n *= shape[d];
-  if (off < 0 || off + n > t->n)
+  int64_t n = lg_numel(L, nd, shape);
+  if (off < 0 || n > t->n || off > t->n - n)
     return lg_fail(L, "view_range: elements [%I, %I) lie outside a tensor of %I", (lua_Integer)off,
                    (lua_Integer)(off + n), (lua_Integer)t->n);
   Tensor *v = (Tensor *)lua_newuserdatauv(L, sizeof(Tensor), 1);
@@ -414,7 +435,11 @@ static int t_all_finite(lua_State *L) {
 }
 
 static int t_tostring(lua_State *L) {
-  Tensor *t = lg_checkt(L, 1);
+  Tensor *t = (Tensor *)luaL_checkudata(L, 1, TNAME);
+  if (!t->data) {
+    lua_pushliteral(L, "glow.Tensor (closed)");
+    return 1;
+  }
   char b[128];
   lua_pushfstring(L, "glow.Tensor%s", lg_shapestr(t, b, sizeof b));
   return 1;
@@ -428,7 +453,7 @@ static int t_len(lua_State *L) {
 /* idempotent: __gc and __close may both run; the buffer itself belongs to
  * the userdata block and goes with it */
 static int t_gc(lua_State *L) {
-  Tensor *t = lg_checkt(L, 1);
+  Tensor *t = (Tensor *)luaL_checkudata(L, 1, TNAME);
   t->data = NULL;
   t->owns = 0;
   t->n = 0;
@@ -690,9 +715,10 @@ static int l_lu_weight(lua_State *L) {
 static int l_lu_weight_backward(lua_State *L) {
   Tensor *l = lg_checkt(L, 1), *u = lg_checkt(L, 2), *ls = lg_checkt(L, 3), *sg = lg_checkt(L, 4);
   int c = (int)checksquare(L, l, "lu_weight backward: l");
-  int *perm = readperm(L, 5, c);
   Tensor *dw = lg_checkt(L, 6), *dl = lg_checkt(L, 7), *du = lg_checkt(L, 8), *dls = lg_checkt(L, 9);
   float sc = (float)luaL_optnumber(L, 10, 0.0);
+  lua_settop(L, 10);
+  int *perm = readperm(L, 5, c);
   lg_neednumel(L, u, (int64_t)c * c, "lu_weight backward: u");
   lg_neednumel(L, ls, c, "lu_weight backward: log_s");
   lg_neednumel(L, sg, c, "lu_weight backward: sign");
@@ -989,8 +1015,9 @@ static int l_log_softmax_xent(lua_State *L) {
   Tensor *lo = lg_checkt(L, 1);
   lg_needdims(L, lo, 2, "log_softmax: logits");
   int n = (int)lo->shape[0], k = (int)lo->shape[1];
-  int *y = lua_isnoneornil(L, 2) ? NULL : lg_readints(L, 2, n, 0, k, "labels y");
   float scale = (float)luaL_optnumber(L, 3, 1.0);
+  lua_settop(L, 3);
+  int *y = lua_isnoneornil(L, 2) ? NULL : lg_readints(L, 2, n, 0, k, "labels y");
   int top = lua_gettop(L);
   Tensor *lp = lg_newlike(L, lo);
   float *dl = NULL;

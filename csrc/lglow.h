@@ -30,6 +30,7 @@ Tensor *lg_newt_(lua_State *L, int ndim, const int64_t *shape, int zero); /* pus
 Tensor *lg_newt(lua_State *L, int ndim, const int64_t *shape); /* pushed, uninitialized */
 Tensor *lg_newlike(lua_State *L, const Tensor *src);      /* pushed, uninitialized */
 int lg_readshape(lua_State *L, int idx, int64_t *shape);  /* a shape table -> ndim */
+int64_t lg_numel(lua_State *L, int nd, const int64_t *shape); /* raises on overflow */
 void lg_neednumel(lua_State *L, const Tensor *t, int64_t n, const char *what);
 void lg_needdims(lua_State *L, const Tensor *t, int nd, const char *what);
 Tensor *lg_checkimg(lua_State *L, int i, const char *what, int *n, int *h, int *w, int *c);

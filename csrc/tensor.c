@@ -30,7 +30,14 @@ void glow_memory_setup(void) {
 void glow_free(float *p) { free(p); }
 
 /* ------------------------------------------------------------------ rng */
-void glow_rng_seed(glow_rng *r, uint64_t seed) { r->state = seed * 0x9E3779B97F4A7C15ull + 1; }
+/* the seed goes through the splitmix64 finalizer first: nearby seeds then
+ * start far apart, instead of one stream being the other shifted by a draw */
+void glow_rng_seed(glow_rng *r, uint64_t seed) {
+  uint64_t z = seed ^ 0x6A09E667F3BCC909ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  r->state = z ^ (z >> 31);
+}
 
 uint64_t glow_rng_next(glow_rng *r) {
   uint64_t z = (r->state += 0x9E3779B97F4A7C15ull);

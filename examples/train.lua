@@ -1,9 +1,9 @@
 --- Train Glow on Fashion-MNIST (or CIFAR-10, or a folder of PNGs), report
 --- the full test set's bits/dim each epoch, write samples and a checkpoint.
 ---
----   lua5.4 examples/train.lua [--epochs 1] [--batch 64] [--lr 1e-3] [--warmup 1000]
+---   lua5.4 examples/train.lua [--epochs 1] [--batch 64] [--lr 1e-3] [--warmup 200]
 ---       [--levels 2] [--depth 8] [--width 128] [--coupling affine] [--permutation invconv_lu]
----       [--optimizer adam] [--clip 0] [--polyak 0] [--seed 0] [--n-bits 8]
+---       [--optimizer adam] [--clip 50] [--polyak 0] [--seed 0] [--n-bits 8]
 ---       [--data fashion-mnist|cifar10|images] [--data-dir DIR] [--out DIR]
 ---       [--checkpoint-every N] [--resume CHECKPOINT] [--temperature 0.7] [--max-steps N]
 ---       [--eval-limit N] [--no-progress] [--no-learn-top]
@@ -13,8 +13,8 @@ local glow = require "glow"
 io.stdout:setvbuf("line")
 
 local defaults = {
-  epochs = 1, batch = 64, lr = 1e-3, warmup = 1000, levels = 2, depth = 8, width = 128,
-  coupling = "affine", permutation = "invconv_lu", optimizer = "adam", clip = 0, polyak = 0,
+  epochs = 1, batch = 64, lr = 1e-3, warmup = 200, levels = 2, depth = 8, width = 128,
+  coupling = "affine", permutation = "invconv_lu", optimizer = "adam", clip = 50, polyak = 0,
   seed = 0, ["n-bits"] = 8, data = "fashion-mnist", ["data-dir"] = false, out = "out",
   ["checkpoint-every"] = 0, resume = false, temperature = 0.7, ["max-steps"] = 0,
   ["eval-limit"] = 0, ["no-progress"] = false, ["no-learn-top"] = false,

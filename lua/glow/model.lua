@@ -106,6 +106,8 @@ local function check_config(opts)
   if type(s) ~= "table" or #s ~= 3 then
     error("glow.Glow: option shape must be {h, w, c}, got " .. tostring(s), 0)
   end
+  s = { s[1], s[2], s[3] } -- a copy: later changes to the caller's table do not reach the model
+  cfg.shape = s
   for i = 1, 3 do positive_int(s[i], "shape[" .. i .. "]") end
   for _, k in ipairs { "levels", "depth", "width", "n_bits" } do positive_int(cfg[k], k) end
   if cfg.n_bits > 8 then error("glow.Glow: option n_bits must be 1..8, got " .. cfg.n_bits, 0) end
@@ -379,6 +381,7 @@ end
 
 function Glow:loss_and_grad(x, y)
   local stats, n, zs, z1s
+  self:check_input(x, "loss_and_grad")
   local store = self:stores(x:shape()[1])
   set_store(self, nil) -- drop anything a failed call left behind
   if store then set_store(self, true) end

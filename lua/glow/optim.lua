@@ -41,14 +41,27 @@ function schedules.chain(n, after)
   end
 end
 
+local function positive(v, name)
+  if v ~= nil and (type(v) ~= "number" or v <= 0 or v ~= v) then
+    error("optim: " .. name .. " must be a positive number, got " .. tostring(v), 0)
+  end
+end
+
 local function build_schedule(o)
   local s = o.schedule or "constant"
+  positive(o.step_size, "step_size")
+  positive(o.gamma, "gamma")
+  if o.warmup ~= nil and (math.type(o.warmup) ~= "integer" or o.warmup < 0) then
+    error("optim: warmup must be a non-negative integer (steps), got " .. tostring(o.warmup), 0)
+  end
   local after
   if type(s) == "function" then after = s
   elseif s == "constant" then after = schedules.constant()
   elseif s == "step" then after = schedules.step(o.step_size or 10000, o.gamma or 0.5)
   elseif s == "cosine" then
-    if not o.total_steps then error("optim: schedule \"cosine\" needs total_steps", 0) end
+    if not o.total_steps or o.total_steps <= (o.warmup or 0) then
+      error("optim: schedule \"cosine\" needs total_steps larger than warmup", 0)
+    end
     after = schedules.cosine(o.total_steps - (o.warmup or 0), o.min_lr_frac or 0)
   else
     error("optim: unknown schedule '" .. tostring(s) .. "' (constant, step, cosine, or a function)", 0)
@@ -79,6 +92,18 @@ local function new(kind, model, opts)
   util.check_options(opts, allowed, "glow.optim." .. kind)
   if type(model) ~= "table" or not model.parameters then
     error("glow.optim." .. kind .. ": expected a model (anything with parameters())", 0)
+  end
+  local copy = {}
+  for k, v in pairs(opts) do copy[k] = v end
+  opts = copy -- later changes to the caller's table do not reach the optimizer
+  positive(opts.clip, "clip")
+  positive(opts.polyak, "polyak")
+  if opts.weight_decay ~= nil and (type(opts.weight_decay) ~= "number" or opts.weight_decay < 0) then
+    error("optim: weight_decay must be a number >= 0", 0)
+  end
+  if opts.betas ~= nil and (type(opts.betas) ~= "table" or type(opts.betas[1]) ~= "number"
+      or type(opts.betas[2]) ~= "number") then
+    error("optim: betas must be a pair of numbers {b1, b2}", 0)
   end
   local self = setmetatable({ kind = kind, opts = opts, t = 0, skipped = 0, model = model }, Optimizer)
   self.base_lr = opts.lr or (kind == "sgd" and 0.01 or 1e-3)
@@ -116,6 +141,9 @@ end
 function Optimizer:step()
   self.t = self.t + 1
   local lr = self:lr(self.t)
+  if lr ~= lr or lr == math.huge or lr < 0 then
+    error(string.format("optim: the schedule gave lr = %s at step %d", tostring(lr), self.t), 0)
+  end
   local norm = math.sqrt(core.norm2(self.grad))
   local clipped = false
   if self.opts.clip and norm > self.opts.clip then

@@ -103,7 +103,12 @@ function train.run(o)
   local per_epoch = math.ceil(ds:size() / batch)
   local total = o.max_steps or epochs * per_epoch
   local opt = make_optimizer(o, model, total)
-  local state = { epoch = 1, batch = 1, step = 0, seed = seed, wall = 0 }
+  -- everything that shapes the run is saved with the position, so a resumed
+  -- run continues the same one; resuming with different settings is refused
+  local settings = { batch = batch, seed = seed, epochs = epochs, optimizer = o.optimizer or "adam",
+    lr = o.lr or 1e-3, warmup = o.warmup or 0, schedule = type(o.schedule) == "string" and o.schedule or nil,
+    clip = o.clip or 0, polyak = o.polyak or 0, weight_decay = o.weight_decay or 0 }
+  local state = { epoch = 1, batch = 1, step = 0, seed = seed, wall = 0, settings = settings }
   local resumed = o.resume and true or false
   if o.checkpoint then -- refuse an unwritable checkpoint path before any work
     local probe = o.checkpoint .. ".probe"
@@ -118,9 +123,17 @@ function train.run(o)
     if not info or not info.trainer then
       error("glow.train.run: resume needs a model from glow.load(checkpoint) with trainer state", 0)
     end
+    local saved = info.trainer.settings or {}
+    for k, v in pairs(settings) do
+      if saved[k] ~= nil and saved[k] ~= v and k ~= "epochs" then
+        error(string.format("glow.train.run: the checkpoint was trained with %s = %s; resuming with %s "
+          .. "would not continue the same run", k, tostring(saved[k]), tostring(v)), 0)
+      end
+    end
     local ok, err = opt:load_state(info.tensors, info.optimizer or {})
     if not ok then error("glow.train.run: " .. err, 0) end
     for k, v in pairs(info.trainer) do state[k] = v end
+    state.settings = settings
     seed = state.seed
   elseif not model.initialized then
     local k = math.min(o.init_size or 256, ds:size())
