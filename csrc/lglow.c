@@ -26,6 +26,9 @@
 #include "glow.h"
 #include "lglow.h"
 
+/* per-channel kernels keep a few values per channel on the C stack */
+#define MAXCHAN 65536
+
 /* ------------------------------------------------------------------ helpers */
 /* raise a Lua error without a position prefix (luaL_error would add the
  * calling Lua line, which points into the package, not at the user's code) */
@@ -144,6 +147,13 @@ Tensor *lg_checkimg(lua_State *L, int i, const char *what, int *n, int *h, int *
 }
 
 int64_t lg_lastdim(const Tensor *t) { return t->shape[t->ndim - 1]; }
+
+/* the channel count of a per-channel kernel's input, refused above MAXCHAN */
+static int64_t chan(lua_State *L, const Tensor *t, const char *what) {
+  int64_t c = lg_lastdim(t);
+  if (c > MAXCHAN) lg_fail(L, "%s: %I channels, at most %d", what, (lua_Integer)c, MAXCHAN);
+  return c;
+}
 
 /* a Lua array of integers, 0-based as stored, checked to lie in [lo, hi) */
 int *lg_readints(lua_State *L, int idx, int64_t count, int lo, int hi, const char *what) {
@@ -471,6 +481,7 @@ static int conv_forward_impl(lua_State *L, int naive) {
   Tensor *b = lg_optt(L, 3);
   lg_needdims(L, wt, 4, "conv2d: weight");
   int k = (int)wt->shape[0], cout = (int)wt->shape[3];
+  if (cout > MAXCHAN || cin > MAXCHAN) return lg_fail(L, "conv2d: at most %d channels", MAXCHAN);
   if ((k != 1 && k != 3) || wt->shape[1] != k || wt->shape[2] != cin) {
     char s1[128], s2[128];
     lg_fail(L, "conv2d: weight %s does not fit input %s (expected {k, k, %d, cout}, k = 1 or 3)",
@@ -498,6 +509,7 @@ static int conv_backward_impl(lua_State *L, int naive) {
   int want_dx = lua_isnone(L, 6) ? 1 : lua_toboolean(L, 6);
   lg_needdims(L, wt, 4, "conv2d backward: weight");
   int k = (int)wt->shape[0], cout = (int)wt->shape[3];
+  if (cout > MAXCHAN || cin > MAXCHAN) return lg_fail(L, "conv2d: at most %d channels", MAXCHAN);
   if ((k != 1 && k != 3) || wt->shape[1] != k || wt->shape[2] != cin)
     lg_fail(L, "conv2d backward: weight does not fit the input's %d channels", cin);
   lg_neednumel(L, dy, (int64_t)n * h * w * cout, "conv2d backward: dy");
@@ -528,7 +540,7 @@ static int l_conv2d_backward_naive(lua_State *L) { return conv_backward_impl(L, 
 static int l_scale_exp_forward(lua_State *L) {
   Tensor *x = lg_checkt(L, 1), *g = lg_checkt(L, 2);
   float f = (float)luaL_checknumber(L, 3);
-  int64_t c = lg_lastdim(x);
+  int64_t c = chan(L, x, "scale_exp");
   lg_neednumel(L, g, c, "scale_exp: g");
   Tensor *y = lg_newlike(L, x);
   glow_scale_exp_forward(x->data, g->data, f, y->data, (size_t)(x->n / c), (int)c);
@@ -540,7 +552,7 @@ static int l_scale_exp_backward(lua_State *L) {
   Tensor *y = lg_checkt(L, 1), *g = lg_checkt(L, 2);
   float f = (float)luaL_checknumber(L, 3);
   Tensor *dy = lg_checkt(L, 4), *dg = lg_optt(L, 5);
-  int64_t c = lg_lastdim(y);
+  int64_t c = chan(L, y, "scale_exp backward");
   lg_neednumel(L, g, c, "scale_exp backward: g");
   lg_neednumel(L, dy, y->n, "scale_exp backward: dy");
   if (dg) lg_neednumel(L, dg, c, "scale_exp backward: dg");
@@ -567,7 +579,7 @@ static int l_relu_backward(lua_State *L) {
 
 /* ------------------------------------------------------------------ actnorm */
 static int64_t checkchan(lua_State *L, Tensor *x, Tensor *b, Tensor *s, const char *what) {
-  int64_t c = lg_lastdim(x);
+  int64_t c = chan(L, x, what);
   lg_neednumel(L, b, c, what);
   lg_neednumel(L, s, c, what);
   return c;
@@ -982,6 +994,7 @@ static int l_top_prior_backward(lua_State *L) {
 static int l_classifier_forward(lua_State *L) {
   int n, h, wd, c;
   Tensor *z = lg_checkimg(L, 1, "classifier: z", &n, &h, &wd, &c);
+  chan(L, z, "classifier");
   Tensor *w = lg_checkt(L, 2), *b = lg_checkt(L, 3);
   lg_needdims(L, w, 2, "classifier: weight");
   if (w->shape[0] != c) lg_fail(L, "classifier: weight must have %d rows", c);
@@ -997,6 +1010,7 @@ static int l_classifier_forward(lua_State *L) {
 static int l_classifier_backward(lua_State *L) {
   int n, h, wd, c;
   Tensor *z = lg_checkimg(L, 1, "classifier backward: z", &n, &h, &wd, &c);
+  chan(L, z, "classifier backward");
   Tensor *w = lg_checkt(L, 2), *dlo = lg_checkt(L, 3), *dw = lg_optt(L, 4), *db = lg_optt(L, 5);
   lg_needdims(L, w, 2, "classifier backward: weight");
   if (w->shape[0] != c) lg_fail(L, "classifier backward: weight must have %d rows", c);
