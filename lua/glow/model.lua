@@ -429,6 +429,12 @@ function Glow:train_step(x, y, opt)
   if loss ~= loss or loss == math.huge or loss == -math.huge or not opt.grad:all_finite() then
     stats.skipped = true
     opt.skipped = opt.skipped + 1
+    -- say where: the parameters whose gradients are not finite
+    local bad = {}
+    for _, p in ipairs(self:parameters()) do
+      if not p.grad:all_finite() then bad[#bad + 1] = p.name end
+    end
+    stats.nonfinite = bad
     return stats
   end
   local info = opt:step()

@@ -168,8 +168,10 @@ function train.run(o)
       rate_n = rate_n + n
       if st.skipped then
         consecutive_skips = consecutive_skips + 1
-        say(string.format("step %d: non-finite loss or gradient (loss %s); update skipped", state.step,
-          tostring(st.loss)))
+        local where = st.nonfinite or {}
+        say(string.format("step %d: non-finite loss or gradient (loss %s; %d parameters with non-finite "
+          .. "gradients%s); update skipped", state.step, tostring(st.loss), #where,
+          #where > 0 and (", first " .. where[1] .. ", last " .. where[#where]) or ""))
         if consecutive_skips > (o.max_skipped or 20) then
           error(string.format("train: %d consecutive steps with a non-finite loss or gradient; stopping "
             .. "(the weights were not updated by any of them)", consecutive_skips), 0)
