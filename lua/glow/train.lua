@@ -40,11 +40,18 @@ local function progress_new(mode, printer)
   return setmetatable({ tty = tty, on = mode ~= false, last = -math.huge, print = printer }, Progress)
 end
 
+--- End a line left open by an in-place redraw.
+function Progress:close()
+  if self.tty and self.open then io.stdout:write("\n") end
+  self.open = false
+end
+
 function Progress:show(line, final)
   if not self.on then return end
   if self.tty then
     io.stdout:write("\r\27[K", line, final and "\n" or "")
     io.stdout:flush()
+    self.open = not final
   else
     local now = core.now()
     if final or now - self.last >= 10 then
@@ -222,6 +229,7 @@ function train.run(o)
     if o.on_epoch then o.on_epoch(rec, model, opt) end
     if stop then break end
   end
+  prog:close()
   state.wall = core.now() - t_start
   checkpoint()
   if log then log:close() end
