@@ -242,7 +242,14 @@ end
 --- forward: the coupling then keeps z1, the network's output and (inside a
 --- glow.nn.Sequential) its activations, and backward uses them instead of
 --- recomputing the network. Without it, backward recomputes from the output.
-local function forward_net(self, z1)
+--- During a training forward the model sets keep_input on every coupling:
+--- the coupling then keeps z2, the half of its input it transforms. Backward
+--- takes x from it instead of dividing the output by the scale: a scale
+--- near zero (sigmoid of a very negative value) would blow the
+--- reconstruction error up by its inverse. Rebuilding by inverses then only
+--- goes through ActNorm and the 1x1 convolution, one step at a time.
+local function forward_net(self, z1, z2)
+  if self.keep_input then self._z2 = z2 end
   if not self.store_next then return net_output(self, z1) end
   local h = net_output(self, z1, true)
   self._stored = { z1 = z1, h = h }
@@ -256,6 +263,13 @@ local function backward_net_input(self, y1)
   return y1, net_output(self, y1, true)
 end
 
+--- the exact z2 kept by the forward pass, or the one rebuilt from the output
+local function input_z2(self, rebuilt)
+  local z2 = self._z2
+  self._z2 = nil
+  return z2 or rebuilt
+end
+
 local AffineCoupling = base(util.class("AffineCoupling"))
 flow.AffineCoupling = AffineCoupling
 
@@ -266,7 +280,7 @@ function AffineCoupling.new(c, opts) return coupling_new(AffineCoupling, "Affine
 function AffineCoupling:forward(x)
   check_channels(x, self.c, "coupling: input")
   local z1, z2 = core.split_channels(x, self.c1)
-  local y2, ld = core.affine_forward(z2, forward_net(self, z1))
+  local y2, ld = core.affine_forward(z2, forward_net(self, z1, z2))
   return core.concat_channels(z1, y2), ld
 end
 
@@ -285,6 +299,7 @@ function AffineCoupling:backward(y, dy, dlogdet)
   local h
   y1, h = backward_net_input(self, y1)
   local z2, dz2, dh = core.affine_backward(y2, h, dy2, dld)
+  z2 = input_z2(self, z2)
   local dz1 = util.at("coupling: net: ", self.net.backward, self.net, y1, dh)
   dz1:add(dy1)
   return core.concat_channels(y1, z2), core.concat_channels(dz1, dz2)
@@ -299,7 +314,8 @@ function AdditiveCoupling.new(c, opts) return coupling_new(AdditiveCoupling, "Ad
 function AdditiveCoupling:forward(x)
   check_channels(x, self.c, "coupling: input")
   local z1, z2 = core.split_channels(x, self.c1)
-  return core.concat_channels(z1, z2:add(forward_net(self, z1))), zeros_n(x)
+  local h = forward_net(self, z1, self.keep_input and z2:clone() or nil)
+  return core.concat_channels(z1, z2:add(h)), zeros_n(x)
 end
 
 function AdditiveCoupling:inverse(y)
@@ -316,7 +332,7 @@ function AdditiveCoupling:backward(y, dy)
   y1, h = backward_net_input(self, y1)
   local dz1 = util.at("coupling: net: ", self.net.backward, self.net, y1, dy2)
   dz1:add(dy1)
-  return core.concat_channels(y1, y2:add(h, -1)), core.concat_channels(dz1, dy2)
+  return core.concat_channels(y1, input_z2(self, y2:add(h, -1))), core.concat_channels(dz1, dy2)
 end
 
 ----------------------------------------------------------------- Flow (a sequence)

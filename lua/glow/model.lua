@@ -370,11 +370,15 @@ function Glow:stores(n)
   return mode == "store"
 end
 
-local function set_store(self, on)
+--- on = true before a training forward (store: whether to keep the
+--- networks' activations too), false after it, nil to drop what a failed
+--- call left behind.
+local function set_store(self, on, store)
   util.walk({ children = self.children }, function(m)
     if m.net then
-      m.store_next = on or nil
-      if on == nil then m._stored = nil end
+      m.store_next = (on and store) or nil
+      m.keep_input = on or nil
+      if on == nil then m._stored, m._z2 = nil, nil end
     end
   end)
 end
@@ -384,9 +388,9 @@ function Glow:loss_and_grad(x, y)
   self:check_input(x, "loss_and_grad")
   local store = self:stores(x:shape()[1])
   set_store(self, nil) -- drop anything a failed call left behind
-  if store then set_store(self, true) end
+  set_store(self, true, store)
   local ok, a, b, c, d, e = pcall(self._loss, self, x, y, "loss_and_grad")
-  if store then set_store(self, false) end
+  set_store(self, false)
   if not ok then
     set_store(self, nil)
     error(a, 0)
