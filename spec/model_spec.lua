@@ -155,6 +155,25 @@ describe("glow.Glow gradients", function()
     assert.tensor_near(b.st.dx, a.st.dx, 1e-4 * b.st.dx:max_abs())
   end)
 
+  for _, mode in ipairs { "store", "reversible" } do
+    it("stay finite when a coupling squashes a dimension to a scale near zero (" .. mode .. ")", function()
+      local m, x = ready({ shape = { 8, 8, 1 }, levels = 2, depth = 2, width = 8, seed = 1, memory = mode }, 4)
+      H.perturb(m, 0.02, 1)
+      -- level 1, step 1's coupling: raw = -60 for one channel, so scale = sigmoid(-58) ~ 6e-26
+      local zc = m.levels[1].steps.children[1].module.children[3].module.net.children[7].module
+      zc.bias:set(zc.cout // 2 + 1, -60)
+      m:zero_grad()
+      local st = m:loss_and_grad(x)
+      assert.is_true(st.loss == st.loss and st.loss < math.huge)
+      -- the rebuilt input must not be blown up by 1 / scale: gradients stay
+      -- finite and of a sane size (the old reconstruction gave ~1e16 here)
+      for _, p in ipairs(m:parameters()) do
+        assert(p.grad:all_finite() and p.grad:max_abs() < 1000, p.name .. " " .. p.grad:max_abs())
+      end
+      assert.is_true(st.dx:all_finite() and st.dx:max_abs() < 1000)
+    end)
+  end
+
   it("accumulate over calls until zero_grad", function()
     local m, x = ready({ shape = { 8, 8, 1 }, levels = 1, depth = 1, width = 8 }, 2)
     H.perturb(m, 0.05, 3)
