@@ -41,7 +41,7 @@ c_pass=$(echo "$c_out" | sed -n 's/.*: \([0-9][0-9]*\) passed, \([0-9][0-9]*\) f
 c_failn=$(echo "$c_out" | sed -n 's/.*: \([0-9][0-9]*\) passed, \([0-9][0-9]*\) failed$/\2/p' | awk '{s+=$1} END {print s+0}')
 
 echo "== luacheck"
-luacheck --no-color -q lua spec examples
+luacheck --no-color -q lua spec examples bench
 
 echo "== busted"
 set +e
