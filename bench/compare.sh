@@ -4,8 +4,10 @@
 set -eu
 cd "$(dirname "$0")/.."
 sh spec/run.sh --build-only
-dpkg-query -W -f='${Status}' python3-torch 2>/dev/null | grep -q "install ok installed" || {
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch python3-scipy >/dev/null; }
+for p in python3-torch python3-scipy; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || {
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null; }
+done
 export LUA_PATH="$PWD/lua/?.lua;$PWD/lua/?/init.lua;;"
 export LUA_CPATH="$PWD/build/?.so;;"
 exec lua5.4 bench/compare.lua "$@"
