@@ -3,7 +3,8 @@
 ---
 ---   lua5.4 examples/train.lua [--epochs 1] [--batch 64] [--lr 1e-3] [--warmup 200]
 ---       [--levels 2] [--depth 8] [--width 128] [--coupling affine] [--permutation invconv_lu]
----       [--optimizer adam] [--clip 50] [--polyak 0] [--seed 0] [--n-bits 8]
+---       [--optimizer adam] [--schedule cosine|constant] [--clip 100] [--polyak 0.999]
+---       [--seed 0] [--n-bits 8]
 ---       [--data fashion-mnist|cifar10|images] [--data-dir DIR] [--out DIR]
 ---       [--checkpoint-every N] [--resume CHECKPOINT] [--temperature 0.7] [--max-steps N]
 ---       [--eval-limit N] [--no-progress] [--no-learn-top]
@@ -14,7 +15,8 @@ io.stdout:setvbuf("line")
 
 local defaults = {
   epochs = 1, batch = 64, lr = 1e-3, warmup = 200, levels = 2, depth = 8, width = 128,
-  coupling = "affine", permutation = "invconv_lu", optimizer = "adam", clip = 50, polyak = 0,
+  coupling = "affine", permutation = "invconv_lu", optimizer = "adam", clip = 100, polyak = 0.999,
+  schedule = "cosine",
   seed = 0, ["n-bits"] = 8, data = "fashion-mnist", ["data-dir"] = false, out = "out",
   ["checkpoint-every"] = 0, resume = false, temperature = 0.7, ["max-steps"] = 0,
   ["eval-limit"] = 0, ["no-progress"] = false, ["no-learn-top"] = false,
@@ -92,7 +94,7 @@ print(string.format("glow: %d train / %d test images %s; OpenBLAS kernel %s, %d 
 local t0 = glow.core.now()
 local result = glow.train.run {
   model = model, train = train, test = test, epochs = opts.epochs, batch = opts.batch, lr = opts.lr,
-  warmup = opts.warmup, optimizer = opts.optimizer, clip = opts.clip > 0 and opts.clip or nil,
+  warmup = opts.warmup, schedule = opts.schedule, optimizer = opts.optimizer, clip = opts.clip > 0 and opts.clip or nil,
   polyak = opts.polyak > 0 and opts.polyak or nil, seed = opts.seed,
   log = opts.out .. "/log.csv", checkpoint = ckpt,
   checkpoint_every = opts["checkpoint-every"] > 0 and opts["checkpoint-every"] or nil,

@@ -91,10 +91,17 @@ describe("Polyak averaging", function()
     local m = toy { 1 }
     local opt = glow.optim.SGD(m, { lr = 1, polyak = 0.5 })
     set_grad(opt, { 1 })
-    opt:step() -- w = 0, ema = 0.5 * 1 + 0.5 * 0
+    opt:step() -- w = 0; decay min(0.5, 2 / 11) = 2/11: ema = 2/11 * 1 + 9/11 * 0
+    assert.is_near(2 / 11, opt:with_average(function() return m.w:get(1) end), 1e-7)
+    for _ = 1, 30 do set_grad(opt, { 0 }) opt:step() end -- w stays 0, ema decays at 0.5 later
     assert.is_near(0, m.w:get(1), 1e-7)
+    assert.is_true(opt:with_average(function() return m.w:get(1) end) < 1e-3)
+    m.w:set(1, 1)
+    opt.ema:set(1, 0)
+    set_grad(opt, { 0 })
+    opt:step() -- t = 32: decay 0.5 -> ema = 0.5 * 0 + 0.5 * 1
     assert.is_near(0.5, opt:with_average(function() return m.w:get(1) end), 1e-7)
-    assert.is_near(0, m.w:get(1), 1e-7)
+    assert.is_near(1, m.w:get(1), 1e-7)
   end)
 end)
 

@@ -158,7 +158,11 @@ function Optimizer:step()
   else
     core.adamax_update(self.value, self.grad, self.m, self.v, lr, self.b1, self.b2, self.eps, wd, self.t)
   end
-  if self.ema then core.ema_update(self.ema, self.value, self.ema_decay) end
+  if self.ema then
+    -- the decay warms up (1 + t) / (10 + t) -> ema_decay, so the average
+    -- does not carry the initial weights for thousands of steps
+    core.ema_update(self.ema, self.value, math.min(self.ema_decay, (1 + self.t) / (10 + self.t)))
+  end
   return { lr = lr, grad_norm = norm, clipped = clipped }
 end
 

@@ -132,7 +132,8 @@ function train.run(o)
     end
     local saved = info.trainer.settings or {}
     for k, v in pairs(settings) do
-      if saved[k] ~= nil and saved[k] ~= v and k ~= "epochs" then
+      -- the epoch count may grow on resume unless the schedule decays over it
+      if saved[k] ~= nil and saved[k] ~= v and (k ~= "epochs" or settings.schedule == "cosine") then
         error(string.format("glow.train.run: the checkpoint was trained with %s = %s; resuming with %s "
           .. "would not continue the same run", k, tostring(saved[k]), tostring(v)), 0)
       end
