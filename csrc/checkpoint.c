@@ -30,15 +30,7 @@
 
 typedef unsigned long long ull;
 
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return code;
-}
+#define fail glow_error /* message into err, return code */
 
 static int host_is_le(void) {
   const uint16_t one = 1;

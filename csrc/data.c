@@ -27,15 +27,7 @@
 
 #include "glow.h"
 
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return code;
-}
+#define fail glow_error /* message into err, return code */
 
 void glow_dataset_free(glow_dataset *ds) {
   if (!ds) return;

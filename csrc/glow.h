@@ -29,6 +29,11 @@ float *glow_alloc_uninit(size_t n);     /* 64-byte aligned, contents undefined *
 void glow_memory_setup(void);
 void glow_free(float *p);
 
+/* printf-like message into err (errlen bytes, NULL ok); returns code: the
+ * error convention of the I/O functions (data, image, checkpoint) */
+int glow_error(char *err, size_t errlen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* ---------------------------------------------------------------- BLAS */
 /* Load OpenBLAS with a fast kernel for this CPU and check it (blas.c). Must
  * run before any kernel that multiplies matrices; idempotent. */

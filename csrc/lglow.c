@@ -342,6 +342,26 @@ static int t_clone(lua_State *L) {
   return 1;
 }
 
+/* push a view of the tensor at stack index 1 over data: it keeps the memory's
+ * owner alive (the tensor itself, or the owner of a view) as its user value */
+static int push_view(lua_State *L, const Tensor *t, float *data, int64_t n, int nd,
+                     const int64_t *shape) {
+  Tensor *v = (Tensor *)lua_newuserdatauv(L, sizeof(Tensor), 1);
+  *v = *t;
+  v->data = data;
+  v->n = n;
+  v->owns = 0;
+  v->ndim = nd;
+  for (int d = 0; d < nd; d++) v->shape[d] = shape[d];
+  luaL_setmetatable(L, TNAME);
+  if (t->owns)
+    lua_pushvalue(L, 1);
+  else
+    lua_getiuservalue(L, 1, 1);
+  lua_setiuservalue(L, -2, 1);
+  return 1;
+}
+
 /* a view with another shape over the same memory */
 static int t_view(lua_State *L) {
   Tensor *t = lg_checkt(L, 1);
@@ -353,19 +373,7 @@ static int t_view(lua_State *L) {
     lg_fail(L, "view: shape %s has %I elements, the new shape %I", lg_shapestr(t, b, sizeof b),
                (lua_Integer)t->n, (lua_Integer)n);
   }
-  Tensor *v = (Tensor *)lua_newuserdatauv(L, sizeof(Tensor), 1);
-  *v = *t;
-  v->owns = 0;
-  v->ndim = nd;
-  for (int d = 0; d < nd; d++) v->shape[d] = shape[d];
-  luaL_setmetatable(L, TNAME);
-  /* keep the memory's owner alive: the owner itself, or the owner of a view */
-  if (t->owns)
-    lua_pushvalue(L, 1);
-  else
-    lua_getiuservalue(L, 1, 1);
-  lua_setiuservalue(L, -2, 1);
-  return 1;
+  return push_view(L, t, t->data, n, nd, shape);
 }
 
 /* view_range(base, offset, shape): a view of shape's size starting at element
@@ -379,20 +387,7 @@ static int t_view_range(lua_State *L) {
   if (off < 0 || n > t->n || off > t->n - n)
     return lg_fail(L, "view_range: elements [%I, %I) lie outside a tensor of %I", (lua_Integer)off,
                    (lua_Integer)(off + n), (lua_Integer)t->n);
-  Tensor *v = (Tensor *)lua_newuserdatauv(L, sizeof(Tensor), 1);
-  *v = *t;
-  v->data = t->data + off;
-  v->n = n;
-  v->owns = 0;
-  v->ndim = nd;
-  for (int d = 0; d < nd; d++) v->shape[d] = shape[d];
-  luaL_setmetatable(L, TNAME);
-  if (t->owns)
-    lua_pushvalue(L, 1);
-  else
-    lua_getiuservalue(L, 1, 1);
-  lua_setiuservalue(L, -2, 1);
-  return 1;
+  return push_view(L, t, t->data + off, n, nd, shape);
 }
 
 static int t_dot(lua_State *L) {

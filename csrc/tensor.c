@@ -7,6 +7,8 @@
 
 #include <malloc.h>
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +22,16 @@ float *glow_alloc(size_t n) {
   float *p = glow_alloc_uninit(n);
   if (p) memset(p, 0, (n ? n : 1) * sizeof(float));
   return p;
+}
+
+int glow_error(char *err, size_t errlen, int code, const char *fmt, ...) {
+  if (err && errlen) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+  }
+  return code;
 }
 
 void glow_memory_setup(void) {

@@ -3,13 +3,8 @@ local glow = H.glow
 local json = require "glow.json"
 local checkpoint = glow.checkpoint
 
--- a fresh directory under the system temp dir, removed by cleanup()
-local function tmpdir()
-  local name = os.tmpname()
-  os.remove(name)
-  assert(os.execute("mkdir -p '" .. name .. "'"))
-  return name
-end
+-- fresh directories (H.tmpdir), removed by cleanup()
+local tmpdir = H.tmpdir
 
 local function cleanup(dir)
   if dir and dir:match("^/tmp/") then os.execute("rm -rf '" .. dir .. "'") end

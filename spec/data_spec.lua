@@ -2,22 +2,11 @@ local H = require "spec.helper"
 local glow = H.glow
 
 -- Every test writes its own small files into a fresh temporary directory.
-local function tmpdir()
-  local p = os.tmpname()
-  os.remove(p)
-  assert(os.execute("mkdir -p '" .. p .. "'"))
-  return p
-end
-
-local function rmdir(p) os.execute("rm -rf '" .. p .. "'") end
+local tmpdir, rmdir = H.tmpdir, H.rmdir
 
 local function mkdir(p) assert(os.execute("mkdir -p '" .. p .. "'")) end
 
-local function write(path, bytes)
-  local f = assert(io.open(path, "wb"))
-  f:write(bytes)
-  f:close()
-end
+local write = H.write
 
 local function gzip(path)
   assert(os.execute("gzip -c '" .. path .. "' > '" .. path .. ".gz' && rm '" .. path .. "'"))

@@ -27,6 +27,24 @@ say:set("assertion.tensor_near.negative", "Tensors agree within the tolerance: %
 assert:register("assertion", "tensor_near", tensor_near, "assertion.tensor_near.positive",
   "assertion.tensor_near.negative")
 
+--- A fresh empty directory under the system temp dir.
+function H.tmpdir()
+  local p = os.tmpname()
+  os.remove(p)
+  assert(os.execute("mkdir -p '" .. p .. "'"))
+  return p
+end
+
+--- Remove a directory made by H.tmpdir.
+function H.rmdir(p) os.execute("rm -rf '" .. p .. "'") end
+
+--- Write bytes to a file.
+function H.write(path, bytes)
+  local f = assert(io.open(path, "wb"))
+  f:write(bytes)
+  f:close()
+end
+
 --- Input-like data in [-0.5, 0.5).
 function H.data(shape, seed)
   return glow.rand(shape, seed):add(glow.Tensor(shape):fill(-0.5))

@@ -1,20 +1,9 @@
 local H = require "spec.helper"
 local glow = H.glow
 
-local function tmpdir()
-  local p = os.tmpname()
-  os.remove(p)
-  assert(os.execute("mkdir -p '" .. p .. "'"))
-  return p
-end
+local tmpdir, rmdir = H.tmpdir, H.rmdir
 
-local function rmdir(p) os.execute("rm -rf '" .. p .. "'") end
-
-local function write(path, bytes)
-  local f = assert(io.open(path, "wb"))
-  f:write(bytes)
-  f:close()
-end
+local write = H.write
 
 local function read(path)
   local f = assert(io.open(path, "rb"))

@@ -1,14 +1,7 @@
 local H = require "spec.helper"
 local glow = H.glow
 
-local function tmpdir()
-  local p = os.tmpname()
-  os.remove(p)
-  assert(os.execute("mkdir -p '" .. p .. "'"))
-  return p
-end
-
-local function rmdir(p) os.execute("rm -rf '" .. p .. "'") end
+local tmpdir, rmdir = H.tmpdir, H.rmdir
 
 --- n structured 8x8 gray images (a bright bar whose place depends on the
 --- label) as an uncompressed Fashion-MNIST style IDX pair.

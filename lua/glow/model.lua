@@ -283,12 +283,20 @@ function Glow:decode(zs)
   end
   local top = self.top
   util.check_image(zs[L], top.h, top.w, top.c, "decode: zs[" .. L .. "]")
-  local x = zs[L]
-  for l = L, 1, -1 do
+  for l = 1, L - 1 do
+    local level = self.levels[l]
+    util.check_image(zs[l], level.h, level.w, level.split.c2, "decode: zs[" .. l .. "]")
+  end
+  return self:_decode(zs[L], function(l) return zs[l] end)
+end
+
+--- The flow in reverse from the top latent x; z2_of(l) gives level l's split
+--- latent (nil: the split prior samples it with split_opts(l)).
+function Glow:_decode(x, z2_of, split_opts)
+  for l = #self.levels, 1, -1 do
     local level = self.levels[l]
     if level.split then
-      util.check_image(zs[l], level.h, level.w, level.split.c2, "decode: zs[" .. l .. "]")
-      x = level.split:inverse(x, zs[l])
+      x = util.at(level_where(l), level.split.inverse, level.split, x, z2_of(l), split_opts and split_opts(l))
     end
     x = util.at(level_where(l), level.steps.inverse, level.steps, x)
     x = level.squeeze:inverse(x)
@@ -488,17 +496,9 @@ function Glow:sample(n, opts)
     for i = 1, n do y[i] = math.floor(u[i] * self.config.classes) end
   end
   y = self:check_labels(y, n, "sample")
-  local L = #self.levels
   local x = self.top:sample(n, y, t, seed * 7919 + 1)
-  for l = L, 1, -1 do
-    local level = self.levels[l]
-    if level.split then
-      x = level.split:inverse(x, nil, { temperature = t, seed = seed * 7919 + 1 + l })
-    end
-    x = util.at(level_where(l), level.steps.inverse, level.steps, x)
-    x = level.squeeze:inverse(x)
-  end
-  return x
+  return self:_decode(x, function() return nil end,
+    function(l) return { temperature = t, seed = seed * 7919 + 1 + l } end)
 end
 
 ----------------------------------------------------------------- checkpoints
