@@ -53,11 +53,9 @@ local ActNorm = base(util.class("ActNorm"))
 flow.ActNorm = ActNorm
 
 --- ActNorm(c): y = (x + bias) * exp(logs); logdet = h*w*sum(logs).
+--- (the same parameters and init as nn.ActNorm, plus the log-determinant)
 function ActNorm.new(c)
-  local self = setmetatable({ c = c, initialized = false }, ActNorm)
-  util.param(self, "bias", core.tensor({ c }))
-  util.param(self, "logs", core.tensor({ c }))
-  return self
+  return setmetatable(nn.ActNorm.new(c), ActNorm)
 end
 
 ActNorm.check_init = nn.ActNorm.check_init
