@@ -214,9 +214,7 @@ int glow_conv2d_forward(const float *x, const float *wt, const float *b, float *
 
 static void bias_grad(const float *dy, float *db, size_t rows, int cout) {
   double s[cout];
-  for (int o = 0; o < cout; o++) s[o] = 0;
-  for (size_t r = 0; r < rows; r++)
-    for (int o = 0; o < cout; o++) s[o] += dy[r * cout + o];
+  glow_channel_reduce(dy, NULL, 0, NULL, NULL, s, NULL, rows, cout);
   for (int o = 0; o < cout; o++) db[o] += (float)s[o];
 }
 
@@ -342,18 +340,11 @@ void glow_scale_exp_forward(const float *x, const float *g, float factor, float 
 
 void glow_scale_exp_backward(const float *y, const float *g, float factor, const float *dy,
                              float *dx, float *dg, size_t rows, int c) {
+  if (c <= 0) return;
   float e[c];
+  double s[c];
   for (int k = 0; k < c; k++) e[k] = expf(factor * g[k]);
-  if (dx) {
-#pragma omp parallel for if (rows * c > 65536)
-    for (size_t r = 0; r < rows; r++)
-      for (int k = 0; k < c; k++) dx[r * c + k] = dy[r * c + k] * e[k];
-  }
-  if (dg) {
-    for (int k = 0; k < c; k++) {
-      double s = 0;
-      for (size_t r = 0; r < rows; r++) s += (double)dy[r * c + k] * y[r * c + k];
-      dg[k] += (float)(factor * s);
-    }
-  }
+  glow_channel_reduce(dy, y, 0, e, dx, NULL, dg ? s : NULL, rows, c);
+  if (dg)
+    for (int k = 0; k < c; k++) dg[k] += (float)(factor * s[k]);
 }

@@ -61,6 +61,14 @@ int glow_all_finite(const float *x, size_t n);            /* 1 if every value is
 double glow_dot(const float *a, const float *b, size_t n); /* sum a*b in double */
 void glow_relu_forward(const float *x, float *y, size_t n);
 void glow_relu_backward(const float *x, const float *dy, float *dx, size_t n);
+/* Per-channel sums over the rows of a {rows, c}, in double, in one parallel sweep:
+ *   s1[k] = sum_r a[r,k]            (only where m[r,k] > 0 when mask is set)
+ *   s2[k] = sum_r a[r,k] * m[r,k]
+ * and out[r,k] = a[r,k] * scale[k] (0 where masked off). Any of m, scale, out, s1, s2 may be
+ * NULL (scale NULL: out = a). s1, s2 are overwritten. Each thread sums a fixed share of the
+ * rows and the shares are added in thread order: the result depends on the thread count only. */
+void glow_channel_reduce(const float *a, const float *m, int mask, const float *scale, float *out,
+                         double *s1, double *s2, size_t rows, int c);
 
 /* channel slicing: x {rows, c} -> a {rows, c1}, b {rows, c - c1} */
 void glow_split_channels(const float *x, float *a, float *b, size_t rows, int c, int c1);
@@ -110,6 +118,13 @@ void glow_actnorm_inverse(const float *y, const float *b, const float *s, float 
 void glow_actnorm_backward(const float *y, const float *b, const float *s, const float *dy,
                            float *dx, float *db, float *ds, float dlogdet_scale, size_t rows,
                            int c);
+/* y = max(0, (x + b) * exp(s)): ActNorm then ReLU in one sweep */
+void glow_actnorm_relu_forward(const float *x, const float *b, const float *s, float *y,
+                               size_t rows, int c);
+/* the backward of glow_actnorm_relu_forward from its OUTPUT y: dx = dy * exp(s) where y > 0,
+ * else 0; db += sum_{y>0} dy*exp(s); ds += sum dy*y */
+void glow_actnorm_relu_backward(const float *y, const float *s, const float *dy, float *dx,
+                                float *db, float *ds, size_t rows, int c);
 /* data-dependent init: b = -mean, s = -log(std + 1e-6) over the rows (population std) */
 void glow_actnorm_init(const float *x, float *b, float *s, size_t rows, int c);
 

@@ -611,6 +611,29 @@ static int l_actnorm_backward(lua_State *L) {
   return 1;
 }
 
+/* actnorm_relu_forward(x, b, s) -> max(0, actnorm(x)) */
+static int l_actnorm_relu_forward(lua_State *L) {
+  Tensor *x = lg_checkt(L, 1), *b = lg_checkt(L, 2), *s = lg_checkt(L, 3);
+  int64_t c = checkchan(L, x, b, s, "actnorm+relu: parameters vs input channels");
+  Tensor *y = lg_newlike(L, x);
+  glow_actnorm_relu_forward(x->data, b->data, s->data, y->data, (size_t)(x->n / c), (int)c);
+  return 1;
+}
+
+/* actnorm_relu_backward(y, b, s, dy, db, ds) -> dx, from the output y */
+static int l_actnorm_relu_backward(lua_State *L) {
+  Tensor *y = lg_checkt(L, 1), *b = lg_checkt(L, 2), *s = lg_checkt(L, 3), *dy = lg_checkt(L, 4);
+  Tensor *db = lg_optt(L, 5), *ds = lg_optt(L, 6);
+  int64_t c = checkchan(L, y, b, s, "actnorm+relu backward: parameters vs input channels");
+  lg_neednumel(L, dy, y->n, "actnorm+relu backward: dy");
+  if (db) lg_neednumel(L, db, c, "actnorm+relu backward: db");
+  if (ds) lg_neednumel(L, ds, c, "actnorm+relu backward: ds");
+  Tensor *dx = lg_newlike(L, y);
+  glow_actnorm_relu_backward(y->data, s->data, dy->data, dx->data, db ? db->data : NULL,
+                             ds ? ds->data : NULL, (size_t)(y->n / c), (int)c);
+  return 1;
+}
+
 static int l_actnorm_init(lua_State *L) {
   Tensor *x = lg_checkt(L, 1), *b = lg_checkt(L, 2), *s = lg_checkt(L, 3);
   int64_t c = checkchan(L, x, b, s, "actnorm init: parameters vs input channels");
@@ -1109,6 +1132,8 @@ static const luaL_Reg core_funcs[] = {
     {"actnorm_inverse", l_actnorm_inverse},
     {"actnorm_backward", l_actnorm_backward},
     {"actnorm_init", l_actnorm_init},
+    {"actnorm_relu_forward", l_actnorm_relu_forward},
+    {"actnorm_relu_backward", l_actnorm_relu_backward},
     {"slogdet", l_slogdet},
     {"inverse", l_inverse},
     {"random_rotation", l_random_rotation},

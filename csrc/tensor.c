@@ -7,6 +7,9 @@
 
 #include <malloc.h>
 #include <math.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,6 +103,73 @@ void glow_relu_forward(const float *x, float *y, size_t n) {
 void glow_relu_backward(const float *x, const float *dy, float *dx, size_t n) {
 #pragma omp parallel for if (n > 65536)
   for (size_t i = 0; i < n; i++) dx[i] = x[i] > 0 ? dy[i] : 0;
+}
+
+/* one thread's share of glow_channel_reduce, accumulated into s1, s2 */
+static void reduce_rows(const float *restrict a, const float *restrict m, int mask,
+                        const float *restrict scale, float *restrict out, double *restrict s1,
+                        double *restrict s2, size_t r0, size_t r1, int c) {
+  for (size_t r = r0; r < r1; r++) {
+    const float *ar = a + r * c, *mr = m ? m + r * c : NULL;
+    float *orow = out ? out + r * c : NULL;
+    if (mask && mr) {
+      for (int k = 0; k < c; k++) {
+        float g = mr[k] > 0 ? ar[k] : 0.0f;
+        if (s1) s1[k] += g;
+        if (s2) s2[k] += (double)g * mr[k];
+        if (orow) orow[k] = scale ? g * scale[k] : g;
+      }
+    } else {
+      if (s1)
+        for (int k = 0; k < c; k++) s1[k] += ar[k];
+      if (s2 && mr)
+        for (int k = 0; k < c; k++) s2[k] += (double)ar[k] * mr[k];
+      if (orow && scale)
+        for (int k = 0; k < c; k++) orow[k] = ar[k] * scale[k];
+      else if (orow)
+        memcpy(orow, ar, sizeof(float) * c);
+    }
+  }
+}
+
+void glow_channel_reduce(const float *a, const float *m, int mask, const float *scale, float *out,
+                         double *s1, double *s2, size_t rows, int c) {
+  if (!m) s2 = NULL;
+  for (int k = 0; k < c; k++) {
+    if (s1) s1[k] = 0;
+    if (s2) s2[k] = 0;
+  }
+  int nt = 1;
+#ifdef _OPENMP
+  if (rows * (size_t)c > 65536 && rows > 1) nt = omp_get_max_threads();
+#endif
+  if (nt > (int)rows) nt = (int)rows;
+  double *part = nt > 1 ? calloc(2 * (size_t)c * nt, sizeof(double)) : NULL;
+  if (!part) { /* one thread (or no memory for the shares): straight into s1, s2 */
+    reduce_rows(a, m, mask, scale, out, s1, s2, 0, rows, c);
+    return;
+  }
+  int used = 1; /* the runtime may give fewer threads than asked */
+#pragma omp parallel num_threads(nt)
+  {
+#ifdef _OPENMP
+    int t = omp_get_thread_num(), tn = omp_get_num_threads();
+#else
+    int t = 0, tn = 1;
+#endif
+    if (t == 0) used = tn;
+    double *p = part + 2 * (size_t)c * t;
+    reduce_rows(a, m, mask, scale, out, s1 ? p : NULL, s2 ? p + c : NULL, rows * t / tn,
+                rows * (t + 1) / tn, c);
+  }
+  for (int t = 0; t < used; t++) {
+    const double *p = part + 2 * (size_t)c * t;
+    for (int k = 0; k < c; k++) {
+      if (s1) s1[k] += p[k];
+      if (s2) s2[k] += p[c + k];
+    }
+  }
+  free(part);
 }
 
 /* ------------------------------------------------------------------ channel layout */

@@ -134,4 +134,27 @@ describe("nn.Sequential", function()
     assert.same({ "1.weight", "2.bias", "2.logs", "4.weight", "5.bias", "5.logs", "7.weight",
       "7.bias", "7.logscale" }, names)
   end)
+
+  it("runs an ActNorm followed by a ReLU as one sweep with the values of the two in turn", function()
+    -- 4*16*16*96 elements: large enough for the parallel kernels
+    local x = H.data({ 4, 16, 16, 96 }, 3)
+    local dy = glow.randn({ 4, 16, 16, 96 }, 4, 1)
+    local a, r = nn.ActNorm(96), nn.ReLU()
+    a:initialize(x)
+    H.perturb(a, 0.3, 5)
+    local s = nn.Sequential { a, r }
+    local y = s:forward(x, true)
+    local t = a:forward(x)
+    assert.tensor_near(r:forward(t), y, 0)
+    a:zero_grad()
+    local dx = s:backward(x, dy)
+    local ps = a:parameters()
+    local g1 = { ps[1].grad:clone(), ps[2].grad:clone() }
+    a:zero_grad()
+    local dx2 = a:backward(x, r:backward(t, dy), t)
+    assert.tensor_near(dx2, dx, 0)
+    assert.tensor_near(ps[1].grad, g1[1], 1e-3)
+    assert.tensor_near(ps[2].grad, g1[2], 1e-3)
+    assert.is_true(g1[2]:max_abs() > 1)
+  end)
 end)

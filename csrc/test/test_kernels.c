@@ -134,6 +134,80 @@ static void test_squeeze(void) {
   glow_free(x2);
 }
 
+/* glow_channel_reduce against plain loops, below and above the size where it goes parallel,
+ * with and without the mask; and the fused ActNorm+ReLU against ActNorm then ReLU */
+static void reduce_case(size_t rows, int c, int mask) {
+  glow_rng r;
+  glow_rng_seed(&r, rows * 31 + (size_t)c + (size_t)mask);
+  size_t n = rows * (size_t)c;
+  float *a = glow_alloc(n), *m = glow_alloc(n), *out = glow_alloc(n), *ref = glow_alloc(n);
+  float *scale = glow_alloc((size_t)c);
+  double *s1 = calloc((size_t)c, sizeof(double)), *s2 = calloc((size_t)c, sizeof(double));
+  double *r1 = calloc((size_t)c, sizeof(double)), *r2 = calloc((size_t)c, sizeof(double));
+  glow_randn(&r, a, n, 1.0f);
+  glow_randn(&r, m, n, 1.0f);
+  glow_randn(&r, scale, (size_t)c, 1.0f);
+  for (size_t i = 0; i < rows; i++)
+    for (int k = 0; k < c; k++) {
+      size_t j = i * (size_t)c + (size_t)k;
+      float g = !mask || m[j] > 0 ? a[j] : 0.0f;
+      r1[k] += g;
+      r2[k] += (double)g * m[j];
+      ref[j] = g * scale[k];
+    }
+  glow_channel_reduce(a, m, mask, scale, out, s1, s2, rows, c);
+  double e1 = 0, e2 = 0;
+  for (int k = 0; k < c; k++) {
+    e1 = fmax(e1, fabs(s1[k] - r1[k]) / (1 + fabs(r1[k])));
+    e2 = fmax(e2, fabs(s2[k] - r2[k]) / (1 + fabs(r2[k])));
+  }
+  char what[128];
+  snprintf(what, sizeof what, "channel_reduce rows %zu c %d mask %d: sums and output", rows, c,
+           mask);
+  check(e1 < 1e-9 && e2 < 1e-9 && maxdiff(out, ref, n) == 0, what);
+  glow_free(a);
+  glow_free(m);
+  glow_free(out);
+  glow_free(ref);
+  glow_free(scale);
+  free(s1);
+  free(s2);
+  free(r1);
+  free(r2);
+}
+
+static void test_actnorm_relu(void) {
+  size_t rows = 3000;
+  int c = 40;
+  size_t n = rows * (size_t)c;
+  glow_rng r;
+  glow_rng_seed(&r, 5);
+  float *x = glow_alloc(n), *dy = glow_alloc(n), *y1 = glow_alloc(n), *y2 = glow_alloc(n);
+  float *dx1 = glow_alloc(n), *dx2 = glow_alloc(n), *t = glow_alloc(n);
+  float b[40], s[40], db1[40] = {0}, ds1[40] = {0}, db2[40] = {0}, ds2[40] = {0};
+  glow_randn(&r, x, n, 1.0f);
+  glow_randn(&r, dy, n, 1.0f);
+  glow_randn(&r, b, (size_t)c, 0.5f);
+  glow_randn(&r, s, (size_t)c, 0.5f);
+  glow_actnorm_forward(x, b, s, t, rows, c);
+  glow_relu_forward(t, y1, n);
+  glow_actnorm_relu_forward(x, b, s, y2, rows, c);
+  check(maxdiff(y1, y2, n) == 0, "actnorm_relu_forward equals actnorm then relu");
+  glow_relu_backward(t, dy, dx2, n); /* dx2: the gradient at the relu's input */
+  glow_actnorm_backward(t, b, s, dx2, dx1, db1, ds1, 0.0f, rows, c);
+  glow_actnorm_relu_backward(y2, s, dy, dx2, db2, ds2, rows, c);
+  check(maxdiff(dx1, dx2, n) == 0 && maxdiff(db1, db2, (size_t)c) < 1e-3 &&
+            maxdiff(ds1, ds2, (size_t)c) < 1e-3,
+        "actnorm_relu_backward equals relu then actnorm backward");
+  glow_free(x);
+  glow_free(dy);
+  glow_free(y1);
+  glow_free(y2);
+  glow_free(dx1);
+  glow_free(dx2);
+  glow_free(t);
+}
+
 int main(void) {
   if (glow_blas_init() != GLOW_OK) {
     printf("OpenBLAS: %s\n0 passed, 1 failed\n", glow_blas_error());
@@ -144,6 +218,12 @@ int main(void) {
   test_conv();
   test_linalg();
   test_squeeze();
+  reduce_case(7, 5, 0);
+  reduce_case(7, 5, 1);
+  reduce_case(5000, 33, 0);
+  reduce_case(5000, 33, 1);
+  reduce_case(70000, 1, 1);
+  test_actnorm_relu();
   printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;
 }

@@ -74,6 +74,18 @@ function ActNorm:backward(x, dy, y)
   return core.actnorm_backward(y, self.bias, self.logs, dy, g[1].grad, g[2].grad, 0)
 end
 
+--- forward_relu(x) = ReLU(forward(x)) in one sweep; backward_relu(y, dy)
+--- takes that output (Sequential fuses an ActNorm followed by a ReLU).
+function ActNorm:forward_relu(x)
+  self:check_init(x)
+  return core.actnorm_relu_forward(x, self.bias, self.logs)
+end
+
+function ActNorm:backward_relu(y, dy)
+  local g = self._params
+  return core.actnorm_relu_backward(y, self.bias, self.logs, dy, g[1].grad, g[2].grad)
+end
+
 ----------------------------------------------------------------- ReLU
 local ReLU = base(util.class("nn.ReLU"))
 nn.ReLU = ReLU
@@ -124,13 +136,31 @@ function Sequential:add(m, name)
   return self
 end
 
+--- An nn.ActNorm directly followed by an nn.ReLU runs as one sweep each way
+--- (the same values; the ActNorm's own output is never materialized).
+local function fused(children, i)
+  local nxt = children[i + 1]
+  return nxt ~= nil and getmetatable(children[i].module) == ActNorm
+    and getmetatable(nxt.module) == ReLU
+end
+
 --- forward(x [, keep]): with keep, the activations stay cached for one
 --- backward(x, dy) on the same x, which then does not recompute them.
 function Sequential:forward(x, keep)
+  local ch = self.children
   local acts = keep and { x } or nil
-  for i, ch in ipairs(self.children) do
-    x = util.at(ch.name .. ": ", ch.module.forward, ch.module, x)
-    if acts then acts[i + 1] = x end
+  local i = 1
+  while i <= #ch do
+    local m = ch[i].module
+    if fused(ch, i) then
+      x = util.at(ch[i].name .. ": ", m.forward_relu, m, x)
+      if acts then acts[i + 1], acts[i + 2] = false, x end
+      i = i + 2
+    else
+      x = util.at(ch[i].name .. ": ", m.forward, m, x)
+      if acts then acts[i + 1] = x end
+      i = i + 1
+    end
   end
   self._cache = acts
   return x
@@ -138,15 +168,25 @@ end
 
 function Sequential:backward(x, dy)
   local acts = self._cache
-  self._cache = nil
   if not acts or not rawequal(acts[1], x) then
-    acts = { x }
-    for i, ch in ipairs(self.children) do acts[i + 1] = ch.module:forward(acts[i]) end
+    self:forward(x, true)
+    acts = self._cache
   end
-  for i = #self.children, 1, -1 do
-    local m = self.children[i].module
-    dy = util.at(self.children[i].name .. ": ", m.backward, m, acts[i], dy, acts[i + 1])
-    acts[i + 1] = nil
+  self._cache = nil
+  local ch = self.children
+  local i = #ch
+  while i >= 1 do
+    if acts[i] == false then -- children i - 1 and i: a fused ActNorm and ReLU
+      local m = ch[i - 1].module
+      dy = util.at(ch[i - 1].name .. ": ", m.backward_relu, m, acts[i + 1], dy)
+      acts[i + 1] = nil
+      i = i - 2
+    else
+      local m = ch[i].module
+      dy = util.at(ch[i].name .. ": ", m.backward, m, acts[i], dy, acts[i + 1])
+      acts[i + 1] = nil
+      i = i - 1
+    end
   end
   return dy
 end
