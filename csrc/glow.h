@@ -106,6 +106,25 @@ void glow_scale_exp_forward(const float *x, const float *g, float factor, float 
 void glow_scale_exp_backward(const float *y, const float *g, float factor, const float *dy,
                              float *dx, float *dg, size_t rows, int c);
 
+/* ---------------------------------------------------------------- the default coupling network */
+/* h = ZeroConv3x3(ReLU(ActNorm2(Conv1x1(ReLU(ActNorm1(Conv3x3(x))))))), fused (net.c).
+ * w1 {3,3,cin,width}, an1_b/an1_s {width}, w2 {1,1,width,width}, an2_b/an2_s {width},
+ * w3 {3,3,width,cout}, b3 {cout}, g3 {cout}: the ZeroConv's output times exp(factor*g3). */
+typedef struct {
+  const float *w1, *an1_b, *an1_s, *w2, *an2_b, *an2_s, *w3, *b3, *g3;
+  float factor;
+  int cin, width, cout;
+} glow_net;
+/* parameter gradients, same shapes; they accumulate */
+typedef struct {
+  float *w1, *an1_b, *an1_s, *w2, *an2_b, *an2_s, *w3, *b3, *g3;
+} glow_net_grad;
+/* x {n,h,w,cin} -> y {n,h,w,cout} */
+int glow_net_forward(const glow_net *p, const float *x, float *y, int n, int h, int w);
+/* dx {n,h,w,cin} from dy {n,h,w,cout}; y, the forward output, may be NULL (recomputed) */
+int glow_net_backward(const glow_net *p, glow_net_grad *g, const float *x, const float *y,
+                      const float *dy, float *dx, int n, int h, int w);
+
 /* ---------------------------------------------------------------- actnorm */
 /* y = (x + b) * exp(s) per channel; x, y {rows, c}; b, s {c}.
  * logdet per image is hw * sum(s): the caller adds it. */

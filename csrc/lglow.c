@@ -572,6 +572,85 @@ static int l_relu_backward(lua_State *L) {
   return 1;
 }
 
+/* ------------------------------------------------------------------ fused coupling network */
+/* the 9 tensors of the table at idx, checked against the shapes net.c expects */
+static const char *const NET_NAMES[9] = {"conv3x3 weight", "actnorm1 bias", "actnorm1 logs",
+                                         "conv1x1 weight", "actnorm2 bias", "actnorm2 logs",
+                                         "zeroconv weight", "zeroconv bias", "zeroconv logscale"};
+
+static void net_tensors(lua_State *L, int idx, Tensor **t, const char *what) {
+  luaL_checktype(L, idx, LUA_TTABLE);
+  for (int i = 0; i < 9; i++) {
+    lua_geti(L, idx, i + 1);
+    t[i] = luaL_testudata(L, -1, TNAME);
+    if (!t[i]) lg_fail(L, "net: %s %d (%s) is not a tensor", what, i + 1, NET_NAMES[i]);
+    lua_pop(L, 1); /* the table keeps it alive */
+  }
+}
+
+static void net_check(lua_State *L, Tensor **t, int cin, int width, int cout, const char *what) {
+  const int64_t want[9] = {9LL * cin * width, width, width, (int64_t)width * width, width, width,
+                           9LL * width * cout, cout, cout};
+  for (int i = 0; i < 9; i++)
+    if (t[i]->n != want[i])
+      lg_fail(L, "net: %s %d (%s) has %d elements, expected %d", what, i + 1, NET_NAMES[i],
+              (int)t[i]->n, (int)want[i]);
+}
+
+/* the parameters of net_forward/net_backward: x, params table, factor */
+static void net_params(lua_State *L, Tensor *x, int pidx, int fidx, glow_net *p, int cin) {
+  Tensor *t[9];
+  net_tensors(L, pidx, t, "parameter");
+  if (t[0]->ndim != 4 || t[6]->ndim != 4)
+    lg_fail(L, "net: the conv weights must be {k, k, cin, cout}");
+  p->cin = cin;
+  p->width = (int)t[0]->shape[3];
+  p->cout = (int)t[6]->shape[3];
+  if (t[0]->shape[2] != cin) {
+    char b[64];
+    lg_fail(L, "net: input x %s has %d channels, the conv3x3 weight expects %d",
+            lg_shapestr(x, b, sizeof b), cin, (int)t[0]->shape[2]);
+  }
+  net_check(L, t, p->cin, p->width, p->cout, "parameter");
+  p->w1 = t[0]->data, p->an1_b = t[1]->data, p->an1_s = t[2]->data, p->w2 = t[3]->data;
+  p->an2_b = t[4]->data, p->an2_s = t[5]->data, p->w3 = t[6]->data, p->b3 = t[7]->data;
+  p->g3 = t[8]->data;
+  p->factor = (float)luaL_checknumber(L, fidx);
+}
+
+/* net_forward(x, params, factor) -> y */
+static int l_net_forward(lua_State *L) {
+  int n, h, w, cin;
+  Tensor *x = lg_checkimg(L, 1, "net: input x", &n, &h, &w, &cin);
+  glow_net p;
+  net_params(L, x, 2, 3, &p, cin);
+  int64_t shape[4] = {n, h, w, p.cout};
+  Tensor *y = lg_newt(L, 4, shape);
+  lg_checkrc(L, glow_net_forward(&p, x->data, y->data, n, h, w), "net forward");
+  return 1;
+}
+
+/* net_backward(x, dy, y | nil, params, grads, factor) -> dx; the grads accumulate */
+static int l_net_backward(lua_State *L) {
+  int n, h, w, cin;
+  Tensor *x = lg_checkimg(L, 1, "net backward: input x", &n, &h, &w, &cin);
+  Tensor *dy = lg_checkt(L, 2), *y = lg_optt(L, 3);
+  glow_net p;
+  net_params(L, x, 4, 6, &p, cin);
+  Tensor *g[9];
+  net_tensors(L, 5, g, "gradient");
+  net_check(L, g, p.cin, p.width, p.cout, "gradient");
+  int64_t out = (int64_t)n * h * w * p.cout;
+  lg_neednumel(L, dy, out, "net backward: dy");
+  if (y) lg_neednumel(L, y, out, "net backward: y");
+  glow_net_grad gr = {g[0]->data, g[1]->data, g[2]->data, g[3]->data, g[4]->data,
+                      g[5]->data, g[6]->data, g[7]->data, g[8]->data};
+  Tensor *dx = lg_newlike(L, x);
+  lg_checkrc(L, glow_net_backward(&p, &gr, x->data, y ? y->data : NULL, dy->data, dx->data, n, h, w),
+             "net backward");
+  return 1;
+}
+
 /* ------------------------------------------------------------------ actnorm */
 static int64_t checkchan(lua_State *L, Tensor *x, Tensor *b, Tensor *s, const char *what) {
   int64_t c = chan(L, x, what);
@@ -1133,6 +1212,8 @@ static const luaL_Reg core_funcs[] = {
     {"actnorm_backward", l_actnorm_backward},
     {"actnorm_init", l_actnorm_init},
     {"actnorm_relu_forward", l_actnorm_relu_forward},
+    {"net_forward", l_net_forward},
+    {"net_backward", l_net_backward},
     {"actnorm_relu_backward", l_actnorm_relu_backward},
     {"slogdet", l_slogdet},
     {"inverse", l_inverse},

@@ -157,4 +157,37 @@ describe("nn.Sequential", function()
     assert.tensor_near(ps[2].grad, g1[2], 1e-3)
     assert.is_true(g1[2]:max_abs() > 1)
   end)
+
+  it("runs the default coupling network fused, with the module-by-module values", function()
+    -- 8 images of 16x16 at width 128: chunks of 2 images, so several per
+    -- thread; the backward with the forward output given and recomputed
+    local function net(fuse)
+      local s = nn.Sequential { nn.Conv2d(3, 128, 3, { seed = 1 }), nn.ActNorm(128), nn.ReLU(),
+        nn.Conv2d(128, 128, 1, { seed = 2 }), nn.ActNorm(128), nn.ReLU(), nn.ZeroConv2d(128, 6) }
+      s.fuse = fuse
+      return s
+    end
+    local x = H.data({ 8, 16, 16, 3 }, 7)
+    local dy = glow.randn({ 8, 16, 16, 6 }, 8, 1)
+    local a, b = net(true), net(false)
+    glow.Flow.initialize(a, x)
+    glow.Flow.initialize(b, x)
+    H.perturb(a, 0.1, 9)
+    H.perturb(b, 0.1, 9)
+    local ya, yb = a:forward(x, true), b:forward(x, true)
+    assert.is_true(yb:max_abs() > 0.1)
+    assert.tensor_near(yb, ya, 1e-5)
+    for _, keep in ipairs { true, false } do
+      a:zero_grad()
+      b:zero_grad()
+      if keep then a:forward(x, true) end
+      local dxa, dxb = a:backward(x, dy), b:backward(x, dy)
+      assert.tensor_near(dxb, dxa, 1e-4)
+      local pa, pb = a:parameters(), b:parameters()
+      for i = 1, #pa do
+        local scale = math.max(1, pb[i].grad:max_abs())
+        assert.tensor_near(pb[i].grad, pa[i].grad, 1e-4 * scale)
+      end
+    end
+  end)
 end)

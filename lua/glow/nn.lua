@@ -132,6 +132,7 @@ function Sequential.new(mods)
 end
 
 function Sequential:add(m, name)
+  self._fusable = nil
   self.children[#self.children + 1] = { name = name or tostring(#self.children + 1), module = m }
   return self
 end
@@ -144,9 +145,43 @@ local function fused(children, i)
     and getmetatable(nxt.module) == ReLU
 end
 
+--- The default coupling network (Conv2d 3x3 without bias, ActNorm, ReLU,
+--- Conv2d 1x1 without bias, ActNorm, ReLU, ZeroConv2d) runs as one fused C
+--- kernel once its ActNorms are initialized: a few images at a time through
+--- all seven, in cache, with the backward recomputing the activations.
+--- Setting seq.fuse = false keeps it on the module-by-module path.
+local function fused_net(self, x)
+  local ch = self.children
+  if self.fuse == false then return nil end
+  if self._fusable == nil then
+    local m = {}
+    for i, c in ipairs(ch) do m[i] = c.module end
+    local function is(i, cls) return getmetatable(m[i]) == cls end
+    self._fusable = #m == 7 and is(1, Conv2d) and m[1].k == 3 and not m[1].bias
+      and is(2, ActNorm) and is(3, ReLU) and is(4, Conv2d) and m[4].k == 1 and not m[4].bias
+      and is(5, ActNorm) and is(6, ReLU) and is(7, ZeroConv2d)
+      and m[2].c == m[1].cout and m[4].cin == m[1].cout and m[4].cout == m[1].cout
+      and m[5].c == m[1].cout and m[7].cin == m[1].cout
+  end
+  if not (self._fusable and ch[2].module.initialized and ch[5].module.initialized) then return nil end
+  -- anything unexpected takes the general path, which names the problem
+  local shape, ws = x:shape(), ch[1].module.weight:shape()
+  if #shape ~= 4 or #ws ~= 4 or shape[4] ~= ws[3] then return nil end
+  -- looked up on every call: loading or flattening replaces the tensors
+  local ps, gs = {}, {}
+  for i, p in ipairs(self:parameters()) do ps[i], gs[i] = p.value, p.grad end
+  return ps, gs, ch[7].module.factor
+end
+
 --- forward(x [, keep]): with keep, the activations stay cached for one
 --- backward(x, dy) on the same x, which then does not recompute them.
 function Sequential:forward(x, keep)
+  local ps, _, factor = fused_net(self, x)
+  if ps then
+    local y = core.net_forward(x, ps, factor)
+    self._cache = keep and { x, y = y } or nil
+    return y
+  end
   local ch = self.children
   local acts = keep and { x } or nil
   local i = 1
@@ -167,6 +202,12 @@ function Sequential:forward(x, keep)
 end
 
 function Sequential:backward(x, dy)
+  local ps, gs, factor = fused_net(self, x)
+  if ps then
+    local c = self._cache
+    self._cache = nil
+    return core.net_backward(x, dy, c and rawequal(c[1], x) and c.y or nil, ps, gs, factor)
+  end
   local acts = self._cache
   if not acts or not rawequal(acts[1], x) then
     self:forward(x, true)
