@@ -105,7 +105,17 @@ static void conv3_direct(const float *x, const float *wt, const float *b, float 
                          int w, int cin, int cout, int k) {
   enum { TILE = 64 }; /* output channels per pass */
   int p = k / 2;
-#pragma omp parallel for collapse(2) if ((size_t)n * h * w * cout > 65536)
+  /* the channels past the last full tile, zero-padded to 16 per group:
+   * wpad[((tap * cin + ci) * nsub + sb) * 16 + j] (k*k*cin <= 64, so <= 16 KiB) */
+  int orem = cout / TILE * TILE, nsub = (cout - orem + 15) / 16;
+  float wpad[64 * 4 * 16];
+  for (int t = 0; t < k * k * cin; t++)
+    for (int sb = 0; sb < nsub; sb++)
+      for (int j = 0; j < 16; j++) {
+        int o = orem + 16 * sb + j;
+        wpad[((size_t)t * nsub + sb) * 16 + j] = o < cout ? wt[(size_t)t * cout + o] : 0.0f;
+      }
+#pragma omp parallel for collapse(2) if ((size_t)n * h * w * cout * k * k * cin > 262144)
   for (int bi = 0; bi < n; bi++)
     for (int i = 0; i < h; i++)
       for (int j = 0; j < w; j++) {
@@ -142,10 +152,11 @@ static void conv3_direct(const float *x, const float *wt, const float *b, float 
           *(v16 *)(yp + o0 + 32) = a2;
           *(v16 *)(yp + o0 + 48) = a3;
         }
-        if (o0 < cout) { /* the remainder, scalar */
-          int nt = cout - o0;
-          float acc[TILE];
-          for (int o = 0; o < nt; o++) acc[o] = b ? b[o0 + o] : 0.0f;
+        /* the remaining channels, 16 at a time, from the zero-padded copy */
+        for (int sb = 0; sb < nsub; sb++) {
+          int o = o0 + 16 * sb, nt = cout - o < 16 ? cout - o : 16;
+          v16 a = {0};
+          if (b) memcpy(&a, b + o, sizeof(float) * nt);
           for (int di = 0; di < k; di++) {
             int ii = i + di - p;
             if (ii < 0 || ii >= h) continue;
@@ -153,12 +164,12 @@ static void conv3_direct(const float *x, const float *wt, const float *b, float 
               int jj = j + dj - p;
               if (jj < 0 || jj >= w) continue;
               const float *xp = x + (((size_t)bi * h + ii) * w + jj) * cin;
-              const float *wp = wt + ((size_t)di * k + dj) * cin * cout + o0;
+              const float *wp = wpad + (((size_t)di * k + dj) * cin * nsub + sb) * 16;
               for (int ci = 0; ci < cin; ci++)
-                for (int o = 0; o < nt; o++) acc[o] += xp[ci] * wp[(size_t)ci * cout + o];
+                a += xp[ci] * *(const v16 *)(wp + (size_t)ci * nsub * 16);
             }
           }
-          memcpy(yp + o0, acc, sizeof(float) * nt);
+          memcpy(yp + o, &a, sizeof(float) * nt);
         }
       }
 }

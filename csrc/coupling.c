@@ -14,23 +14,34 @@
 
 static inline float sigmoidf_(float a) { return 1.0f / (1.0f + expf(-a)); }
 
-/* log(sigmoid(a)), stable for large |a| */
-static inline float log_sigmoidf_(float a) {
-  return a >= 0 ? -log1pf(expf(-a)) : a - log1pf(expf(a));
+/* sigmoid(a) and log(sigmoid(a)) from one exp, stable for large |a| */
+static inline float sigmoid_log(float a, float *logs) {
+  float t = expf(-fabsf(a));
+  float l = log1pf(t);
+  if (a >= 0) {
+    *logs = -l;
+    return 1.0f / (1.0f + t);
+  }
+  *logs = a - l;
+  return t / (1.0f + t);
 }
+
+/* these loops spend tens of cycles per element in exp and log: worth
+ * threads at a smaller size than the memory-bound ones */
+#define GLOW_AFFINE_PAR 8192
 
 void glow_affine_forward(const float *z2, const float *hnet, float *y2, float *logdet, size_t n,
                          size_t pix, int c2) {
-#pragma omp parallel for if (n * pix * c2 > 65536)
+#pragma omp parallel for if (n * pix * c2 > GLOW_AFFINE_PAR)
   for (size_t b = 0; b < n; b++) {
     double ld = 0;
     for (size_t p = 0; p < pix; p++) {
       size_t r = b * pix + p;
       const float *h = hnet + r * 2 * c2;
       for (int k = 0; k < c2; k++) {
-        float a = h[c2 + k] + 2.0f;
-        y2[r * c2 + k] = (z2[r * c2 + k] + h[k]) * sigmoidf_(a);
-        ld += log_sigmoidf_(a);
+        float l, s = sigmoid_log(h[c2 + k] + 2.0f, &l);
+        y2[r * c2 + k] = (z2[r * c2 + k] + h[k]) * s;
+        ld += l;
       }
     }
     if (logdet) logdet[b] += (float)ld;
@@ -40,7 +51,7 @@ void glow_affine_forward(const float *z2, const float *hnet, float *y2, float *l
 void glow_affine_inverse(const float *y2, const float *hnet, float *z2, size_t n, size_t pix,
                          int c2) {
   size_t rows = n * pix;
-#pragma omp parallel for if (rows * c2 > 65536)
+#pragma omp parallel for if (rows * c2 > GLOW_AFFINE_PAR)
   for (size_t r = 0; r < rows; r++) {
     const float *h = hnet + r * 2 * c2;
     for (int k = 0; k < c2; k++)
@@ -51,7 +62,7 @@ void glow_affine_inverse(const float *y2, const float *hnet, float *z2, size_t n
 void glow_affine_backward(const float *y2, const float *hnet, const float *dy2,
                           const float *dlogdet, float *z2, float *dz2, float *dhnet, size_t n,
                           size_t pix, int c2) {
-#pragma omp parallel for if (n * pix * c2 > 65536)
+#pragma omp parallel for if (n * pix * c2 > GLOW_AFFINE_PAR)
   for (size_t b = 0; b < n; b++) {
     float dld = dlogdet ? dlogdet[b] : 0.0f;
     for (size_t p = 0; p < pix; p++) {

@@ -74,6 +74,11 @@ static void test_conv(void) {
       }
   /* a batch large enough to be cut into im2col chunks */
   conv_case(70, 16, 16, 130, 5, 3, 1);
+  /* the direct kernel: channels past the 64-wide tiles in groups of 16
+   * (37 = 16 + 16 + 5; 100 = 64 + 16 + 16 + 4), large enough for threads */
+  conv_case(3, 6, 5, 4, 37, 3, 0);
+  conv_case(2, 5, 4, 3, 100, 3, 1);
+  conv_case(16, 14, 14, 2, 4, 3, 1);
 }
 
 static void test_linalg(void) {

@@ -361,12 +361,15 @@ end
 --- The backward pass rebuilds each step's input by the inverse from the
 --- latents, so it stores no activations.
 --- Bytes the coupling networks' activations take for a batch of n when
---- stored (memory = "store"): six width-sized tensors per coupling (the
---- default network's conv, ActNorm and ReLU outputs, twice) at each level.
+--- stored (memory = "store"): per coupling its input half and output, plus,
+--- for a custom network (taken as the default network's shape, module by
+--- module), six width-sized tensors: conv, ActNorm and ReLU outputs, twice.
+--- The default network runs fused (see glow.nn.Sequential) and stores none.
 function Glow:activation_bytes(n)
   local total = 0
+  local hidden = self.config.net and 6 * self.config.width or 0
   for _, level in ipairs(self.levels) do
-    total = total + 4 * n * level.h * level.w * (6 * self.config.width + 2 * level.c) * self.config.depth
+    total = total + 4 * n * level.h * level.w * (hidden + 2 * level.c) * self.config.depth
   end
   return total
 end
