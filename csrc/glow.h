@@ -119,11 +119,15 @@ typedef struct {
 typedef struct {
   float *w1, *an1_b, *an1_s, *w2, *an2_b, *an2_s, *w3, *b3, *g3;
 } glow_net_grad;
-/* x {n,h,w,cin} -> y {n,h,w,cout} */
-int glow_net_forward(const glow_net *p, const float *x, float *y, int n, int h, int w);
-/* dx {n,h,w,cin} from dy {n,h,w,cout}; y, the forward output, may be NULL (recomputed) */
+/* x {n,h,w,cin} -> y {n,h,w,cout}; a1, a2 {n,h,w,width} (may be NULL): the two hidden
+ * activations (after each ReLU), written for a later backward */
+int glow_net_forward(const glow_net *p, const float *x, float *y, float *a1, float *a2, int n,
+                     int h, int w);
+/* dx {n,h,w,cin} from dy {n,h,w,cout}. y (the forward output) and a1, a2 (the stored hidden
+ * activations) may be NULL: then they are recomputed, a few images at a time */
 int glow_net_backward(const glow_net *p, glow_net_grad *g, const float *x, const float *y,
-                      const float *dy, float *dx, int n, int h, int w);
+                      const float *a1, const float *a2, const float *dy, float *dx, int n, int h,
+                      int w);
 
 /* ---------------------------------------------------------------- actnorm */
 /* y = (x + b) * exp(s) per channel; x, y {rows, c}; b, s {c}.

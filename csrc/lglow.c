@@ -618,19 +618,24 @@ static void net_params(lua_State *L, Tensor *x, int pidx, int fidx, glow_net *p,
   p->factor = (float)luaL_checknumber(L, fidx);
 }
 
-/* net_forward(x, params, factor) -> y */
+/* net_forward(x, params, factor [, keep]) -> y [, a1, a2]: with keep, also the two hidden
+ * activations for net_backward */
 static int l_net_forward(lua_State *L) {
   int n, h, w, cin;
   Tensor *x = lg_checkimg(L, 1, "net: input x", &n, &h, &w, &cin);
   glow_net p;
   net_params(L, x, 2, 3, &p, cin);
-  int64_t shape[4] = {n, h, w, p.cout};
+  int keep = lua_toboolean(L, 4);
+  int64_t shape[4] = {n, h, w, p.cout}, hshape[4] = {n, h, w, p.width};
   Tensor *y = lg_newt(L, 4, shape);
-  lg_checkrc(L, glow_net_forward(&p, x->data, y->data, n, h, w), "net forward");
-  return 1;
+  Tensor *a1 = keep ? lg_newt(L, 4, hshape) : NULL, *a2 = keep ? lg_newt(L, 4, hshape) : NULL;
+  lg_checkrc(L, glow_net_forward(&p, x->data, y->data, a1 ? a1->data : NULL, a2 ? a2->data : NULL,
+                                 n, h, w),
+             "net forward");
+  return keep ? 3 : 1;
 }
 
-/* net_backward(x, dy, y | nil, params, grads, factor) -> dx; the grads accumulate */
+/* net_backward(x, dy, y | nil, params, grads, factor [, a1, a2]) -> dx; the grads accumulate */
 static int l_net_backward(lua_State *L) {
   int n, h, w, cin;
   Tensor *x = lg_checkimg(L, 1, "net backward: input x", &n, &h, &w, &cin);
@@ -643,10 +648,15 @@ static int l_net_backward(lua_State *L) {
   int64_t out = (int64_t)n * h * w * p.cout;
   lg_neednumel(L, dy, out, "net backward: dy");
   if (y) lg_neednumel(L, y, out, "net backward: y");
+  Tensor *a1 = lg_optt(L, 7), *a2 = lg_optt(L, 8);
+  if (a1) lg_neednumel(L, a1, (int64_t)n * h * w * p.width, "net backward: a1");
+  if (a2) lg_neednumel(L, a2, (int64_t)n * h * w * p.width, "net backward: a2");
   glow_net_grad gr = {g[0]->data, g[1]->data, g[2]->data, g[3]->data, g[4]->data,
                       g[5]->data, g[6]->data, g[7]->data, g[8]->data};
   Tensor *dx = lg_newlike(L, x);
-  lg_checkrc(L, glow_net_backward(&p, &gr, x->data, y ? y->data : NULL, dy->data, dx->data, n, h, w),
+  lg_checkrc(L, glow_net_backward(&p, &gr, x->data, y ? y->data : NULL,
+                                   a1 ? a1->data : NULL, a2 ? a2->data : NULL, dy->data,
+                                   dx->data, n, h, w),
              "net backward");
   return 1;
 }

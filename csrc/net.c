@@ -10,8 +10,9 @@
  * so results depend on the thread count only. OpenBLAS runs single-threaded
  * inside the parallel region.
  *
- * Backward recomputes the forward activations of each chunk instead of
- * storing them: the network then needs no memory that grows with the batch
+ * Forward can write the two hidden activations out for backward to use
+ * (memory = "store"); without them backward recomputes each chunk's
+ * activations, and the network needs no memory that grows with the batch
  * beyond its input, output and gradients.
  */
 #include "glow.h"
@@ -62,7 +63,8 @@ static int out_layer(const glow_net *p, const float *a2, float *y, int nb, int h
   return GLOW_OK;
 }
 
-int glow_net_forward(const glow_net *p, const float *x, float *y, int n, int h, int w) {
+int glow_net_forward(const glow_net *p, const float *x, float *y, float *a1s, float *a2s, int n,
+                     int h, int w) {
   if (n <= 0) return GLOW_OK;
   size_t pix = (size_t)h * w;
   int chunk = chunk_of(p, h, w), nt = threads_for(n), err = GLOW_OK;
@@ -75,12 +77,14 @@ int glow_net_forward(const glow_net *p, const float *x, float *y, int n, int h, 
 #endif
     int i0 = (int)((long)n * t / tn), i1 = (int)((long)n * (t + 1) / tn);
     size_t cap = (size_t)chunk * pix * p->width;
-    float *a1 = glow_alloc_uninit(cap), *a2 = glow_alloc_uninit(cap);
-    int rc = a1 && a2 ? GLOW_OK : GLOW_ENOMEM;
+    float *a1 = a1s ? NULL : glow_alloc_uninit(cap), *a2 = a2s ? NULL : glow_alloc_uninit(cap);
+    int rc = (a1s || a1) && (a2s || a2) ? GLOW_OK : GLOW_ENOMEM;
     for (int b0 = i0; b0 < i1 && !rc; b0 += chunk) {
       int nb = i1 - b0 < chunk ? i1 - b0 : chunk;
-      rc = hidden(p, x + (size_t)b0 * pix * p->cin, a1, a2, nb, h, w);
-      if (!rc) rc = out_layer(p, a2, y + (size_t)b0 * pix * p->cout, nb, h, w);
+      size_t oa = (size_t)b0 * pix * p->width;
+      float *c1 = a1s ? a1s + oa : a1, *c2 = a2s ? a2s + oa : a2;
+      rc = hidden(p, x + (size_t)b0 * pix * p->cin, c1, c2, nb, h, w);
+      if (!rc) rc = out_layer(p, c2, y + (size_t)b0 * pix * p->cout, nb, h, w);
     }
     glow_free(a1);
     glow_free(a2);
@@ -126,11 +130,11 @@ static void an_relu_back(const float *a, const float *s, const float *da, float 
 
 static int backward_chunk(const glow_net *p, const layout *l, float *g, const float *x,
                           const float *y, const float *dy, float *dx, int nb, int h, int w,
-                          float *a1, float *a2, float *da, float *dp, float *yb, double *s1,
-                          double *s2) {
+                          float *a1, float *a2, int stored, float *da, float *dp, float *yb,
+                          double *s1, double *s2) {
   size_t rows = (size_t)nb * h * w;
   int wd = p->width, co = p->cout;
-  int rc = hidden(p, x, a1, a2, nb, h, w);
+  int rc = stored ? GLOW_OK : hidden(p, x, a1, a2, nb, h, w);
   if (rc) return rc;
   if (!y) {
     rc = out_layer(p, a2, yb, nb, h, w);
@@ -154,10 +158,11 @@ static int backward_chunk(const glow_net *p, const layout *l, float *g, const fl
 }
 
 int glow_net_backward(const glow_net *p, glow_net_grad *gr, const float *x, const float *y,
-                      const float *dy, float *dx, int n, int h, int w) {
+                      const float *a1s, const float *a2s, const float *dy, float *dx, int n, int h,
+                      int w) {
   if (n <= 0) return GLOW_OK;
   size_t pix = (size_t)h * w;
-  int chunk = chunk_of(p, h, w), nt = threads_for(n), err = GLOW_OK;
+  int chunk = chunk_of(p, h, w), nt = threads_for(n), err = GLOW_OK, stored = a1s && a2s;
   layout l = layout_of(p);
   float *gall = glow_alloc(l.total * (size_t)nt); /* zeroed: one gradient copy per thread */
   if (!gall) return GLOW_ENOMEM;
@@ -173,16 +178,19 @@ int glow_net_backward(const glow_net *p, glow_net_grad *gr, const float *x, cons
     int i0 = (int)((long)n * t / tn), i1 = (int)((long)n * (t + 1) / tn);
     size_t cap = (size_t)chunk * pix * p->width;
     int wide = p->width > p->cout ? p->width : p->cout;
-    float *a1 = glow_alloc_uninit(cap), *a2 = glow_alloc_uninit(cap);
+    float *a1 = stored ? NULL : glow_alloc_uninit(cap), *a2 = stored ? NULL : glow_alloc_uninit(cap);
     float *da = glow_alloc_uninit(cap), *dp = glow_alloc_uninit((size_t)chunk * pix * wide);
     float *yb = y ? NULL : glow_alloc_uninit((size_t)chunk * pix * p->cout);
     double *s1 = malloc(sizeof(double) * wide), *s2 = malloc(sizeof(double) * wide);
-    int rc = a1 && a2 && da && dp && (y || yb) && s1 && s2 ? GLOW_OK : GLOW_ENOMEM;
+    int rc = (stored || (a1 && a2)) && da && dp && (y || yb) && s1 && s2 ? GLOW_OK : GLOW_ENOMEM;
     for (int b0 = i0; b0 < i1 && !rc; b0 += chunk) {
       int nb = i1 - b0 < chunk ? i1 - b0 : chunk;
       size_t ox = (size_t)b0 * pix * p->cin, oy = (size_t)b0 * pix * p->cout;
+      size_t oa = (size_t)b0 * pix * p->width;
+      /* stored activations are only read (backward_chunk writes them when not stored) */
+      float *c1 = stored ? (float *)(a1s + oa) : a1, *c2 = stored ? (float *)(a2s + oa) : a2;
       rc = backward_chunk(p, &l, gall + l.total * t, x + ox, y ? y + oy : NULL, dy + oy, dx + ox,
-                          nb, h, w, a1, a2, da, dp, yb, s1, s2);
+                          nb, h, w, c1, c2, stored, da, dp, yb, s1, s2);
     }
     glow_free(a1);
     glow_free(a2);

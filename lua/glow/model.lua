@@ -361,13 +361,14 @@ end
 --- The backward pass rebuilds each step's input by the inverse from the
 --- latents, so it stores no activations.
 --- Bytes the coupling networks' activations take for a batch of n when
---- stored (memory = "store"): per coupling its input half and output, plus,
---- for a custom network (taken as the default network's shape, module by
---- module), six width-sized tensors: conv, ActNorm and ReLU outputs, twice.
---- The default network runs fused (see glow.nn.Sequential) and stores none.
+--- stored (memory = "store"): per coupling its input half and output, plus
+--- two width-sized tensors for the default network (fused, see
+--- glow.nn.Sequential: the outputs of its two ReLUs), or six for a custom
+--- one (taken as the default's shape run module by module: conv, ActNorm
+--- and ReLU outputs, twice).
 function Glow:activation_bytes(n)
   local total = 0
-  local hidden = self.config.net and 6 * self.config.width or 0
+  local hidden = (self.config.net and 6 or 2) * self.config.width
   for _, level in ipairs(self.levels) do
     total = total + 4 * n * level.h * level.w * (hidden + 2 * level.c) * self.config.depth
   end

@@ -148,7 +148,8 @@ end
 --- The default coupling network (Conv2d 3x3 without bias, ActNorm, ReLU,
 --- Conv2d 1x1 without bias, ActNorm, ReLU, ZeroConv2d) runs as one fused C
 --- kernel once its ActNorms are initialized: a few images at a time through
---- all seven, in cache, with the backward recomputing the activations.
+--- all seven, in cache. forward(x, true) keeps the two hidden activations
+--- for backward; otherwise backward recomputes them, chunk by chunk.
 --- Setting seq.fuse = false keeps it on the module-by-module path.
 local function fused_net(self, x)
   local ch = self.children
@@ -178,8 +179,8 @@ end
 function Sequential:forward(x, keep)
   local ps, _, factor = fused_net(self, x)
   if ps then
-    local y = core.net_forward(x, ps, factor)
-    self._cache = keep and { x, y = y } or nil
+    local y, a1, a2 = core.net_forward(x, ps, factor, keep)
+    self._cache = keep and { x, y = y, a1 = a1, a2 = a2 } or nil
     return y
   end
   local ch = self.children
@@ -206,7 +207,8 @@ function Sequential:backward(x, dy)
   if ps then
     local c = self._cache
     self._cache = nil
-    return core.net_backward(x, dy, c and rawequal(c[1], x) and c.y or nil, ps, gs, factor)
+    if not (c and rawequal(c[1], x)) then c = {} end
+    return core.net_backward(x, dy, c.y, ps, gs, factor, c.a1, c.a2)
   end
   local acts = self._cache
   if not acts or not rawequal(acts[1], x) then
