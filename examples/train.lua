@@ -3,7 +3,8 @@
 ---
 ---   lua5.4 examples/train.lua [--epochs 1] [--batch 64] [--lr 1e-3] [--warmup 200]
 ---       [--levels 2] [--depth 8] [--width 128] [--coupling affine] [--permutation invconv_lu]
----       [--optimizer adam] [--schedule cosine|constant] [--clip 100] [--polyak 0.999]
+---       [--optimizer adam] [--schedule cosine|constant|wsd] [--decay-frac 0.2] [--clip 100]
+---       [--polyak 0.999]
 ---       [--seed 0] [--n-bits 8]
 ---       [--data fashion-mnist|cifar10|images] [--data-dir DIR] [--out DIR]
 ---       [--checkpoint-every N] [--resume CHECKPOINT] [--temperature 0.7] [--max-steps N]
@@ -16,7 +17,7 @@ io.stdout:setvbuf("line")
 local defaults = {
   epochs = 1, batch = 64, lr = 1e-3, warmup = 200, levels = 2, depth = 8, width = 128,
   coupling = "affine", permutation = "invconv_lu", optimizer = "adam", clip = 100, polyak = 0.999,
-  schedule = "cosine",
+  schedule = "cosine", ["decay-frac"] = 0.2,
   seed = 0, ["n-bits"] = 8, data = "fashion-mnist", ["data-dir"] = false, out = "out",
   ["checkpoint-every"] = 0, resume = false, temperature = 0.7, ["max-steps"] = 0,
   ["eval-limit"] = 0, ["no-progress"] = false, ["no-learn-top"] = false,
@@ -94,7 +95,9 @@ print(string.format("glow: %d train / %d test images %s; OpenBLAS kernel %s, %d 
 local t0 = glow.core.now()
 local result = glow.train.run {
   model = model, train = train, test = test, epochs = opts.epochs, batch = opts.batch, lr = opts.lr,
-  warmup = opts.warmup, schedule = opts.schedule, optimizer = opts.optimizer, clip = opts.clip > 0 and opts.clip or nil,
+  warmup = opts.warmup, schedule = opts.schedule, optimizer = opts.optimizer,
+  decay_frac = opts.schedule == "wsd" and opts["decay-frac"] or nil,
+  clip = opts.clip > 0 and opts.clip or nil,
   polyak = opts.polyak > 0 and opts.polyak or nil, seed = opts.seed,
   log = opts.out .. "/log.csv", checkpoint = ckpt,
   checkpoint_every = opts["checkpoint-every"] > 0 and opts["checkpoint-every"] or nil,

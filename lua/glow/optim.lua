@@ -33,6 +33,19 @@ function schedules.cosine(total, min_frac)
   end
 end
 
+--- Hold 1, then cool down over the last decay_frac of total steps as
+--- 1 - sqrt(progress) to min_frac ("warmup-stable-decay" once chained
+--- after a warmup): most steps run at the full rate, the cooldown anneals.
+function schedules.wsd(total, decay_frac, min_frac)
+  decay_frac, min_frac = decay_frac or 0.2, min_frac or 0
+  local start = total * (1 - decay_frac)
+  return function(step)
+    if step <= start then return 1 end
+    local t = math.min(1, (step - start) / (total - start))
+    return min_frac + (1 - min_frac) * (1 - math.sqrt(t))
+  end
+end
+
 --- Linear warmup over n steps, then `after` counted from the end of the warmup.
 function schedules.chain(n, after)
   return function(step)
@@ -58,13 +71,20 @@ local function build_schedule(o)
   if type(s) == "function" then after = s
   elseif s == "constant" then after = schedules.constant()
   elseif s == "step" then after = schedules.step(o.step_size or 10000, o.gamma or 0.5)
-  elseif s == "cosine" then
+  elseif s == "cosine" or s == "wsd" then
     if not o.total_steps or o.total_steps <= (o.warmup or 0) then
-      error("optim: schedule \"cosine\" needs total_steps larger than warmup", 0)
+      error("optim: schedule \"" .. s .. "\" needs total_steps larger than warmup", 0)
     end
-    after = schedules.cosine(o.total_steps - (o.warmup or 0), o.min_lr_frac or 0)
+    local n = o.total_steps - (o.warmup or 0)
+    if s == "cosine" then after = schedules.cosine(n, o.min_lr_frac or 0)
+    else
+      if o.decay_frac ~= nil and (type(o.decay_frac) ~= "number" or not (o.decay_frac > 0 and o.decay_frac <= 1)) then
+        error("optim: decay_frac must be in (0, 1], got " .. tostring(o.decay_frac), 0)
+      end
+      after = schedules.wsd(n, o.decay_frac, o.min_lr_frac or 0)
+    end
   else
-    error("optim: unknown schedule '" .. tostring(s) .. "' (constant, step, cosine, or a function)", 0)
+    error("optim: unknown schedule '" .. tostring(s) .. "' (constant, step, cosine, wsd, or a function)", 0)
   end
   local w = o.warmup or 0
   if w > 0 then return schedules.chain(w, after) end
@@ -76,7 +96,8 @@ local Optimizer = util.class("Optimizer")
 optim.Optimizer = Optimizer
 
 local COMMON = { lr = true, weight_decay = true, clip = true, warmup = true, schedule = true,
-  step_size = true, gamma = true, total_steps = true, min_lr_frac = true, polyak = true }
+  step_size = true, gamma = true, total_steps = true, min_lr_frac = true, decay_frac = true,
+  polyak = true }
 
 local KINDS = {
   sgd = { momentum = true, nesterov = true },

@@ -17,6 +17,7 @@ local train = {}
 local OPTIONS = {
   model = true, train = true, test = true, epochs = true, batch = true, optimizer = true, lr = true,
   warmup = true, schedule = true, step_size = true, gamma = true, min_lr_frac = true, clip = true,
+  decay_frac = true,
   weight_decay = true, polyak = true, betas = true, momentum = true, seed = true, init_size = true,
   log = true, checkpoint = true, checkpoint_every = true, eval = true, eval_batch = true,
   eval_limit = true, progress = true, max_steps = true, resume = true, max_skipped = true,
@@ -75,7 +76,8 @@ end
 local function make_optimizer(o, model, total_steps)
   local kind = o.optimizer or "adam"
   local opts = { lr = o.lr or 1e-3, warmup = o.warmup, schedule = o.schedule, step_size = o.step_size,
-    gamma = o.gamma, min_lr_frac = o.min_lr_frac, clip = o.clip, weight_decay = o.weight_decay,
+    gamma = o.gamma, min_lr_frac = o.min_lr_frac, decay_frac = o.decay_frac, clip = o.clip,
+    weight_decay = o.weight_decay,
     polyak = o.polyak, total_steps = total_steps }
   if kind == "adam" or kind == "adamax" then opts.betas = o.betas
   elseif kind == "sgd" then opts.momentum = o.momentum
@@ -114,7 +116,8 @@ function train.run(o)
   -- run continues the same one; resuming with different settings is refused
   local settings = { batch = batch, seed = seed, epochs = epochs, optimizer = o.optimizer or "adam",
     lr = o.lr or 1e-3, warmup = o.warmup or 0, schedule = type(o.schedule) == "string" and o.schedule or nil,
-    clip = o.clip or 0, polyak = o.polyak or 0, weight_decay = o.weight_decay or 0 }
+    clip = o.clip or 0, polyak = o.polyak or 0, weight_decay = o.weight_decay or 0,
+    decay_frac = o.decay_frac }
   local state = { epoch = 1, batch = 1, step = 0, seed = seed, wall = 0, settings = settings }
   local resumed = o.resume and true or false
   if o.checkpoint then -- refuse an unwritable checkpoint path before any work
@@ -131,9 +134,10 @@ function train.run(o)
       error("glow.train.run: resume needs a model from glow.load(checkpoint) with trainer state", 0)
     end
     local saved = info.trainer.settings or {}
+    local decays = settings.schedule == "cosine" or settings.schedule == "wsd"
     for k, v in pairs(settings) do
       -- the epoch count may grow on resume unless the schedule decays over it
-      if saved[k] ~= nil and saved[k] ~= v and (k ~= "epochs" or settings.schedule == "cosine") then
+      if saved[k] ~= nil and saved[k] ~= v and (k ~= "epochs" or decays) then
         error(string.format("glow.train.run: the checkpoint was trained with %s = %s; resuming with %s "
           .. "would not continue the same run", k, tostring(saved[k]), tostring(v)), 0)
       end
