@@ -232,8 +232,10 @@ static void bias_grad(const float *dy, float *db, size_t rows, int cout) {
 int glow_conv2d_backward(const float *x, const float *wt, const float *dy, float *dx, float *dwt,
                          float *db, int n, int h, int w, int cin, int cout, int k) {
   size_t pix = (size_t)h * w, rows = (size_t)n * pix;
-  if (db) bias_grad(dy, db, rows, cout);
+  /* the bias gradient is added once nothing can fail any more (no partial
+   * accumulation on an allocation failure) */
   if (k == 1) {
+    if (db) bias_grad(dy, db, rows, cout);
     if (dwt) glow_sgemm(1, 0, cin, cout, (int)rows, 1.0f, x, cin, dy, cout, 1.0f, dwt, cout);
     if (dx) glow_sgemm(0, 1, (int)rows, cin, cout, 1.0f, dy, cout, wt, cout, 0.0f, dx, cin);
     return GLOW_OK;
@@ -243,6 +245,7 @@ int glow_conv2d_backward(const float *x, const float *wt, const float *dy, float
     int chunk = chunk_images(n, h, w, cin, k);
     float *col = glow_alloc_uninit((size_t)chunk * pix * kk);
     if (!col) return GLOW_ENOMEM;
+    if (db) bias_grad(dy, db, rows, cout);
     for (int b0 = 0; b0 < n; b0 += chunk) {
       int nb = n - b0 < chunk ? n - b0 : chunk;
       int m = (int)(nb * pix);
@@ -271,6 +274,7 @@ int glow_conv2d_backward(const float *x, const float *wt, const float *dy, float
     glow_free(dwf);
     return GLOW_ENOMEM;
   }
+  if (db) bias_grad(dy, db, rows, cout);
   for (int b0 = 0; b0 < n; b0 += chunk) {
     int nb = n - b0 < chunk ? n - b0 : chunk;
     int m = (int)(nb * pix);

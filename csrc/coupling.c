@@ -12,9 +12,15 @@
 
 #include <math.h>
 
-static inline float sigmoidf_(float a) { return 1.0f / (1.0f + expf(-a)); }
+/* sigmoid(a) from exp(-|a|): no overflow for large |a|. The forward, the
+ * inverse and the backward all use this one formula, so the inverse undoes
+ * exactly the scale the forward applied. */
+static inline float sigmoidf_(float a) {
+  float t = expf(-fabsf(a));
+  return a >= 0 ? 1.0f / (1.0f + t) : t / (1.0f + t);
+}
 
-/* sigmoid(a) and log(sigmoid(a)) from one exp, stable for large |a| */
+/* sigmoid(a) and log(sigmoid(a)) from one exp */
 static inline float sigmoid_log(float a, float *logs) {
   float t = expf(-fabsf(a));
   float l = log1pf(t);

@@ -606,6 +606,10 @@ static void net_params(lua_State *L, Tensor *x, int pidx, int fidx, glow_net *p,
   p->cin = cin;
   p->width = (int)t[0]->shape[3];
   p->cout = (int)t[6]->shape[3];
+  if (cin < 1 || p->width < 1 || p->cout < 1 || cin > MAXCHAN || p->width > MAXCHAN ||
+      p->cout > MAXCHAN)
+    lg_fail(L, "net: channels must be in 1..%d (input %d, width %d, output %d)", MAXCHAN, cin,
+            p->width, p->cout);
   if (t[0]->shape[2] != cin) {
     char b[64];
     lg_fail(L, "net: input x %s has %d channels, the conv3x3 weight expects %d",

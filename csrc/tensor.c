@@ -134,14 +134,16 @@ static void reduce_rows(const float *restrict a, const float *restrict m, int ma
 
 void glow_channel_reduce(const float *a, const float *m, int mask, const float *scale, float *out,
                          double *s1, double *s2, size_t rows, int c) {
-  if (!m) s2 = NULL;
   for (int k = 0; k < c; k++) {
     if (s1) s1[k] = 0;
     if (s2) s2[k] = 0;
   }
+  if (!m) s2 = NULL; /* (zeroed above, as promised) */
   int nt = 1;
 #ifdef _OPENMP
-  if (rows * (size_t)c > 65536 && rows > 1) nt = omp_get_max_threads();
+  /* inside a parallel region (the fused network's threads) it runs on the
+   * calling thread */
+  if (rows * (size_t)c > 65536 && rows > 1 && !omp_in_parallel()) nt = omp_get_max_threads();
 #endif
   if (nt > (int)rows) nt = (int)rows;
   double *part = nt > 1 ? calloc(2 * (size_t)c * nt, sizeof(double)) : NULL;

@@ -190,4 +190,21 @@ describe("nn.Sequential", function()
       end
     end
   end)
+
+  it("backpropagates correctly when the path changes between forward and backward", function()
+    local s = nn.Sequential { nn.Conv2d(2, 16, 3, { seed = 1 }), nn.ActNorm(16), nn.ReLU(),
+      nn.Conv2d(16, 16, 1, { seed = 2 }), nn.ActNorm(16), nn.ReLU(), nn.ZeroConv2d(16, 4) }
+    local x = H.data({ 2, 5, 5, 2 }, 3)
+    local dy = glow.randn({ 2, 5, 5, 4 }, 4, 1)
+    glow.Flow.initialize(s, x)
+    H.perturb(s, 0.1, 5)
+    s.fuse = false
+    local want = s:backward(x, dy)
+    for _, first in ipairs { true, false } do
+      s.fuse = first
+      s:forward(x, true)
+      s.fuse = not first
+      assert.tensor_near(want, s:backward(x, dy), 1e-5)
+    end
+  end)
 end)

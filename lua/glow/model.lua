@@ -363,12 +363,12 @@ end
 --- Bytes the coupling networks' activations take for a batch of n when
 --- stored (memory = "store"): per coupling its input half and output, plus
 --- two width-sized tensors for the default network (fused, see
---- glow.nn.Sequential: the outputs of its two ReLUs), or six for a custom
---- one (taken as the default's shape run module by module: conv, ActNorm
---- and ReLU outputs, twice).
+--- glow.nn.Sequential: the outputs of its two ReLUs), or four for a custom
+--- one (taken as the default's shape run module by module: each conv output
+--- and each fused ActNorm+ReLU output).
 function Glow:activation_bytes(n)
   local total = 0
-  local hidden = (self.config.net and 6 or 2) * self.config.width
+  local hidden = (self.config.net and 4 or 2) * self.config.width
   for _, level in ipairs(self.levels) do
     total = total + 4 * n * level.h * level.w * (hidden + 2 * level.c) * self.config.depth
   end
@@ -390,7 +390,10 @@ local function set_store(self, on, store)
     if m.net then
       m.store_next = (on and store) or nil
       m.keep_input = on or nil
-      if on == nil then m._stored, m._z2 = nil, nil end
+      if on == nil then
+        m._stored, m._z2 = nil, nil
+        if type(m.net) == "table" then m.net._cache = nil end
+      end
     end
   end)
 end

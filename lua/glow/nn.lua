@@ -132,7 +132,6 @@ function Sequential.new(mods)
 end
 
 function Sequential:add(m, name)
-  self._fusable = nil
   self.children[#self.children + 1] = { name = name or tostring(#self.children + 1), module = m }
   return self
 end
@@ -153,18 +152,17 @@ end
 --- Setting seq.fuse = false keeps it on the module-by-module path.
 local function fused_net(self, x)
   local ch = self.children
-  if self.fuse == false then return nil end
-  if self._fusable == nil then
-    local m = {}
-    for i, c in ipairs(ch) do m[i] = c.module end
-    local function is(i, cls) return getmetatable(m[i]) == cls end
-    self._fusable = #m == 7 and is(1, Conv2d) and m[1].k == 3 and not m[1].bias
-      and is(2, ActNorm) and is(3, ReLU) and is(4, Conv2d) and m[4].k == 1 and not m[4].bias
-      and is(5, ActNorm) and is(6, ReLU) and is(7, ZeroConv2d)
-      and m[2].c == m[1].cout and m[4].cin == m[1].cout and m[4].cout == m[1].cout
-      and m[5].c == m[1].cout and m[7].cin == m[1].cout
-  end
-  if not (self._fusable and ch[2].module.initialized and ch[5].module.initialized) then return nil end
+  if self.fuse == false or #ch ~= 7 then return nil end
+  -- checked on every call (children may be replaced in place)
+  local m = {}
+  for i, c in ipairs(ch) do m[i] = c.module end
+  local function is(i, cls) return getmetatable(m[i]) == cls end
+  local fusable = is(1, Conv2d) and m[1].k == 3 and not m[1].bias
+    and is(2, ActNorm) and is(3, ReLU) and is(4, Conv2d) and m[4].k == 1 and not m[4].bias
+    and is(5, ActNorm) and is(6, ReLU) and is(7, ZeroConv2d)
+    and m[2].c == m[1].cout and m[4].cin == m[1].cout and m[4].cout == m[1].cout
+    and m[5].c == m[1].cout and m[7].cin == m[1].cout
+  if not (fusable and m[2].initialized and m[5].initialized) then return nil end
   -- anything unexpected takes the general path, which names the problem
   local shape, ws = x:shape(), ch[1].module.weight:shape()
   if #shape ~= 4 or #ws ~= 4 or shape[4] ~= ws[3] then return nil end
@@ -180,7 +178,7 @@ function Sequential:forward(x, keep)
   local ps, _, factor = fused_net(self, x)
   if ps then
     local y, a1, a2 = core.net_forward(x, ps, factor, keep)
-    self._cache = keep and { x, y = y, a1 = a1, a2 = a2 } or nil
+    self._cache = keep and { x, fused = true, y = y, a1 = a1, a2 = a2 } or nil
     return y
   end
   local ch = self.children
@@ -207,11 +205,11 @@ function Sequential:backward(x, dy)
   if ps then
     local c = self._cache
     self._cache = nil
-    if not (c and rawequal(c[1], x)) then c = {} end
+    if not (c and c.fused and rawequal(c[1], x)) then c = {} end
     return core.net_backward(x, dy, c.y, ps, gs, factor, c.a1, c.a2)
   end
   local acts = self._cache
-  if not acts or not rawequal(acts[1], x) then
+  if not acts or acts.fused or not rawequal(acts[1], x) then
     self:forward(x, true)
     acts = self._cache
   end
