@@ -3,7 +3,7 @@
 ---
 ---   lua5.4 examples/train.lua [--epochs 1] [--batch 64] [--lr 1e-3] [--warmup 200]
 ---       [--levels 2] [--depth 8] [--width 128] [--coupling affine] [--permutation invconv_lu]
----       [--optimizer adam] [--schedule cosine|constant|wsd] [--decay-frac 0.2] [--clip 100]
+---       [--optimizer adam] [--schedule cosine|linear|wsd|constant] [--decay-frac 0.2] [--clip 100]
 ---       [--polyak 0.999]
 ---       [--seed 0] [--n-bits 8]
 ---       [--data fashion-mnist|cifar10|images] [--data-dir DIR] [--out DIR]

@@ -33,6 +33,12 @@ function schedules.cosine(total, min_frac)
   end
 end
 
+--- Linear decay from 1 to min_frac over total steps, then min_frac.
+function schedules.linear(total, min_frac)
+  min_frac = min_frac or 0
+  return function(step) return min_frac + (1 - min_frac) * (1 - math.min(step, total) / total) end
+end
+
 --- Hold 1, then cool down over the last decay_frac of total steps as
 --- 1 - sqrt(progress) to min_frac ("warmup-stable-decay" once chained
 --- after a warmup): most steps run at the full rate, the cooldown anneals.
@@ -71,12 +77,13 @@ local function build_schedule(o)
   if type(s) == "function" then after = s
   elseif s == "constant" then after = schedules.constant()
   elseif s == "step" then after = schedules.step(o.step_size or 10000, o.gamma or 0.5)
-  elseif s == "cosine" or s == "wsd" then
+  elseif s == "cosine" or s == "wsd" or s == "linear" then
     if not o.total_steps or o.total_steps <= (o.warmup or 0) then
       error("optim: schedule \"" .. s .. "\" needs total_steps larger than warmup", 0)
     end
     local n = o.total_steps - (o.warmup or 0)
     if s == "cosine" then after = schedules.cosine(n, o.min_lr_frac or 0)
+    elseif s == "linear" then after = schedules.linear(n, o.min_lr_frac or 0)
     else
       if o.decay_frac ~= nil and (type(o.decay_frac) ~= "number" or not (o.decay_frac > 0 and o.decay_frac <= 1)) then
         error("optim: decay_frac must be in (0, 1], got " .. tostring(o.decay_frac), 0)
@@ -84,7 +91,7 @@ local function build_schedule(o)
       after = schedules.wsd(n, o.decay_frac, o.min_lr_frac or 0)
     end
   else
-    error("optim: unknown schedule '" .. tostring(s) .. "' (constant, step, cosine, wsd, or a function)", 0)
+    error("optim: unknown schedule '" .. tostring(s) .. "' (constant, step, cosine, linear, wsd, or a function)", 0)
   end
   local w = o.warmup or 0
   if w > 0 then return schedules.chain(w, after) end

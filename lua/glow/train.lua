@@ -134,7 +134,7 @@ function train.run(o)
       error("glow.train.run: resume needs a model from glow.load(checkpoint) with trainer state", 0)
     end
     local saved = info.trainer.settings or {}
-    local decays = settings.schedule == "cosine" or settings.schedule == "wsd"
+    local decays = ({ cosine = true, linear = true, wsd = true })[settings.schedule]
     for k, v in pairs(settings) do
       -- the epoch count may grow on resume unless the schedule decays over it
       if saved[k] ~= nil and saved[k] ~= v and (k ~= "epochs" or decays) then
