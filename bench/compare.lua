@@ -6,34 +6,11 @@
 ---
 ---   lua5.4 bench/compare.lua [--reps 3] [--steps 5] [--configs fmnist-small,cifar-k8,cifar-paper]
 ---   (run by bench/compare.sh, which sets the paths)
-local json = require "glow.json"
+local bench = require "bench_util"
+local run, median = bench.run, bench.median
 
-local opts = { reps = 3, steps = 5, configs = "fmnist-small,cifar-k8,cifar-paper", threads = 2 }
-local i = 1
-while i <= #arg do
-  local k = arg[i]:match("^%-%-(.+)$")
-  if not k or opts[k] == nil then error("compare.lua: unknown option " .. tostring(arg[i]), 0) end
-  opts[k] = tonumber(arg[i + 1]) or arg[i + 1]
-  i = i + 2
-end
-
-local function run(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1"))
-  local out = p:read("a")
-  local ok = p:close()
-  local line = out:match("(%b{})%s*$")
-  local v = line and json.decode(line)
-  if not ok or not v then error("compare.lua: `" .. cmd .. "` failed:\n" .. out, 0) end
-  return v
-end
-
-local function median(t)
-  local s = {}
-  for k, v in ipairs(t) do s[k] = v end
-  table.sort(s)
-  local n = #s
-  return n % 2 == 1 and s[(n + 1) // 2] or (s[n // 2] + s[n // 2 + 1]) / 2
-end
+local opts = bench.options("compare.lua", { reps = 3, steps = 5,
+  configs = "fmnist-small,cifar-k8,cifar-paper", threads = 2 }, arg)
 
 local env = string.format("OMP_NUM_THREADS=%d", opts.threads)
 local peak = {}

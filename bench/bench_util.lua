@@ -1,0 +1,41 @@
+--- What the side-by-side benchmark scripts share: option parsing, running
+--- one measurement (a command that ends by printing one JSON line), medians.
+local json = require "glow.json"
+
+local util = {}
+
+--- Options "--name value" over the defaults (numbers stay numbers); an
+--- unknown name is an error naming the script.
+function util.options(script, defaults, argv)
+  local opts = {}
+  for k, v in pairs(defaults) do opts[k] = v end
+  local i = 1
+  while i <= #argv do
+    local k = argv[i]:match("^%-%-(.+)$")
+    if not k or opts[k] == nil then error(script .. ": unknown option " .. tostring(argv[i]), 0) end
+    opts[k] = tonumber(argv[i + 1]) or argv[i + 1]
+    i = i + 2
+  end
+  return opts
+end
+
+--- Run a shell command and decode the JSON line it printed last.
+function util.run(cmd)
+  local p = assert(io.popen(cmd .. " 2>&1"))
+  local out = p:read("a")
+  local ok = p:close()
+  local line = out:match("(%b{})%s*$")
+  local v = line and json.decode(line)
+  if not ok or not v then error("`" .. cmd .. "` failed:\n" .. out, 0) end
+  return v
+end
+
+function util.median(t)
+  local s = {}
+  for k, v in ipairs(t) do s[k] = v end
+  table.sort(s)
+  local n = #s
+  return n % 2 == 1 and s[(n + 1) // 2] or (s[n // 2] + s[n // 2 + 1]) / 2
+end
+
+return util
