@@ -3,7 +3,7 @@
 ---
 ---   lua5.4 examples/train.lua [--epochs 1] [--batch 64] [--lr 1e-3] [--warmup 200]
 ---       [--levels 2] [--depth 8] [--width 128] [--coupling affine] [--permutation invconv_lu]
----       [--optimizer adam] [--schedule cosine|linear|wsd|constant] [--decay-frac 0.2] [--clip 100]
+---       [--optimizer adam] [--schedule wsd|cosine|linear|constant] [--decay-frac 0.2] [--clip 100]
 ---       [--polyak 0.999]
 ---       [--seed 0] [--n-bits 8]
 ---       [--data fashion-mnist|cifar10|images] [--data-dir DIR] [--out DIR]
@@ -17,7 +17,7 @@ io.stdout:setvbuf("line")
 local defaults = {
   epochs = 1, batch = 64, lr = 1e-3, warmup = 200, levels = 2, depth = 8, width = 128,
   coupling = "affine", permutation = "invconv_lu", optimizer = "adam", clip = 100, polyak = 0.999,
-  schedule = "cosine", ["decay-frac"] = 0.2,
+  schedule = "wsd", ["decay-frac"] = 0.2,
   seed = 0, ["n-bits"] = 8, data = "fashion-mnist", ["data-dir"] = false, out = "out",
   ["checkpoint-every"] = 0, resume = false, temperature = 0.7, ["max-steps"] = 0,
   ["eval-limit"] = 0, ["no-progress"] = false, ["no-learn-top"] = false,
