@@ -1,7 +1,7 @@
 --- The glow side of bench/compare.sh: times one configuration's training
 --- step, encode or sample, and prints one JSON line like bench/torch_glow.py.
 ---
----   lua5.4 bench/glow_bench.lua fmnist-small train 5
+---   lua5.4 bench/glow_bench.lua fmnist-small train 5 [depth=N] [memory=store|reversible|auto]
 ---   lua5.4 bench/glow_bench.lua sgemm 2048 3     -- a square sgemm's GFLOP/s
 local glow = require "glow"
 local json = require "glow.json"
@@ -64,9 +64,17 @@ end
 
 local name, steps = what, tonumber(arg3) or 5
 local cfg = assert(CONFIGS[name], "unknown config " .. tostring(name))
+local over = {}
+for i = 4, #arg do
+  local k, v = arg[i]:match("^(%w+)=(%w+)$")
+  if k ~= "depth" and k ~= "memory" then error("glow_bench: unknown setting " .. arg[i], 0) end
+  over[k] = tonumber(v) or v
+end
+cfg.depth = over.depth or cfg.depth
 local mode = arg2 or "train"
 local n = cfg.batch
-local model = glow.Glow { shape = cfg.shape, levels = cfg.levels, depth = cfg.depth, width = cfg.width }
+local model = glow.Glow { shape = cfg.shape, levels = cfg.levels, depth = cfg.depth, width = cfg.width,
+  memory = over.memory }
 local s = cfg.shape
 local x = glow.rand({ n, s[1], s[2], s[3] }, 1):add(glow.Tensor { n, s[1], s[2], s[3] }:fill(-0.5))
 model:initialize(x)
@@ -85,6 +93,6 @@ for _ = 1, steps do
 end
 local med = median(times)
 local flops = forward_flops(cfg, n) * (mode == "train" and (model:stores(n) and 3 or 4) or 1)
-print(json.encode { config = name, what = mode, batch = n, median_s = med, images_per_s = n / med,
+print(json.encode { config = name, depth = cfg.depth, what = mode, batch = n, median_s = med, images_per_s = n / med,
   peak_rss_mib = peak_rss_mib(), gflops = flops / med / 1e9, memory = model:stores(n) and "store" or "reversible",
   threads = glow.info().omp_threads })

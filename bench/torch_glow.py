@@ -209,10 +209,13 @@ def main():
     ap.add_argument("--what", default="train", choices=["train", "encode", "sample"])
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--depth", type=int, default=None, help="override the config's depth")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    cfg = CONFIGS[args.config]
+    cfg = dict(CONFIGS[args.config])
+    if args.depth:
+        cfg["depth"] = args.depth
     h, w, c = cfg["shape"]
     n = cfg["batch"]
     model = Glow(cfg["shape"], cfg["levels"], cfg["depth"], cfg["width"])
@@ -240,7 +243,7 @@ def main():
         once()
         times.append(time.perf_counter() - t0)
     med = float(np.median(times))
-    print(json.dumps({"config": args.config, "what": args.what, "batch": n, "median_s": med,
+    print(json.dumps({"config": args.config, "depth": cfg["depth"], "what": args.what, "batch": n, "median_s": med,
                       "images_per_s": n / med, "peak_rss_mib": peak_rss_mib(),
                       "threads": torch.get_num_threads(), "torch": torch.__version__}))
 

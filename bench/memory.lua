@@ -1,0 +1,43 @@
+--- Peak memory and time of training steps against depth: glow in "store"
+--- and "reversible" memory modes and the PyTorch implementation of the same
+--- conventions (which stores everything), one process per measurement
+--- (peak RSS from the kernel's high-water mark / getrusage).
+---
+---   lua5.4 bench/memory.lua [--config cifar-paper] [--depths 8,16,32] [--steps 2] [--threads 2]
+---   (run by bench/memory.sh, which sets the paths)
+local bench = require "bench_util"
+local run = bench.run
+
+local opts = bench.options("memory.lua", { config = "cifar-paper", depths = "8,16,32", steps = 2,
+  threads = 2 }, arg)
+
+local env = string.format("OMP_NUM_THREADS=%d", opts.threads)
+local rows = {}
+for d in tostring(opts.depths):gmatch("[^,]+") do
+  local depth = tonumber(d)
+  local r = { depth = depth }
+  for _, mode in ipairs { "store", "reversible" } do
+    r[mode] = run(string.format("%s lua5.4 bench/glow_bench.lua %s train %d depth=%d memory=%s", env,
+      opts.config, opts.steps, depth, mode))
+    io.stderr:write(string.format("depth %d %s: %.0f MiB, %.2f s/step\n", depth, mode,
+      r[mode].peak_rss_mib, r[mode].median_s))
+  end
+  r.torch = run(string.format(
+    "%s /usr/bin/python3 bench/torch_glow.py --config %s --what train --steps %d --threads %d --depth %d",
+    env, opts.config, opts.steps, opts.threads, depth))
+  io.stderr:write(string.format("depth %d torch: %.0f MiB, %.2f s/step\n", depth, r.torch.peak_rss_mib,
+    r.torch.median_s))
+  rows[#rows + 1] = r
+end
+
+print(string.format("%s training steps, %d threads, median of %d steps after one warm-up step",
+  opts.config, opts.threads, opts.steps))
+print()
+print("| depth | glow store: peak RSS MiB | s/step | glow reversible: peak RSS MiB | s/step "
+  .. "| reversible/store time | torch: peak RSS MiB | s/step |")
+print("|---|---|---|---|---|---|---|---|")
+for _, r in ipairs(rows) do
+  print(string.format("| %d | %.0f | %.2f | %.0f | %.2f | %.2fx | %.0f | %.2f |", r.depth,
+    r.store.peak_rss_mib, r.store.median_s, r.reversible.peak_rss_mib, r.reversible.median_s,
+    r.reversible.median_s / r.store.median_s, r.torch.peak_rss_mib, r.torch.median_s))
+end
