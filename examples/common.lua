@@ -1,0 +1,400 @@
+--- Shared code of the experiment scripts (conditional, temperature,
+--- interpolate, manipulate, ablation): option parsing, a main wrapper that
+--- turns any error into one line on stderr and exit code 1, the output
+--- folder with its summary, checkpoint loading (with the Polyak average when
+--- the checkpoint holds one), training a model, and small helpers that
+--- assemble new batches from images of existing ones (for grids and latent
+--- arithmetic). A script loads it with
+---
+---   local C = dofile((arg[0]:match("^(.*)[/\\]") or ".") .. "/common.lua")
+---
+--- Every script takes --quick (a tiny model, a few steps, small grids: a
+--- smoke test in seconds), --out DIR (default out/<name>), --seed N and
+--- --data-dir DIR (where Fashion-MNIST lies). Set GLOW_TRACEBACK=1 to get a
+--- stack traceback instead of the one-line message.
+local glow = require "glow"
+io.stdout:setvbuf("line")
+
+local C = { glow = glow }
+
+--- Raise a message meant for the user (no position prefix).
+function C.fail(msg, ...)
+  error(select("#", ...) > 0 and string.format(msg, ...) or msg, 0)
+end
+
+------------------------------------------------------------------- options
+-- An option spec maps a name (as written after "--") to {kind, default,
+-- quick = value under --quick, min = lowest number, choices = {...}}.
+-- Kinds: "int", "number", "string", "flag", "numbers" (a comma-separated
+-- list of numbers) and "strings" (a comma-separated list of words). A
+-- default of nil means the option is unset unless given. An option given on
+-- the command line wins over its --quick value.
+
+--- The options every script takes.
+local COMMON = {
+  quick = { "flag" },
+  out = { "string" }, -- default out/<name>
+  seed = { "int", 0, min = 0 },
+  ["data-dir"] = { "string" },
+}
+
+--- The options of the scripts that train (conditional, ablation): the
+--- default model and schedule of examples/train.lua, and a tiny one under
+--- --quick. C.train reads them.
+C.TRAIN_OPTIONS = {
+  epochs = { "int", 1, min = 1 },
+  ["max-steps"] = { "int", 0, quick = 20, min = 0 },
+  batch = { "int", 64, quick = 16, min = 1 },
+  lr = { "number", 1e-3, min = 0 },
+  warmup = { "int", 200, quick = 2, min = 0 },
+  schedule = { "string", "wsd", choices = { "wsd", "cosine", "linear", "constant" } },
+  ["decay-frac"] = { "number", 0.2, min = 0 },
+  clip = { "number", 100, min = 0 },
+  polyak = { "number", 0.999, min = 0 },
+  levels = { "int", 2, quick = 2, min = 1 },
+  depth = { "int", 8, quick = 2, min = 1 },
+  width = { "int", 128, quick = 16, min = 1 },
+  coupling = { "string", "affine", choices = { "affine", "additive" } },
+  permutation = { "string", "invconv_lu", choices = { "invconv_lu", "invconv", "shuffle", "reverse" } },
+  ["eval-limit"] = { "int", 0, quick = 64, min = 0 },
+}
+
+--- A spec made of several specs (later ones win).
+function C.merge(...)
+  local all = {}
+  for i = 1, select("#", ...) do
+    for k, v in pairs(select(i, ...)) do all[k] = v end
+  end
+  return all
+end
+
+local function split_list(s)
+  local items = {}
+  for item in s:gmatch("[^,%s]+") do items[#items + 1] = item end
+  return items
+end
+
+local function convert(key, kind, v)
+  local function need(what) C.fail("option --%s needs %s, got '%s'", key, what, v) end
+  if kind == "int" then
+    return math.tointeger(tonumber(v)) or need("an integer")
+  elseif kind == "number" then
+    return tonumber(v) or need("a number")
+  elseif kind == "numbers" then
+    local list = split_list(v)
+    if #list == 0 then need("a comma-separated list of numbers") end
+    for i, item in ipairs(list) do list[i] = tonumber(item) or need("a comma-separated list of numbers") end
+    return list
+  elseif kind == "strings" then
+    local list = split_list(v)
+    if #list == 0 then need("a comma-separated list") end
+    return list
+  end
+  return v
+end
+
+local function check_value(key, s, v)
+  local values = type(v) == "table" and v or { v }
+  for _, x in ipairs(values) do
+    if s.min and x < s.min then C.fail("option --%s must be >= %s, got %s", key, tostring(s.min), tostring(x)) end
+    if s.choices then
+      local ok = false
+      for _, c in ipairs(s.choices) do ok = ok or c == x end
+      if not ok then
+        C.fail("option --%s must be one of %s, got '%s'", key, table.concat(s.choices, ", "), tostring(x))
+      end
+    end
+  end
+end
+
+--- Parse argv against spec (plus the common options) for script name:
+--- returns a table keyed by option name, with opts.argv the command line
+--- as given. A bad option raises a one-line message.
+function C.parse(name, argv, spec)
+  spec = C.merge(COMMON, spec)
+  local opts, given = {}, {}
+  local see = " (see the comment at the top of examples/" .. name .. ".lua)"
+  local i = 1
+  while i <= #argv do
+    local a = argv[i]
+    local key, inline = a:match("^%-%-([%w%-]+)=(.*)$")
+    key = key or a:match("^%-%-([%w%-]+)$")
+    local s = key and spec[key]
+    if not s then C.fail("unknown option %s%s", a, see) end
+    if given[key] then C.fail("option --%s given twice", key) end
+    given[key] = true
+    if s[1] == "flag" then
+      if inline then C.fail("option --%s takes no value", key) end
+      opts[key] = true
+      i = i + 1
+    else
+      local v = inline or argv[i + 1]
+      if v == nil then C.fail("option --%s needs a value%s", key, see) end
+      opts[key] = convert(key, s[1], v)
+      check_value(key, s, opts[key])
+      i = i + (inline and 1 or 2)
+    end
+  end
+  for key, s in pairs(spec) do
+    if not given[key] then
+      if opts.quick and s.quick ~= nil then opts[key] = s.quick
+      elseif s[1] == "flag" then opts[key] = false
+      else opts[key] = s[2] end
+    end
+  end
+  opts.out = opts.out or ("out/" .. name)
+  opts.argv = table.concat(argv, " ", 1, #argv)
+  return opts
+end
+
+------------------------------------------------------------------- outputs
+local Output = {}
+Output.__index = Output
+
+local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+C.shell_quote = shell_quote
+
+--- The output folder of script name (made when the first path in it is
+--- asked for): records what is written and the lines for the summary.
+function C.output(name, opts)
+  return setmetatable({ dir = opts.out, name = name, files = {},
+    lines = { string.format("examples/%s.lua %s", name, opts.argv) } }, Output)
+end
+
+--- The path of file in the output folder.
+function Output:path(file)
+  if not self.made then
+    if not os.execute("mkdir -p " .. shell_quote(self.dir)) then
+      C.fail("cannot make the output folder %s", self.dir)
+    end
+    self.made = true
+  end
+  return self.dir .. "/" .. file
+end
+
+--- Record a file written by someone else (a checkpoint, a log).
+function Output:add(file)
+  self.files[#self.files + 1] = self:path(file)
+  return self:path(file)
+end
+
+--- Print a line and keep it for the summary.
+function Output:say(fmt, ...)
+  local line = select("#", ...) > 0 and string.format(fmt, ...) or fmt
+  print(line)
+  self.lines[#self.lines + 1] = line
+end
+
+--- Write images x {n, h, w, c} as a PNG grid of cols images per row.
+function Output:grid(file, x, cols)
+  local ok, err = glow.image.save_grid(self:path(file), x, { cols = cols })
+  if not ok then C.fail(err) end
+  self:add(file)
+end
+
+--- Write a text file.
+function Output:text(file, text)
+  local path = self:path(file)
+  local f, err = io.open(path, "w")
+  if not f then C.fail("cannot write %s: %s", path, tostring(err)) end
+  f:write(text)
+  f:close()
+  self:add(file)
+end
+
+--- Write summary.txt (the command line and every line said) and print
+--- what was written.
+function Output:finish()
+  self:text("summary.txt", table.concat(self.lines, "\n") .. "\n")
+  for _, f in ipairs(self.files) do print("wrote " .. f) end
+end
+
+--- Run a script: parse the options, make the output folder, call
+--- body(opts, out), write the summary. Any error ends the process with
+--- "examples/<name>.lua: message" on stderr and exit code 1.
+function C.script(name, spec, body)
+  local ok, err = xpcall(function()
+    local opts = C.parse(name, arg, spec)
+    local out = C.output(name, opts)
+    body(opts, out)
+    out:finish()
+  end, function(e)
+    if os.getenv("GLOW_TRACEBACK") then return debug.traceback(tostring(e), 2) end
+    return (tostring(e):gsub("%s*\n%s*", "; "))
+  end)
+  if not ok then
+    io.stderr:write("examples/", name, ".lua: ", err, "\n")
+    os.exit(1)
+  end
+end
+
+---------------------------------------------------------------------- data
+--- A Fashion-MNIST split ("train" or "test"), from --data-dir when given.
+function C.fashion_mnist(opts, split)
+  local ds, err = glow.data.fashion_mnist { split = split, dir = opts["data-dir"] }
+  if not ds then C.fail(err) end
+  return ds
+end
+
+--- A folder of PNG files (or of class subfolders) through glow.data.images.
+function C.images(dir)
+  local ds, err = glow.data.images(dir)
+  if not ds then C.fail(err) end
+  return ds
+end
+
+--- Fail unless the images of ds have the model's shape.
+function C.check_shape(ds, model, what)
+  local a, b = ds:shape(), model.config.shape
+  if a[1] ~= b[1] or a[2] ~= b[2] or a[3] ~= b[3] then
+    C.fail("%s holds %dx%dx%d images; the model takes %dx%dx%d", what, a[1], a[2], a[3], b[1], b[2], b[3])
+  end
+end
+
+-------------------------------------------------------------------- models
+local function plain(fn, ...) return fn(...) end
+
+--- averaged(fn, ...) for a model from glow.load: runs fn with the Polyak
+--- average in place when the checkpoint holds one (glow.train.run with
+--- polyak saves it as the optimizer's state "optim.ema"), else plainly.
+local function averaged_of(model)
+  local ck = model.checkpoint
+  local info = ck and ck.optimizer
+  if not (info and ck.tensors["optim.ema"]) then return plain, false end
+  local ctor = ({ adam = glow.optim.Adam, adamax = glow.optim.Adamax, sgd = glow.optim.SGD })[info.kind]
+  if not ctor then return plain, false end
+  local opt = ctor(model, { polyak = 0.999 }) -- the decay is not used: only the saved average
+  local ok, err = opt:load_state(ck.tensors, info)
+  if not ok then C.fail("%s", err) end
+  return function(fn, ...) return opt:with_average(fn, ...) end, true
+end
+
+--- Load a checkpoint: model, averaged (see above), whether it averages.
+--- need_classes, when given, says what needs a class-conditional model:
+--- an unconditional one is then refused.
+function C.load(path, need_classes)
+  local model, err = glow.load(path)
+  if not model then C.fail(err) end
+  if not model.initialized then C.fail("%s holds a model that was never initialized or trained", path) end
+  if need_classes and not model.config.classes then
+    C.fail("%s holds an unconditional model; %s needs a class-conditional one (train it with "
+      .. "examples/conditional.lua)", path, need_classes)
+  end
+  local averaged, is_avg = averaged_of(model)
+  return model, averaged, is_avg
+end
+
+--- Build a Glow model from the training options (C.TRAIN_OPTIONS) and
+--- train it with glow.train.run on Fashion-MNIST. t: train, test (datasets),
+--- classes, class_weight, coupling, permutation (default: the options'),
+--- checkpoint, log (paths), on_step(stats, state, model), eval (default
+--- true), print.
+--- Returns model, result (glow.train.run's), averaged(fn, ...).
+function C.train(opts, t)
+  local model = glow.Glow {
+    shape = t.train:shape(), levels = opts.levels, depth = opts.depth, width = opts.width,
+    coupling = t.coupling or opts.coupling, permutation = t.permutation or opts.permutation,
+    classes = t.classes, class_weight = t.class_weight, seed = opts.seed,
+  }
+  local steps = opts["max-steps"] > 0 and opts["max-steps"] or nil
+  local result = glow.train.run {
+    model = model, train = t.train, test = t.test, batch = opts.batch, lr = opts.lr, warmup = opts.warmup,
+    epochs = steps and math.max(opts.epochs, math.ceil(steps * opts.batch / t.train:size())) or opts.epochs,
+    max_steps = steps, schedule = opts.schedule,
+    decay_frac = opts.schedule == "wsd" and opts["decay-frac"] or nil,
+    clip = opts.clip > 0 and opts.clip or nil, polyak = opts.polyak > 0 and opts.polyak or nil,
+    seed = opts.seed, eval = t.eval, eval_limit = opts["eval-limit"] > 0 and opts["eval-limit"] or nil,
+    checkpoint = t.checkpoint, log = t.log,
+    on_step = t.on_step and function(stats, state) t.on_step(stats, state, model) end,
+    progress = not opts.quick and "auto" or false, print = t.print,
+  }
+  local opt = result.optimizer
+  return model, result, function(fn, ...) return opt:with_average(fn, ...) end
+end
+
+--- The model a script works on: --checkpoint, or under --quick without one
+--- a tiny model trained here for a few steps and saved to
+--- DIR/quick-checkpoint.safetensors. how: need_classes (see C.load; checked
+--- only when a checkpoint is given), quick_classes (classes of the quick
+--- model). Returns model, averaged(fn, ...), a line that says where it
+--- comes from.
+function C.model(opts, out, how)
+  how = how or {}
+  if opts.checkpoint then
+    local model, averaged, is_avg = C.load(opts.checkpoint, how.need_classes)
+    return model, averaged, string.format("checkpoint %s%s", opts.checkpoint,
+      is_avg and " (Polyak-averaged weights)" or "")
+  end
+  if not opts.quick then
+    C.fail("--checkpoint PATH is required (make one with examples/conditional.lua or examples/train.lua), "
+      .. "or give --quick to train a tiny model here")
+  end
+  local tiny = C.parse("quick model", { "--quick", "--seed", tostring(opts.seed) }, C.TRAIN_OPTIONS)
+  tiny["data-dir"] = opts["data-dir"]
+  local model, _, averaged = C.train(tiny, { train = C.fashion_mnist(opts, "train"), classes = how.quick_classes,
+    checkpoint = out:add("quick-checkpoint.safetensors"), eval = false })
+  return model, averaged, string.format("a tiny %smodel trained here for %d steps (--quick)",
+    how.quick_classes and "class-conditional " or "", tiny["max-steps"])
+end
+
+------------------------------------------------------- assembling batches
+--- A new batch from images of existing batches: image k of the result is
+--- sum over items[k]'s terms {t, i, w} of w * (image i of t), where t is a
+--- tensor {n, ...} and i is 1-based (w defaults to 1). Every t must have
+--- the same per-image shape. The tensors are small (grids, latents of a few
+--- images), so the arithmetic runs over flat Lua arrays.
+function C.combine(items)
+  local cache, shape, d = {}, nil, nil
+  local out = {}
+  for k, terms in ipairs(items) do
+    local base = (k - 1) * (d or 0)
+    for _, term in ipairs(terms) do
+      local t, i, w = term[1], term[2], term[3] or 1
+      local flat = cache[t]
+      if not flat then
+        flat = t:totable()
+        cache[t] = flat
+      end
+      if not shape then
+        shape = t:shape()
+        d = #flat // shape[1]
+        base = 0
+      end
+      local off = (i - 1) * d
+      for j = 1, d do out[base + j] = (out[base + j] or 0) + w * flat[off + j] end
+    end
+  end
+  shape[1] = #items
+  return glow.Tensor.from(out, shape)
+end
+
+--- A new batch of the images items[k] = {t, i} (image i of tensor t).
+function C.stack(items)
+  local terms = {}
+  for k, item in ipairs(items) do terms[k] = { item } end
+  return C.combine(terms)
+end
+
+--- The same for latents (one tensor per level): items[k] is a list of
+--- terms {zs, i, w}; returns one tensor per level.
+function C.combine_latents(items)
+  local levels = {}
+  for l = 1, #items[1][1][1] do
+    local per = {}
+    for k, terms in ipairs(items) do
+      per[k] = {}
+      for m, term in ipairs(terms) do per[k][m] = { term[1][l], term[2], term[3] } end
+    end
+    levels[l] = C.combine(per)
+  end
+  return levels
+end
+
+--- A list of n copies of v.
+function C.rep(v, n)
+  local t = {}
+  for i = 1, n do t[i] = v end
+  return t
+end
+
+return C
