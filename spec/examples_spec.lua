@@ -1,5 +1,46 @@
 local H = require "spec.helper"
 
+local glow = H.glow
+local build = os.getenv("GLOW_BUILD") or (H.root .. "build")
+
+--- Run examples/<script> with args (a string) from the repository root:
+--- exit code, stdout, stderr.
+local function run(script, args, tmp)
+  local err = tmp .. "/stderr.txt"
+  local cmd = string.format("cd %q && LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='%s/?.so;;' "
+    .. "lua5.4 examples/%s %s 2>%q", H.root, build, script, args, err)
+  local p = io.popen(cmd)
+  local out = p:read("a")
+  local _, _, code = p:close()
+  local f = assert(io.open(err))
+  local stderr = f:read("a")
+  f:close()
+  return code, out, stderr
+end
+
+local function size(path)
+  local f = io.open(path, "rb")
+  if not f then return 0 end
+  local n = f:seek("end")
+  f:close()
+  return n
+end
+
+--- Every file in dir is there and not empty.
+local function assert_files(dir, files)
+  for _, name in ipairs(files) do
+    assert.is_true(size(dir .. "/" .. name) > 0, "missing or empty: " .. dir .. "/" .. name)
+  end
+end
+
+--- A failure: exit code 1 and one line on stderr that holds msg and no traceback.
+local function assert_fails(code, stderr, msg)
+  assert.are.equal(1, code, stderr)
+  assert.matches(msg, stderr, 1, true)
+  assert.is_nil(stderr:find("stack traceback", 1, true), stderr)
+  assert.is_nil(stderr:find("\n.", 1), "more than one line: " .. stderr)
+end
+
 describe("examples/custom_coupling.lua", function()
   it("builds a model around a coupling network composed in Lua, inverts it and gets gradients", function()
     local cmd = string.format("cd %q && LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='%s/?.so;;' "
@@ -10,5 +51,163 @@ describe("examples/custom_coupling.lua", function()
     assert.matches("custom coupling: ok", out, 1, true)
     local err = tonumber(out:match("max abs error: (%S+)"))
     assert.is_true(err < 1e-4)
+  end)
+end)
+
+describe("the experiment scripts", function()
+  -- one --quick conditional run serves as the conditional checkpoint of the
+  -- others; an unconditional checkpoint and an attribute folder are made here
+  local tmp, cond, uncond, attr
+  local cond_code, cond_out, cond_err
+
+  lazy_setup(function()
+    tmp = H.tmpdir()
+    cond = tmp .. "/conditional"
+    cond_code, cond_out, cond_err = run("conditional.lua", "--quick --out " .. cond, tmp)
+    local m = glow.Glow { shape = { 28, 28, 1 }, levels = 2, depth = 1, width = 8 }
+    m:initialize(H.data({ 4, 28, 28, 1 }, 1))
+    uncond = tmp .. "/unconditional.safetensors"
+    assert(m:save(uncond))
+    attr = tmp .. "/attr"
+    for k, sub in ipairs { "with", "without" } do
+      assert(os.execute("mkdir -p '" .. attr .. "/" .. sub .. "'"))
+      for i = 1, 3 do
+        assert(glow.image.save_grid(string.format("%s/%s/%d.png", attr, sub, i), H.data({ 1, 28, 28, 1 }, 10 * k + i)))
+      end
+    end
+  end)
+
+  lazy_teardown(function() H.rmdir(tmp) end)
+
+  describe("conditional.lua", function()
+    it("trains a tiny class-conditional model with --quick and reports bits/dim and accuracies", function()
+      assert.are.equal(0, cond_code, cond_out .. cond_err)
+      assert_files(cond, { "samples.png", "summary.txt", "checkpoint.safetensors", "log.csv" })
+      assert.matches("test bits/dim: %d", cond_out)
+      assert.matches("test accuracy of the classification head: [%d.]+", cond_out)
+      assert.matches("accuracy on the model's samples %(temperature 0.75", cond_out)
+      local model = assert(glow.load(cond .. "/checkpoint.safetensors"))
+      assert.are.equal(10, model.config.classes)
+    end)
+
+    it("evaluates a trained checkpoint with --checkpoint", function()
+      local code, out, err = run("conditional.lua", string.format("--quick --checkpoint %s/checkpoint.safetensors "
+        .. "--out %s/cond2", cond, tmp), tmp)
+      assert.are.equal(0, code, out .. err)
+      assert_files(tmp .. "/cond2", { "samples.png", "summary.txt" })
+      assert.matches("Polyak", out, 1, true)
+    end)
+
+    it("refuses an unconditional checkpoint", function()
+      local code, _, err = run("conditional.lua", "--checkpoint " .. uncond .. " --out " .. tmp .. "/x", tmp)
+      assert_fails(code, err, "holds an unconditional model")
+    end)
+  end)
+
+  describe("temperature.lua", function()
+    it("trains its own tiny model under --quick and writes a grid of one class", function()
+      local code, out, err = run("temperature.lua", "--quick --class 3 --out " .. tmp .. "/temp", tmp)
+      assert.are.equal(0, code, out .. err)
+      assert_files(tmp .. "/temp", { "temperature.png", "summary.txt", "quick-checkpoint.safetensors" })
+      assert.matches("columns at temperatures 0, 0.25, 0.6, 0.7, 0.8, 0.9, 1.0, class 3", out, 1, true)
+    end)
+
+    it("refuses --class with an unconditional checkpoint", function()
+      local code, _, err = run("temperature.lua", "--class 2 --checkpoint " .. uncond .. " --out " .. tmp .. "/x", tmp)
+      assert_fails(code, err, "--class needs a class-conditional one")
+    end)
+
+    it("asks for a checkpoint without --quick", function()
+      local code, _, err = run("temperature.lua", "--out " .. tmp .. "/x", tmp)
+      assert_fails(code, err, "--checkpoint PATH is required")
+    end)
+  end)
+
+  describe("interpolate.lua", function()
+    it("interpolates pairs of one class with a conditional checkpoint and round-trips the ends", function()
+      local code, out, err = run("interpolate.lua", string.format("--quick --class 7 --checkpoint "
+        .. "%s/checkpoint.safetensors --out %s/interp", cond, tmp), tmp)
+      assert.are.equal(0, code, out .. err)
+      assert_files(tmp .. "/interp", { "interpolate.png", "summary.txt" })
+      assert.matches("labels 7-7, 7-7", out, 1, true)
+      assert.is_true(tonumber(out:match("largest difference (%S+)")) < 1e-4, out)
+    end)
+
+    it("trains its own tiny model under --quick", function()
+      local code, out, err = run("interpolate.lua", "--quick --pairs 1 --steps 2 --out " .. tmp .. "/interp2", tmp)
+      assert.are.equal(0, code, out .. err)
+      assert_files(tmp .. "/interp2", { "interpolate.png", "summary.txt" })
+    end)
+  end)
+
+  describe("manipulate.lua", function()
+    it("walks test images along a built-in attribute with its own unconditional model", function()
+      local code, out, err = run("manipulate.lua", "--quick --out " .. tmp .. "/manip", tmp)
+      assert.are.equal(0, code, out .. err)
+      assert_files(tmp .. "/manip", { "manipulate-footwear.png", "summary.txt" })
+      assert.matches("columns at multiples -1.00, -0.50, original, 0.50, 1.00", out, 1, true)
+    end)
+
+    it("takes an attribute from a folder of with/ and without/ images", function()
+      local code, out, err = run("manipulate.lua", string.format("--quick --checkpoint %s/checkpoint.safetensors "
+        .. "--attribute-dir %s --images %s/with --rows 2 --out %s/manip2", cond, attr, attr, tmp), tmp)
+      assert.are.equal(0, code, out .. err)
+      assert_files(tmp .. "/manip2", { "manipulate-attr.png", "summary.txt" })
+      assert.matches("mean latent of 3 images with it minus that of 3 without", out, 1, true)
+    end)
+
+    it("refuses a folder without with/ and without/", function()
+      local code, _, err = run("manipulate.lua", string.format("--quick --checkpoint %s --attribute-dir %s/with "
+        .. "--out %s/x", uncond, attr, tmp), tmp)
+      assert_fails(code, err, "must hold exactly two subfolders")
+    end)
+  end)
+
+  describe("ablation.lua", function()
+    it("trains the six variants briefly and writes the table, the curves and the plot", function()
+      local code, out, err = run("ablation.lua", "--quick --out " .. tmp .. "/abl", tmp)
+      assert.are.equal(0, code, out .. err)
+      local files = { "ablation.md", "curves.dat", "plot.gp", "summary.txt", "log-invconv_lu-affine.csv" }
+      if os.execute("command -v gnuplot >/dev/null 2>&1") then
+        files[#files + 1] = "ablation.png"
+      else
+        assert.matches("apt-get install gnuplot-nox", err, 1, true)
+      end
+      assert_files(tmp .. "/abl", files)
+      local f = assert(io.open(tmp .. "/abl/ablation.md"))
+      local md = f:read("a")
+      f:close()
+      for _, p in ipairs { "reverse", "shuffle", "invconv_lu" } do
+        for _, c in ipairs { "additive", "affine" } do
+          assert.matches("| " .. p .. " | " .. c .. " | %d+%.%d+ |", md)
+        end
+      end
+    end)
+  end)
+
+  describe("bad input", function()
+    for _, script in ipairs { "conditional.lua", "temperature.lua", "interpolate.lua", "manipulate.lua",
+      "ablation.lua" } do
+      it(script .. " refuses an unknown option", function()
+        local code, _, err = run(script, "--quick --no-such-option 1", tmp)
+        assert_fails(code, err, "unknown option --no-such-option")
+      end)
+    end
+
+    for _, script in ipairs { "conditional.lua", "temperature.lua", "interpolate.lua", "manipulate.lua" } do
+      it(script .. " reports a missing checkpoint", function()
+        local code, _, err = run(script, "--checkpoint " .. tmp .. "/none.safetensors --out " .. tmp .. "/x", tmp)
+        assert_fails(code, err, "none.safetensors")
+      end)
+    end
+
+    it("reports an option without its value and a value of the wrong kind", function()
+      local code, _, err = run("temperature.lua", "--quick --rows", tmp)
+      assert_fails(code, err, "option --rows needs a value")
+      code, _, err = run("ablation.lua", "--quick --eval-every x", tmp)
+      assert_fails(code, err, "option --eval-every needs an integer")
+      code, _, err = run("manipulate.lua", "--quick --attribute hats", tmp)
+      assert_fails(code, err, "option --attribute must be one of footwear, sleeves, top")
+    end)
   end)
 end)
