@@ -56,6 +56,11 @@ double glow_rng_uniform(glow_rng *r);                     /* [0, 1) */
 void glow_randn(glow_rng *r, float *out, size_t n, float std);     /* N(0, std^2) */
 void glow_rand_uniform(glow_rng *r, float *out, size_t n);         /* U[0, 1) */
 
+/* Inside a parallel region: this thread's index and the team size, for
+ * splitting work into fixed shares (results then depend on the thread count
+ * only); 0 and 1 without OpenMP. */
+void glow_thread_share(int *t, int *tn);
+
 /* ---------------------------------------------------------------- elementwise */
 int glow_all_finite(const float *x, size_t n);            /* 1 if every value is finite */
 double glow_dot(const float *a, const float *b, size_t n); /* sum a*b in double */

@@ -70,11 +70,8 @@ int glow_net_forward(const glow_net *p, const float *x, float *y, float *a1s, fl
   int chunk = chunk_of(p, h, w), nt = threads_for(n), err = GLOW_OK;
 #pragma omp parallel num_threads(nt)
   {
-#ifdef _OPENMP
-    int t = omp_get_thread_num(), tn = omp_get_num_threads();
-#else
-    int t = 0, tn = 1;
-#endif
+    int t, tn;
+    glow_thread_share(&t, &tn);
     int i0 = (int)((long)n * t / tn), i1 = (int)((long)n * (t + 1) / tn);
     size_t cap = (size_t)chunk * pix * p->width;
     float *a1 = a1s ? NULL : glow_alloc_uninit(cap), *a2 = a2s ? NULL : glow_alloc_uninit(cap);
@@ -169,11 +166,8 @@ int glow_net_backward(const glow_net *p, glow_net_grad *gr, const float *x, cons
   int used = 1;
 #pragma omp parallel num_threads(nt)
   {
-#ifdef _OPENMP
-    int t = omp_get_thread_num(), tn = omp_get_num_threads();
-#else
-    int t = 0, tn = 1;
-#endif
+    int t, tn;
+    glow_thread_share(&t, &tn);
     if (t == 0) used = tn;
     int i0 = (int)((long)n * t / tn), i1 = (int)((long)n * (t + 1) / tn);
     size_t cap = (size_t)chunk * pix * p->width;

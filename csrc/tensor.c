@@ -105,6 +105,16 @@ void glow_relu_backward(const float *x, const float *dy, float *dx, size_t n) {
   for (size_t i = 0; i < n; i++) dx[i] = x[i] > 0 ? dy[i] : 0;
 }
 
+void glow_thread_share(int *t, int *tn) {
+#ifdef _OPENMP
+  *t = omp_get_thread_num();
+  *tn = omp_get_num_threads();
+#else
+  *t = 0;
+  *tn = 1;
+#endif
+}
+
 /* one thread's share of glow_channel_reduce, accumulated into s1, s2 */
 static void reduce_rows(const float *restrict a, const float *restrict m, int mask,
                         const float *restrict scale, float *restrict out, double *restrict s1,
@@ -154,11 +164,8 @@ void glow_channel_reduce(const float *a, const float *m, int mask, const float *
   int used = 1; /* the runtime may give fewer threads than asked */
 #pragma omp parallel num_threads(nt)
   {
-#ifdef _OPENMP
-    int t = omp_get_thread_num(), tn = omp_get_num_threads();
-#else
-    int t = 0, tn = 1;
-#endif
+    int t, tn;
+    glow_thread_share(&t, &tn);
     if (t == 0) used = tn;
     double *p = part + 2 * (size_t)c * t;
     reduce_rows(a, m, mask, scale, out, s1 ? p : NULL, s2 ? p + c : NULL, rows * t / tn,
