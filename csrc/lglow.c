@@ -455,9 +455,10 @@ static int t_len(lua_State *L) {
   return 1;
 }
 
-/* idempotent: __gc and __close may both run; the buffer itself belongs to
- * the userdata block and goes with it */
-static int t_gc(lua_State *L) {
+/* __close only: the buffer belongs to the userdata block and goes with it.
+ * There is deliberately no __gc: a finalizer would make every dead tensor
+ * wait one more collection cycle before its memory is freed. */
+static int t_close(lua_State *L) {
   Tensor *t = (Tensor *)luaL_checkudata(L, 1, TNAME);
   t->data = NULL;
   t->owns = 0;
@@ -465,6 +466,47 @@ static int t_gc(lua_State *L) {
   t->ndim = 1;
   t->shape[0] = 0;
   return 0;
+}
+
+/* ------------------------------------------------------------------ tensor: long-lived state */
+/* core.arena(shape) -> a zeroed tensor whose buffer is allocated outside
+ * Lua's heap, for state that lives as long as a model: parameters, their
+ * gradients, optimizer moments. Lua's collector starts a cycle when its heap
+ * has grown by a factor over what survived the last one; with gigabytes of
+ * parameters inside that heap it would let as much garbage pile up first.
+ * Outside it, the collector paces itself by the short-lived tensors alone.
+ * The tensor is a view of a block whose __gc frees the buffer. */
+#define BLOCKNAME "glow.Block"
+typedef struct {
+  float *p;
+} Block;
+
+static int block_gc(lua_State *L) {
+  Block *b = (Block *)luaL_checkudata(L, 1, BLOCKNAME);
+  glow_free(b->p);
+  b->p = NULL;
+  return 0;
+}
+
+static int t_arena(lua_State *L) {
+  int64_t shape[MAXDIM];
+  int nd = lg_readshape(L, 1, shape);
+  int64_t n = lg_numel(L, nd, shape);
+  Block *b = (Block *)lua_newuserdatauv(L, sizeof(Block), 0);
+  b->p = NULL;
+  luaL_setmetatable(L, BLOCKNAME);
+  b->p = glow_alloc((size_t)n);
+  if (!b->p) return lg_fail(L, "arena: out of memory for %I floats", (lua_Integer)n);
+  Tensor *t = (Tensor *)lua_newuserdatauv(L, sizeof(Tensor), 1);
+  t->data = b->p;
+  t->owns = 0;
+  t->ndim = nd;
+  t->n = n;
+  for (int d = 0; d < nd; d++) t->shape[d] = shape[d];
+  luaL_setmetatable(L, TNAME);
+  lua_pushvalue(L, -2);
+  lua_setiuservalue(L, -2, 1);
+  return 1;
 }
 
 /* ------------------------------------------------------------------ conv */
@@ -1200,12 +1242,12 @@ static const luaL_Reg tensor_methods[] = {
 
 static const luaL_Reg tensor_meta[] = {{"__tostring", t_tostring},
                                        {"__len", t_len},
-                                       {"__gc", t_gc},
-                                       {"__close", t_gc},
+                                       {"__close", t_close},
                                        {NULL, NULL}};
 
 static const luaL_Reg core_funcs[] = {
     {"tensor", t_new},
+    {"arena", t_arena},
     {"now", l_now},
     {"isatty", l_isatty},
     {"info", l_info},
@@ -1259,6 +1301,11 @@ static const luaL_Reg core_funcs[] = {
 int luaopen_glow_core(lua_State *L) {
   if (glow_blas_init() != GLOW_OK) return lg_fail(L, "glow: %s", glow_blas_error());
   glow_memory_setup();
+  if (luaL_newmetatable(L, BLOCKNAME)) {
+    lua_pushcfunction(L, block_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
   if (luaL_newmetatable(L, TNAME)) {
     luaL_setfuncs(L, tensor_meta, 0);
     luaL_newlib(L, tensor_methods);

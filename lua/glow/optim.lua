@@ -143,14 +143,14 @@ local function new(kind, model, opts)
   local n = self.value:numel()
   if kind == "sgd" then
     self.momentum = opts.momentum or 0
-    if self.momentum > 0 then self.buf = core.tensor({ n }) end
+    if self.momentum > 0 then self.buf = core.arena({ n }) end
   else
     local b = opts.betas or { 0.9, 0.999 }
     self.b1, self.b2, self.eps = b[1], b[2], opts.eps or 1e-8
-    self.m, self.v = core.tensor({ n }), core.tensor({ n })
+    self.m, self.v = core.arena({ n }), core.arena({ n })
   end
   if opts.polyak then
-    self.ema = self.value:clone()
+    self.ema = core.arena({ n }):copy(self.value)
     self.ema_decay = opts.polyak
   end
   return self

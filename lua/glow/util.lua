@@ -27,12 +27,14 @@ function util.next_seed()
   return 7919 * seed_counter
 end
 
---- Register a learned parameter: self[name] holds the value; its gradient
---- lives beside it. Parameters are listed in registration order.
+--- Register a learned parameter: self[name] holds the value (a copy outside
+--- Lua's heap, see core.arena); its gradient lives beside it. Parameters are
+--- listed in registration order.
 function util.param(self, name, value)
   self._params = self._params or {}
+  value = core.arena(value:shape()):copy(value)
   self[name] = value
-  self._params[#self._params + 1] = { name = name, value = value, grad = core.tensor(value:shape()) }
+  self._params[#self._params + 1] = { name = name, value = value, grad = core.arena(value:shape()) }
 end
 
 --- All parameters of a module and its children, names prefixed by the path.
@@ -71,7 +73,7 @@ function util.flatten(m)
   visit(m)
   local n = 0
   for _, e in ipairs(entries) do n = n + e[1][e[2].name]:numel() end
-  local value, grad = core.tensor({ math.max(n, 1) }), core.tensor({ math.max(n, 1) })
+  local value, grad = core.arena({ math.max(n, 1) }), core.arena({ math.max(n, 1) })
   local off = 0
   for _, e in ipairs(entries) do
     local mod, p = e[1], e[2]
