@@ -4,7 +4,7 @@
 ---   lua5.4 examples/train.lua [--epochs 1] [--batch 64] [--lr 1e-3] [--warmup 200]
 ---       [--levels 2] [--depth 8] [--width 128] [--coupling affine] [--permutation invconv_lu]
 ---       [--optimizer adam] [--schedule wsd|cosine|linear|constant] [--decay-frac 0.2] [--clip 100]
----       [--polyak 0.999]
+---       [--polyak 0.999] [--memory auto|store|reversible]
 ---       [--seed 0] [--n-bits 8]
 ---       [--data fashion-mnist|cifar10|images] [--data-dir DIR] [--out DIR]
 ---       [--checkpoint-every N] [--resume CHECKPOINT] [--temperature 0.7] [--max-steps N]
@@ -20,7 +20,7 @@ local defaults = {
   schedule = "wsd", ["decay-frac"] = 0.2,
   seed = 0, ["n-bits"] = 8, data = "fashion-mnist", ["data-dir"] = false, out = "out",
   ["checkpoint-every"] = 0, resume = false, temperature = 0.7, ["max-steps"] = 0,
-  ["eval-limit"] = 0, ["no-progress"] = false, ["no-learn-top"] = false,
+  ["eval-limit"] = 0, ["no-progress"] = false, ["no-learn-top"] = false, memory = "auto",
 }
 
 local function usage(msg)
@@ -69,6 +69,9 @@ local function load_data(split)
   return ds
 end
 
+if opts.memory ~= "auto" and opts.memory ~= "store" and opts.memory ~= "reversible" then
+  usage("option --memory must be auto, store or reversible, got " .. opts.memory)
+end
 local train, test = load_data("train"), load_data("test")
 os.execute("mkdir -p '" .. opts.out .. "'")
 local ckpt = opts.out .. "/checkpoint.safetensors"
@@ -81,11 +84,12 @@ if opts.resume then
     io.stderr:write("examples/train.lua: ", err, "\n")
     os.exit(1)
   end
+  model.config.memory = opts.memory -- how to train is not part of the checkpoint
 else
   model = glow.Glow {
     shape = train:shape(), levels = opts.levels, depth = opts.depth, width = opts.width,
     coupling = opts.coupling, permutation = opts.permutation, learn_top = not opts["no-learn-top"],
-    n_bits = opts["n-bits"], seed = opts.seed,
+    n_bits = opts["n-bits"], seed = opts.seed, memory = opts.memory,
   }
 end
 
