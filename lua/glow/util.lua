@@ -85,6 +85,9 @@ function util.flatten(m)
     off = off + k
   end
   m._arena = { value = value, grad = grad }
+  -- the per-parameter buffers just replaced live outside Lua's heap, where
+  -- the collector cannot see their size: free them now, not cycles later
+  collectgarbage()
   return value, grad
 end
 
