@@ -20,6 +20,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include <omp.h>
 
@@ -1201,6 +1204,16 @@ static int l_log_softmax_xent(lua_State *L) {
 
 /* ------------------------------------------------------------------ process */
 /* now() -> seconds on a monotonic clock (wall time, for rates and ETAs) */
+/* trim() hands memory that malloc holds free back to the system (glibc:
+ * free pages anywhere in its heap, not only at its top); a no-op elsewhere */
+static int l_trim(lua_State *L) {
+  (void)L;
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
+  return 0;
+}
+
 static int l_now(lua_State *L) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -1249,6 +1262,7 @@ static const luaL_Reg core_funcs[] = {
     {"tensor", t_new},
     {"arena", t_arena},
     {"now", l_now},
+    {"trim", l_trim},
     {"isatty", l_isatty},
     {"info", l_info},
     {"view_range", t_view_range},

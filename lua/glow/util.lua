@@ -86,8 +86,11 @@ function util.flatten(m)
   end
   m._arena = { value = value, grad = grad }
   -- the per-parameter buffers just replaced live outside Lua's heap, where
-  -- the collector cannot see their size: free them now, not cycles later
+  -- the collector cannot see their size: free them now, not cycles later,
+  -- and hand their pages back (the arenas that follow are too big to reuse
+  -- them)
   collectgarbage()
+  core.trim()
   return value, grad
 end
 
