@@ -11,8 +11,16 @@
 ---       [--eval-limit N] [--no-progress] [--no-learn-top]
 ---
 --- Writes DIR/log.csv, DIR/checkpoint.safetensors and DIR/samples.png (out: "out").
+---
+--- Under mpirun (mpirun -np N lua5.4 examples/train.lua ...) it trains data
+--- parallel through glow.distributed: --batch is the global batch, each rank
+--- takes its share, and only rank 0 prints and writes files.
 local glow = require "glow"
 io.stdout:setvbuf("line")
+local dist = glow.distributed
+if dist.launched() then dist.init() end
+local root = dist.is_root()
+local function say(...) if root then print(...) end end
 
 local defaults = {
   epochs = 1, batch = 64, lr = 1e-3, warmup = 200, levels = 2, depth = 8, width = 128,
@@ -94,8 +102,9 @@ else
 end
 
 local info = glow.info()
-print(string.format("glow: %d train / %d test images %s; OpenBLAS kernel %s, %d threads",
-  train:size(), test:size(), table.concat(train:shape(), "x"), info.blas_kernel, info.omp_threads))
+say(string.format("glow: %d train / %d test images %s; OpenBLAS kernel %s, %d threads%s",
+  train:size(), test:size(), table.concat(train:shape(), "x"), info.blas_kernel, info.omp_threads,
+  dist.size() > 1 and string.format(" x %d MPI ranks", dist.size()) or ""))
 local t0 = glow.core.now()
 local result = glow.train.run {
   model = model, train = train, test = test, epochs = opts.epochs, batch = opts.batch, lr = opts.lr,
@@ -110,12 +119,16 @@ local result = glow.train.run {
   progress = not opts["no-progress"] and "auto" or false,
 }
 for _, e in ipairs(result.epochs) do
-  print(string.format("epoch %d: test bits/dim %.4f (train %.4f), %.0f s", e.epoch, e.test_bpd or 0 / 0,
+  say(string.format("epoch %d: test bits/dim %.4f (train %.4f), %.0f s", e.epoch, e.test_bpd or 0 / 0,
     e.train_bpd or 0 / 0, e.epoch_s))
 end
 if result.final_test_bpd then
-  print(string.format("test bits/dim: %.4f (%d test images)", result.final_test_bpd,
+  say(string.format("test bits/dim: %.4f (%d test images)", result.final_test_bpd,
     opts["eval-limit"] > 0 and math.min(opts["eval-limit"], test:size()) or test:size()))
+end
+if not root then
+  dist.finalize()
+  return
 end
 local samples = result.optimizer:with_average(function()
   return model:sample(64, { temperature = opts.temperature, seed = opts.seed + 1 })
@@ -127,3 +140,4 @@ if not ok then
 end
 print(string.format("wrote %s/samples.png (temperature %.2f), %s, %s/log.csv; %d steps in %.0f s",
   opts.out, opts.temperature, ckpt, opts.out, result.run_steps, glow.core.now() - t0))
+dist.finalize()

@@ -581,8 +581,8 @@ describe("Dataset:batches", function()
   it("raises on unknown options, listing the known ones", function()
     local ds = small_dataset(3)
     assert.has_error(function() ds:batches { batch_size = 3 } end,
-      "batches: unknown option 'batch_size' (known: drop_last, epoch, limit, n_bits, noise, seed, shuffle, size, "
-        .. "start)")
+      "batches: unknown option 'batch_size' (known: drop_last, epoch, limit, n_bits, noise, ranks, seed, shuffle, "
+        .. "size, start)")
     assert.has_error(function() ds:batches { limit = 0 } end, "batches: limit must be an integer >= 1, got 0")
     assert.has_error(function() ds:batches { size = 2.5 } end, "batches: size must be an integer >= 1, got 2.5")
   end)

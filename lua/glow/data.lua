@@ -179,14 +179,18 @@ function Dataset:batch(indices, opts)
 end
 
 local BATCH_OPTS = { size = true, shuffle = true, seed = true, epoch = true, start = true,
-  n_bits = true, drop_last = true, limit = true, noise = true }
+  n_bits = true, drop_last = true, limit = true, noise = true, ranks = true }
 
 --- Iterate over one epoch: for x, y in ds:batches{...} do ... end.
 --- opts: size = 64, shuffle = false, seed = 0, epoch = 0, start = 1 (the
 --- 1-based batch to begin at, to resume an interrupted epoch), n_bits = 8,
 --- drop_last = false, limit = nil (use only the first limit images; all
 --- of them when there are fewer),
---- noise = true. The shuffle depends on (seed, epoch) only.
+--- noise = true, ranks = nil. The shuffle depends on (seed, epoch) only.
+--- ranks = {rank, size} (0-based rank): yield this rank's contiguous share
+--- of each batch (the batches, their order and each image's noise stay
+--- those of one process); a batch with fewer images than ranks (only the
+--- last one can be) is skipped by every rank.
 function Dataset:batches(opts)
   opts = util.check_options(opts, BATCH_OPTS, "batches")
   local n = self:size()
@@ -199,10 +203,24 @@ function Dataset:batches(opts)
   local b = int_opt(opts.start, 1, "batches: start", 1, count + 1)
   local order = shuffle and core.permutation(limit, seed, epoch) or nil
   local c = self._c
+  local rank, ranks = 0, 1
+  if opts.ranks ~= nil then
+    local r = opts.ranks
+    if type(r) ~= "table" or math.type(r[1]) ~= "integer" or math.type(r[2]) ~= "integer"
+        or r[2] < 1 or r[1] < 0 or r[1] >= r[2] then
+      error("batches: ranks must be {rank, size} with 0 <= rank < size", 0)
+    end
+    rank, ranks = r[1], r[2]
+  end
   return function()
     if b > count then return nil end
     local first = (b - 1) * size + 1
     local last = math.min(first + size - 1, limit)
+    if ranks > 1 then
+      local m = last - first + 1
+      if m < ranks then return nil end -- only the last batch can be this small
+      first, last = first + m * rank // ranks, first + m * (rank + 1) // ranks - 1
+    end
     local idx = {}
     if order then
       for k = first, last do idx[k - first + 1] = order[k] end

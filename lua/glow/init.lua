@@ -31,5 +31,6 @@ glow.train = require "glow.train"
 glow.data = require "glow.data"
 glow.image = require "glow.image"
 glow.checkpoint = require "glow.checkpoint"
+glow.distributed = require "glow.distributed"
 
 return glow

@@ -4,6 +4,7 @@
 local core = require "glow.core"
 local util = require "glow.util"
 local flow = require "glow.flow"
+local dist = require "glow.distributed"
 
 local LN2 = math.log(2)
 
@@ -444,6 +445,8 @@ function Glow:train_step(x, y, opt)
   self:zero_grad()
   local stats = self:loss_and_grad(x, y)
   stats.dx = nil
+  -- under glow.distributed: the global batch's mean gradient on every rank
+  dist.average(opt, stats, x:shape()[1])
   local loss = stats.loss
   if loss ~= loss or loss == math.huge or loss == -math.huge or not opt.grad:all_finite() then
     stats.skipped = true
@@ -464,15 +467,24 @@ end
 --- bits_per_dim(dataset [, {batch = 256, seed = 0, limit = n}]) -> the mean
 --- bits/dim over the dataset, one dequantization draw per image from a fixed
 --- seed, so the figure is reproducible.
+--- distributed = true: under glow.distributed each rank takes its share of
+--- every batch and the figure is the sum over all ranks (every rank returns
+--- it).
 function Glow:bits_per_dim(dataset, opts)
-  opts = util.check_options(opts, { batch = true, seed = true, limit = true }, "bits_per_dim")
+  opts = util.check_options(opts, { batch = true, seed = true, limit = true, distributed = true },
+    "bits_per_dim")
   self:check_initialized("bits_per_dim")
+  local ranks = opts.distributed and dist.size() > 1 and { dist.rank(), dist.size() } or nil
   local total, count = 0, 0
   for x, y in dataset:batches { size = opts.batch or 256, shuffle = false, seed = opts.seed or 0,
-    n_bits = self.config.n_bits, limit = opts.limit } do
+    n_bits = self.config.n_bits, limit = opts.limit, ranks = ranks } do
     local lp = self:log_prob(x, self.config.classes and y or nil)
     total = total + self:bpd_of(lp):sum()
     count = count + lp:numel()
+  end
+  if ranks then
+    local s = dist.sum { total, count }
+    total, count = s[1], s[2]
   end
   if count == 0 then error("bits_per_dim: the dataset is empty", 0) end
   return total / count

@@ -11,6 +11,7 @@
 local core = require "glow.core"
 local util = require "glow.util"
 local optim = require "glow.optim"
+local dist = require "glow.distributed"
 
 local train = {}
 
@@ -89,7 +90,8 @@ end
 --- Evaluate test bits/dim (with the Polyak average when there is one).
 local function evaluate(o, model, opt)
   return opt:with_average(function()
-    return model:bits_per_dim(o.test, { batch = o.eval_batch or 256, seed = 0, limit = o.eval_limit })
+    return model:bits_per_dim(o.test, { batch = o.eval_batch or 256, seed = 0, limit = o.eval_limit,
+      distributed = true })
   end)
 end
 
@@ -104,8 +106,14 @@ function train.run(o)
   util.check_options(o, OPTIONS, "glow.train.run")
   local model, ds = o.model, o.train
   if not model or not ds then error("glow.train.run: model and train are required", 0) end
-  local say = o.print or print
+  -- under glow.distributed only rank 0 prints, logs and writes checkpoints
+  local root = dist.is_root()
+  local say = root and (o.print or print) or function() end
+  local ranks = dist.size() > 1 and { dist.rank(), dist.size() } or nil
   local batch = o.batch or 64
+  if ranks and batch < ranks[2] then
+    error(string.format("glow.train.run: batch %d is smaller than the %d ranks", batch, ranks[2]), 0)
+  end
   local epochs = o.epochs or 1
   local seed = o.seed or 0
   local n_bits = model.config.n_bits
@@ -120,14 +128,14 @@ function train.run(o)
     decay_frac = o.decay_frac }
   local state = { epoch = 1, batch = 1, step = 0, seed = seed, wall = 0, settings = settings }
   local resumed = o.resume and true or false
-  if o.checkpoint then -- refuse an unwritable checkpoint path before any work
+  if o.checkpoint and root then -- refuse an unwritable checkpoint path before any work
     local probe = o.checkpoint .. ".probe"
     local f, err = io.open(probe, "w")
     if not f then error("glow.train.run: cannot write the checkpoint " .. o.checkpoint .. ": " .. tostring(err), 0) end
     f:close()
     os.remove(probe)
   end
-  local log = open_log(o.log, resumed)
+  local log = root and open_log(o.log, resumed) or nil
   if o.resume then
     local info = model.checkpoint
     if not info or not info.trainer then
@@ -154,10 +162,14 @@ function train.run(o)
     local x, y = ds:batch(idx, { seed = seed, epoch = 0, n_bits = n_bits })
     model:initialize(x, y)
   end
+  -- every rank computed the same initialization from the same images (or
+  -- loaded the same checkpoint); start from rank 0's values all the same
+  dist.broadcast(opt.value)
+  if opt.ema then dist.broadcast(opt.ema) end
   local prog = progress_new(o.progress == nil and "auto" or o.progress, say)
   local result = { epochs = {}, optimizer = opt }
   local function checkpoint()
-    if not o.checkpoint then return end
+    if not o.checkpoint or not root then return end
     local ok, err = model:save(o.checkpoint, { optimizer = opt, trainer = state })
     if not ok then error("train: checkpoint failed: " .. tostring(err), 0) end
   end
@@ -170,14 +182,13 @@ function train.run(o)
     local b = state.batch
     local rate_t, rate_n = core.now(), 0
     for x, y in ds:batches { size = batch, shuffle = true, seed = seed, epoch = epoch, start = state.batch,
-      n_bits = n_bits } do
+      n_bits = n_bits, ranks = ranks } do
       local st = model:train_step(x, y, opt)
       state.step = state.step + 1
       run_steps = run_steps + 1
       b = b + 1
       state.batch, state.epoch = b, epoch
-      local n = x:shape()[1]
-      rate_n = rate_n + n
+      rate_n = rate_n + (st.images or x:shape()[1]) -- the global batch under glow.distributed
       if st.skipped then
         consecutive_skips = consecutive_skips + 1
         local where = st.nonfinite or {}
