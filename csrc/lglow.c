@@ -2,8 +2,10 @@
  * lglow.c -- the Lua binding: the module `glow.core`.
  *
  * One C type, "glow.Tensor": a float32, contiguous, row-major array of up to
- * 8 dimensions. A tensor either owns its memory or is a view into another
- * tensor's memory (the base is kept alive as the view's user value).
+ * 8 dimensions. A tensor either owns its memory (inside its userdata) or is
+ * a view into another tensor's memory or into an arena block (core.arena:
+ * long-lived state outside Lua's heap); the owner is kept alive as the
+ * view's user value.
  * Every kernel wrapper checks the element counts of its arguments before it
  * touches memory, raises a Lua error that names the argument and the shapes
  * on misuse, and allocates its outputs as new tensors. Nothing here loops
@@ -64,10 +66,11 @@ const char *lg_shapestr(const Tensor *t, char *buf, size_t len) {
   return buf;
 }
 
-/* A tensor's buffer lives inside its userdata block, 64-byte aligned, so Lua's
- * collector counts its full size and frees dead tensors at the pace new ones
- * are made (a buffer held outside would be invisible to it, and gigabytes of
- * garbage could pile up within one training step). */
+/* A new tensor's buffer lives inside its userdata block, 64-byte aligned, so
+ * Lua's collector counts its full size and frees dead tensors at the pace new
+ * ones are made (a buffer held outside would be invisible to it, and
+ * gigabytes of garbage could pile up within one training step). Only
+ * long-lived state goes outside, through core.arena (below). */
 Tensor *lg_newt_(lua_State *L, int ndim, const int64_t *shape, int zero) {
   static const int64_t one[1] = {1};
   if (ndim < 1) { /* a scalar (a 0-d safetensors entry) is a 1-element vector here */

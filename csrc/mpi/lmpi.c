@@ -48,6 +48,8 @@ static int l_init(lua_State *L) {
     int provided = 0;
     if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
       return luaL_error(L, "glow.mpi.init: MPI_Init_thread failed");
+    if (provided < MPI_THREAD_FUNNELED)
+      return luaL_error(L, "glow.mpi.init: this MPI does not allow threads in a process (needs FUNNELED)");
   }
   lua_pushboolean(L, 1);
   return 1;
@@ -96,7 +98,9 @@ static int l_sum(lua_State *L) {
   double v[64];
   for (int i = 0; i < n; i++) {
     lua_geti(L, 1, i + 1);
-    v[i] = luaL_checknumber(L, -1);
+    int isnum = 0;
+    v[i] = lua_tonumberx(L, -1, &isnum);
+    if (!isnum) return luaL_error(L, "glow.mpi.sum: element %d is not a number", i + 1);
     lua_pop(L, 1);
   }
   MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
@@ -111,7 +115,9 @@ static int l_sum(lua_State *L) {
 static int l_broadcast(lua_State *L) {
   need_init(L, "broadcast");
   Tensor *t = checkt(L, 1);
-  int root = (int)luaL_optinteger(L, 2, 0);
+  int root = (int)luaL_optinteger(L, 2, 0), size = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  if (root < 0 || root >= size) return luaL_error(L, "glow.mpi.broadcast: root %d is not a rank (0..%d)", root, size - 1);
   for (int64_t o = 0; o < t->n; o += PIECE) {
     int c = (int)(t->n - o < PIECE ? t->n - o : PIECE);
     MPI_Bcast(t->data + o, c, MPI_FLOAT, root, MPI_COMM_WORLD);

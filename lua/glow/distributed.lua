@@ -88,6 +88,16 @@ function dist.broadcast(t, root)
   return t
 end
 
+--- abort(message): print message on stderr and end every rank of the job
+--- (MPI_Abort); without MPI it returns and the caller raises the error.
+function dist.abort(message)
+  if mpi and size > 1 then
+    io.stderr:write(string.format("glow.distributed: rank %d: %s; ending the job\n", rank, tostring(message)))
+    io.stderr:flush()
+    mpi.abort(1)
+  end
+end
+
 function dist.barrier()
   if size > 1 then mpi.barrier() end
 end
@@ -97,13 +107,14 @@ end
 --- afterwards both are the global batch's means on every rank.
 function dist.average(opt, stats, n)
   if size == 1 then return stats end
-  local s = mpi.sum { n, n * stats.loss, n * (stats.bpd or stats.loss) }
+  local s = mpi.sum { n, n * stats.loss, n * (stats.bpd or stats.loss), n * (stats.xent or 0) }
   local total = s[1]
   if total <= 0 then error("glow.distributed: a global batch without images", 0) end
   opt.grad:scale(n)
   mpi.allreduce(opt.grad)
   opt.grad:scale(1 / total)
   stats.loss, stats.bpd = s[2] / total, s[3] / total
+  if stats.xent then stats.xent = s[4] / total end
   stats.images = total
   return stats
 end

@@ -468,8 +468,8 @@ end
 --- bits/dim over the dataset, one dequantization draw per image from a fixed
 --- seed, so the figure is reproducible.
 --- distributed = true: under glow.distributed each rank takes its share of
---- every batch and the figure is the sum over all ranks (every rank returns
---- it).
+--- every batch, and every rank returns the mean over all ranks' images
+--- (a batch with fewer images than ranks is left out; keep batch >= ranks).
 function Glow:bits_per_dim(dataset, opts)
   opts = util.check_options(opts, { batch = true, seed = true, limit = true, distributed = true },
     "bits_per_dim")

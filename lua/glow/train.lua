@@ -38,7 +38,9 @@ local Progress = {}
 Progress.__index = Progress
 
 local function progress_new(mode, printer)
-  local tty = mode == true or (mode == "auto" and core.isatty(1))
+  -- under mpirun every rank's stdout claims to be a terminal: redraw in
+  -- place only in a single process
+  local tty = mode == true or (mode == "auto" and core.isatty(1) and dist.size() == 1)
   return setmetatable({ tty = tty, on = mode ~= false, last = -math.huge, print = printer }, Progress)
 end
 
@@ -110,9 +112,16 @@ function train.run(o)
   local root = dist.is_root()
   local say = root and (o.print or print) or function() end
   local ranks = dist.size() > 1 and { dist.rank(), dist.size() } or nil
+  -- a failure on rank 0 alone (its checkpoint or log) must end every rank:
+  -- the others would wait in their next collective call forever
+  local function fail(msg)
+    if ranks then dist.abort(msg) end
+    error(msg, 0)
+  end
   local batch = o.batch or 64
-  if ranks and batch < ranks[2] then
-    error(string.format("glow.train.run: batch %d is smaller than the %d ranks", batch, ranks[2]), 0)
+  if ranks and (batch < ranks[2] or (o.eval_batch or 256) < ranks[2]) then
+    error(string.format("glow.train.run: batch %d and eval_batch %d must not be smaller than the %d ranks",
+      batch, o.eval_batch or 256, ranks[2]), 0)
   end
   local epochs = o.epochs or 1
   local seed = o.seed or 0
@@ -131,11 +140,16 @@ function train.run(o)
   if o.checkpoint and root then -- refuse an unwritable checkpoint path before any work
     local probe = o.checkpoint .. ".probe"
     local f, err = io.open(probe, "w")
-    if not f then error("glow.train.run: cannot write the checkpoint " .. o.checkpoint .. ": " .. tostring(err), 0) end
+    if not f then fail("glow.train.run: cannot write the checkpoint " .. o.checkpoint .. ": " .. tostring(err)) end
     f:close()
     os.remove(probe)
   end
-  local log = root and open_log(o.log, resumed) or nil
+  local log
+  if root then
+    local ok, l = pcall(open_log, o.log, resumed)
+    if not ok then fail(l) end
+    log = l
+  end
   if o.resume then
     local info = model.checkpoint
     if not info or not info.trainer then
@@ -152,6 +166,9 @@ function train.run(o)
     end
     local ok, err = opt:load_state(info.tensors, info.optimizer or {})
     if not ok then error("glow.train.run: " .. err, 0) end
+    -- the checkpoint's tensors are copied into the model and the optimizer
+    info.tensors = nil
+    collectgarbage()
     for k, v in pairs(info.trainer) do state[k] = v end
     state.settings = settings
     seed = state.seed
@@ -166,12 +183,12 @@ function train.run(o)
   -- loaded the same checkpoint); start from rank 0's values all the same
   dist.broadcast(opt.value)
   if opt.ema then dist.broadcast(opt.ema) end
-  local prog = progress_new(o.progress == nil and "auto" or o.progress, say)
+  local prog = progress_new(root and (o.progress == nil and "auto" or o.progress), say)
   local result = { epochs = {}, optimizer = opt }
   local function checkpoint()
     if not o.checkpoint or not root then return end
     local ok, err = model:save(o.checkpoint, { optimizer = opt, trainer = state })
-    if not ok then error("train: checkpoint failed: " .. tostring(err), 0) end
+    if not ok then fail("train: checkpoint failed: " .. tostring(err)) end
   end
   local t_start = core.now() - state.wall
   local run_steps = 0
