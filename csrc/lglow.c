@@ -503,6 +503,10 @@ static int t_arena(lua_State *L) {
   luaL_setmetatable(L, BLOCKNAME);
   b->p = glow_alloc((size_t)n);
   if (!b->p) return lg_fail(L, "arena: out of memory for %I floats", (lua_Integer)n);
+  /* the collector does not see this memory: let its size advance the
+   * collection as if it had been allocated in Lua's heap, so the blocks of
+   * dead models (a script that builds many) are found and freed */
+  lua_gc(L, LUA_GCSTEP, (int)(n / 256 > INT_MAX ? INT_MAX : n / 256));
   Tensor *t = (Tensor *)lua_newuserdatauv(L, sizeof(Tensor), 1);
   t->data = b->p;
   t->owns = 0;
