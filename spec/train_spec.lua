@@ -101,6 +101,72 @@ describe("glow.train.run", function()
   end)
 end)
 
+describe("glow.train.run after non-finite steps in a row", function()
+  local ds = dataset(64)
+
+  --- a model whose loss is NaN on the given calls of loss_and_grad
+  local function faulty(bad)
+    local m = glow.Glow(CONFIG)
+    local calls, orig = 0, m.loss_and_grad
+    m.loss_and_grad = function(self, x, y)
+      calls = calls + 1
+      local st = orig(self, x, y)
+      if bad[calls] then st.loss = 0 / 0 end
+      return st
+    end
+    return m
+  end
+
+  it("restores the last snapshot, restarts the moments, lowers the rate, says so and goes on", function()
+    local bad = {}
+    for c = 6, 8 do bad[c] = true end -- steps 6, 7, 8
+    local lines = {}
+    local _, result = run(ds, { model = faulty(bad), restore_after = 3, snapshot_every = 2,
+      print = function(l) lines[#lines + 1] = l end })
+    local opt = result.optimizer
+    assert.equal(3, opt.skipped)
+    assert.equal(0.5, opt.lr_scale)
+    local said = table.concat(lines, "\n")
+    assert.matches("step 8: 3 non-finite steps in a row: restored the weights of step 4, restarted the "
+      .. "optimizer's moments, learning rate x0.5", said, 1, true)
+    -- the run went on to the end: 16 steps, 13 updates
+    assert.equal(16, result.steps)
+    assert.equal(16, opt.t + opt.skipped)
+    assert.equal(5, opt.t0) -- the moments restarted after the 5 updates before the fault
+    assert.is_true(opt.value:all_finite())
+  end)
+
+  it("puts the weights back exactly as they were at the snapshot", function()
+    local bad = { [4] = true, [5] = true }
+    local m = faulty(bad)
+    local at = {}
+    glow.train.run { model = m, train = ds, epochs = 1, batch = 8, lr = 2e-3, warmup = 1, seed = 3,
+      progress = false, init_size = 32, restore_after = 2, snapshot_every = 2, eval = false, print = function() end,
+      optimizer = "adam", max_steps = 6,
+      on_step = function(_, state) at[state.step] = m._arena.value:clone() end }
+    -- step 2 took a snapshot; steps 4 and 5 were skipped, the second restored step 2's weights
+    assert.is_true(at[3]:max_abs_diff(at[2]) > 0)
+    assert.equal(0, at[5]:max_abs_diff(at[2]))
+    assert.is_true(at[6]:max_abs_diff(at[5]) > 0)
+  end)
+
+  it("still stops after max_skipped in a row", function()
+    local bad = setmetatable({}, { __index = function(_, c) return c >= 3 end })
+    assert.has_error(function()
+      run(ds, { model = faulty(bad), restore_after = 2, max_skipped = 6, print = function() end })
+    end, "train: 7 consecutive steps with a non-finite loss or gradient; stopping (the weights were not "
+      .. "updated by any of them)")
+  end)
+
+  it("refuses bad settings", function()
+    assert.has_error(function() run(ds, { restore_after = -1 }) end,
+      "glow.train.run: restore_after must be an integer >= 0")
+    assert.has_error(function() run(ds, { lr_drop = 2 }) end, "glow.train.run: lr_drop must be a number in (0, 1]")
+    assert.has_error(function() run(ds, { snapshot_every = 0 }) end,
+      "glow.train.run: snapshot_every must be an integer >= 1")
+  end)
+end)
+
 describe("train_step", function()
   it("skips the update on a non-finite loss and leaves the weights as they were", function()
     local ds = dataset(16)

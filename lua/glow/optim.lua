@@ -133,7 +133,10 @@ local function new(kind, model, opts)
       or type(opts.betas[2]) ~= "number") then
     error("optim: betas must be a pair of numbers {b1, b2}", 0)
   end
-  local self = setmetatable({ kind = kind, opts = opts, t = 0, skipped = 0, model = model }, Optimizer)
+  -- lr_scale: a factor on the schedule (lowered by the trainer after repeated
+  -- non-finite steps); t0: the step the moment estimates started at
+  local self = setmetatable({ kind = kind, opts = opts, t = 0, t0 = 0, lr_scale = 1, skipped = 0,
+    model = model }, Optimizer)
   self.base_lr = opts.lr or (kind == "sgd" and 0.01 or 1e-3)
   if type(self.base_lr) ~= "number" or self.base_lr <= 0 then
     error("glow.optim." .. kind .. ": lr must be a positive number", 0)
@@ -162,7 +165,7 @@ function optim.Adamax(model, opts) return new("adamax", model, opts) end
 
 --- The learning rate at step t (default: the next step).
 function Optimizer:lr(t)
-  return self.base_lr * self.schedule(t or self.t + 1)
+  return self.base_lr * self.lr_scale * self.schedule(t or self.t + 1)
 end
 
 --- One update from the gradients in the arena. Returns {lr, grad_norm, clipped}.
@@ -182,9 +185,11 @@ function Optimizer:step()
   if self.kind == "sgd" then
     core.sgd_update(self.value, self.grad, self.buf, lr, self.momentum, wd, self.opts.nesterov)
   elseif self.kind == "adam" then
-    core.adam_update(self.value, self.grad, self.m, self.v, lr, self.b1, self.b2, self.eps, wd, self.t)
+    core.adam_update(self.value, self.grad, self.m, self.v, lr, self.b1, self.b2, self.eps, wd,
+      self.t - self.t0)
   else
-    core.adamax_update(self.value, self.grad, self.m, self.v, lr, self.b1, self.b2, self.eps, wd, self.t)
+    core.adamax_update(self.value, self.grad, self.m, self.v, lr, self.b1, self.b2, self.eps, wd,
+      self.t - self.t0)
   end
   if self.ema then
     -- the decay warms up (1 + t) / (10 + t) -> ema_decay, so the average
@@ -214,7 +219,8 @@ function Optimizer:state()
   end
   if self.buf then tensors[#tensors + 1] = { name = "optim.buf", value = self.buf } end
   if self.ema then tensors[#tensors + 1] = { name = "optim.ema", value = self.ema } end
-  return tensors, { kind = self.kind, t = self.t, skipped = self.skipped }
+  return tensors, { kind = self.kind, t = self.t, skipped = self.skipped, t0 = self.t0,
+    lr_scale = self.lr_scale }
 end
 
 --- Restore from the tensors (name -> tensor) and table written by state().
@@ -230,7 +236,36 @@ function Optimizer:load_state(tensors, info)
     e.value:copy(t)
   end
   self.t, self.skipped = info.t, info.skipped or 0
+  self.t0, self.lr_scale = info.t0 or 0, info.lr_scale or 1
   return true
+end
+
+--- snapshot() -> the step: keep a copy of the weights (and of the Polyak
+--- average) to come back to; one buffer, reused by later snapshots.
+function Optimizer:snapshot()
+  local n = self.value:numel()
+  self._snap = self._snap or { value = core.arena({ n }), ema = self.ema and core.arena({ n }) }
+  self._snap.value:copy(self.value)
+  if self.ema then self._snap.ema:copy(self.ema) end
+  self._snap.t = self.t
+  return self.t
+end
+
+--- restore() -> the step of the snapshot (nil without one): the weights
+--- (and average) come back from the last snapshot, and the moment estimates
+--- start again from zero, bias correction included, as at the start of
+--- training (the moments from before the fault may be what led to it). The
+--- step count, and with it the schedule, carries on.
+function Optimizer:restore()
+  local snap = self._snap
+  if not snap then return nil end
+  self.value:copy(snap.value)
+  if self.ema then self.ema:copy(snap.ema) end
+  for _, k in ipairs { "m", "v", "buf" } do
+    if self[k] then self[k]:fill(0) end
+  end
+  self.t0 = self.t
+  return snap.t
 end
 
 return optim

@@ -22,6 +22,7 @@ local OPTIONS = {
   weight_decay = true, polyak = true, betas = true, momentum = true, seed = true, init_size = true,
   log = true, checkpoint = true, checkpoint_every = true, eval = true, eval_batch = true,
   eval_limit = true, progress = true, max_steps = true, resume = true, max_skipped = true,
+  restore_after = true, lr_drop = true, snapshot_every = true,
   on_epoch = true, on_step = true, print = true,
 }
 
@@ -103,7 +104,15 @@ end
 --- polyak, seed, init_size (256), log (CSV path), checkpoint (path),
 --- checkpoint_every (steps), eval (true), eval_batch, eval_limit, progress
 --- ("auto", true, false), max_steps, resume (the model comes from glow.load),
---- max_skipped (20), on_step(stats, state), on_epoch(record, model, opt).
+--- max_skipped (20), restore_after (5), lr_drop (0.5), snapshot_every (200),
+--- on_step(stats, state), on_epoch(record, model, opt).
+--- A step with a non-finite loss or gradient is skipped (no update) and
+--- counted in the progress line. After restore_after of them in a row the
+--- weights come back from the last snapshot (taken every snapshot_every
+--- good steps; one copy of the weights, plus one of the Polyak average),
+--- the optimizer's moments restart, and the learning rate is multiplied by
+--- lr_drop; training says so and goes on. After max_skipped in a row it
+--- stops with an error. restore_after = 0 turns snapshots off.
 function train.run(o)
   util.check_options(o, OPTIONS, "glow.train.run")
   local model, ds = o.model, o.train
@@ -183,6 +192,19 @@ function train.run(o)
   -- loaded the same checkpoint); start from rank 0's values all the same
   dist.broadcast(opt.value)
   if opt.ema then dist.broadcast(opt.ema) end
+  local restore_after = o.restore_after or 5
+  local snapshot_every = o.snapshot_every or 200
+  local lr_drop = o.lr_drop or 0.5
+  if math.type(restore_after) ~= "integer" or restore_after < 0 then
+    error("glow.train.run: restore_after must be an integer >= 0", 0)
+  end
+  if math.type(snapshot_every) ~= "integer" or snapshot_every < 1 then
+    error("glow.train.run: snapshot_every must be an integer >= 1", 0)
+  end
+  if type(lr_drop) ~= "number" or not (lr_drop > 0 and lr_drop <= 1) then
+    error("glow.train.run: lr_drop must be a number in (0, 1]", 0)
+  end
+  if restore_after > 0 then opt:snapshot() end
   local prog = progress_new(root and (o.progress == nil and "auto" or o.progress), say)
   local result = { epochs = {}, optimizer = opt }
   local function checkpoint()
@@ -216,17 +238,26 @@ function train.run(o)
           error(string.format("train: %d consecutive steps with a non-finite loss or gradient; stopping "
             .. "(the weights were not updated by any of them)", consecutive_skips), 0)
         end
+        if restore_after > 0 and consecutive_skips % restore_after == 0 then
+          local from = opt:restore()
+          opt.lr_scale = opt.lr_scale * lr_drop
+          say(string.format("step %d: %d non-finite steps in a row: restored the weights of step %d, "
+            .. "restarted the optimizer's moments, learning rate x%g (now %.3g)", state.step,
+            consecutive_skips, from, opt.lr_scale, opt:lr()))
+        end
       else
         consecutive_skips = 0
         sum_bpd, n_bpd = sum_bpd + st.bpd, n_bpd + 1
+        if restore_after > 0 and state.step % snapshot_every == 0 then opt:snapshot() end
       end
       local now = core.now()
       local ips = rate_n / math.max(now - rate_t, 1e-9)
       local done_in_epoch = b - 1
       local left = (total - state.step) * batch / ips
       state.wall = now - t_start
-      prog:show(string.format("epoch %d/%d  step %d/%d  bits/dim %.4f  %.1f img/s  ETA %s", epoch, epochs,
-        done_in_epoch, per_epoch, st.bpd, ips, fmt_time(left)))
+      prog:show(string.format("epoch %d/%d  step %d/%d  bits/dim %.4f  %.1f img/s  ETA %s%s", epoch, epochs,
+        done_in_epoch, per_epoch, st.bpd, ips, fmt_time(left),
+        opt.skipped > 0 and string.format("  skipped %d", opt.skipped) or ""))
       if log then
         log:write(string.format("%d,%d,%d,%.6f,%.6f,%.6g,%.6g,%.2f,%.2f,,%d\n", state.step, epoch,
           done_in_epoch, st.bpd, st.loss, st.lr or 0, st.grad_norm or 0, ips, state.wall,
