@@ -158,6 +158,27 @@ describe("glow.train.run after non-finite steps in a row", function()
       .. "updated by any of them)")
   end)
 
+  it("goes on when a checkpoint cannot be written mid-run, and writes the next one", function()
+    local dir = tmpdir()
+    local sub = dir .. "/ck"
+    assert(os.execute("mkdir -p '" .. sub .. "'"))
+    local path = sub .. "/c.safetensors"
+    local lines = {}
+    local _, result = run(ds, { checkpoint = path, checkpoint_every = 4, print = function(l) lines[#lines + 1] = l end,
+      on_step = function(_, state)
+        -- the directory goes away before the step-8 checkpoint and is back for step 12
+        if state.step == 7 then rmdir(sub) end
+        if state.step == 10 then assert(os.execute("mkdir -p '" .. sub .. "'")) end
+      end })
+    assert.equal(16, result.steps)
+    assert.equal(1, result.checkpoint_failures)
+    assert.matches("step 8: checkpoint failed: ", table.concat(lines, "\n"), 1, true)
+    assert.matches("training goes on", table.concat(lines, "\n"), 1, true)
+    local m = assert(glow.load(path))
+    assert.equal(16, m.checkpoint.trainer.step)
+    rmdir(dir)
+  end)
+
   it("refuses bad settings", function()
     assert.has_error(function() run(ds, { restore_after = -1 }) end,
       "glow.train.run: restore_after must be an integer >= 0")

@@ -207,10 +207,18 @@ function train.run(o)
   if restore_after > 0 then opt:snapshot() end
   local prog = progress_new(root and (o.progress == nil and "auto" or o.progress), say)
   local result = { epochs = {}, optimizer = opt }
-  local function checkpoint()
+  --- A checkpoint that cannot be written mid-run (disk full, directory gone)
+  --- is reported and training goes on (the previous file stays as it was:
+  --- writes are atomic); the next one is tried on schedule. The last one,
+  --- at the end, raises.
+  local function checkpoint(final)
     if not o.checkpoint or not root then return end
     local ok, err = model:save(o.checkpoint, { optimizer = opt, trainer = state })
-    if not ok then fail("train: checkpoint failed: " .. tostring(err)) end
+    if ok then return end
+    if final then fail("train: checkpoint failed: " .. tostring(err)) end
+    result.checkpoint_failures = (result.checkpoint_failures or 0) + 1
+    say(string.format("step %d: checkpoint failed: %s; training goes on (the previous checkpoint is kept)",
+      state.step, tostring(err)))
   end
   local t_start = core.now() - state.wall
   local run_steps = 0
@@ -295,7 +303,7 @@ function train.run(o)
   end
   prog:close()
   state.wall = core.now() - t_start
-  checkpoint()
+  checkpoint(true)
   if log then log:close() end
   result.steps = state.step
   result.run_steps = run_steps
