@@ -129,6 +129,44 @@ describe("glow.checkpoint.write", function()
     end
   end)
 
+  it("leaves the previous file loadable when the writing process is killed (SIGKILL) mid-write", function()
+    local path = dir .. "/m.safetensors"
+    local build = os.getenv("GLOW_BUILD") or (H.root .. "build")
+    -- the child writes a small checkpoint, then a 128 MiB one, again and again
+    local child = string.format([[
+local glow = require "glow"
+assert(glow.checkpoint.write(%q, { { name = "w", value = glow.Tensor { 4 }:fill(1) } }))
+local big = glow.Tensor { 32 * 1024 * 1024 }:fill(2)
+while true do glow.checkpoint.write(%q, { { name = "w", value = big } }) end
+]], path, path)
+    spit(dir .. "/child.lua", child)
+    assert(os.execute(string.format("cd %q && LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='%s/?.so;;' "
+      .. "lua5.4 %q >/dev/null 2>&1 & echo $! > %q", H.root, build, dir .. "/child.lua", dir .. "/pid")))
+    local pid = math.tointeger(tonumber(slurp(dir .. "/pid"):match("%d+")))
+    local tmp = path .. ".tmp-" .. pid
+    local t0 = glow.core.now()
+    -- kill it as soon as the first big write has started
+    local started = false
+    while glow.core.now() - t0 < 30 do
+      local f = io.open(tmp, "rb")
+      if f then
+        local size = f:seek("end")
+        f:close()
+        if size > 0 then
+          started = true
+          break
+        end
+      end
+      os.execute("sleep 0.01")
+    end
+    os.execute("kill -9 " .. pid .. " 2>/dev/null")
+    assert.is_true(started, "the child never started its big write")
+    os.execute("sleep 0.2")
+    local tensors, err = checkpoint.read(path)
+    assert.is_not_nil(tensors, err)
+    assert.same({ 1, 1, 1, 1 }, tensors.w:totable())
+  end)
+
   it("returns nil and a message for a directory that does not exist", function()
     local path = dir .. "/missing/m.safetensors"
     local ok, err = checkpoint.write(path, { { name = "w", value = glow.Tensor { 2 } } })
