@@ -320,8 +320,9 @@ static int list_dir(const char *dir, strlist *files, strlist *dirs, char *err, s
   }
   closedir(d);
   if (rc) return rc;
-  qsort(files->v, files->n, sizeof(char *), cmp_str);
-  if (dirs) qsort(dirs->v, dirs->n, sizeof(char *), cmp_str);
+  /* qsort's array must not be NULL, even for 0 elements (an empty folder) */
+  if (files->n > 1) qsort(files->v, files->n, sizeof(char *), cmp_str);
+  if (dirs && dirs->n > 1) qsort(dirs->v, dirs->n, sizeof(char *), cmp_str);
   return GLOW_OK;
 }
 
