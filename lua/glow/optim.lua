@@ -201,10 +201,15 @@ end
 
 --- Run fn with the Polyak-averaged weights in place (no-op without polyak).
 function Optimizer:with_average(fn, ...)
-  if not self.ema then return fn(...) end
-  local saved = self.value:clone()
+  -- (nested: the average is already in place)
+  if not self.ema or self._averaged then return fn(...) end
+  -- one scratch copy outside Lua's heap, reused by every evaluation
+  self._saved = self._saved or core.arena({ self.value:numel() })
+  local saved = self._saved:copy(self.value)
   self.value:copy(self.ema)
+  self._averaged = true
   local r = table.pack(pcall(fn, ...))
+  self._averaged = nil
   self.value:copy(saved)
   if not r[1] then error(r[2], 0) end
   return table.unpack(r, 2, r.n)
