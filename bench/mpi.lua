@@ -17,7 +17,7 @@ local function rate()
   return tonumber(last:match("^[^,]*,[^,]*,[^,]*,[^,]*,[^,]*,[^,]*,[^,]*,([^,]*)"))
 end
 
-local common = string.format("lua5.4 examples/train.lua --max-steps %d --eval-limit 256 --no-progress "
+local common = string.format("lua5.4 examples/train.lua --max-steps %d --warmup 10 --eval-limit 256 --no-progress "
   .. "--out %s --checkpoint-every 0", steps, out)
 local one, many = {}, {}
 for _ = 1, reps do
