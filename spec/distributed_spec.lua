@@ -22,13 +22,7 @@ local function mpirun(np, args, limit)
     np, args)
 end
 
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local text = f:read("a")
-  f:close()
-  return text
-end
+local function slurp(path) return H.read(path) or "" end
 
 local function read_numbers(path)
   local t = {}

@@ -27,6 +27,15 @@ say:set("assertion.tensor_near.negative", "Tensors agree within the tolerance: %
 assert:register("assertion", "tensor_near", tensor_near, "assertion.tensor_near.positive",
   "assertion.tensor_near.negative")
 
+--- The whole content of a file, or nil when it cannot be opened.
+function H.read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local text = f:read("a")
+  f:close()
+  return text
+end
+
 --- A fresh empty directory under the system temp dir.
 function H.tmpdir()
   local p = os.tmpname()

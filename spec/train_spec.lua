@@ -3,33 +3,7 @@ local glow = H.glow
 
 local tmpdir, rmdir = H.tmpdir, H.rmdir
 
---- n structured 8x8 gray images (a bright bar whose place depends on the
---- label) as an uncompressed Fashion-MNIST style IDX pair.
-local function dataset(n)
-  local dir = tmpdir()
-  local img, lab = { string.pack(">I4I4I4I4", 0x803, n, 8, 8) }, { string.pack(">I4I4", 0x801, n) }
-  for i = 1, n do
-    local label = (i * 7) % 4
-    local px = {}
-    for r = 0, 7 do
-      for c = 0, 7 do
-        local v = 30 + ((r + c + i) % 5) * 10
-        if c == 2 * label or c == 2 * label + 1 then v = 200 + (r * 5) % 50 end
-        px[#px + 1] = string.char(v)
-      end
-    end
-    img[#img + 1] = table.concat(px)
-    lab[#lab + 1] = string.char(label)
-  end
-  for name, parts in pairs { ["train-images-idx3-ubyte"] = img, ["train-labels-idx1-ubyte"] = lab } do
-    local f = assert(io.open(dir .. "/" .. name, "wb"))
-    f:write(table.concat(parts))
-    f:close()
-  end
-  local ds = assert(glow.data.fashion_mnist { split = "train", dir = dir })
-  rmdir(dir)
-  return ds
-end
+local function dataset(n) return require("spec.idx").bars(glow, n) end
 
 local CONFIG = { shape = { 8, 8, 1 }, levels = 2, depth = 2, width = 16, seed = 1 }
 
