@@ -106,7 +106,7 @@ say(string.format("glow: %d train / %d test images %s; OpenBLAS kernel %s, %d th
   train:size(), test:size(), table.concat(train:shape(), "x"), info.blas_kernel, info.omp_threads,
   dist.size() > 1 and string.format(" x %d MPI ranks", dist.size()) or ""))
 local t0 = glow.core.now()
-local result = glow.train.run {
+local ok, result = pcall(glow.train.run, {
   model = model, train = train, test = test, epochs = opts.epochs, batch = opts.batch, lr = opts.lr,
   warmup = opts.warmup, schedule = opts.schedule, optimizer = opts.optimizer,
   decay_frac = opts.schedule == "wsd" and opts["decay-frac"] or nil,
@@ -117,7 +117,12 @@ local result = glow.train.run {
   resume = opts.resume and true or nil, max_steps = opts["max-steps"] > 0 and opts["max-steps"] or nil,
   eval_limit = opts["eval-limit"] > 0 and opts["eval-limit"] or nil,
   progress = not opts["no-progress"] and "auto" or false,
-}
+})
+if not ok then -- bad settings, an unwritable path, training that cannot go on: one line, exit 1
+  io.stderr:write("examples/train.lua: ", tostring(result), "\n")
+  if os.getenv("GLOW_TRACEBACK") then io.stderr:write(debug.traceback(), "\n") end
+  os.exit(1)
+end
 for _, e in ipairs(result.epochs) do
   say(string.format("epoch %d: test bits/dim %.4f (train %.4f), %.0f s", e.epoch, e.test_bpd or 0 / 0,
     e.train_bpd or 0 / 0, e.epoch_s))
@@ -133,8 +138,8 @@ end
 local samples = result.optimizer:with_average(function()
   return model:sample(64, { temperature = opts.temperature, seed = opts.seed + 1 })
 end)
-local ok, err = glow.image.save_grid(opts.out .. "/samples.png", samples, { cols = 8 })
-if not ok then
+local saved, err = glow.image.save_grid(opts.out .. "/samples.png", samples, { cols = 8 })
+if not saved then
   io.stderr:write("examples/train.lua: ", err, "\n")
   os.exit(1)
 end

@@ -211,3 +211,29 @@ describe("the experiment scripts", function()
     end)
   end)
 end)
+
+describe("examples/train.lua", function()
+  local tmp
+  before_each(function() tmp = H.tmpdir() end)
+  after_each(function() H.rmdir(tmp) end)
+
+  it("trains a few steps on Fashion-MNIST and writes its files", function()
+    local code, out = run("train.lua", string.format("--max-steps 3 --warmup 1 --eval-limit 64 --no-progress "
+      .. "--depth 1 --width 8 --out %q", tmp), tmp)
+    assert.equal(0, code)
+    assert.matches("wrote " .. tmp .. "/samples.png", out, 1, true)
+    assert.is_not_nil(glow.load(tmp .. "/checkpoint.safetensors"))
+  end)
+
+  it("ends with one line and exit code 1 when training cannot start (schedule shorter than its warmup)", function()
+    local code, _, stderr = run("train.lua", string.format("--max-steps 5 --depth 1 --width 8 --out %q", tmp), tmp)
+    assert.equal(1, code)
+    assert.equal('examples/train.lua: optim: schedule "wsd" needs total_steps larger than warmup\n', stderr)
+  end)
+
+  it("refuses an unknown option with exit code 2", function()
+    local code, _, stderr = run("train.lua", "--epoch 1", tmp)
+    assert.equal(2, code)
+    assert.matches("examples/train.lua: unknown option --epoch", stderr, 1, true)
+  end)
+end)
