@@ -145,10 +145,13 @@ while true do glow.checkpoint.write(%q, { { name = "w", value = big } }) end
     local pid = math.tointeger(tonumber(slurp(dir .. "/pid"):match("%d+")))
     local tmp = path .. ".tmp-" .. pid
     local t0 = glow.core.now()
-    -- kill it as soon as the first big write has started
+    -- kill it as soon as the first big write has started: once the small
+    -- checkpoint is in place (its own temporary file has the same name)
     local started = false
     while glow.core.now() - t0 < 30 do
-      local f = io.open(tmp, "rb")
+      local done = io.open(path, "rb")
+      if done then done:close() end
+      local f = done and io.open(tmp, "rb")
       if f then
         local size = f:seek("end")
         f:close()
