@@ -79,13 +79,21 @@ static int l_size(lua_State *L) {
 /* MPI counts are ints: large buffers go in pieces */
 #define PIECE ((int64_t)1 << 30)
 
-static int l_allreduce(lua_State *L) {
-  need_init(L, "allreduce");
-  Tensor *t = checkt(L, 1);
+/* op on t's floats in pieces of at most PIECE (root < 0: allreduce sum,
+ * else broadcast from root) */
+static void in_pieces(Tensor *t, int root) {
   for (int64_t o = 0; o < t->n; o += PIECE) {
     int c = (int)(t->n - o < PIECE ? t->n - o : PIECE);
-    MPI_Allreduce(MPI_IN_PLACE, t->data + o, c, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    if (root < 0)
+      MPI_Allreduce(MPI_IN_PLACE, t->data + o, c, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    else
+      MPI_Bcast(t->data + o, c, MPI_FLOAT, root, MPI_COMM_WORLD);
   }
+}
+
+static int l_allreduce(lua_State *L) {
+  need_init(L, "allreduce");
+  in_pieces(checkt(L, 1), -1);
   lua_settop(L, 1);
   return 1;
 }
@@ -118,10 +126,7 @@ static int l_broadcast(lua_State *L) {
   int root = (int)luaL_optinteger(L, 2, 0), size = 1;
   MPI_Comm_size(MPI_COMM_WORLD, &size);
   if (root < 0 || root >= size) return luaL_error(L, "glow.mpi.broadcast: root %d is not a rank (0..%d)", root, size - 1);
-  for (int64_t o = 0; o < t->n; o += PIECE) {
-    int c = (int)(t->n - o < PIECE ? t->n - o : PIECE);
-    MPI_Bcast(t->data + o, c, MPI_FLOAT, root, MPI_COMM_WORLD);
-  }
+  in_pieces(t, root);
   lua_settop(L, 1);
   return 1;
 }
