@@ -124,6 +124,21 @@ describe("glow.train.run after non-finite steps in a row", function()
     assert.is_true(at[6]:max_abs_diff(at[5]) > 0)
   end)
 
+  it("counts skipped steps in the progress line and says which step was skipped", function()
+    local lines = {}
+    run(ds, { model = faulty({ [3] = true, [11] = true }), progress = "lines",
+      print = function(l) lines[#lines + 1] = l end })
+    local said = table.concat(lines, "\n")
+    assert.matches("step 3: non-finite loss or gradient (loss nan", said:gsub("-nan", "nan"), 1, true)
+    assert.matches("epoch 1/2 done: train bits/dim [%d.]+  test bits/dim [%d.]+  skipped 1  %(", said)
+    assert.matches("epoch 2/2 done: train bits/dim [%d.]+  test bits/dim [%d.]+  skipped 2  %(", said)
+  end)
+
+  it("refuses an unknown progress mode", function()
+    assert.has_error(function() run(ds, { progress = "bar" }) end,
+      'glow.train.run: progress must be "auto", "lines", true or false, got bar')
+  end)
+
   it("still stops after max_skipped in a row", function()
     local bad = setmetatable({}, { __index = function(_, c) return c >= 3 end })
     assert.has_error(function()
@@ -177,6 +192,38 @@ describe("train_step", function()
     assert.equal(0, opt.t)
     local d = opt.value:max_abs_diff(before)
     assert.is_true(d ~= d or d == 0) -- the NaN we planted stays; nothing else moved
+  end)
+
+  it("skips the update on a finite loss with an infinite gradient and names the parameter", function()
+    local ds = dataset(16)
+    local m = glow.Glow(CONFIG)
+    local x = ds:batch({ 1, 2, 3, 4, 5, 6, 7, 8 }, {})
+    m:initialize(x)
+    local opt = glow.optim.Adam(m, { lr = 1e-3 })
+    -- the first coupling network's backward overflows one weight's gradient
+    local coupling
+    require("glow.util").walk({ children = m.children }, function(mod) coupling = coupling or (mod.net and mod) end)
+    local net, backward = coupling.net, coupling.net.backward
+    local p = net:parameters()[1]
+    net.backward = function(...)
+      local r = table.pack(backward(...))
+      p.grad:set(1, math.huge)
+      return table.unpack(r, 1, r.n)
+    end
+    local before = opt.value:clone()
+    local st = m:train_step(x, nil, opt)
+    assert.is_true(st.loss == st.loss and math.abs(st.loss) < math.huge)
+    assert.is_true(st.skipped)
+    assert.equal(1, #st.nonfinite)
+    assert.matches("^level1%..*net%." .. p.name:gsub("%.", "%%.") .. "$", st.nonfinite[1])
+    assert.equal(1, opt.skipped)
+    assert.equal(0, opt.t)
+    assert.equal(0, opt.value:max_abs_diff(before))
+    -- the next step, without the overflow, updates
+    net.backward = backward
+    assert.is_nil(m:train_step(x, nil, opt).skipped)
+    assert.equal(1, opt.t)
+    assert.is_true(opt.value:max_abs_diff(before) > 0)
   end)
 end)
 

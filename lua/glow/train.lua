@@ -103,7 +103,9 @@ end
 --- "adamax", "sgd"), lr (1e-3), warmup (steps), schedule, clip, weight_decay,
 --- polyak, seed, init_size (256), log (CSV path), checkpoint (path),
 --- checkpoint_every (steps), eval (true), eval_batch, eval_limit, progress
---- ("auto", true, false), max_steps, resume (the model comes from glow.load),
+--- ("auto": redrawn in place on a terminal, plain lines otherwise; true:
+--- always redrawn; "lines": a plain line at most every 10 s and one per epoch;
+--- false: none), max_steps, resume (the model comes from glow.load),
 --- max_skipped (20), restore_after (5), lr_drop (0.5), snapshot_every (200),
 --- on_step(stats, state), on_epoch(record, model, opt).
 --- A step with a non-finite loss or gradient is skipped (no update) and
@@ -115,6 +117,10 @@ end
 --- stops with an error. restore_after = 0 turns snapshots off.
 function train.run(o)
   util.check_options(o, OPTIONS, "glow.train.run")
+  if o.progress ~= nil and o.progress ~= true and o.progress ~= false and o.progress ~= "auto"
+    and o.progress ~= "lines" then
+    error("glow.train.run: progress must be \"auto\", \"lines\", true or false, got " .. tostring(o.progress), 0)
+  end
   local model, ds = o.model, o.train
   if not model or not ds then error("glow.train.run: model and train are required", 0) end
   -- under glow.distributed only rank 0 prints, logs and writes checkpoints
@@ -292,9 +298,9 @@ function train.run(o)
       end
     end
     state.wall = core.now() - t_start
-    prog:show(string.format("epoch %d/%d done: train bits/dim %.4f%s  (%s)", epoch, epochs,
+    prog:show(string.format("epoch %d/%d done: train bits/dim %.4f%s%s  (%s)", epoch, epochs,
       rec.train_bpd or 0 / 0, rec.test_bpd and string.format("  test bits/dim %.4f", rec.test_bpd) or "",
-      fmt_time(rec.epoch_s)), true)
+      opt.skipped > 0 and string.format("  skipped %d", opt.skipped) or "", fmt_time(rec.epoch_s)), true)
     result.epochs[#result.epochs + 1] = rec
     result.final_test_bpd = rec.test_bpd
     if log then log:flush() end
