@@ -108,22 +108,49 @@ static int idx_open(const char *path, uint32_t magic, int ndim, uint32_t *dims, 
   return GLOW_OK;
 }
 
-/* read exactly n bytes and check that nothing follows */
-static int idx_body(gzFile f, const char *path, uint8_t *buf, size_t n, const char *what,
+/* Read exactly n bytes into a new buffer (*out, the caller frees it) and check
+   that nothing follows. The buffer grows with the data read, from 1 MiB by
+   doubling, so a header that claims more than the file holds costs no more
+   memory than the file's real content. */
+static int idx_body(gzFile f, const char *path, uint8_t **out, size_t n, const char *what,
                     char *err, size_t errlen) {
-  int64_t got = gz_read_all(f, buf, n);
-  if (got < 0) return fail(err, errlen, GLOW_EDATA, "%s: corrupt (%s)", path, gz_why(f, path));
-  if ((size_t)got < n) {
+  size_t cap = n < ((size_t)1 << 20) ? n : ((size_t)1 << 20), done = 0;
+  uint8_t *buf = (uint8_t *)malloc(cap);
+  *out = NULL;
+  if (!buf) return fail(err, errlen, GLOW_ENOMEM, "%s: out of memory for %zu bytes", path, cap);
+  for (;;) {
+    int64_t got = gz_read_all(f, buf + done, cap - done);
+    if (got < 0) {
+      free(buf);
+      return fail(err, errlen, GLOW_EDATA, "%s: corrupt (%s)", path, gz_why(f, path));
+    }
+    done += (size_t)got;
+    if (done < cap || done == n) break; /* end of the stream, or all there */
+    size_t next = cap > n / 2 ? n : 2 * cap;
+    uint8_t *grown = (uint8_t *)realloc(buf, next);
+    if (!grown) {
+      free(buf);
+      return fail(err, errlen, GLOW_ENOMEM, "%s: out of memory for %zu bytes", path, next);
+    }
+    buf = grown;
+    cap = next;
+  }
+  if (done < n) {
     const char *why = gz_reason(f, path);
-    return fail(err, errlen, GLOW_EDATA, "%s: truncated: expected %zu bytes of %s, got %lld%s%s%s",
-                path, n, what, (long long)got, why ? " (" : "", why ? why : "", why ? ")" : "");
+    free(buf);
+    return fail(err, errlen, GLOW_EDATA, "%s: truncated: expected %zu bytes of %s, got %zu%s%s%s",
+                path, n, what, done, why ? " (" : "", why ? why : "", why ? ")" : "");
   }
   uint8_t extra[64];
-  got = gz_read_all(f, extra, sizeof extra);
-  if (got < 0) return fail(err, errlen, GLOW_EDATA, "%s: corrupt (%s)", path, gz_why(f, path));
-  if (got > 0)
+  int64_t got = gz_read_all(f, extra, sizeof extra);
+  if (got != 0) {
+    free(buf);
+    if (got < 0)
+      return fail(err, errlen, GLOW_EDATA, "%s: corrupt (%s)", path, gz_why(f, path));
     return fail(err, errlen, GLOW_EDATA, "%s: longer than its header says (%zu bytes of %s)",
                 path, n, what);
+  }
+  *out = buf;
   return GLOW_OK;
 }
 
@@ -132,6 +159,7 @@ int glow_load_idx(const char *images_path, const char *labels_path, glow_dataset
   memset(ds, 0, sizeof *ds);
   uint32_t idim[3] = {0, 0, 0}, ldim[1] = {0};
   gzFile fi = NULL, fl = NULL;
+  uint8_t *lab = NULL;
   int rc = idx_open(images_path, 0x00000803u, 3, idim, &fi, err, errlen);
   if (rc) return rc;
   rc = idx_open(labels_path, 0x00000801u, 1, ldim, &fl, err, errlen);
@@ -150,18 +178,17 @@ int glow_load_idx(const char *images_path, const char *labels_path, glow_dataset
   ds->h = (int)idim[1];
   ds->w = (int)idim[2];
   ds->c = 1;
-  size_t npix = (size_t)ds->n * ds->h * ds->w;
-  uint8_t *lab = (uint8_t *)malloc((size_t)ds->n);
-  ds->x = (uint8_t *)malloc(npix);
-  ds->y = (int *)malloc(sizeof(int) * (size_t)ds->n);
-  if (!lab || !ds->x || !ds->y) {
-    free(lab);
-    rc = fail(err, errlen, GLOW_ENOMEM, "%s: out of memory for %zu bytes", images_path, npix);
-    goto done;
-  }
-  rc = idx_body(fi, images_path, ds->x, npix, "pixels", err, errlen);
-  if (!rc) rc = idx_body(fl, labels_path, lab, (size_t)ds->n, "labels", err, errlen);
+  /* n * h * w < 2^64 since n < 2^32 and h, w < 2^16; the memory follows
+     the data that is really there */
+  rc = idx_body(fi, images_path, &ds->x, (size_t)ds->n * ds->h * ds->w, "pixels", err, errlen);
+  if (!rc) rc = idx_body(fl, labels_path, &lab, (size_t)ds->n, "labels", err, errlen);
   if (!rc) {
+    ds->y = (int *)malloc(sizeof(int) * (size_t)ds->n);
+    if (!ds->y) {
+      rc = fail(err, errlen, GLOW_ENOMEM, "%s: out of memory for %lld labels", labels_path,
+                (long long)ds->n);
+      goto done;
+    }
     int maxl = 0;
     for (int64_t i = 0; i < ds->n; i++) {
       ds->y[i] = lab[i];
@@ -169,8 +196,8 @@ int glow_load_idx(const char *images_path, const char *labels_path, glow_dataset
     }
     ds->classes = maxl + 1;
   }
-  free(lab);
 done:
+  free(lab);
   if (fi) gzclose(fi);
   if (fl) gzclose(fl);
   if (rc) glow_dataset_free(ds);

@@ -53,6 +53,8 @@ typedef struct {
   png_bytep *rows;
   int h, w, c;
   int nomem;
+  long long file_bytes;
+  char toobig[160];
 } png_reader;
 
 static int read_body(png_reader *s) {
@@ -64,6 +66,16 @@ static int read_body(png_reader *s) {
   png_uint_32 h = png_get_image_height(s->png, s->info);
   int bit_depth = png_get_bit_depth(s->png, s->info);
   int ctype = png_get_color_type(s->png, s->info);
+  /* deflate packs at most 1032 bytes into one, so the filtered rows (one
+     filter byte each) cannot outgrow 1032 times the file: a header that
+     claims more is a lie, refused before the pixel buffer is allocated */
+  double stream = (double)h * ((double)png_get_rowbytes(s->png, s->info) + 1);
+  if (s->file_bytes >= 0 && stream > 1032.0 * (double)s->file_bytes + 65536.0) {
+    snprintf(s->toobig, sizeof s->toobig,
+             "its header says %lux%lu pixels, more than its %lld bytes can hold", (unsigned long)w,
+             (unsigned long)h, s->file_bytes);
+    png_error(s->png, s->toobig);
+  }
   if (bit_depth == 16) png_set_scale_16(s->png);
   if (ctype == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(s->png);
   if (ctype == PNG_COLOR_TYPE_GRAY && bit_depth < 8) png_set_expand_gray_1_2_4_to_8(s->png);
@@ -110,6 +122,8 @@ int glow_png_read(const char *path, uint8_t **pixels, int *h, int *w, int *c, ch
     fclose(s.fp);
     return fail(err, errlen, GLOW_EDATA, "%s: not a PNG file (bad signature)", path);
   }
+  struct stat st;
+  s.file_bytes = fstat(fileno(s.fp), &st) == 0 && S_ISREG(st.st_mode) ? (long long)st.st_size : -1;
   int rc = GLOW_OK;
   s.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &em, on_error, on_warning);
   if (s.png) s.info = png_create_info_struct(s.png);

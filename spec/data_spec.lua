@@ -147,6 +147,24 @@ describe("glow.data.fashion_mnist", function()
     rmdir(dir)
   end)
 
+  it("reads no more memory than the file holds when its header claims billions of pixels", function()
+    -- the first crasher fuzz_idx found (an out-of-memory: the header's 2 x 58626 x 65535
+    -- pixels were allocated before reading), and the largest header IDX can state
+    for _, case in ipairs {
+      { 2, 58626, "\0\0\3\0\0\n\0\5\11", "expected 7684109820 bytes of pixels, got 9" },
+      { 0xffffffff, 65535, ("\7"):rep(5000), "expected 18446181123756261375 bytes of pixels, got 5000" },
+    } do
+      local n, h, pixels, says = table.unpack(case)
+      local dir = tmpdir()
+      write(dir .. "/t10k-images-idx3-ubyte", string.pack(">I4I4I4I4", 0x803, n, h, 65535) .. pixels)
+      write(dir .. "/t10k-labels-idx1-ubyte", string.pack(">I4I4", 0x801, n) .. "\0\9")
+      local ds, err = glow.data.fashion_mnist { split = "test", dir = dir }
+      assert.is_nil(ds)
+      assert.matches("t10k-images-idx3-ubyte: truncated: " .. says, err, 1, true)
+      rmdir(dir)
+    end
+  end)
+
   it("returns nil and a message for a truncated gzip stream", function()
     local dir = tmpdir()
     local images, labels = synthetic(50, 8, 8)

@@ -225,6 +225,25 @@ describe("glow.image.read_png", function()
     rmdir(dir)
   end)
 
+  it("refuses a header that claims more pixels than the file can hold, and reads a real large flat image", function()
+    local dir = tmpdir()
+    -- 10^6 x 10^6 gray pixels in a 70-byte file: deflate packs at most 1032 bytes into one
+    write(dir .. "/huge.png", "\137PNG\r\n\26\n" .. chunk("IHDR", string.pack(">I4I4BBBBB", 1000000, 1000000, 8, 0,
+      0, 0, 0)) .. chunk("IDAT", zlib_stored("\0abcd")) .. chunk("IEND", ""))
+    local x, err = glow.image.read_png(dir .. "/huge.png")
+    assert.is_nil(x)
+    assert.matches("huge%.png: corrupt or truncated PNG %(its header says 1000000x1000000 pixels, more than its "
+      .. "%d+ bytes can hold%)", err)
+    -- one flat 3000x3000 picture compresses about as well as deflate can, and still reads
+    local flat = glow.Tensor { 1, 3000, 3000, 1 }
+    assert(glow.image.save_grid(dir .. "/flat.png", flat, { padding = 0 }))
+    local size = #H.read(dir .. "/flat.png")
+    assert.is_true(size < 3000 * 3001 / 500, "compressed to " .. size .. " bytes")
+    x = assert(glow.image.read_png(dir .. "/flat.png"))
+    assert.same({ 1, 3000, 3000, 1 }, x:shape())
+    rmdir(dir)
+  end)
+
   it("returns nil and a message for a missing file", function()
     local x, err = glow.image.read_png("/nonexistent/glow.png")
     assert.is_nil(x)
