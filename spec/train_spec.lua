@@ -51,6 +51,23 @@ describe("glow.train.run", function()
     rmdir(dir)
   end)
 
+  it("refuses to resume with other settings, or from a model without trainer state", function()
+    local dir = tmpdir()
+    run(ds, { max_steps = 3, checkpoint = dir .. "/c.safetensors" })
+    local model = assert(glow.load(dir .. "/c.safetensors"))
+    assert.has_error(function()
+      run(ds, { model = model, resume = true, lr = 1e-3 })
+    end, "glow.train.run: the checkpoint was trained with lr = 0.002; resuming with 0.001 would not continue the "
+      .. "same run")
+    assert.has_error(function()
+      run(ds, { model = assert(glow.load(dir .. "/c.safetensors")), resume = true, batch = 4 })
+    end, "glow.train.run: the checkpoint was trained with batch = 8; resuming with 4 would not continue the same run")
+    local fresh = glow.Glow(CONFIG)
+    assert.has_error(function() run(ds, { model = fresh, resume = true }) end,
+      "glow.train.run: resume needs a model from glow.load(checkpoint) with trainer state")
+    rmdir(dir)
+  end)
+
   it("writes a CSV log with a header, one row per step and the test figure per epoch", function()
     local dir = tmpdir()
     run(ds, { log = dir .. "/log.csv", epochs = 1 })
@@ -280,7 +297,78 @@ describe("checkpoints", function()
     local m = saved()
     local ok, err = m:save("/nonexistent/dir/m.safetensors")
     assert.is_nil(ok)
-    assert.is_string(err)
+    assert.matches("/nonexistent/dir/m.safetensors: cannot create the temporary file "
+      .. "/nonexistent/dir/m.safetensors.tmp%-%d+: No such file or directory", err)
+    -- a directory in the way: the rename fails, the temporary file goes, the directory stays
+    assert(os.execute("mkdir '" .. dir .. "/in-the-way'"))
+    ok, err = m:save(dir .. "/in-the-way")
+    assert.is_nil(ok)
+    assert.matches("in-the-way: cannot rename the temporary file", err, 1, true)
+    local p = io.popen("ls -A '" .. dir .. "'")
+    local listing = p:read("a")
+    p:close()
+    assert.equal("in-the-way\nm.safetensors\n", listing)
+  end)
+
+  it("of another kind load as nil and a message that says what is wrong", function()
+    local m, path = saved()
+    local ckpt = glow.checkpoint
+    local tensors, meta = assert(ckpt.read(path))
+    local function rewrite(drop, changes)
+      local list = {}
+      for _, p in ipairs(m:parameters()) do
+        if p.name ~= drop then list[#list + 1] = { name = p.name, value = tensors[p.name] } end
+      end
+      for name, t in pairs(tensors) do
+        if name:sub(1, 7) == "buffer." then list[#list + 1] = { name = name, value = t } end
+      end
+      local md = {}
+      for k, v in pairs(meta) do md[k] = v end
+      for k, v in pairs(changes or {}) do md[k] = v or nil end
+      local out = dir .. "/other.safetensors"
+      assert(ckpt.write(out, list, md))
+      return out
+    end
+    local other = rewrite("level1.step1.actnorm.bias")
+    local got, err = glow.load(other)
+    assert.is_nil(got)
+    assert.equal("checkpoint " .. other .. " holds another architecture: no tensor level1.step1.actnorm.bias", err)
+    -- model:load of the same file says the same
+    got, err = glow.Glow(CONFIG):load(other)
+    assert.is_nil(got)
+    assert.matches("no tensor level1.step1.actnorm.bias", err, 1, true)
+    -- a safetensors file from elsewhere
+    assert(ckpt.write(dir .. "/plain.safetensors", { { name = "w", value = glow.Tensor { 2 } } }))
+    got, err = glow.load(dir .. "/plain.safetensors")
+    assert.is_nil(got)
+    assert.equal(dir .. "/plain.safetensors is not a glow checkpoint (format nil)", err)
+    -- a stored configuration that is not JSON, or that glow.Glow refuses
+    other = rewrite(nil, { ["glow.config"] = "{\"shape\": [8, 8" })
+    got, err = glow.load(other)
+    assert.is_nil(got)
+    assert.matches(other .. ": bad configuration: json: ", err, 1, true)
+    other = rewrite(nil, { ["glow.config"] = '{"shape": [8, 8, 1], "levels": 2, "depth": 0}' })
+    got, err = glow.load(other)
+    assert.is_nil(got)
+    assert.matches(other .. ": glow.Glow: option depth must be a positive integer, got 0", err, 1, true)
+  end)
+
+  it("made with a custom coupling network ask for it, and load with it", function()
+    local function net(cin, cout) return glow.nn.ZeroConv2d(cin, cout) end
+    local cfg = {}
+    for k, v in pairs(CONFIG) do cfg[k] = v end
+    cfg.net = net
+    local m = glow.Glow(cfg)
+    local x = ds:batch({ 1, 2, 3, 4 }, {})
+    m:initialize(x)
+    dir = tmpdir()
+    local path = dir .. "/custom.safetensors"
+    assert(m:save(path))
+    local got, err = glow.load(path)
+    assert.is_nil(got)
+    assert.equal(path .. " was made with a custom coupling network: pass it as glow.load(path, {net = fn})", err)
+    got = assert(glow.load(path, { net = net }))
+    assert.tensor_near(m:log_prob(x), got:log_prob(x), 0)
   end)
 
   it("that are missing load as nil and a message", function()
