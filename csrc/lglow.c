@@ -456,6 +456,12 @@ static int t_tostring(lua_State *L) {
   return 1;
 }
 
+/* t:is_closed(): true once the tensor was closed (to-be-closed variable) */
+static int t_is_closed(lua_State *L) {
+  lua_pushboolean(L, ((Tensor *)luaL_checkudata(L, 1, TNAME))->data == NULL);
+  return 1;
+}
+
 static int t_len(lua_State *L) {
   lua_pushinteger(L, lg_checkt(L, 1)->n);
   return 1;
@@ -1258,7 +1264,8 @@ static const luaL_Reg tensor_methods[] = {
     {"clone", t_clone},       {"view", t_view},
     {"dot", t_dot},           {"sum", t_sum},
     {"max_abs", t_max_abs},   {"max_abs_diff", t_max_abs_diff},
-    {"all_finite", t_all_finite}, {NULL, NULL}};
+    {"all_finite", t_all_finite}, {"is_closed", t_is_closed},
+    {NULL, NULL}};
 
 static const luaL_Reg tensor_meta[] = {{"__tostring", t_tostring},
                                        {"__len", t_len},

@@ -347,6 +347,34 @@ describe("glow.Glow bad input", function()
     assert.matches("sample: unknown option 'temp'", err_of(m.sample, m, 2, { temp = 1 }), 1, true)
   end)
 
+  it("refuses bad option values and arguments, naming them", function()
+    local S = { 8, 8, 1 }
+    for _, case in ipairs {
+      { { n_bits = 9 }, "glow.Glow: option n_bits must be 1..8, got 9" },
+      { { n_bits = 0 }, "glow.Glow: option n_bits must be a positive integer, got 0" },
+      { { classes = 1 }, "glow.Glow: option classes must be an integer >= 2, got 1" },
+      { { classes = 3, class_weight = -1 }, "glow.Glow: option class_weight must be a number >= 0" },
+      { { learn_top = 1 }, "glow.Glow: option learn_top must be a boolean" },
+      { { seed = 1.5 }, "glow.Glow: option seed must be an integer" },
+      { { memory = "x" }, 'glow.Glow: option memory must be "auto", "store" or "reversible", got x' },
+      { { net = 3 }, "glow.Glow: option net must be a function(cin, cout, info) returning a network" },
+    } do
+      local o = { shape = S, levels = 2, depth = 1, width = 8 }
+      for k, v in pairs(case[1]) do o[k] = v end
+      assert.equal(case[2], err_of(glow.Glow, o))
+    end
+    local x = H.data({ 4, 8, 8, 1 }, 1)
+    local c = glow.Glow { shape = S, levels = 2, depth = 1, width = 8, classes = 3 }
+    c:initialize(x, { 0, 1, 2, 0 })
+    assert.equal("log_prob: y must be a Lua array of 4 labels", err_of(c.log_prob, c, x, { 0, 1 }))
+    assert.equal("log_prob: label y[3] = 1.5 is not an integer in [0, 3)", err_of(c.log_prob, c, x, { 0, 1, 1.5, 0 }))
+    local u = glow.Glow { shape = S, levels = 2, depth = 1, width = 8 }
+    u:initialize(x)
+    assert.equal("classify: the model has no classes (build it with classes = k)", err_of(u.classify, u, x))
+    assert.equal("sample: temperature must be a number >= 0", err_of(u.sample, u, 2, { temperature = -1 }))
+    assert.equal("train_step: opt must be an optimizer from glow.optim", err_of(u.train_step, u, x, nil, nil))
+  end)
+
   it("refuses to run before initialize", function()
     local m = glow.Glow(opts)
     local x = H.data({ 2, 16, 16, 3 }, 1)

@@ -57,4 +57,18 @@ describe("glow.Tensor", function()
     assert.has_error(function() glow.Tensor.from({ 1, 2, 3 }, { 2, 2 }) end,
       "Tensor.from: 3 values do not fill shape {2, 2}")
   end)
+
+  it("refuses a closed tensor wherever it is passed, and says it is closed", function()
+    local t = glow.Tensor { 2, 2 }
+    do
+      local _ <close> = t
+    end
+    assert.is_true(t:is_closed())
+    assert.is_false(glow.Tensor { 1 }:is_closed())
+    assert.equal("glow.Tensor (closed)", tostring(t))
+    assert.has_error(function() t:get(1) end, "bad argument #1: the tensor is closed")
+    assert.has_error(function() glow.Tensor { 2, 2 }:add(t, 1) end, "bad argument #2: the tensor is closed")
+    assert.has_error(function() glow.checkpoint.write("/nonexistent/a.safetensors", { { name = "a", value = t } }) end,
+      'checkpoint.write: tensors[1].value ("a") is a closed tensor')
+  end)
 end)

@@ -91,6 +91,7 @@ function M.write(path, tensors, metadata)
     if not util.is_tensor(t) then
       misuse("write: tensors[%d].value (%q) must be a glow.Tensor, got %s", i, name, type(t))
     end
+    if t:is_closed() then misuse("write: tensors[%d].value (%q) is a closed tensor", i, name) end
     seen[name] = i
     local bytes = t:numel() * 4
     header[name] = {
