@@ -164,8 +164,10 @@ end
 --- The path of file in the output folder.
 function Output:path(file)
   if not self.made then
-    if not os.execute("mkdir -p " .. shell_quote(self.dir)) then
-      C.fail("cannot make the output folder %s", self.dir)
+    local p = io.popen("mkdir -p " .. shell_quote(self.dir) .. " 2>&1")
+    local said = p:read("a"):gsub("%s+$", "")
+    if not p:close() then
+      C.fail("cannot make the output folder %s%s", self.dir, said ~= "" and " (" .. said .. ")" or "")
     end
     self.made = true
   end

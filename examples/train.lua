@@ -81,7 +81,15 @@ if opts.memory ~= "auto" and opts.memory ~= "store" and opts.memory ~= "reversib
   usage("option --memory must be auto, store or reversible, got " .. opts.memory)
 end
 local train, test = load_data("train"), load_data("test")
-os.execute("mkdir -p '" .. opts.out .. "'")
+do -- the output folder, or one line saying why it cannot be made
+  local p = io.popen("mkdir -p '" .. opts.out:gsub("'", "'\\''") .. "' 2>&1")
+  local said = p:read("a"):gsub("%s+$", "")
+  if not p:close() then
+    io.stderr:write("examples/train.lua: cannot make the output folder ", opts.out,
+      said ~= "" and " (" .. said .. ")" or "", "\n")
+    os.exit(1)
+  end
+end
 local ckpt = opts.out .. "/checkpoint.safetensors"
 
 local model

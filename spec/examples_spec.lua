@@ -209,6 +209,44 @@ describe("the experiment scripts", function()
       code, _, err = run("manipulate.lua", "--quick --attribute hats", tmp)
       assert_fails(code, err, "option --attribute must be one of footwear, sleeves, top")
     end)
+
+    it("refuses an option given twice, a flag given a value and a value below its minimum", function()
+      local code, _, err = run("temperature.lua", "--quick --rows 2 --rows 3", tmp)
+      assert_fails(code, err, "option --rows given twice")
+      code, _, err = run("temperature.lua", "--quick=yes", tmp)
+      assert_fails(code, err, "option --quick takes no value")
+      code, _, err = run("temperature.lua", "--quick --rows 0", tmp)
+      assert_fails(code, err, "option --rows must be >= 1, got 0")
+      code, _, err = run("conditional.lua", "--quick --class-weight -1", tmp)
+      assert_fails(code, err, "option --class-weight must be >= 0, got -1")
+    end)
+
+    it("reports an output folder that cannot be made", function()
+      H.write(tmp .. "/file", "a file, not a folder")
+      local code, _, err = run("temperature.lua", string.format("--quick --out %q", tmp .. "/file/out"), tmp)
+      assert_fails(code, err, "cannot make the output folder " .. tmp .. "/file/out (mkdir: ")
+    end)
+
+    it("refuses a checkpoint of a model that was never initialized", function()
+      local m = glow.Glow { shape = { 8, 8, 1 }, levels = 2, depth = 1, width = 8 }
+      assert(m:save(tmp .. "/fresh.safetensors"))
+      local code, _, err = run("temperature.lua", string.format("--checkpoint %q --out %q",
+        tmp .. "/fresh.safetensors", tmp .. "/out"), tmp)
+      assert_fails(code, err, tmp .. "/fresh.safetensors holds a model that was never initialized or trained")
+    end)
+
+    it("refuses data whose image size does not fit the checkpoint's model", function()
+      -- a trained 8x8 model, and a Fashion-MNIST test split of 4x4 images
+      local m = glow.Glow { shape = { 8, 8, 1 }, levels = 2, depth = 1, width = 8 }
+      m:initialize(H.data({ 4, 8, 8, 1 }, 1))
+      assert(m:save(tmp .. "/m.safetensors"))
+      local img = { string.pack(">I4I4I4I4", 0x803, 2, 4, 4), ("\100"):rep(32) }
+      H.write(tmp .. "/t10k-images-idx3-ubyte", table.concat(img))
+      H.write(tmp .. "/t10k-labels-idx1-ubyte", string.pack(">I4I4", 0x801, 2) .. "\1\2")
+      local code, _, err = run("interpolate.lua", string.format("--checkpoint %q --data-dir %q --out %q",
+        tmp .. "/m.safetensors", tmp, tmp .. "/out"), tmp)
+      assert_fails(code, err, "Fashion-MNIST holds 4x4x1 images; the model takes 8x8x1")
+    end)
   end)
 end)
 
@@ -229,6 +267,12 @@ describe("examples/train.lua", function()
     local code, _, stderr = run("train.lua", string.format("--max-steps 5 --depth 1 --width 8 --out %q", tmp), tmp)
     assert.equal(1, code)
     assert.equal('examples/train.lua: optim: schedule "wsd" needs total_steps larger than warmup\n', stderr)
+  end)
+
+  it("ends with one line and exit code 1 when the output folder cannot be made", function()
+    H.write(tmp .. "/file", "a file, not a folder")
+    local code, _, stderr = run("train.lua", string.format("--max-steps 3 --out %q", tmp .. "/file/out"), tmp)
+    assert_fails(code, stderr, "examples/train.lua: cannot make the output folder " .. tmp .. "/file/out (mkdir: ")
   end)
 
   it("refuses an unknown option with exit code 2", function()
