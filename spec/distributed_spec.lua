@@ -126,6 +126,14 @@ else
       assert(diff <= 1e-5 * scale, string.format("largest difference %g, largest parameter %g", diff, scale))
     end)
 
+    it("refuses a batch smaller than the ranks on every rank, with the reason", function()
+      local log = dir .. "/mpirun.log"
+      local ok = os.execute(mpirun(3, string.format("spec/mpi/train.lua %q 2 - - - 2 >%q 2>&1", dir .. "/o.txt", log)))
+      local said = slurp(log)
+      assert.is_falsy(ok, said)
+      assert.matches("glow.train.run: batch 2 and eval_batch 256 must not be smaller than the 3 ranks", said, 1, true)
+    end)
+
     it("ends with a message, not a hang, when a rank is killed; the last checkpoint loads", function()
       local out, pids = dir .. "/k.txt", dir .. "/pid"
       local log = dir .. "/mpirun.log"

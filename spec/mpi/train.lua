@@ -1,16 +1,18 @@
 --- Run by spec/distributed_spec.lua, as one process or under mpirun:
----   lua5.4 spec/mpi/train.lua OUT STEPS [CHECKPOINT_EVERY] [PIDFILE_PREFIX|-] [RESUME]
+---   lua5.4 spec/mpi/train.lua OUT STEPS [CHECKPOINT_EVERY|-] [PIDFILE_PREFIX|-] [RESUME|-] [BATCH]
 --- trains a small model on a made-up dataset (global batch 64) through
 --- glow.train.run for STEPS steps (1 thread per process), then rank 0 writes
 --- the flat parameter vector to OUT (one %.9g per line). With
 --- CHECKPOINT_EVERY it checkpoints to OUT.ckpt every so many steps; with
 --- PIDFILE_PREFIX each rank writes its process id to PREFIX<rank>; with
---- RESUME it continues that checkpoint's run up to STEPS steps in all.
+--- RESUME it continues that checkpoint's run up to STEPS steps in all; BATCH
+--- replaces the global batch of 64.
 local glow = require "glow"
 local dist = glow.distributed
 if dist.launched() then dist.init() end
 local out, steps = arg[1], math.tointeger(tonumber(arg[2]))
-local every, pidfile, resume = tonumber(arg[3]), arg[4] ~= "-" and arg[4] or nil, arg[5]
+local every, pidfile = tonumber(arg[3]), arg[4] ~= "-" and arg[4] or nil
+local resume, batch = arg[5] ~= "-" and arg[5] or nil, math.tointeger(tonumber(arg[6])) or 64
 
 if pidfile then
   local f = assert(io.open(pidfile .. dist.rank(), "w"))
@@ -24,7 +26,7 @@ local ds = require("spec.idx").bars(glow, 256)
 
 local model = resume and assert(glow.load(resume))
   or glow.Glow { shape = { 8, 8, 1 }, levels = 2, depth = 2, width = 16, seed = 1 }
-local result = glow.train.run { model = model, train = ds, test = ds, epochs = 100, batch = 64, lr = 2e-3,
+local result = glow.train.run { model = model, train = ds, test = ds, epochs = 100, batch = batch, lr = 2e-3,
   warmup = 2, seed = 3, progress = false, init_size = 64, max_steps = steps, eval = false,
   checkpoint = every and (out .. ".ckpt") or nil, checkpoint_every = every, resume = resume and true }
 if dist.is_root() then
