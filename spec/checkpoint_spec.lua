@@ -204,7 +204,8 @@ while true do glow.checkpoint.write(%q, { { name = "w", value = big } }) end
       'checkpoint.write: tensors[1].value ("a") must be a glow.Tensor, got table')
     assert.has_error(function() checkpoint.write(path, { t }) end,
       "checkpoint.write: tensors[1] must be a table {name = ..., value = tensor}, got userdata")
-    assert.has_error(function() checkpoint.write(path, t) end)
+    assert.has_error(function() checkpoint.write(path, t) end,
+      "checkpoint.write: tensors must be an array of {name = ..., value = tensor}, got userdata")
     assert.has_error(function() checkpoint.write(nil, {}) end,
       "checkpoint.write: path must be a non-empty string, got nil")
     assert.same({}, listing(dir))

@@ -229,7 +229,8 @@ describe("glow.data.fashion_mnist", function()
       "fashion_mnist: unknown option 'path' (known: dir, split)")
     assert.has_error(function() glow.data.fashion_mnist "valid" end,
       "fashion_mnist: split must be 'train' or 'test', got 'valid'")
-    assert.has_error(function() glow.data.fashion_mnist(3) end)
+    assert.has_error(function() glow.data.fashion_mnist(3) end,
+      "fashion_mnist: expected a split ('train' or 'test') or an options table, got number")
   end)
 
   it("loads the real test split: 10,000 images of 28x28x1 labelled 0..9", function()
@@ -459,7 +460,7 @@ describe("Dataset:labels", function()
     assert.same({ 9, 0, 1 }, ds:labels(10, 12))
     assert.same({}, ds:labels(5, 4))
     assert.has_error(function() ds:labels(0, 3) end, "labels: range [0, 3] lies outside the dataset's 12 images")
-    assert.has_error(function() ds:labels(1, 13) end)
+    assert.has_error(function() ds:labels(1, 13) end, "labels: range [1, 13] lies outside the dataset's 12 images")
   end)
 end)
 
@@ -573,7 +574,8 @@ describe("Dataset:batches", function()
     opts.start = #all + 1
     assert.equal(0, #collect(ds, opts))
     opts.start = #all + 2
-    assert.has_error(function() ds:batches(opts) end)
+    assert.has_error(function() ds:batches(opts) end,
+      string.format("batches: start must be an integer in 1..%d, got %d", #all + 1, #all + 2))
   end)
 
   it("gives each image the same noise whatever the batch size or order", function()

@@ -97,7 +97,8 @@ describe("nn.ActNorm", function()
 
   it("refuses to run before initialization", function()
     local a = nn.ActNorm(3)
-    assert.has_error(function() a:forward(H.data({ 1, 2, 2, 3 }, 1)) end)
+    assert.has_error(function() a:forward(H.data({ 1, 2, 2, 3 }, 1)) end,
+      "actnorm: not initialized; call initialize(x) on the model or flow first (data-dependent initialization)")
   end)
 end)
 

@@ -145,15 +145,21 @@ describe("learning-rate schedules", function()
     assert.is_near(0.5, w:lr(5), 1e-12)
     assert.equal(1, w:lr(60))
     assert.is_near(1 - math.sqrt(0.5), w:lr(85), 1e-12)
-    assert.has_error(function() glow.optim.Adam(toy { 0 }, { schedule = "wsd", total_steps = 9, decay_frac = 2 }) end)
+    assert.has_error(function() glow.optim.Adam(toy { 0 }, { schedule = "wsd", total_steps = 9, decay_frac = 2 }) end,
+      "optim: decay_frac must be in (0, 1], got 2")
     local f = glow.optim.Adam(toy { 0 }, { lr = 1, schedule = function(t) return 1 / t end })
     assert.is_near(0.25, f:lr(4), 1e-12)
   end)
 
   it("refuses unknown options and schedules", function()
-    assert.has_error(function() glow.optim.Adam(toy { 0 }, { learning_rate = 1 }) end)
-    assert.has_error(function() glow.optim.Adam(toy { 0 }, { schedule = "bogus" }) end)
-    assert.has_error(function() glow.optim.SGD(toy { 0 }, { betas = { 0.9, 0.9 } }) end)
+    assert.has_error(function() glow.optim.Adam(toy { 0 }, { learning_rate = 1 }) end,
+      "glow.optim.adam: unknown option 'learning_rate' (known: betas, clip, decay_frac, eps, gamma, lr, min_lr_frac, "
+      .. "polyak, schedule, step_size, total_steps, warmup, weight_decay)")
+    assert.has_error(function() glow.optim.Adam(toy { 0 }, { schedule = "bogus" }) end,
+      "optim: unknown schedule 'bogus' (constant, step, cosine, linear, wsd, or a function)")
+    assert.has_error(function() glow.optim.SGD(toy { 0 }, { betas = { 0.9, 0.9 } }) end,
+      "glow.optim.sgd: unknown option 'betas' (known: clip, decay_frac, gamma, lr, min_lr_frac, momentum, nesterov, "
+      .. "polyak, schedule, step_size, total_steps, warmup, weight_decay)")
   end)
 end)
 
