@@ -1,24 +1,37 @@
 /*
  * fuzz_cifar.c -- libFuzzer target: glow_load_cifar10, the CIFAR-10 binary
- * batch reader (one file).
+ * batch reader. The input's first byte b0 picks 1 + (b0 & 3) files, which
+ * share the rest of the input equally; b0 & 4 adds a path that does not
+ * exist and b0 & 8 a directory, as the last path. Give it -max_len=13000 so
+ * that several whole 3073-byte records fit.
  */
 #define _GNU_SOURCE /* memfd_create */
 #include "fuzz_util.h"
 #include "glow.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  char p[64], err[256];
-  int fd = fuzz_file(data, size, p);
-  if (fd < 0) return 0;
-  const char *paths[1] = {p};
+  if (size < 1) return 0;
+  int nfiles = 1 + (data[0] & 3), fds[4], npaths = 0;
+  char p[5][64], err[256];
+  const char *paths[5];
+  size_t part = (size - 1) / (size_t)nfiles, off = 1;
+  for (int k = 0; k < nfiles; k++) {
+    size_t len = k == nfiles - 1 ? size - off : part;
+    fds[k] = fuzz_file(data + off, len, p[k]);
+    off += len;
+    if (fds[k] >= 0) paths[npaths++] = p[k];
+  }
+  if (data[0] & 4) paths[npaths++] = "/nonexistent/glow-fuzz/data_batch_9.bin";
+  else if (data[0] & 8) paths[npaths++] = "/proc/self";
   glow_dataset ds = {0};
-  if (glow_load_cifar10(paths, 1, &ds, err, sizeof err) == GLOW_OK && ds.n > 0) {
-    int64_t idx[1] = {ds.n - 1};
-    float x[32 * 32 * 3];
-    int y[1];
-    glow_dataset_batch(&ds, idx, 1, 8, 1, 1, 1, x, y);
+  if (glow_load_cifar10(paths, npaths, &ds, err, sizeof err) == GLOW_OK && ds.n > 0) {
+    int64_t idx[2] = {0, ds.n - 1};
+    float x[2 * 32 * 32 * 3];
+    int y[2];
+    glow_dataset_batch(&ds, idx, 2, 8, 1, 1, 1, x, y);
   }
   glow_dataset_free(&ds);
-  close(fd);
+  for (int k = 0; k < nfiles; k++)
+    if (fds[k] >= 0) close(fds[k]);
   return 0;
 }
