@@ -201,25 +201,22 @@ describe("the experiment scripts", function()
       end)
     end
 
-    it("reports an option without its value and a value of the wrong kind", function()
-      local code, _, err = run("temperature.lua", "--quick --rows", tmp)
-      assert_fails(code, err, "option --rows needs a value")
-      code, _, err = run("ablation.lua", "--quick --eval-every x", tmp)
-      assert_fails(code, err, "option --eval-every needs an integer")
-      code, _, err = run("manipulate.lua", "--quick --attribute hats", tmp)
-      assert_fails(code, err, "option --attribute must be one of footwear, sleeves, top")
-    end)
-
-    it("refuses an option given twice, a flag given a value and a value below its minimum", function()
-      local code, _, err = run("temperature.lua", "--quick --rows 2 --rows 3", tmp)
-      assert_fails(code, err, "option --rows given twice")
-      code, _, err = run("temperature.lua", "--quick=yes", tmp)
-      assert_fails(code, err, "option --quick takes no value")
-      code, _, err = run("temperature.lua", "--quick --rows 0", tmp)
-      assert_fails(code, err, "option --rows must be >= 1, got 0")
-      code, _, err = run("conditional.lua", "--quick --class-weight -1", tmp)
-      assert_fails(code, err, "option --class-weight must be >= 0, got -1")
-    end)
+    for _, case in ipairs {
+      { "an option without its value", "temperature.lua", "--quick --rows", "option --rows needs a value" },
+      { "a value of the wrong kind", "ablation.lua", "--quick --eval-every x", "option --eval-every needs an integer" },
+      { "a value not among the choices", "manipulate.lua", "--quick --attribute hats",
+        "option --attribute must be one of footwear, sleeves, top" },
+      { "an option given twice", "temperature.lua", "--quick --rows 2 --rows 3", "option --rows given twice" },
+      { "a flag given a value", "temperature.lua", "--quick=yes", "option --quick takes no value" },
+      { "an integer below its minimum", "temperature.lua", "--quick --rows 0", "option --rows must be >= 1, got 0" },
+      { "a number below its minimum", "conditional.lua", "--quick --class-weight -1",
+        "option --class-weight must be >= 0, got -1" },
+    } do
+      it("reports " .. case[1], function()
+        local code, _, err = run(case[2], case[3], tmp)
+        assert_fails(code, err, case[4])
+      end)
+    end
 
     it("reports an output folder that cannot be made", function()
       H.write(tmp .. "/file", "a file, not a folder")

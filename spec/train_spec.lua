@@ -195,12 +195,16 @@ describe("glow.train.run after non-finite steps in a row", function()
 end)
 
 describe("train_step", function()
-  it("skips the update on a non-finite loss and leaves the weights as they were", function()
-    local ds = dataset(16)
+  --- an initialized model, a batch of 8 and an Adam optimizer
+  local function setup()
     local m = glow.Glow(CONFIG)
-    local x = ds:batch({ 1, 2, 3, 4, 5, 6, 7, 8 }, {})
+    local x = dataset(16):batch({ 1, 2, 3, 4, 5, 6, 7, 8 }, {})
     m:initialize(x)
-    local opt = glow.optim.Adam(m, { lr = 1e-3 })
+    return m, x, glow.optim.Adam(m, { lr = 1e-3 })
+  end
+
+  it("skips the update on a non-finite loss and leaves the weights as they were", function()
+    local m, x, opt = setup()
     m.top.logs:set(1, 0 / 0)
     local before = opt.value:clone()
     local st = m:train_step(x, nil, opt)
@@ -212,11 +216,7 @@ describe("train_step", function()
   end)
 
   it("skips the update on a finite loss with an infinite gradient and names the parameter", function()
-    local ds = dataset(16)
-    local m = glow.Glow(CONFIG)
-    local x = ds:batch({ 1, 2, 3, 4, 5, 6, 7, 8 }, {})
-    m:initialize(x)
-    local opt = glow.optim.Adam(m, { lr = 1e-3 })
+    local m, x, opt = setup()
     -- the first coupling network's backward overflows one weight's gradient
     local coupling
     require("glow.util").walk({ children = m.children }, function(mod) coupling = coupling or (mod.net and mod) end)
