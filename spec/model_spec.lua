@@ -375,6 +375,22 @@ describe("glow.Glow bad input", function()
     assert.equal("train_step: opt must be an optimizer from glow.optim", err_of(u.train_step, u, x, nil, nil))
   end)
 
+  it("bounds a configuration's parameter count from below, closely, without building it", function()
+    for _, cfg in ipairs {
+      { shape = { 8, 8, 1 }, levels = 2, depth = 2, width = 16 },
+      { shape = { 16, 16, 3 }, levels = 3, depth = 2, width = 32, permutation = "invconv", coupling = "additive" },
+      { shape = { 8, 8, 1 }, levels = 2, depth = 3, width = 24, classes = 10 },
+      { shape = { 16, 16, 3 }, levels = 4, depth = 1, width = 8, learn_top = false, permutation = "shuffle" },
+      { shape = { 4, 4, 1 }, levels = 1, depth = 1, width = 4 },
+    } do
+      local m = glow.Glow(cfg)
+      local n = 0
+      for _, p in ipairs(m:parameters()) do n = n + p.value:numel() end
+      local bound = glow.Glow.min_values(m.config)
+      assert.is_true(bound <= n and bound >= 0.85 * n, string.format("bound %g for %d values", bound, n))
+    end
+  end)
+
   it("refuses to run before initialize", function()
     local m = glow.Glow(opts)
     local x = H.data({ 2, 16, 16, 3 }, 1)

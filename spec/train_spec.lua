@@ -351,6 +351,15 @@ describe("checkpoints", function()
     got, err = glow.load(other)
     assert.is_nil(got)
     assert.matches(other .. ": glow.Glow: option depth must be a positive integer, got 0", err, 1, true)
+    -- a configuration far bigger than the tensors: refused before any of it is built (width 30000
+    -- would take 7 GiB for its 1x1 convolutions alone)
+    other = rewrite(nil, { ["glow.config"] = meta["glow.config"]:gsub('"width":%d+', '"width":30000') })
+    local t0 = os.clock()
+    got, err = glow.load(other)
+    assert.is_nil(got)
+    assert.matches(other .. ": its configuration needs at least %d+ parameter values, but the file holds %d+: "
+      .. "the configuration is corrupt or does not belong to these tensors", err)
+    assert.is_true(os.clock() - t0 < 1, "took " .. os.clock() - t0 .. " s")
   end)
 
   it("made with a custom coupling network ask for it, and load with it", function()

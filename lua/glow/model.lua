@@ -146,6 +146,32 @@ local function check_config(opts)
   return cfg
 end
 
+--- A lower bound on the parameter values of a model with this (checked)
+--- configuration and the default coupling networks, counted without building
+--- it: glow.load compares it with the values a file holds before it
+--- allocates anything, so a small file cannot make it build a huge model.
+function Glow.min_values(cfg)
+  local h, w, c = cfg.shape[1], cfg.shape[2], cfg.shape[3]
+  local width, n = cfg.width + 0.0, 0.0
+  for l = 1, cfg.levels do
+    h, w, c = h // 2, w // 2, c * 4
+    local c1 = c // 2
+    local c2 = c - c1
+    local out = cfg.coupling == "affine" and 2 * c2 or c2
+    -- ActNorm; the network: conv3x3, ActNorm, conv1x1, ActNorm, ZeroConv3x3
+    local step = 2.0 * c + 9.0 * c1 * width + 2 * width + width * width + 2 * width + 9.0 * width * out + 2 * out
+    if cfg.permutation == "invconv" then step = step + 1.0 * c * c end
+    n = n + cfg.depth * step
+    if l < cfg.levels then
+      n = n + 9.0 * c1 * 2 * c2 -- the split prior's ZeroConv3x3
+      c = c1
+    end
+  end
+  if cfg.learn_top then n = n + 2.0 * h * w * c end
+  if cfg.classes then n = n + 3.0 * cfg.classes * c end
+  return n
+end
+
 --- glow.Glow{shape = {h, w, c}, levels, depth, width, coupling, permutation,
 --- learn_top, classes, class_weight, n_bits, seed [, net] [, memory]}
 --- memory: "reversible" rebuilds every step's input by its inverse during
@@ -618,6 +644,16 @@ local function load(path, opts)
   end
   cfg.custom_net = nil
   cfg.net = opts.net
+  local checked, full = pcall(check_config, cfg)
+  if not checked then return nil, string.format("%s: %s", path, tostring(full)) end
+  if not opts.net then
+    local need, have = Glow.min_values(full), 0
+    for _, t in pairs(tensors) do have = have + t:numel() end
+    if need > have then
+      return nil, string.format("%s: its configuration needs at least %.0f parameter values, but the file "
+        .. "holds %d: the configuration is corrupt or does not belong to these tensors", path, need, have)
+    end
+  end
   local ok, model = pcall(Glow.new, cfg)
   if not ok then return nil, string.format("%s: %s", path, tostring(model)) end
   local done, lerr = model:load_tensors(tensors, path)
