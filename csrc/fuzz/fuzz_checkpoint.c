@@ -1,17 +1,24 @@
 /*
- * fuzz_checkpoint.c -- libFuzzer target: the checkpoint (safetensors)
- * reader, glow.checkpoint.read, which is the C file layer (frame, header,
- * data ranges: csrc/checkpoint.c) under the Lua header checks (JSON,
- * dtypes, shapes, offsets: lua/glow/checkpoint.lua, lua/glow/json.lua). One
- * Lua state with glow.core preloaded runs it on every input. A bad file
- * must come back as nil and a message that starts with its path (a raised
- * Lua error, like a crash or a sanitizer report, is a bug: the target
- * aborts); a good one as a table of tensors and a table of metadata.
+ * fuzz_checkpoint.c -- libFuzzer targets for checkpoints from elsewhere:
+ *
+ * fuzz_checkpoint: the safetensors reader, glow.checkpoint.read, which is
+ *   the C file layer (frame, header, data ranges: csrc/checkpoint.c) under
+ *   the Lua header checks (JSON, dtypes, shapes, offsets:
+ *   lua/glow/checkpoint.lua, lua/glow/json.lua). A bad file must come back
+ *   as nil and a message that starts with its path.
+ * fuzz_load (this file built with FUZZ_LOAD): glow.load, which reads the
+ *   same way and then checks the stored configuration, builds the model and
+ *   copies the tensors in. A bad file must come back as nil and a message
+ *   that names its path.
+ *
+ * One Lua state with glow.core preloaded runs the reader on every input. A
+ * raised Lua error, like a crash or a sanitizer report, is a bug: the target
+ * aborts.
  *
  * libFuzzer sees the coverage of the C it compiled, not of the Lua the
  * interpreter runs: a line hook turns each pair of consecutive Lua lines
  * (source, line) into an extra coverage counter, so inputs that reach new
- * branches of the JSON parser and the header checks count as new.
+ * branches of the JSON parser and the checks count as new.
  */
 #define _GNU_SOURCE /* memfd_create */
 #include <lauxlib.h>
@@ -23,6 +30,17 @@
 #include "fuzz_util.h"
 
 int luaopen_glow_core(lua_State *L);
+
+#ifdef FUZZ_LOAD
+#define TARGET "fuzz_load"
+/* a model: (model, {}) so that both entries return two tables */
+#define READER                                                                                     \
+  "local load = require('glow').load\n"                                                           \
+  "read = function(p) local m, e = load(p); if m then return m, {} end; return nil, e end"
+#else
+#define TARGET "fuzz_checkpoint"
+#define READER "read = require('glow.checkpoint').read"
+#endif
 
 static lua_State *L;
 
@@ -49,8 +67,8 @@ static void setup(void) {
   lua_pop(L, 1);
   /* the Lua sources of this checkout (GLOW_LUA_DIR, set by CMake) */
   if (luaL_dostring(L, "package.path = '" GLOW_LUA_DIR "/?.lua;" GLOW_LUA_DIR "/?/init.lua'\n"
-                       "read = require('glow.checkpoint').read") != LUA_OK) {
-    fprintf(stderr, "fuzz_checkpoint: %s\n", lua_tostring(L, -1));
+                       "package.cpath = ''\n" READER) != LUA_OK) {
+    fprintf(stderr, TARGET ": %s\n", lua_tostring(L, -1));
     abort();
   }
   lua_sethook(L, line_hook, LUA_MASKLINE, 0);
@@ -65,19 +83,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   lua_getglobal(L, "read");
   lua_pushstring(L, p);
   if (lua_pcall(L, 1, 2, 0) != LUA_OK) {
-    fprintf(stderr, "fuzz_checkpoint: read raised instead of returning nil, message: %s\n",
+    fprintf(stderr, TARGET ": the reader raised instead of returning nil, message: %s\n",
             lua_tostring(L, -1));
     abort();
   }
   if (lua_isnil(L, -2)) {
     const char *msg = lua_tostring(L, -1);
-    if (!msg || strncmp(msg, p, strlen(p)) != 0) {
-      fprintf(stderr, "fuzz_checkpoint: the message does not start with the path %s: %s\n", p,
+#ifdef FUZZ_LOAD
+    int named = msg && strstr(msg, p) != NULL;
+#else
+    int named = msg && strncmp(msg, p, strlen(p)) == 0;
+#endif
+    if (!named) {
+      fprintf(stderr, TARGET ": the message does not name the path %s: %s\n", p,
               msg ? msg : "(not a string)");
       abort();
     }
   } else if (!lua_istable(L, -2) || !lua_istable(L, -1)) {
-    fprintf(stderr, "fuzz_checkpoint: read returned neither (tensors, metadata) nor (nil, message)\n");
+    fprintf(stderr, TARGET ": the reader returned neither two tables nor (nil, message)\n");
     abort();
   }
   lua_settop(L, 0);
