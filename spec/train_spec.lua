@@ -185,6 +185,23 @@ describe("glow.train.run after non-finite steps in a row", function()
     rmdir(dir)
   end)
 
+  it("goes on when the log cannot be written (a full disk), and says so once", function()
+    local f = io.open("/dev/full", "w")
+    if not f then return pending("no /dev/full here") end
+    f:close()
+    local dir = tmpdir()
+    assert(os.execute("ln -s /dev/full '" .. dir .. "/log.csv'"))
+    local lines = {}
+    local losses, result = run(ds, { log = dir .. "/log.csv", print = function(l) lines[#lines + 1] = l end })
+    assert.equal(16, #losses)
+    assert.equal(2, #result.epochs)
+    local said = table.concat(lines, "\n")
+    assert.matches("^step %d+: cannot write the log " .. dir:gsub("%p", "%%%0") .. "/log%.csv: No space left on "
+      .. "device; training goes on$", said)
+    assert.equal("No space left on device", result.log_failed)
+    rmdir(dir)
+  end)
+
   it("refuses bad settings", function()
     assert.has_error(function() run(ds, { restore_after = -1 }) end,
       "glow.train.run: restore_after must be an integer >= 0")

@@ -70,7 +70,10 @@ local function open_log(path, append)
   if not path then return nil end
   local f, err = io.open(path, append and "a" or "w")
   if not f then error("train: cannot write the log " .. path .. ": " .. tostring(err), 0) end
-  f:setvbuf("line") -- readable while the run goes on
+  -- fully buffered and flushed after each line by the caller: readable while
+  -- the run goes on, and a failed write shows in flush's result (a
+  -- line-buffered stream loses the error of its implicit flush)
+  f:setvbuf("full")
   if not append then
     f:write("step,epoch,batch,bpd,loss,lr,grad_norm,images_per_s,wall_s,test_bpd,skipped\n")
   end
@@ -164,6 +167,19 @@ function train.run(o)
     local ok, l = pcall(open_log, o.log, resumed)
     if not ok then fail(l) end
     log = l
+  end
+  -- one line to the log; a log that cannot be written (a full disk) is said
+  -- once, and training goes on
+  local log_failed
+  local function log_line(text)
+    if not log then return end
+    local done, why = log:write(text)
+    if done then done, why = log:flush() end
+    if not done and not log_failed then
+      log_failed = tostring(why)
+      say(string.format("step %d: cannot write the log %s: %s; training goes on", state.step, o.log,
+        tostring(why)))
+    end
   end
   if o.resume then
     local info = model.checkpoint
@@ -272,11 +288,8 @@ function train.run(o)
       prog:show(string.format("epoch %d/%d  step %d/%d  bits/dim %.4f  %.1f img/s  ETA %s%s", epoch, epochs,
         done_in_epoch, per_epoch, st.bpd, ips, fmt_time(left),
         opt.skipped > 0 and string.format("  skipped %d", opt.skipped) or ""))
-      if log then
-        log:write(string.format("%d,%d,%d,%.6f,%.6f,%.6g,%.6g,%.2f,%.2f,,%d\n", state.step, epoch,
-          done_in_epoch, st.bpd, st.loss, st.lr or 0, st.grad_norm or 0, ips, state.wall,
-          st.skipped and 1 or 0))
-      end
+      log_line(string.format("%d,%d,%d,%.6f,%.6f,%.6g,%.6g,%.2f,%.2f,,%d\n", state.step, epoch,
+        done_in_epoch, st.bpd, st.loss, st.lr or 0, st.grad_norm or 0, ips, state.wall, st.skipped and 1 or 0))
       if now - rate_t > 30 then rate_t, rate_n = now, 0 end
       if o.on_step then o.on_step(st, state) end
       if o.checkpoint_every and state.step % o.checkpoint_every == 0 then checkpoint() end
@@ -292,10 +305,8 @@ function train.run(o)
       epoch_s = core.now() - t_epoch, wall_s = core.now() - t_start }
     if o.test and o.eval ~= false then
       rec.test_bpd = evaluate(o, model, opt)
-      if log then
-        log:write(string.format("%d,%d,%d,,,,,,%.2f,%.6f,\n", state.step, epoch, per_epoch, rec.wall_s,
-          rec.test_bpd))
-      end
+      log_line(string.format("%d,%d,%d,,,,,,%.2f,%.6f,\n", state.step, epoch, per_epoch, rec.wall_s,
+        rec.test_bpd))
     end
     state.wall = core.now() - t_start
     prog:show(string.format("epoch %d/%d done: train bits/dim %.4f%s%s  (%s)", epoch, epochs,
@@ -303,16 +314,16 @@ function train.run(o)
       opt.skipped > 0 and string.format("  skipped %d", opt.skipped) or "", fmt_time(rec.epoch_s)), true)
     result.epochs[#result.epochs + 1] = rec
     result.final_test_bpd = rec.test_bpd
-    if log then log:flush() end
     if o.on_epoch then o.on_epoch(rec, model, opt) end
     if stop then break end
   end
   prog:close()
   state.wall = core.now() - t_start
   checkpoint(true)
-  if log then log:close() end
+  if log then pcall(log.close, log) end -- a failure was said at the flush
   result.steps = state.step
   result.run_steps = run_steps
+  result.log_failed = log_failed
   result.state = state
   return result
 end
