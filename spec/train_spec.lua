@@ -65,6 +65,27 @@ describe("glow.train.run", function()
     local fresh = glow.Glow(CONFIG)
     assert.has_error(function() run(ds, { model = fresh, resume = true }) end,
       "glow.train.run: resume needs a model from glow.load(checkpoint) with trainer state")
+    -- trainer or optimizer state edited into nonsense: refused with what is wrong
+    local json = require "glow.json"
+    local tensors, meta = assert(glow.checkpoint.read(dir .. "/c.safetensors"))
+    local function edited(key, field, value)
+      local list, md = {}, {}
+      for name, t in pairs(tensors) do list[#list + 1] = { name = name, value = t } end
+      for k, v in pairs(meta) do md[k] = v end
+      local t = json.decode(md[key])
+      t[field] = value
+      md[key] = json.encode(t)
+      local path = dir .. "/edited.safetensors"
+      assert(glow.checkpoint.write(path, list, md))
+      return assert(glow.load(path))
+    end
+    assert.has_error(function() run(ds, { model = edited("glow.trainer", "epoch", "x"), resume = true }) end,
+      "glow.train.run: the checkpoint's trainer state is corrupt: epoch must be an integer >= 1, got x")
+    assert.has_error(function() run(ds, { model = edited("glow.trainer", "step", -4), resume = true }) end,
+      "glow.train.run: the checkpoint's trainer state is corrupt: step must be an integer >= 0, got -4")
+    assert.has_error(function() run(ds, { model = edited("glow.optimizer", "t", -1), resume = true }) end,
+      "glow.train.run: optimizer state is corrupt: t = -1, skipped = 0, t0 = 0, lr_scale = 1 (want integers "
+      .. "t >= t0 >= 0, skipped >= 0, and 0 < lr_scale <= 1)")
     rmdir(dir)
   end)
 

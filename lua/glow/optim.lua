@@ -233,6 +233,15 @@ function Optimizer:load_state(tensors, info)
   if info.kind ~= self.kind then
     return nil, string.format("optimizer state is %s, this optimizer is %s", tostring(info.kind), self.kind)
   end
+  -- counts from a file: integers in range, or the schedule and bias correction go wrong
+  local steps, skipped, t0, scale = info.t, info.skipped or 0, info.t0 or 0, info.lr_scale or 1
+  if math.type(steps) ~= "integer" or steps < 0 or math.type(skipped) ~= "integer" or skipped < 0
+    or math.type(t0) ~= "integer" or t0 < 0 or t0 > steps or type(scale) ~= "number"
+    or not (scale > 0 and scale <= 1) then
+    return nil, string.format("optimizer state is corrupt: t = %s, skipped = %s, t0 = %s, lr_scale = %s (want "
+      .. "integers t >= t0 >= 0, skipped >= 0, and 0 < lr_scale <= 1)", tostring(steps), tostring(skipped),
+      tostring(t0), tostring(scale))
+  end
   for _, e in ipairs((self:state())) do
     local t = tensors[e.name]
     if not t or t:numel() ~= e.value:numel() then
@@ -240,8 +249,7 @@ function Optimizer:load_state(tensors, info)
     end
     e.value:copy(t)
   end
-  self.t, self.skipped = info.t, info.skipped or 0
-  self.t0, self.lr_scale = info.t0 or 0, info.lr_scale or 1
+  self.t, self.skipped, self.t0, self.lr_scale = steps, skipped, t0, scale
   return true
 end
 

@@ -80,6 +80,22 @@ local function open_log(path, append)
   return f
 end
 
+--- nil when a checkpoint's trainer state is usable, else what is wrong: a
+--- file from elsewhere must not steer the loop with strings or negative counts.
+local function trainer_problem(tr)
+  for _, f in ipairs { { "epoch", 1 }, { "batch", 1 }, { "step", 0 } } do
+    local v = tr[f[1]]
+    if math.type(v) ~= "integer" or v < f[2] then
+      return string.format("%s must be an integer >= %d, got %s", f[1], f[2], tostring(v))
+    end
+  end
+  if math.type(tr.seed) ~= "integer" then return "seed must be an integer, got " .. tostring(tr.seed) end
+  if tr.wall ~= nil and (type(tr.wall) ~= "number" or tr.wall < 0) then
+    return "wall must be a number >= 0, got " .. tostring(tr.wall)
+  end
+  if tr.settings ~= nil and type(tr.settings) ~= "table" then return "settings must be an object" end
+end
+
 local function make_optimizer(o, model, total_steps)
   local kind = o.optimizer or "adam"
   local opts = { lr = o.lr or 1e-3, warmup = o.warmup, schedule = o.schedule, step_size = o.step_size,
@@ -186,6 +202,8 @@ function train.run(o)
     if not info or not info.trainer then
       error("glow.train.run: resume needs a model from glow.load(checkpoint) with trainer state", 0)
     end
+    local problem = type(info.trainer) ~= "table" and "it is not an object" or trainer_problem(info.trainer)
+    if problem then error("glow.train.run: the checkpoint's trainer state is corrupt: " .. problem, 0) end
     local saved = info.trainer.settings or {}
     local decays = ({ cosine = true, linear = true, wsd = true })[settings.schedule]
     for k, v in pairs(settings) do
