@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 SECONDS_EACH=${1:-600}
 OUT=${2:-out/fuzz}
-shift 2 2>/dev/null || shift $#
+if [ $# -ge 2 ]; then shift 2; else set --; fi
 TARGETS=${*:-idx cifar png checkpoint load}
 case $OUT in /*) ;; *) OUT=$ROOT/$OUT ;; esac
 
