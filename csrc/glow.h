@@ -161,6 +161,8 @@ void glow_actnorm_init(const float *x, float *b, float *s, size_t rows, int c);
 int glow_slogdet(const double *a, int c, double *logabsdet, int *sign);
 int glow_inverse(const double *a, double *ainv, int c);
 /* q {c, c}: Q of the QR of a seeded Gaussian matrix (a random rotation) */
+/* the largest c for the c x c matrix kernels below (c * c fits an int) */
+#define GLOW_MAX_SQUARE 46340
 void glow_random_rotation(double *q, int c, uint64_t seed);
 /* w = P L U with partial pivoting: perm {c} (row i of w is row perm[i] of L U),
  * l {c, c} unit lower, u {c, c} upper including the diagonal. */

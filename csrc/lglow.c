@@ -798,6 +798,10 @@ static int64_t checksquare(lua_State *L, Tensor *m, const char *what) {
     char b[128];
     lg_fail(L, "%s: expected a square matrix, got shape %s", what, lg_shapestr(m, b, sizeof b));
   }
+  /* the matrix kernels index with int: c * c must fit */
+  if (m->shape[0] > GLOW_MAX_SQUARE)
+    lg_fail(L, "%s: a %I x %I matrix is larger than the %d x %d these kernels take", what,
+            (lua_Integer)m->shape[0], (lua_Integer)m->shape[0], GLOW_MAX_SQUARE, GLOW_MAX_SQUARE);
   return m->shape[0];
 }
 
@@ -832,9 +836,11 @@ static int l_inverse(lua_State *L) {
 }
 
 static int l_random_rotation(lua_State *L) {
-  int c = (int)luaL_checkinteger(L, 1);
+  lua_Integer cl = luaL_checkinteger(L, 1);
+  int c = cl < 1 || cl > GLOW_MAX_SQUARE ? 0 : (int)cl;
   uint64_t seed = (uint64_t)luaL_optinteger(L, 2, 0);
-  if (c < 1) luaL_argerror(L, 1, "channel count must be positive");
+  if (c < 1 || c > GLOW_MAX_SQUARE)
+    luaL_argerror(L, 1, "channel count must be in 1..46340 (c * c must fit an int)");
   double *q = (double *)lua_newuserdatauv(L, sizeof(double) * (size_t)c * c, 0);
   glow_random_rotation(q, c, seed);
   int64_t shape[2] = {c, c};

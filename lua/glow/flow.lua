@@ -16,6 +16,21 @@ local nn = require "glow.nn"
 
 local flow = {}
 
+-- true while flow.placeholders runs: see there
+local placeholder = false
+
+--- flow.placeholders(fn, ...) -> fn(...), with every InvConv1x1 built from
+--- the identity instead of a random rotation and its LU factorization (both
+--- O(c^3) on c channels): for glow.load, whose file then overwrites every
+--- parameter and buffer of the permutation.
+function flow.placeholders(fn, ...)
+  placeholder = true
+  local r = table.pack(pcall(fn, ...))
+  placeholder = false
+  if not r[1] then error(r[2], 0) end
+  return table.unpack(r, 2, r.n)
+end
+
 local function base(cls)
   cls.parameters = util.parameters
   cls.zero_grad = util.zero_grad
@@ -95,7 +110,23 @@ flow.InvConv1x1 = InvConv1x1
 function InvConv1x1.new(c, opts)
   opts = util.check_options(opts, { lu = true, seed = true }, "InvConv1x1")
   local self = setmetatable({ c = c, lu = opts.lu and true or false }, InvConv1x1)
-  local w = core.random_rotation(c, opts.seed or util.next_seed())
+  local seed = opts.seed or util.next_seed()
+  if placeholder then
+    local eye = core.tensor({ c, c })
+    for i = 1, c do eye:set((i - 1) * c + i, 1) end
+    local perm = {}
+    for i = 1, c do perm[i] = i end
+    if self.lu then -- W = P L U with P = L = I, U = 0, log_s = 0, sign = 1: W = I
+      self.perm, self.sign, self._buffers = perm, core.from(perm, { c }):fill(1), { "perm", "sign" }
+      util.param(self, "l", eye)
+      util.param(self, "u", core.tensor({ c, c }))
+      util.param(self, "log_s", core.tensor({ c }))
+    else
+      util.param(self, "weight", eye)
+    end
+    return self
+  end
+  local w = core.random_rotation(c, seed)
   if self.lu then
     local perm, l, u = core.lu(w)
     local ut = u:totable()

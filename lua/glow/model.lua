@@ -151,7 +151,8 @@ end
 --- it: glow.load compares it with the values a file holds before it
 --- allocates anything, so a small file cannot make it build a huge model.
 function Glow.min_values(cfg)
-  local h, w, c = cfg.shape[1], cfg.shape[2], cfg.shape[3]
+  -- floats throughout: no integer wraps, whatever the configuration says
+  local h, w, c = cfg.shape[1] + 0.0, cfg.shape[2] + 0.0, cfg.shape[3] + 0.0
   local width, n = cfg.width + 0.0, 0.0
   for l = 1, cfg.levels do
     h, w, c = h // 2, w // 2, c * 4
@@ -161,6 +162,7 @@ function Glow.min_values(cfg)
     -- ActNorm; the network: conv3x3, ActNorm, conv1x1, ActNorm, ZeroConv3x3
     local step = 2.0 * c + 9.0 * c1 * width + 2 * width + width * width + 2 * width + 9.0 * width * out + 2 * out
     if cfg.permutation == "invconv" then step = step + 1.0 * c * c end
+    if cfg.permutation == "invconv_lu" then step = step + 2.0 * c * c + c end -- L, U, log_s
     n = n + cfg.depth * step
     if l < cfg.levels then
       n = n + 9.0 * c1 * 2 * c2 -- the split prior's ZeroConv3x3
@@ -654,7 +656,8 @@ local function load(path, opts)
         .. "holds %d: the configuration is corrupt or does not belong to these tensors", path, need, have)
     end
   end
-  local ok, model = pcall(Glow.new, cfg)
+  -- the file overwrites every parameter: skip the permutations' O(c^3) set-up
+  local ok, model = pcall(flow.placeholders, Glow.new, cfg)
   if not ok then return nil, string.format("%s: %s", path, tostring(model)) end
   local done, lerr = model:load_tensors(tensors, path)
   if not done then return nil, lerr end
