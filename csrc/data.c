@@ -110,8 +110,8 @@ static int idx_open(const char *path, uint32_t magic, int ndim, uint32_t *dims, 
 
 /* Read exactly n bytes into a new buffer (*out, the caller frees it) and check
    that nothing follows. The buffer grows with the data read, from 1 MiB by
-   doubling, so a header that claims more than the file holds costs no more
-   memory than the file's real content. */
+   doubling, so a header that claims more than the file holds costs at most
+   about twice the memory of the data really there (a realloc may copy). */
 static int idx_body(gzFile f, const char *path, uint8_t **out, size_t n, const char *what,
                     char *err, size_t errlen) {
   size_t cap = n < ((size_t)1 << 20) ? n : ((size_t)1 << 20), done = 0;

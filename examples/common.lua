@@ -164,9 +164,9 @@ end
 --- The path of file in the output folder.
 function Output:path(file)
   if not self.made then
-    local p = io.popen("mkdir -p " .. shell_quote(self.dir) .. " 2>&1")
-    local said = p:read("a"):gsub("%s+$", "")
-    if not p:close() then
+    local p = io.popen("mkdir -p -- " .. shell_quote(self.dir) .. " 2>&1")
+    local said = p and p:read("a"):gsub("%s+$", "") or "cannot run mkdir"
+    if not p or not p:close() then
       C.fail("cannot make the output folder %s%s", self.dir, said ~= "" and " (" .. said .. ")" or "")
     end
     self.made = true

@@ -82,9 +82,9 @@ if opts.memory ~= "auto" and opts.memory ~= "store" and opts.memory ~= "reversib
 end
 local train, test = load_data("train"), load_data("test")
 do -- the output folder, or one line saying why it cannot be made
-  local p = io.popen("mkdir -p '" .. opts.out:gsub("'", "'\\''") .. "' 2>&1")
-  local said = p:read("a"):gsub("%s+$", "")
-  if not p:close() then
+  local p = io.popen("mkdir -p -- '" .. opts.out:gsub("'", "'\\''") .. "' 2>&1")
+  local said = p and p:read("a"):gsub("%s+$", "") or "cannot run mkdir"
+  if not p or not p:close() then
     io.stderr:write("examples/train.lua: cannot make the output folder ", opts.out,
       said ~= "" and " (" .. said .. ")" or "", "\n")
     os.exit(1)

@@ -1,8 +1,8 @@
 /*
  * fuzz_cifar.c -- libFuzzer target: glow_load_cifar10, the CIFAR-10 binary
  * batch reader. The input's first byte b0 picks 1 + (b0 & 3) files, which
- * share the rest of the input equally; b0 & 4 adds a path that does not
- * exist and b0 & 8 a directory, as the last path. Give it -max_len=13000 so
+ * share the rest of the input equally; then b0 & 4 adds a path that does
+ * not exist as the last path, or else b0 & 8 a directory. Give it -max_len=13000 so
  * that several whole 3073-byte records fit.
  */
 #define _GNU_SOURCE /* memfd_create */

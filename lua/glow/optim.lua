@@ -237,9 +237,9 @@ function Optimizer:load_state(tensors, info)
   local steps, skipped, t0, scale = info.t, info.skipped or 0, info.t0 or 0, info.lr_scale or 1
   if math.type(steps) ~= "integer" or steps < 0 or math.type(skipped) ~= "integer" or skipped < 0
     or math.type(t0) ~= "integer" or t0 < 0 or t0 > steps or type(scale) ~= "number"
-    or not (scale > 0 and scale <= 1) then
+    or not (scale >= 0 and scale < math.huge) then
     return nil, string.format("optimizer state is corrupt: t = %s, skipped = %s, t0 = %s, lr_scale = %s (want "
-      .. "integers t >= t0 >= 0, skipped >= 0, and 0 < lr_scale <= 1)", tostring(steps), tostring(skipped),
+      .. "integers t >= t0 >= 0, skipped >= 0, and a finite lr_scale >= 0)", tostring(steps), tostring(skipped),
       tostring(t0), tostring(scale))
   end
   for _, e in ipairs((self:state())) do

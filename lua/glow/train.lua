@@ -128,8 +128,9 @@ end
 --- max_skipped (20), restore_after (5), lr_drop (0.5), snapshot_every (200),
 --- on_step(stats, state), on_epoch(record, model, opt).
 --- A step with a non-finite loss or gradient is skipped (no update) and
---- counted in the progress line. After restore_after of them in a row the
---- weights come back from the last snapshot (taken every snapshot_every
+--- counted in the progress line and each epoch's line ("skipped N": the
+--- run's running total, resumed steps included). After restore_after of
+--- them in a row the weights come back from the last snapshot (taken every snapshot_every
 --- good steps; one copy of the weights, plus one of the Polyak average),
 --- the optimizer's moments restart, and the learning rate is multiplied by
 --- lr_drop; training says so and goes on. After max_skipped in a row it
@@ -184,17 +185,18 @@ function train.run(o)
     if not ok then fail(l) end
     log = l
   end
-  -- one line to the log; a log that cannot be written (a full disk) is said
-  -- once, and training goes on
+  -- one line to the log. A log that cannot be written (a full disk) is said
+  -- once and left alone from then on (later lines could land after a gap or
+  -- a torn row); training goes on
   local log_failed
   local function log_line(text)
-    if not log then return end
+    if not log or log_failed then return end
     local done, why = log:write(text)
     if done then done, why = log:flush() end
-    if not done and not log_failed then
+    if not done then
       log_failed = tostring(why)
-      say(string.format("step %d: cannot write the log %s: %s; training goes on", state.step, o.log,
-        tostring(why)))
+      say(string.format("step %d: cannot write the log %s: %s; training goes on without it", state.step,
+        o.log, tostring(why)))
     end
   end
   if o.resume then
