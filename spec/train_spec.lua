@@ -89,6 +89,29 @@ describe("glow.train.run", function()
     rmdir(dir)
   end)
 
+  it("saves the Polyak average, which glow.load gives back with average = true", function()
+    local dir = tmpdir()
+    local path = dir .. "/c.safetensors"
+    local _, result, model = run(ds, { checkpoint = path }) -- polyak = 0.9
+    local x = ds:batch({ 1, 2, 3 }, {})
+    local want = result.optimizer:with_average(function() return model:log_prob(x):clone() end)
+    local avg = assert(glow.load(path, { average = true }))
+    assert.tensor_near(want, avg:log_prob(x), 0)
+    local last = assert(glow.load(path))
+    assert.tensor_near(model:log_prob(x), last:log_prob(x), 0)
+    assert.is_true(want:max_abs_diff(last:log_prob(x)) > 0)
+    assert.has_error(function() run(ds, { model = avg, resume = true }) end,
+      "glow.train.run: this model holds the Polyak average (glow.load with average = true); resume from "
+      .. "glow.load(path) without it")
+    -- a run without polyak has no average to give
+    glow.train.run { model = glow.Glow(CONFIG), train = ds, epochs = 1, batch = 8, lr = 2e-3, warmup = 2, seed = 3,
+      progress = false, init_size = 32, eval = false, checkpoint = path }
+    local got, err = glow.load(path, { average = true })
+    assert.is_nil(got)
+    assert.equal(path .. " holds no Polyak average (train with polyak > 0, or load it without average)", err)
+    rmdir(dir)
+  end)
+
   it("writes a CSV log with a header, one row per step and the test figure per epoch", function()
     local dir = tmpdir()
     run(ds, { log = dir .. "/log.csv", epochs = 1 })

@@ -628,10 +628,13 @@ function Glow:load_tensors(tensors, path)
   return true
 end
 
---- glow.load(path [, {net = fn}]) -> model | nil, message. The model carries
---- the checkpoint's optimizer and trainer state in model.checkpoint.
+--- glow.load(path [, {net = fn, average = true}]) -> model | nil, message.
+--- The model carries the checkpoint's optimizer and trainer state in
+--- model.checkpoint. average = true loads the Polyak average of the weights
+--- (glow.train.run with polyak saves it) instead of the last weights: for
+--- evaluation and sampling; such a model cannot resume training.
 local function load(path, opts)
-  opts = util.check_options(opts, { net = true }, "glow.load")
+  opts = util.check_options(opts, { net = true, average = true }, "glow.load")
   local json = require "glow.json"
   local ckpt = require "glow.checkpoint"
   local tensors, meta = ckpt.read(path)
@@ -661,6 +664,23 @@ local function load(path, opts)
   if not ok then return nil, string.format("%s: %s", path, tostring(model)) end
   local done, lerr = model:load_tensors(tensors, path)
   if not done then return nil, lerr end
+  if opts.average then
+    -- the average is one flat vector in the order of model:parameters()
+    local ema, params, total = tensors["optim.ema"], model:parameters(), 0
+    if not ema then
+      return nil, path .. " holds no Polyak average (train with polyak > 0, or load it without average)"
+    end
+    for _, p in ipairs(params) do total = total + p.value:numel() end
+    if ema:numel() ~= total then
+      return nil, string.format("%s: its Polyak average holds %d values, the model %d", path, ema:numel(), total)
+    end
+    local off = 0
+    for _, p in ipairs(params) do
+      p.value:copy(core.view_range(ema, off, p.value:shape()))
+      off = off + p.value:numel()
+    end
+    model.averaged = true
+  end
   model.initialized = meta["glow.initialized"] == "true"
   if model.initialized then
     util.walk({ children = model.children }, function(m) if m.check_init then m.initialized = true end end)

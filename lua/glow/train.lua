@@ -201,6 +201,10 @@ function train.run(o)
   end
   if o.resume then
     local info = model.checkpoint
+    if model.averaged then
+      error("glow.train.run: this model holds the Polyak average (glow.load with average = true); resume from "
+        .. "glow.load(path) without it", 0)
+    end
     if not info or not info.trainer then
       error("glow.train.run: resume needs a model from glow.load(checkpoint) with trainer state", 0)
     end
