@@ -289,7 +289,7 @@ end
 --- Build a Glow model from the training options (C.TRAIN_OPTIONS) and
 --- train it with glow.train.run on Fashion-MNIST. t: train, test (datasets),
 --- classes, class_weight, coupling, permutation (default: the options'),
---- checkpoint, log (paths), on_step(stats, state, model), eval (default
+--- checkpoint, log (paths), on_step(stats, state, model, opt), eval (default
 --- true), print.
 --- Returns model, result (glow.train.run's), averaged(fn, ...).
 function C.train(opts, t)
@@ -307,7 +307,7 @@ function C.train(opts, t)
     clip = opts.clip > 0 and opts.clip or nil, polyak = opts.polyak > 0 and opts.polyak or nil,
     seed = opts.seed, eval = t.eval, eval_limit = opts["eval-limit"] > 0 and opts["eval-limit"] or nil,
     checkpoint = t.checkpoint, log = t.log,
-    on_step = t.on_step and function(stats, state) t.on_step(stats, state, model) end,
+    on_step = t.on_step, -- (stats, state, model, opt)
     progress = not opts.quick and "auto" or false, print = t.print,
   }
   local opt = result.optimizer

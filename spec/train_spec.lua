@@ -28,6 +28,21 @@ describe("glow.train.run", function()
     assert.is_true(result.epochs[2].test_bpd < 8)
   end)
 
+  it("hands on_step the stats, the state, the model and the optimizer", function()
+    local model, seen = glow.Glow(CONFIG), {}
+    local _, result = run(ds, { model = model, max_steps = 3, on_step = function(st, state, m, opt)
+      seen[#seen + 1] = { st.loss, state.step, m, opt, opt.t }
+    end })
+    assert.equal(3, #seen)
+    for i, s in ipairs(seen) do
+      assert.is_number(s[1])
+      assert.equal(i, s[2])
+      assert.equal(model, s[3])
+      assert.equal(result.optimizer, s[4])
+      assert.equal(i, s[5])
+    end
+  end)
+
   it("gives the same losses step for step with the same seed", function()
     local a = run(ds, {})
     local b = run(ds, {})

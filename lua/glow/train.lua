@@ -126,7 +126,7 @@ end
 --- always redrawn; "lines": a plain line at most every 10 s and one per epoch;
 --- false: none), max_steps, resume (the model comes from glow.load),
 --- max_skipped (20), restore_after (5), lr_drop (0.5), snapshot_every (200),
---- on_step(stats, state), on_epoch(record, model, opt).
+--- on_step(stats, state, model, opt), on_epoch(record, model, opt).
 --- A step with a non-finite loss or gradient is skipped (no update) and
 --- counted in the progress line and each epoch's line ("skipped N": the
 --- run's running total, resumed steps included). After restore_after of
@@ -315,7 +315,7 @@ function train.run(o)
       log_line(string.format("%d,%d,%d,%.6f,%.6f,%.6g,%.6g,%.2f,%.2f,,%d\n", state.step, epoch,
         done_in_epoch, st.bpd, st.loss, st.lr or 0, st.grad_norm or 0, ips, state.wall, st.skipped and 1 or 0))
       if now - rate_t > 30 then rate_t, rate_n = now, 0 end
-      if o.on_step then o.on_step(st, state) end
+      if o.on_step then o.on_step(st, state, model, opt) end
       if o.checkpoint_every and state.step % o.checkpoint_every == 0 then checkpoint() end
       if o.max_steps and state.step >= o.max_steps then
         stop = true
