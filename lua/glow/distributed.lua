@@ -110,9 +110,9 @@ function dist.average(opt, stats, n)
   local s = mpi.sum { n, n * stats.loss, n * (stats.bpd or stats.loss), n * (stats.xent or 0) }
   local total = s[1]
   if total <= 0 then error("glow.distributed: a global batch without images", 0) end
-  opt.grad:scale(n)
+  -- sum over ranks of (n / total) * this rank's mean: one pass over the arena
+  opt.grad:scale(n / total)
   mpi.allreduce(opt.grad)
-  opt.grad:scale(1 / total)
   stats.loss, stats.bpd = s[2] / total, s[3] / total
   if stats.xent then stats.xent = s[4] / total end
   stats.images = total
