@@ -263,10 +263,11 @@ describe("glow.train.run after non-finite steps in a row", function()
 
   it("refuses bad settings", function()
     assert.has_error(function() run(ds, { restore_after = -1 }) end,
-      "glow.train.run: restore_after must be an integer >= 0")
-    assert.has_error(function() run(ds, { lr_drop = 2 }) end, "glow.train.run: lr_drop must be a number in (0, 1]")
+      "glow.train.run: restore_after must be an integer >= 0, got -1")
+    assert.has_error(function() run(ds, { lr_drop = 2 }) end,
+      "glow.train.run: lr_drop must be a number in (0, 1], got 2")
     assert.has_error(function() run(ds, { snapshot_every = 0 }) end,
-      "glow.train.run: snapshot_every must be an integer >= 1")
+      "glow.train.run: snapshot_every must be an integer >= 1, got 0")
   end)
 end)
 

@@ -146,14 +146,7 @@ function Dataset:labels(i, j)
   return self._c:labels(i, j)
 end
 
-local function int_opt(v, default, what, lo, hi)
-  if v == nil then return default end
-  if math.type(v) ~= "integer" or v < lo or (hi and v > hi) then
-    error(string.format("%s must be an integer%s, got %s", what,
-      hi and string.format(" in %d..%d", lo, hi) or string.format(" >= %d", lo), tostring(v)), 0)
-  end
-  return v
-end
+local int_opt = util.int_opt
 
 local function bool_opt(v, default, what)
   if v == nil then return default end

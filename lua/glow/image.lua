@@ -17,13 +17,7 @@ local M = {}
 
 local GRID_OPTS = { cols = true, padding = true }
 
-local function int_opt(v, default, what, lo)
-  if v == nil then return default end
-  if math.type(v) ~= "integer" or v < lo then
-    error(string.format("%s must be an integer >= %d, got %s", what, lo, tostring(v)), 0)
-  end
-  return v
-end
+local int_opt = util.int_opt
 
 function M.save_grid(path, x, opts)
   if type(path) ~= "string" then error("save_grid: path must be a string, got " .. type(path), 0) end

@@ -141,6 +141,13 @@ function train.run(o)
     and o.progress ~= "lines" then
     error("glow.train.run: progress must be \"auto\", \"lines\", true or false, got " .. tostring(o.progress), 0)
   end
+  -- the fault settings, checked before any work
+  local restore_after = util.int_opt(o.restore_after, 5, "glow.train.run: restore_after", 0)
+  local snapshot_every = util.int_opt(o.snapshot_every, 200, "glow.train.run: snapshot_every", 1)
+  local lr_drop = o.lr_drop or 0.5
+  if type(lr_drop) ~= "number" or not (lr_drop > 0 and lr_drop <= 1) then
+    error("glow.train.run: lr_drop must be a number in (0, 1], got " .. tostring(lr_drop), 0)
+  end
   local model, ds = o.model, o.train
   if not model or not ds then error("glow.train.run: model and train are required", 0) end
   -- under glow.distributed only rank 0 prints, logs and writes checkpoints
@@ -238,18 +245,6 @@ function train.run(o)
   -- loaded the same checkpoint); start from rank 0's values all the same
   dist.broadcast(opt.value)
   if opt.ema then dist.broadcast(opt.ema) end
-  local restore_after = o.restore_after or 5
-  local snapshot_every = o.snapshot_every or 200
-  local lr_drop = o.lr_drop or 0.5
-  if math.type(restore_after) ~= "integer" or restore_after < 0 then
-    error("glow.train.run: restore_after must be an integer >= 0", 0)
-  end
-  if math.type(snapshot_every) ~= "integer" or snapshot_every < 1 then
-    error("glow.train.run: snapshot_every must be an integer >= 1", 0)
-  end
-  if type(lr_drop) ~= "number" or not (lr_drop > 0 and lr_drop <= 1) then
-    error("glow.train.run: lr_drop must be a number in (0, 1]", 0)
-  end
   if restore_after > 0 then opt:snapshot() end
   local prog = progress_new(root and (o.progress == nil and "auto" or o.progress), say)
   local result = { epochs = {}, optimizer = opt }

@@ -136,6 +136,17 @@ function util.check_image(t, h, w, c, what)
 end
 
 --- Check an options table against a table of allowed names.
+--- util.int_opt(v, default, what, lo [, hi]) -> v, or default when v is nil;
+--- raises "<what> must be an integer >= lo" (or "in lo..hi") otherwise.
+function util.int_opt(v, default, what, lo, hi)
+  if v == nil then return default end
+  if math.type(v) ~= "integer" or v < lo or (hi and v > hi) then
+    error(string.format("%s must be an integer%s, got %s", what,
+      hi and string.format(" in %d..%d", lo, hi) or string.format(" >= %d", lo), tostring(v)), 0)
+  end
+  return v
+end
+
 function util.check_options(opts, allowed, what)
   if opts == nil then return {} end
   if type(opts) ~= "table" then error(what .. ": options must be a table", 0) end
