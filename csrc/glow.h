@@ -46,6 +46,15 @@ int glow_blas_threads(void);
 void glow_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
                 int lda, const float *b, int ldb, float beta, float *c, int ldc);
 
+/* ---------------------------------------------------------------- ISA level (isa.c) */
+/* The instruction-set level this copy of the core was compiled for
+ * ("x86-64", "x86-64-v3", "x86-64-v4", "native" or "generic"), and the CPU
+ * features its code needs, space-separated, in __builtin_cpu_supports names.
+ * glow/core.so (csrc/isa/lcore.c) reads glow_isa_required before it runs any
+ * of this copy's code. */
+const char *glow_isa_name(void);
+extern const char glow_isa_required[];
+
 /* ---------------------------------------------------------------- random */
 /* A small counter-based generator (splitmix64): reproducible from a seed,
  * independent of thread count. */

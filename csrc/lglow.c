@@ -1246,9 +1246,11 @@ static int l_isatty(lua_State *L) {
   return 1;
 }
 
-/* info() -> {blas_kernel, blas_library, blas_threads, omp_threads} */
+/* info() -> {blas_kernel, blas_library, blas_threads, omp_threads, isa} */
 static int l_info(lua_State *L) {
-  lua_createtable(L, 0, 4);
+  lua_createtable(L, 0, 5);
+  lua_pushstring(L, glow_isa_name());
+  lua_setfield(L, -2, "isa");
   lua_pushstring(L, glow_blas_kernel());
   lua_setfield(L, -2, "blas_kernel");
   lua_pushstring(L, glow_blas_library());
@@ -1332,7 +1334,18 @@ static const luaL_Reg core_funcs[] = {
     {"log_softmax_xent", l_log_softmax_xent},
     {NULL, NULL}};
 
-int luaopen_glow_core(lua_State *L) {
+/* The entry point. In the default build each ISA level's copy of the core
+ * exports it as glow_core_open, and glow/core.so (csrc/isa/lcore.c) calls
+ * the copy the CPU runs; built on its own (the fuzz targets) it is the
+ * module's luaopen. */
+#ifdef GLOW_ISA_VARIANT
+#define GLOW_CORE_OPEN __attribute__((visibility("default"))) glow_core_open
+int GLOW_CORE_OPEN(lua_State *L);
+#else
+#define GLOW_CORE_OPEN luaopen_glow_core
+#endif
+
+int GLOW_CORE_OPEN(lua_State *L) {
   if (glow_blas_init() != GLOW_OK) return lg_fail(L, "glow: %s", glow_blas_error());
   glow_memory_setup();
   if (luaL_newmetatable(L, BLOCKNAME)) {

@@ -110,8 +110,8 @@ else
 end
 
 local info = glow.info()
-say(string.format("glow: %d train / %d test images %s; OpenBLAS kernel %s, %d threads%s",
-  train:size(), test:size(), table.concat(train:shape(), "x"), info.blas_kernel, info.omp_threads,
+say(string.format("glow: %d train / %d test images %s; kernels %s, OpenBLAS kernel %s, %d threads%s",
+  train:size(), test:size(), table.concat(train:shape(), "x"), info.isa, info.blas_kernel, info.omp_threads,
   dist.size() > 1 and string.format(" x %d MPI ranks", dist.size()) or ""))
 local t0 = glow.core.now()
 local ok, result = pcall(glow.train.run, {

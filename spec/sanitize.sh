@@ -12,7 +12,7 @@ set -eu
 cd "$(dirname "$0")/.."
 sh spec/run.sh --build-only
 echo "== build (ASan + UBSan)"
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGLOW_WERROR=ON -DGLOW_SANITIZE=ON >/dev/null
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGLOW_WERROR=ON -DGLOW_SANITIZE=ON -DGLOW_NATIVE=OFF >/dev/null
 cmake --build build-asan -j "$(nproc)" >/dev/null
 export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:strict_string_checks=1"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"

@@ -15,8 +15,18 @@ glow.Tensor = setmetatable({
 
 --- glow.randn(shape, seed, std): N(0, std^2) values from a seeded generator.
 function glow.randn(shape, seed, std) return core.randn(shape, seed or 0, std or 1) end
---- glow.info(): the BLAS kernel and library in use and the thread counts.
-function glow.info() return core.info() end
+--- glow.info(): the BLAS kernel and library in use, the thread counts, and
+--- the ISA level of the core's own kernels: isa ("x86-64", "x86-64-v3",
+--- "x86-64-v4", or "native" for a GLOW_NATIVE build), isa_features (the CPU
+--- features that copy uses), isa_levels (the copies this build holds) and
+--- isa_chosen_by ("cpu", or "GLOW_ISA" when the environment forced it).
+function glow.info()
+  local info = core.info()
+  info.isa_features = core.isa_features
+  info.isa_levels = core.isa_levels or info.isa
+  info.isa_chosen_by = core.isa_chosen_by or "build"
+  return info
+end
 --- glow.rand(shape, seed): U[0, 1) values.
 function glow.rand(shape, seed) return core.rand(shape, seed or 0) end
 

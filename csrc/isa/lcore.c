@@ -1,0 +1,121 @@
+/*
+ * lcore.c -- glow/core.so, the module Lua loads for require "glow.core": it
+ * picks the copy of the core the CPU runs and hands over to it.
+ *
+ * The build compiles the core once per ISA level (CMakeLists.txt) into
+ * glow/core-<level>.so beside this file; this loader is compiled for the
+ * x86-64 baseline, so it runs on every x86-64 CPU. It tries the levels best
+ * first, reads each copy's glow_isa_required (data: reading it runs none of
+ * the copy's code), checks every feature named there on this CPU, and calls
+ * the first copy that fits. So the module never dies with an illegal
+ * instruction: a build for one CPU only (GLOW_NATIVE) that does not fit this
+ * one is refused with one line naming the missing features.
+ *
+ * GLOW_ISA=<level> in the environment forces a level (for tests and
+ * benchmarks); "auto" or empty is the default choice.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "features.h"
+
+#ifndef GLOW_ISAS
+#define GLOW_ISAS "generic"
+#endif
+
+int luaopen_glow_core(lua_State *L);
+
+/* 1 when the CPU has the feature, 0 when not, -1 for a name not in the table */
+static int cpu_has(const char *name) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+#define CHECK(f)                                                                                 \
+  if (strcmp(name, f) == 0) return __builtin_cpu_supports(f) ? 1 : 0;
+  GLOW_CPU_FEATURES(CHECK)
+#undef CHECK
+#endif
+  return -1;
+}
+
+/* the features of the space-separated list req that this CPU lacks, into out */
+static void missing_features(const char *req, char *out, size_t len) {
+  out[0] = 0;
+  char word[64];
+  while (*req) {
+    while (*req == ' ') req++;
+    size_t k = strcspn(req, " ");
+    if (k == 0) break;
+    snprintf(word, sizeof word, "%.*s", (int)k, req);
+    req += k;
+    if (cpu_has(word) != 1) {
+      size_t used = strlen(out);
+      snprintf(out + used, len - used, "%s%s", used ? ", " : "", word);
+    }
+  }
+}
+
+int luaopen_glow_core(lua_State *L) {
+  const char *forced = getenv("GLOW_ISA");
+  if (forced && (!*forced || strcmp(forced, "auto") == 0)) forced = NULL;
+  Dl_info self;
+  if (!dladdr((void *)luaopen_glow_core, &self) || !self.dli_fname)
+    return luaL_error(L, "glow: cannot find where glow/core.so lies (dladdr failed)");
+  const char *slash = strrchr(self.dli_fname, '/');
+  int dirlen = slash ? (int)(slash - self.dli_fname) : 1;
+  const char *dir = slash ? self.dli_fname : ".";
+
+  char levels[256], first_missing[512] = "", first_level[64] = "";
+  snprintf(levels, sizeof levels, "%s", GLOW_ISAS);
+  for (char *save = NULL, *level = strtok_r(levels, ",", &save); level;
+       level = strtok_r(NULL, ",", &save)) {
+    if (forced && strcmp(forced, level) != 0) continue;
+    char path[4096];
+    snprintf(path, sizeof path, "%.*s/core-%s.so", dirlen, dir, level);
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!h)
+      return luaL_error(L, "glow: cannot load %s: %s (rebuild or reinstall glow)", path, dlerror());
+    const char *req = (const char *)dlsym(h, "glow_isa_required");
+    lua_CFunction open = (lua_CFunction)(void (*)(void))dlsym(h, "glow_core_open");
+    if (!req || !open)
+      return luaL_error(L, "glow: %s is not a copy of glow's core (rebuild or reinstall glow)", path);
+    char miss[512];
+    missing_features(req, miss, sizeof miss);
+    if (miss[0]) {
+      /* the copy stays mapped (it is linked with -z nodelete); none of its code ran */
+      if (!first_level[0]) {
+        snprintf(first_level, sizeof first_level, "%s", level);
+        snprintf(first_missing, sizeof first_missing, "%s", miss);
+      }
+      continue;
+    }
+    lua_pushcfunction(L, open);
+    lua_call(L, 0, 1);
+    lua_pushstring(L, level);
+    lua_setfield(L, -2, "isa");
+    lua_pushstring(L, req);
+    lua_setfield(L, -2, "isa_features");
+    lua_pushstring(L, forced ? "GLOW_ISA" : "cpu");
+    lua_setfield(L, -2, "isa_chosen_by");
+    lua_pushstring(L, GLOW_ISAS);
+    lua_setfield(L, -2, "isa_levels");
+    return 1;
+  }
+  if (forced && !first_level[0])
+    return luaL_error(L, "glow: GLOW_ISA=%s is not a level this build holds (%s, or auto)", forced,
+                      GLOW_ISAS);
+  if (forced)
+    return luaL_error(L, "glow: GLOW_ISA=%s needs %s, which this CPU lacks; unset GLOW_ISA to "
+                      "take the best level it runs", forced, first_missing);
+  if (strcmp(GLOW_ISAS, "native") == 0)
+    return luaL_error(L, "glow: this glow.core was built for its build machine's CPU "
+                      "(GLOW_NATIVE, -march=native) and needs %s, which this CPU lacks; rebuild "
+                      "without -DGLOW_NATIVE=ON (the default build holds x86-64, x86-64-v3 and "
+                      "x86-64-v4 copies and picks one when it loads)", first_missing);
+  return luaL_error(L, "glow: no copy of the core fits this CPU (%s: %s lacks %s)", GLOW_ISAS,
+                    first_level, first_missing);
+}
