@@ -13,19 +13,120 @@ local glow = require "glow"
 
 local H = { glow = glow, root = root }
 
---- assert.tensor_near(expected, actual, tol): max |a - b| <= tol.
+--- Tolerances.
+---
+--- Tensors are float32: EPS = 2^-23 (about 1.19e-7) is the distance from 1
+--- to the next float, and one rounding moves a value by at most EPS/2 of
+--- itself. A value that two codes compute in another order (a fused kernel
+--- against a naive one, module by module against fused, OpenBLAS's kernel
+--- for one CPU against another's, one thread against two) differs by the
+--- roundings of the sums behind it: for a sum of n terms, about
+--- sqrt(n) * EPS times the size of its terms when the roundings fall at
+--- random, n * EPS at worst. So a comparison names the sums a value went
+--- through: H.rtol(n1, n2, ...) = 4 * EPS * (sqrt(n1) + sqrt(n2) + ...),
+--- one n per chained layer (each adds its own error; the 4 covers two codes
+--- rounding independently, with a factor 2 to spare), and 4 * EPS for a
+--- value with no sum behind it.
+---
+--- The error of a sum scales with the size of its terms, not with the sum
+--- itself, which cancellation may bring near zero. So tensors are compared
+--- norm-wise: the largest difference against rtol times the largest
+--- |expected| (Higham's norm-wise relative error), plus an absolute atol
+--- (default 0) where the expected values may all be near zero. Scalars are
+--- compared element-wise: |actual - expected| <= atol + rtol * |expected|.
+--- An absolute tolerance alone (busted's is_near) stays only where the
+--- values are known to be O(1); exact equality (tensor_equal) only where
+--- the code promises bitwise results (a copy, a deterministic generator,
+--- the same kernel on the same data with the same threads), and each such
+--- spec says which.
+H.EPS = 2 ^ -23
+
+function H.rtol(...)
+  local n = select("#", ...)
+  if n == 0 then return 4 * H.EPS end
+  local s = 0
+  for i = 1, n do s = s + math.sqrt((select(i, ...))) end
+  return 4 * H.EPS * s
+end
+
+--- assert.tensor_near(expected, actual, rtol, atol): the largest |a - e| is at
+--- most atol + rtol * max |e|.
 local function tensor_near(_, args)
-  local a, b, tol = args[1], args[2], args[3] or 1e-5
-  local d, at = a:max_abs_diff(b)
-  local msg = string.format("%g at element %d (tolerance %g; expected %g, got %g)", d, at, tol,
-    a:get(at), b:get(at))
-  args[1], args[2], args[3], args.n = msg, nil, nil, 1
-  return d <= tol
+  local e, a, rtol, atol = args[1], args[2], args[3], args[4] or 0
+  assert(type(rtol) == "number" and rtol >= 0, "tensor_near: give rtol (see spec/helper.lua)")
+  local scale = e:max_abs()
+  local allowed = atol + rtol * scale
+  local d, at = e:max_abs_diff(a)
+  local msg = string.format("%g at element %d, allowed %g = %g + %g x max |expected| %g "
+    .. "(expected %.9g, got %.9g)", d, at, allowed, atol, rtol, scale, e:get(at), a:get(at))
+  args[1], args[2], args[3], args[4], args.n = msg, nil, nil, nil, 1
+  return d <= allowed
 end
 say:set("assertion.tensor_near.positive", "Tensors differ: largest difference %s")
 say:set("assertion.tensor_near.negative", "Tensors agree within the tolerance: %s")
 assert:register("assertion", "tensor_near", tensor_near, "assertion.tensor_near.positive",
   "assertion.tensor_near.negative")
+
+--- assert.tensor_near_terms(expected, actual, rtol, mag): element-wise,
+--- |a_i - e_i| <= rtol * mag_i, where mag holds the sums of the absolute
+--- values of the terms behind each value (the same computation on |inputs|):
+--- the component-wise bound, for a sum that cancels to near zero, where
+--- nothing else in the tensor gives its scale (a bias gradient with one
+--- channel, say).
+local function tensor_near_terms(_, args)
+  local e, a, rtol, mag = args[1], args[2], args[3], args[4]
+  local et, at, mt = e:totable(), a:totable(), mag:totable()
+  local worst, where = -1, 1
+  for i = 1, #et do
+    local r = math.abs(at[i] - et[i]) / (rtol * mt[i])
+    if r ~= r then r = math.huge end
+    if mt[i] == 0 then r = at[i] == et[i] and 0 or math.huge end
+    if r > worst then worst, where = r, i end
+  end
+  args[1], args[2], args[3], args[4], args.n = string.format("%g x the allowed at element %d: "
+    .. "expected %.9g, got %.9g, allowed %g = %g x %g (the sum of the terms' sizes)", worst, where,
+    et[where], at[where], rtol * mt[where], rtol, mt[where]), nil, nil, nil, 1
+  return worst <= 1
+end
+say:set("assertion.tensor_near_terms.positive", "Tensors differ: %s")
+say:set("assertion.tensor_near_terms.negative", "Tensors agree within the tolerance: %s")
+assert:register("assertion", "tensor_near_terms", tensor_near_terms,
+  "assertion.tensor_near_terms.positive", "assertion.tensor_near_terms.negative")
+
+--- |t|, element-wise (small tensors: for the component-wise bounds above)
+function H.abs(t)
+  local v = t:totable()
+  for i = 1, #v do v[i] = math.abs(v[i]) end
+  return glow.Tensor.from(v, t:shape())
+end
+
+--- assert.tensor_equal(expected, actual): bitwise, for the specs where the
+--- code promises it (each says why).
+local function tensor_equal(_, args)
+  local e, a = args[1], args[2]
+  local d, at = e:max_abs_diff(a)
+  args[1], args[2], args.n = string.format("%g at element %d (expected %.9g, got %.9g)", d, at,
+    e:get(at), a:get(at)), nil, 1
+  return d == 0
+end
+say:set("assertion.tensor_equal.positive", "Tensors are not bitwise equal: largest difference %s")
+say:set("assertion.tensor_equal.negative", "Tensors are bitwise equal: %s")
+assert:register("assertion", "tensor_equal", tensor_equal, "assertion.tensor_equal.positive",
+  "assertion.tensor_equal.negative")
+
+--- assert.close(expected, actual, rtol, atol): |a - e| <= atol + rtol * |e|.
+local function close(_, args)
+  local e, a, rtol, atol = args[1], args[2], args[3], args[4] or 0
+  assert(type(rtol) == "number" and rtol >= 0, "close: give rtol (see spec/helper.lua)")
+  local allowed = atol + rtol * math.abs(e)
+  local d = math.abs(a - e)
+  args[1], args[2], args[3], args[4], args.n = string.format("expected %.9g, got %.9g: "
+    .. "difference %g, allowed %g = %g + %g x |expected|", e, a, d, allowed, atol, rtol), nil, nil, nil, 1
+  return d <= allowed
+end
+say:set("assertion.close.positive", "Numbers differ: %s")
+say:set("assertion.close.negative", "Numbers agree within the tolerance: %s")
+assert:register("assertion", "close", close, "assertion.close.positive", "assertion.close.negative")
 
 --- The whole content of a file, or nil when it cannot be opened.
 function H.read(path)

@@ -11,6 +11,11 @@ end
 
 local function set_grad(opt, g) opt.grad:copy(glow.Tensor.from(g, { #g })) end
 
+-- The parameters, gradients and rates here are O(1) numbers chosen by hand,
+-- so the comparisons are absolute: 1e-6 is 8 float32 ulps at 1, 1e-7 one
+-- ulp at 0.2 (Adamax) or exact sums of powers of 2 (the averages); the
+-- schedules are computed in double.
+
 describe("glow.optim.SGD", function()
   it("steps w -= lr * g, with momentum w -= lr * (mu * buf + g)", function()
     local m = toy { 1, -2 }

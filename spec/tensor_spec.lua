@@ -30,7 +30,8 @@ describe("glow.Tensor", function()
     local r = glow.randn({ 10000 }, 3, 2)
     assert.same(r:totable(), glow.randn({ 10000 }, 3, 2):totable())
     local s2 = r:dot(r) / 10000
-    assert.is_near(4, s2, 0.2)
+    -- the sample variance of 10000 draws: within 1.4% of 4 per sigma
+    assert.close(4, s2, 0.05)
   end)
 
   it("shares memory between a view and its base", function()
