@@ -49,7 +49,7 @@ void glow_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, cons
 /* ---------------------------------------------------------------- ISA level (isa.c) */
 /* The instruction-set level this copy of the core was compiled for
  * ("x86-64", "x86-64-v3", "x86-64-v4", "native" or "generic"), and the CPU
- * features its code needs, space-separated, in __builtin_cpu_supports names.
+ * features its code needs, space-separated, by the names of csrc/isa/cpu.h.
  * glow/core.so (csrc/isa/lcore.c) reads glow_isa_required before it runs any
  * of this copy's code. */
 const char *glow_isa_name(void);

@@ -5,9 +5,9 @@
  * The default build compiles the core once per x86-64 level (CMakeLists.txt:
  * x86-64, x86-64-v3, x86-64-v4) and glow/core.so loads the best copy the CPU
  * runs. glow_isa_required lists, from the compiler's own macros, every
- * feature the compiler was allowed to use here, in the names
- * __builtin_cpu_supports takes; the loader checks each before it runs any of
- * this copy's code. It is data, not code, so reading it is safe on any CPU.
+ * feature the compiler was allowed to use here, by the names of
+ * csrc/isa/cpu.h; the loader checks each before it runs any of this copy's
+ * code. It is data, not code, so reading it is safe on any CPU.
  */
 #include "glow.h"
 

@@ -22,25 +22,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "features.h"
+#include "cpu.h"
 
 #ifndef GLOW_ISAS
 #define GLOW_ISAS "generic"
 #endif
 
 int luaopen_glow_core(lua_State *L);
-
-/* 1 when the CPU has the feature, 0 when not, -1 for a name not in the table */
-static int cpu_has(const char *name) {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_cpu_init();
-#define CHECK(f)                                                                                 \
-  if (strcmp(name, f) == 0) return __builtin_cpu_supports(f) ? 1 : 0;
-  GLOW_CPU_FEATURES(CHECK)
-#undef CHECK
-#endif
-  return -1;
-}
 
 /* the features of the space-separated list req that this CPU lacks, into out */
 static void missing_features(const char *req, char *out, size_t len) {
@@ -52,7 +40,7 @@ static void missing_features(const char *req, char *out, size_t len) {
     if (k == 0) break;
     snprintf(word, sizeof word, "%.*s", (int)k, req);
     req += k;
-    if (cpu_has(word) != 1) {
+    if (glow_cpu_has(word) != 1) {
       size_t used = strlen(out);
       snprintf(out + used, len - used, "%s%s", used ? ", " : "", word);
     }

@@ -1,23 +1,24 @@
 /*
- * probe.c -- run once by CMake when it configures: prints the ISA levels of
- * this build's list that the build machine runs, so that the C tests of the
- * other levels are not registered with ctest.
+ * probe.c -- run once by CMake when it configures: prints the x86-64 levels
+ * the build machine runs (the features of each level, as -march=x86-64-vN
+ * enables them), so that the C tests of the other levels are not
+ * registered with ctest.
  */
 #include <stdio.h>
 
+#include "cpu.h"
+
 int main(void) {
-  __builtin_cpu_init();
+  const char *v2 = "sse3 ssse3 sse4.1 sse4.2 popcnt";
+  const char *v3 = "avx avx2 bmi bmi2 f16c fma lzcnt movbe";
+  const char *v4 = "avx512f avx512bw avx512cd avx512dq avx512vl";
   printf("x86-64");
-  if (__builtin_cpu_supports("sse4.2") && __builtin_cpu_supports("popcnt"))
+  if (glow_cpu_has_all(v2)) {
     printf(";x86-64-v2");
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-      __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") &&
-      __builtin_cpu_supports("f16c") && __builtin_cpu_supports("movbe") &&
-      __builtin_cpu_supports("lzcnt"))
-    printf(";x86-64-v3");
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-      __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512dq") &&
-      __builtin_cpu_supports("avx512vl"))
-    printf(";x86-64-v4");
+    if (glow_cpu_has_all(v3)) {
+      printf(";x86-64-v3");
+      if (glow_cpu_has_all(v4)) printf(";x86-64-v4");
+    }
+  }
   return 0;
 }
