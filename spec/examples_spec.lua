@@ -50,6 +50,7 @@ describe("examples/custom_coupling.lua", function()
     assert(p:close(), out)
     assert.matches("custom coupling: ok", out, 1, true)
     local err = tonumber(out:match("max abs error: (%S+)"))
+    -- the images are in [-0.5, 0.5): O(1), an absolute bound
     assert.is_true(err < 1e-4)
   end)
 end)
@@ -130,6 +131,7 @@ describe("the experiment scripts", function()
       assert.are.equal(0, code, out .. err)
       assert_files(tmp .. "/interp", { "interpolate.png", "summary.txt" })
       assert.matches("labels 7-7, 7-7", out, 1, true)
+      -- real images in [-0.5, 0.5) through encode and decode: O(1), an absolute bound
       assert.is_true(tonumber(out:match("largest difference (%S+)")) < 1e-4, out)
     end)
 
