@@ -8,6 +8,11 @@
  * feature the compiler was allowed to use here, by the names of
  * csrc/isa/cpu.h; the loader checks each before it runs any of this copy's
  * code. It is data, not code, so reading it is safe on any CPU.
+ *
+ * The list covers the instruction sets GCC and clang generate code for on
+ * their own (SSE to AVX-512, FMA, FMA4/XOP/TBM, BMI, LZCNT, MOVBE, F16C,
+ * ...). Instructions reached only through intrinsics the core does not use
+ * (AMX, say) are not listed.
  */
 #include "glow.h"
 
@@ -126,6 +131,30 @@ GLOW_EXPORT const char glow_isa_required[] = "" /* the x86-64 baseline (SSE2) ne
 #endif
 #ifdef __VPCLMULQDQ__
     " vpclmulqdq"
+#endif
+#ifdef __FMA4__
+    " fma4"
+#endif
+#ifdef __XOP__
+    " xop"
+#endif
+#ifdef __TBM__
+    " tbm"
+#endif
+#ifdef __AVX512ER__
+    " avx512er"
+#endif
+#ifdef __AVX512PF__
+    " avx512pf"
+#endif
+#ifdef __AVX512FP16__
+    " avx512fp16"
+#endif
+#ifdef __GCC_HAVE_SYNC_COMPARE_AND_SWAP_16
+    " cx16"
+#endif
+#ifdef __LAHF_SAHF__
+    " lahf_lm"
 #endif
     ;
 

@@ -22,6 +22,7 @@ build = {
     -- one copy of the core per x86-64 level, the best picked when it loads
     -- (named: a build.luarocks/ left by an older build may have cached ON)
     GLOW_NATIVE = "OFF",
+    GLOW_TESTS = "OFF",
     LUA_INCDIR = "$(LUA_INCDIR)",
     INSTALL_LIBDIR = "$(LIBDIR)",
     INSTALL_LUADIR = "$(LUADIR)",

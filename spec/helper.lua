@@ -291,6 +291,9 @@ function H.check_piece(piece, x, opts)
   end
   piece:zero_grad()
   local xr, dx = piece:backward(y0, w, a)
+  -- the input rebuilt by the inverse, relative to the input's size; the
+  -- pieces here are tiny (sums of at most a few dozen products), so 1e-4
+  -- leaves a wide margin over the rounding and still catches a wrong inverse
   assert.tensor_near(x, xr, opts.inv_tol or 1e-4)
   H.gradcheck(loss, x, dx, { what = (opts.what or "piece") .. " dx", tol = opts.tol, eps = opts.eps })
   for _, p in ipairs(piece:parameters()) do

@@ -127,7 +127,7 @@ describe("on a CPU without AVX (qemu-x86_64 -cpu Nehalem)", function()
     end
     -- the default build holds a copy for the baseline: it must load
     local info = glow.info()
-    if info.isa_levels:find("x86-64,") or info.isa_levels:match(",x86%-64$") then assert.equal(0, code, err) end
+    if ("," .. info.isa_levels .. ","):find(",x86-64,", 1, true) then assert.equal(0, code, err) end
   end)
 
   it("refuses the build's best level there (GLOW_ISA) with one line naming AVX, not a signal", function()

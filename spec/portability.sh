@@ -41,7 +41,7 @@ row() {
   name=$1 dir=$2
   shift 2
   case "$name" in *"$only"*) ;; *) return 0 ;; esac
-  log="$logs/$(echo "$name" | tr -c 'A-Za-z0-9.=-' '_').log"
+  log="$logs/$(printf '%s' "$name" | tr -c 'A-Za-z0-9.=-' '_').log"
   echo "== $name"
   : >"$log"
   run_env() {

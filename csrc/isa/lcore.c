@@ -47,30 +47,41 @@ static void missing_features(const char *req, char *out, size_t len) {
   }
 }
 
+static const char self_mark = 0; /* an object of this file's own, for dladdr */
+
 int luaopen_glow_core(lua_State *L) {
   const char *forced = getenv("GLOW_ISA");
   if (forced && (!*forced || strcmp(forced, "auto") == 0)) forced = NULL;
   Dl_info self;
-  if (!dladdr((void *)luaopen_glow_core, &self) || !self.dli_fname)
+  if (!dladdr((const void *)&self_mark, &self) || !self.dli_fname)
     return luaL_error(L, "glow: cannot find where glow/core.so lies (dladdr failed)");
   const char *slash = strrchr(self.dli_fname, '/');
   int dirlen = slash ? (int)(slash - self.dli_fname) : 1;
   const char *dir = slash ? self.dli_fname : ".";
 
-  char levels[256], first_missing[512] = "", first_level[64] = "";
+  /* the first copy that lacked features, and the first that failed to load:
+   * said only when no copy fits */
+  char levels[256], first_missing[512] = "", first_level[64] = "", load_error[6144] = "";
+  int named = 0;
   snprintf(levels, sizeof levels, "%s", GLOW_ISAS);
   for (char *save = NULL, *level = strtok_r(levels, ",", &save); level;
        level = strtok_r(NULL, ",", &save)) {
     if (forced && strcmp(forced, level) != 0) continue;
+    named = 1;
     char path[4096];
     snprintf(path, sizeof path, "%.*s/core-%s.so", dirlen, dir, level);
     void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!h)
-      return luaL_error(L, "glow: cannot load %s: %s (rebuild or reinstall glow)", path, dlerror());
-    const char *req = (const char *)dlsym(h, "glow_isa_required");
-    lua_CFunction open = (lua_CFunction)(void (*)(void))dlsym(h, "glow_core_open");
-    if (!req || !open)
-      return luaL_error(L, "glow: %s is not a copy of glow's core (rebuild or reinstall glow)", path);
+    const char *req = h ? (const char *)dlsym(h, "glow_isa_required") : NULL;
+    lua_CFunction open = h ? (lua_CFunction)(void (*)(void))dlsym(h, "glow_core_open") : NULL;
+    if (!req || !open) {
+      if (!load_error[0]) {
+        if (!h)
+          snprintf(load_error, sizeof load_error, "cannot load %s: %s", path, dlerror());
+        else
+          snprintf(load_error, sizeof load_error, "%s is not a copy of glow's core", path);
+      }
+      continue;
+    }
     char miss[512];
     missing_features(req, miss, sizeof miss);
     if (miss[0]) {
@@ -93,9 +104,11 @@ int luaopen_glow_core(lua_State *L) {
     lua_setfield(L, -2, "isa_levels");
     return 1;
   }
-  if (forced && !first_level[0])
+  if (forced && !named)
     return luaL_error(L, "glow: GLOW_ISA=%s is not a level this build holds (%s, or auto)", forced,
                       GLOW_ISAS);
+  if (load_error[0])
+    return luaL_error(L, "glow: %s (rebuild or reinstall glow)", load_error);
   if (forced)
     return luaL_error(L, "glow: GLOW_ISA=%s needs %s, which this CPU lacks; unset GLOW_ISA to "
                       "take the best level it runs", forced, first_missing);

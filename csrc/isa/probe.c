@@ -9,7 +9,7 @@
 #include "cpu.h"
 
 int main(void) {
-  const char *v2 = "sse3 ssse3 sse4.1 sse4.2 popcnt";
+  const char *v2 = "sse3 ssse3 sse4.1 sse4.2 popcnt cx16 lahf_lm";
   const char *v3 = "avx avx2 bmi bmi2 f16c fma lzcnt movbe";
   const char *v4 = "avx512f avx512bw avx512cd avx512dq avx512vl";
   printf("x86-64");
