@@ -95,25 +95,43 @@ static void add_bias(float *y, const float *b, size_t rows, int cout) {
 
 /* Few input channels (k*k*cin <= 64): a product with so short an inner
  * dimension is bound by memory traffic (sgemm zeroes C in one pass and
- * accumulates in another), so each output pixel is computed directly into a
- * local accumulator and written once. Bias included. */
-/* 16 floats, loaded and stored unaligned: GCC's vector extension keeps the
- * 64 accumulators of a tile in four registers */
-typedef float v16 __attribute__((vector_size(64), aligned(4)));
+ * accumulates in another), so each output pixel is computed directly into
+ * local accumulators and written once. Bias included.
+ *
+ * The accumulators are GCC vectors of the width this copy of the core was
+ * compiled for (csrc/isa.c): 16 floats with AVX-512, 8 with AVX, 4 with
+ * SSE. A vector wider than the machine's registers is not split into
+ * registers by GCC but kept in memory and moved through general registers
+ * (measured: an x86-64-v3 build of 16-float accumulators ran this kernel at
+ * a fraction of the speed), so the width follows the ISA and the number of
+ * accumulators fills the register file: a tile of TILE output channels per
+ * pass, NACC vectors of VW floats. Loads and stores are unaligned. */
+#if defined(__AVX512F__)
+#define VW 16
+#define NACC 4
+#elif defined(__AVX__)
+#define VW 8
+#define NACC 8
+#else
+#define VW 4
+#define NACC 8
+#endif
+typedef float vf __attribute__((vector_size(VW * sizeof(float)), aligned(4)));
+enum { TILE = VW * NACC };
 
 static void conv3_direct(const float *x, const float *wt, const float *b, float *y, int n, int h,
                          int w, int cin, int cout, int k) {
-  enum { TILE = 64 }; /* output channels per pass */
   int p = k / 2;
-  /* the channels past the last full tile, zero-padded to 16 per group:
-   * wpad[((tap * cin + ci) * nsub + sb) * 16 + j] (k*k*cin <= 64, so <= 16 KiB) */
-  int orem = cout / TILE * TILE, nsub = (cout - orem + 15) / 16;
-  float wpad[64 * 4 * 16];
+  /* the channels past the last full tile, zero-padded to VW per group:
+   * wpad[((tap * cin + ci) * nsub + sb) * VW + j] (k*k*cin <= 64 taps, fewer
+   * than TILE channels: at most 64 * TILE floats) */
+  int orem = cout / TILE * TILE, nsub = (cout - orem + VW - 1) / VW;
+  float wpad[64 * TILE];
   for (int t = 0; t < k * k * cin; t++)
     for (int sb = 0; sb < nsub; sb++)
-      for (int j = 0; j < 16; j++) {
-        int o = orem + 16 * sb + j;
-        wpad[((size_t)t * nsub + sb) * 16 + j] = o < cout ? wt[(size_t)t * cout + o] : 0.0f;
+      for (int j = 0; j < VW; j++) {
+        int o = orem + VW * sb + j;
+        wpad[((size_t)t * nsub + sb) * VW + j] = o < cout ? wt[(size_t)t * cout + o] : 0.0f;
       }
 #pragma omp parallel for collapse(2) if ((size_t)n * h * w * cout * k * k * cin > 262144)
   for (int bi = 0; bi < n; bi++)
@@ -122,12 +140,13 @@ static void conv3_direct(const float *x, const float *wt, const float *b, float 
         float *yp = y + (((size_t)bi * h + i) * w + j) * cout;
         int o0 = 0;
         for (; o0 + TILE <= cout; o0 += TILE) {
-          v16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
-          if (b) {
-            a0 = *(const v16 *)(b + o0);
-            a1 = *(const v16 *)(b + o0 + 16);
-            a2 = *(const v16 *)(b + o0 + 32);
-            a3 = *(const v16 *)(b + o0 + 48);
+          vf a[NACC];
+#pragma GCC unroll 8
+          for (int q = 0; q < NACC; q++) {
+            if (b)
+              a[q] = *(const vf *)(b + o0 + q * VW);
+            else
+              a[q] = (vf){0};
           }
           for (int di = 0; di < k; di++) {
             int ii = i + di - p;
@@ -140,22 +159,18 @@ static void conv3_direct(const float *x, const float *wt, const float *b, float 
               for (int ci = 0; ci < cin; ci++) {
                 float xv = xp[ci];
                 const float *wr = wp + (size_t)ci * cout;
-                a0 += xv * *(const v16 *)(wr);
-                a1 += xv * *(const v16 *)(wr + 16);
-                a2 += xv * *(const v16 *)(wr + 32);
-                a3 += xv * *(const v16 *)(wr + 48);
+#pragma GCC unroll 8
+                for (int q = 0; q < NACC; q++) a[q] += xv * *(const vf *)(wr + q * VW);
               }
             }
           }
-          *(v16 *)(yp + o0) = a0;
-          *(v16 *)(yp + o0 + 16) = a1;
-          *(v16 *)(yp + o0 + 32) = a2;
-          *(v16 *)(yp + o0 + 48) = a3;
+#pragma GCC unroll 8
+          for (int q = 0; q < NACC; q++) *(vf *)(yp + o0 + q * VW) = a[q];
         }
-        /* the remaining channels, 16 at a time, from the zero-padded copy */
+        /* the remaining channels, VW at a time, from the zero-padded copy */
         for (int sb = 0; sb < nsub; sb++) {
-          int o = o0 + 16 * sb, nt = cout - o < 16 ? cout - o : 16;
-          v16 a = {0};
+          int o = o0 + VW * sb, nt = cout - o < VW ? cout - o : VW;
+          vf a = {0};
           if (b) memcpy(&a, b + o, sizeof(float) * nt);
           for (int di = 0; di < k; di++) {
             int ii = i + di - p;
@@ -164,9 +179,9 @@ static void conv3_direct(const float *x, const float *wt, const float *b, float 
               int jj = j + dj - p;
               if (jj < 0 || jj >= w) continue;
               const float *xp = x + (((size_t)bi * h + ii) * w + jj) * cin;
-              const float *wp = wpad + (((size_t)di * k + dj) * cin * nsub + sb) * 16;
+              const float *wp = wpad + (((size_t)di * k + dj) * cin * nsub + sb) * VW;
               for (int ci = 0; ci < cin; ci++)
-                a += xp[ci] * *(const v16 *)(wp + (size_t)ci * nsub * 16);
+                a += xp[ci] * *(const vf *)(wp + (size_t)ci * nsub * VW);
             }
           }
           memcpy(yp + o, &a, sizeof(float) * nt);

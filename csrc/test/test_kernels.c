@@ -129,6 +129,8 @@ static void test_conv(void) {
    * (37 = 16 + 16 + 5; 100 = 64 + 16 + 16 + 4), large enough for threads */
   conv_case(3, 6, 5, 4, 37, 3, 0);
   conv_case(2, 5, 4, 3, 100, 3, 1);
+  /* exactly one tile on AVX and AVX-512 (64), two on SSE (32) */
+  conv_case(2, 5, 4, 3, 64, 3, 0);
   conv_case(16, 14, 14, 2, 4, 3, 1);
 }
 
