@@ -5,16 +5,45 @@
 --- same OpenBLAS.
 ---
 ---   lua5.4 bench/compare.lua [--reps 3] [--steps 5] [--configs fmnist-small,cifar-k8,cifar-paper]
+---        [--isa auto|avx2|avx512|native]
 ---   (run by bench/compare.sh, which sets the paths)
+---
+--- --isa picks the code path on both sides, where the CPU has it:
+---   auto    the environment as it is (glow and torch choose for themselves)
+---   avx2    glow's x86-64-v3 copy and OpenBLAS's Haswell kernel; torch's ATen
+---           AVX2 kernels, oneDNN capped at AVX2, OpenBLAS Haswell
+---   avx512  glow's x86-64-v4 copy and OpenBLAS's SkylakeX kernel; torch's ATen
+---           AVX-512 kernels, oneDNN uncapped, OpenBLAS SkylakeX
+---   native  a -march=native build of glow (build-native/, GLOW_NATIVE=ON) and
+---           each side's own choice of kernels
 local bench = require "bench_util"
 local run, median = bench.run, bench.median
 
 local opts = bench.options("compare.lua", { reps = 3, steps = 5,
-  configs = "fmnist-small,cifar-k8,cifar-paper", threads = 2 }, arg)
+  configs = "fmnist-small,cifar-k8,cifar-paper", threads = 2, isa = "auto" }, arg)
 
-local env = string.format("OMP_NUM_THREADS=%d", opts.threads)
+local PATHS = {
+  auto = { glow = "", torch = "" },
+  avx2 = { glow = "GLOW_ISA=x86-64-v3 OPENBLAS_CORETYPE=Haswell",
+    torch = "ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 DNNL_MAX_CPU_ISA=AVX2 OPENBLAS_CORETYPE=Haswell" },
+  avx512 = { glow = "GLOW_ISA=x86-64-v4 OPENBLAS_CORETYPE=SkylakeX",
+    torch = "ATEN_CPU_CAPABILITY=avx512 OPENBLAS_CORETYPE=SkylakeX" },
+  native = { glow = "env -u OPENBLAS_CORETYPE -u GLOW_ISA LUA_CPATH='build-native/?.so;;'",
+    torch = "env -u OPENBLAS_CORETYPE" },
+}
+local path = PATHS[opts.isa]
+if not path then error("compare.lua: --isa must be auto, avx2, avx512 or native, got " .. tostring(opts.isa), 0) end
+local base = string.format("OMP_NUM_THREADS=%d", opts.threads)
+local genv, tenv = base .. " " .. path.glow, base .. " " .. path.torch
+local desc = run(genv .. [[ lua5.4 -e "local i = require('glow').info()
+  print(require('glow.json').encode { isa = i.isa, kernel = i.blas_kernel })"]])
+local tdesc = run(tenv .. [[ /usr/bin/python3 -c "import json, re, torch
+m = re.search(r'CPU capability usage: (\\S+)', torch.__config__.show())
+print(json.dumps({'capability': m.group(1) if m else '?'}))"]])
+io.stderr:write(string.format("--isa %s: glow %s copy, OpenBLAS %s; torch ATen %s\n", opts.isa, desc.isa,
+  desc.kernel, tdesc.capability))
 local peak = {}
-for _ = 1, 3 do peak[#peak + 1] = run(env .. " lua5.4 bench/glow_bench.lua sgemm 2048 3").gflops end
+for _ = 1, 3 do peak[#peak + 1] = run(genv .. " lua5.4 bench/glow_bench.lua sgemm 2048 3").gflops end
 local sgemm = median(peak)
 io.stderr:write(string.format("sgemm 2048^3: %.1f GFLOP/s (median of 3)\n", sgemm))
 
@@ -24,10 +53,10 @@ for config in tostring(opts.configs):gmatch("[^,]+") do
     local g, t, grss, trss, gf = {}, {}, {}, {}, {}
     local steps = (config == "cifar-paper") and math.min(opts.steps, 3) or opts.steps
     for _ = 1, opts.reps do
-      local a = run(string.format("%s lua5.4 bench/glow_bench.lua %s %s %d", env, config, what, steps))
+      local a = run(string.format("%s lua5.4 bench/glow_bench.lua %s %s %d", genv, config, what, steps))
       local b = run(string.format(
         "%s /usr/bin/python3 bench/torch_glow.py --config %s --what %s --steps %d --threads %d",
-        env, config, what, steps, opts.threads))
+        tenv, config, what, steps, opts.threads))
       g[#g + 1], t[#t + 1] = a.images_per_s, b.images_per_s
       grss[#grss + 1], trss[#trss + 1] = a.peak_rss_mib, b.peak_rss_mib
       gf[#gf + 1] = a.gflops
@@ -42,6 +71,9 @@ for config in tostring(opts.configs):gmatch("[^,]+") do
   end
 end
 
+local cpu = io.popen("grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2"):read("l"):gsub("^%s+", "")
+print(string.format("%s; --isa %s: glow's %s copy, OpenBLAS %s, torch ATen %s", cpu, opts.isa, desc.isa,
+  desc.kernel, tdesc.capability))
 print(string.format("threads: %d; medians of %d alternating runs; sgemm peak %.1f GFLOP/s", opts.threads,
   opts.reps, sgemm))
 print()
