@@ -30,6 +30,15 @@ function util.run(cmd)
   return v
 end
 
+--- glibc's malloc settings for the torch side, the ones glow sets for itself
+--- (glow_memory_setup: freed memory stays in the process, no mmap and
+--- munmap per large tensor). Where page faults are expensive (a virtual
+--- machine that traps each one), torch with glibc's defaults ran the same
+--- fmnist-small encode at 67 or at 670 images/s from one process to the
+--- next, as glibc's adaptive mmap threshold happened to settle; with these
+--- it runs at the fast figure every time.
+util.TORCH_MALLOC = "GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824"
+
 function util.median(t)
   local s = {}
   for k, v in ipairs(t) do s[k] = v end

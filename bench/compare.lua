@@ -16,11 +16,14 @@
 ---           AVX-512 kernels, oneDNN uncapped, OpenBLAS SkylakeX
 ---   native  a -march=native build of glow (build-native/, GLOW_NATIVE=ON) and
 ---           each side's own choice of kernels
+---
+--- The torch side runs with glow's malloc settings (bench_util.TORCH_MALLOC);
+--- --torch-malloc default leaves glibc's.
 local bench = require "bench_util"
 local run, median = bench.run, bench.median
 
 local opts = bench.options("compare.lua", { reps = 3, steps = 5,
-  configs = "fmnist-small,cifar-k8,cifar-paper", threads = 2, isa = "auto" }, arg)
+  configs = "fmnist-small,cifar-k8,cifar-paper", threads = 2, isa = "auto", ["torch-malloc"] = "glow" }, arg)
 
 local PATHS = {
   auto = { glow = "", torch = "" },
@@ -34,7 +37,9 @@ local PATHS = {
 local path = PATHS[opts.isa]
 if not path then error("compare.lua: --isa must be auto, avx2, avx512 or native, got " .. tostring(opts.isa), 0) end
 local base = string.format("OMP_NUM_THREADS=%d", opts.threads)
-local genv, tenv = base .. " " .. path.glow, base .. " " .. path.torch
+local malloc = ({ glow = bench.TORCH_MALLOC, default = "" })[opts["torch-malloc"]]
+if not malloc then error("compare.lua: --torch-malloc must be glow or default", 0) end
+local genv, tenv = base .. " " .. path.glow, base .. " " .. malloc .. " " .. path.torch
 local desc = run(genv .. [[ lua5.4 -e "local i = require('glow').info()
   print(require('glow.json').encode { isa = i.isa, kernel = i.blas_kernel })"]])
 local tdesc = run(tenv .. [[ /usr/bin/python3 -c "import json, re, torch
@@ -72,8 +77,8 @@ for config in tostring(opts.configs):gmatch("[^,]+") do
 end
 
 local cpu = io.popen("grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2"):read("l"):gsub("^%s+", "")
-print(string.format("%s; --isa %s: glow's %s copy, OpenBLAS %s, torch ATen %s", cpu, opts.isa, desc.isa,
-  desc.kernel, tdesc.capability))
+print(string.format("%s; --isa %s: glow's %s copy, OpenBLAS %s, torch ATen %s; torch malloc: %s", cpu, opts.isa,
+  desc.isa, desc.kernel, tdesc.capability, opts["torch-malloc"]))
 print(string.format("threads: %d; medians of %d alternating runs; sgemm peak %.1f GFLOP/s", opts.threads,
   opts.reps, sgemm))
 print()

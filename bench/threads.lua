@@ -20,8 +20,8 @@ for _, n in ipairs { 1, 2, 4, 8, 16 } do
       g[#g + 1] = run(string.format("%s lua5.4 bench/glow_bench.lua %s train %d", env, opts.config,
         opts.steps)).images_per_s
       t[#t + 1] = run(string.format(
-        "%s /usr/bin/python3 bench/torch_glow.py --config %s --what train --steps %d --threads %d",
-        env, opts.config, opts.steps, n)).images_per_s
+        "%s %s /usr/bin/python3 bench/torch_glow.py --config %s --what train --steps %d --threads %d",
+        env, bench.TORCH_MALLOC, opts.config, opts.steps, n)).images_per_s
       io.stderr:write(string.format("%d threads: glow %.2f img/s, torch %.2f img/s\n", n, g[#g], t[#t]))
     end
     rows[#rows + 1] = { n, median(g), median(t) }
