@@ -99,25 +99,69 @@ static void add_bias(float *y, const float *b, size_t rows, int cout) {
  * local accumulators and written once. Bias included.
  *
  * The accumulators are GCC vectors of the width this copy of the core was
- * compiled for (csrc/isa.c): 16 floats with AVX-512, 8 with AVX, 4 with
- * SSE. A vector wider than the machine's registers is not split into
- * registers by GCC but kept in memory and moved through general registers
- * (measured: an x86-64-v3 build of 16-float accumulators ran this kernel at
- * a fraction of the speed), so the width follows the ISA and the number of
- * accumulators fills the register file: a tile of TILE output channels per
- * pass, NACC vectors of VW floats. Loads and stores are unaligned. */
+ * compiled for (csrc/isa.c): VW = 16 floats with AVX-512, 8 with AVX, 4 with
+ * SSE. (A vector wider than the machine's registers is not split into
+ * registers by GCC but kept in memory: a 16-float accumulator in an
+ * x86-64-v3 build ran this kernel at a fraction of the speed.) A block of
+ * PB neighbouring output pixels shares each weight vector it loads, so one
+ * load feeds PB multiply-adds instead of one: NA vectors (a tile of TILE =
+ * NA * VW output channels) for each of PB pixels, NA * PB accumulators,
+ * sized to the register file (32 registers with AVX-512, 16 below). Pixels
+ * whose taps reach past the image's left or right edge go one at a time. */
 #if defined(__AVX512F__)
 #define VW 16
-#define NACC 4
+#define PB 4
 #elif defined(__AVX__)
 #define VW 8
-#define NACC 8
+#define PB 3
 #else
 #define VW 4
-#define NACC 8
+#define PB 3
 #endif
+#define NA 4
 typedef float vf __attribute__((vector_size(VW * sizeof(float)), aligned(4)));
-enum { TILE = VW * NACC };
+enum { TILE = VW * NA };
+
+/* output pixels j0 .. j0 + npx - 1 of row i of image bi, channels o0 .. o0 +
+ * TILE - 1; npx is PB (every tap inside the row) or 1 (taps checked) */
+static inline __attribute__((always_inline)) void direct_tile(const float *x, const float *wt,
+                                                              const float *b, float *y, int bi,
+                                                              int i, int j0, const int npx, int h,
+                                                              int w, int cin, int cout, int k,
+                                                              int o0) {
+  int p = k / 2;
+  vf acc[PB][NA];
+#pragma GCC unroll 8
+  for (int q = 0; q < npx; q++)
+#pragma GCC unroll 8
+    for (int a = 0; a < NA; a++) acc[q][a] = b ? *(const vf *)(b + o0 + a * VW) : (vf){0};
+  for (int di = 0; di < k; di++) {
+    int ii = i + di - p;
+    if (ii < 0 || ii >= h) continue;
+    for (int dj = 0; dj < k; dj++) {
+      int jj = j0 + dj - p;
+      if (npx == 1 && (jj < 0 || jj >= w)) continue;
+      const float *xp = x + (((size_t)bi * h + ii) * w + jj) * cin;
+      const float *wp = wt + ((size_t)di * k + dj) * cin * cout + o0;
+      for (int ci = 0; ci < cin; ci++) {
+        vf wv[NA];
+#pragma GCC unroll 8
+        for (int a = 0; a < NA; a++) wv[a] = *(const vf *)(wp + (size_t)ci * cout + a * VW);
+#pragma GCC unroll 8
+        for (int q = 0; q < npx; q++) {
+          float xv = xp[(size_t)q * cin + ci];
+#pragma GCC unroll 8
+          for (int a = 0; a < NA; a++) acc[q][a] += xv * wv[a];
+        }
+      }
+    }
+  }
+  float *yp = y + (((size_t)bi * h + i) * w + j0) * cout + o0;
+#pragma GCC unroll 8
+  for (int q = 0; q < npx; q++)
+#pragma GCC unroll 8
+    for (int a = 0; a < NA; a++) *(vf *)(yp + (size_t)q * cout + a * VW) = acc[q][a];
+}
 
 static void conv3_direct(const float *x, const float *wt, const float *b, float *y, int n, int h,
                          int w, int cin, int cout, int k) {
@@ -136,56 +180,38 @@ static void conv3_direct(const float *x, const float *wt, const float *b, float 
 #pragma omp parallel for collapse(2) if ((size_t)n * h * w * cout * k * k * cin > 262144)
   for (int bi = 0; bi < n; bi++)
     for (int i = 0; i < h; i++)
-      for (int j = 0; j < w; j++) {
-        float *yp = y + (((size_t)bi * h + i) * w + j) * cout;
-        int o0 = 0;
-        for (; o0 + TILE <= cout; o0 += TILE) {
-          vf a[NACC];
-#pragma GCC unroll 8
-          for (int q = 0; q < NACC; q++) {
-            if (b)
-              a[q] = *(const vf *)(b + o0 + q * VW);
-            else
-              a[q] = (vf){0};
-          }
-          for (int di = 0; di < k; di++) {
-            int ii = i + di - p;
-            if (ii < 0 || ii >= h) continue;
-            for (int dj = 0; dj < k; dj++) {
-              int jj = j + dj - p;
-              if (jj < 0 || jj >= w) continue;
-              const float *xp = x + (((size_t)bi * h + ii) * w + jj) * cin;
-              const float *wp = wt + ((size_t)di * k + dj) * cin * cout + o0;
-              for (int ci = 0; ci < cin; ci++) {
-                float xv = xp[ci];
-                const float *wr = wp + (size_t)ci * cout;
-#pragma GCC unroll 8
-                for (int q = 0; q < NACC; q++) a[q] += xv * *(const vf *)(wr + q * VW);
-              }
-            }
-          }
-#pragma GCC unroll 8
-          for (int q = 0; q < NACC; q++) *(vf *)(yp + o0 + q * VW) = a[q];
+      for (int j = 0; j < w;) {
+        /* a block of PB pixels whose taps all lie inside the row, or one pixel */
+        int npx = j - p >= 0 && j + PB - 1 + p <= w - 1 ? PB : 1;
+        for (int o0 = 0; o0 + TILE <= cout; o0 += TILE) {
+          if (npx == PB)
+            direct_tile(x, wt, b, y, bi, i, j, PB, h, w, cin, cout, k, o0);
+          else
+            direct_tile(x, wt, b, y, bi, i, j, 1, h, w, cin, cout, k, o0);
         }
         /* the remaining channels, VW at a time, from the zero-padded copy */
-        for (int sb = 0; sb < nsub; sb++) {
-          int o = o0 + VW * sb, nt = cout - o < VW ? cout - o : VW;
-          vf a = {0};
-          if (b) memcpy(&a, b + o, sizeof(float) * nt);
-          for (int di = 0; di < k; di++) {
-            int ii = i + di - p;
-            if (ii < 0 || ii >= h) continue;
-            for (int dj = 0; dj < k; dj++) {
-              int jj = j + dj - p;
-              if (jj < 0 || jj >= w) continue;
-              const float *xp = x + (((size_t)bi * h + ii) * w + jj) * cin;
-              const float *wp = wpad + (((size_t)di * k + dj) * cin * nsub + sb) * VW;
-              for (int ci = 0; ci < cin; ci++)
-                a += xp[ci] * *(const vf *)(wp + (size_t)ci * nsub * VW);
+        for (int q = 0; q < npx; q++) {
+          float *yp = y + (((size_t)bi * h + i) * w + j + q) * cout;
+          for (int sb = 0; sb < nsub; sb++) {
+            int o = orem + VW * sb, nt = cout - o < VW ? cout - o : VW;
+            vf a = {0};
+            if (b) memcpy(&a, b + o, sizeof(float) * nt);
+            for (int di = 0; di < k; di++) {
+              int ii = i + di - p;
+              if (ii < 0 || ii >= h) continue;
+              for (int dj = 0; dj < k; dj++) {
+                int jj = j + q + dj - p;
+                if (jj < 0 || jj >= w) continue;
+                const float *xp = x + (((size_t)bi * h + ii) * w + jj) * cin;
+                const float *wp = wpad + (((size_t)di * k + dj) * cin * nsub + sb) * VW;
+                for (int ci = 0; ci < cin; ci++)
+                  a += xp[ci] * *(const vf *)(wp + (size_t)ci * nsub * VW);
+              }
             }
+            memcpy(yp + o, &a, sizeof(float) * nt);
           }
-          memcpy(yp + o, &a, sizeof(float) * nt);
         }
+        j += npx;
       }
 }
 
