@@ -49,6 +49,13 @@ function H.rtol(...)
   return 4 * H.EPS * s
 end
 
+--- register assertion `name` with its failure messages
+local function register(name, fn, positive, negative)
+  say:set("assertion." .. name .. ".positive", positive)
+  say:set("assertion." .. name .. ".negative", negative)
+  assert:register("assertion", name, fn, "assertion." .. name .. ".positive", "assertion." .. name .. ".negative")
+end
+
 --- assert.tensor_near(expected, actual, rtol, atol): the largest |a - e| is at
 --- most atol + rtol * max |e|.
 local function tensor_near(_, args)
@@ -62,10 +69,8 @@ local function tensor_near(_, args)
   args[1], args[2], args[3], args[4], args.n = msg, nil, nil, nil, 1
   return d <= allowed
 end
-say:set("assertion.tensor_near.positive", "Tensors differ: largest difference %s")
-say:set("assertion.tensor_near.negative", "Tensors agree within the tolerance: %s")
-assert:register("assertion", "tensor_near", tensor_near, "assertion.tensor_near.positive",
-  "assertion.tensor_near.negative")
+register("tensor_near", tensor_near, "Tensors differ: largest difference %s",
+  "Tensors agree within the tolerance: %s")
 
 --- assert.tensor_near_terms(expected, actual, rtol, mag): element-wise,
 --- |a_i - e_i| <= rtol * mag_i, where mag holds the sums of the absolute
@@ -88,10 +93,8 @@ local function tensor_near_terms(_, args)
     et[where], at[where], rtol * mt[where], rtol, mt[where]), nil, nil, nil, 1
   return worst <= 1
 end
-say:set("assertion.tensor_near_terms.positive", "Tensors differ: %s")
-say:set("assertion.tensor_near_terms.negative", "Tensors agree within the tolerance: %s")
-assert:register("assertion", "tensor_near_terms", tensor_near_terms,
-  "assertion.tensor_near_terms.positive", "assertion.tensor_near_terms.negative")
+register("tensor_near_terms", tensor_near_terms, "Tensors differ: %s",
+  "Tensors agree within the tolerance: %s")
 
 --- |t|, element-wise (small tensors: for the component-wise bounds above)
 function H.abs(t)
@@ -109,10 +112,8 @@ local function tensor_equal(_, args)
     e:get(at), a:get(at)), nil, 1
   return d == 0
 end
-say:set("assertion.tensor_equal.positive", "Tensors are not bitwise equal: largest difference %s")
-say:set("assertion.tensor_equal.negative", "Tensors are bitwise equal: %s")
-assert:register("assertion", "tensor_equal", tensor_equal, "assertion.tensor_equal.positive",
-  "assertion.tensor_equal.negative")
+register("tensor_equal", tensor_equal, "Tensors are not bitwise equal: largest difference %s",
+  "Tensors are bitwise equal: %s")
 
 --- assert.close(expected, actual, rtol, atol): |a - e| <= atol + rtol * |e|.
 local function close(_, args)
@@ -124,9 +125,8 @@ local function close(_, args)
     .. "difference %g, allowed %g = %g + %g x |expected|", e, a, d, allowed, atol, rtol), nil, nil, nil, 1
   return d <= allowed
 end
-say:set("assertion.close.positive", "Numbers differ: %s")
-say:set("assertion.close.negative", "Numbers agree within the tolerance: %s")
-assert:register("assertion", "close", close, "assertion.close.positive", "assertion.close.negative")
+register("close", close, "Numbers differ: %s",
+  "Numbers agree within the tolerance: %s")
 
 --- The whole content of a file, or nil when it cannot be opened.
 function H.read(path)
