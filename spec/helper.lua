@@ -115,14 +115,16 @@ end
 register("tensor_equal", tensor_equal, "Tensors are not bitwise equal: largest difference %s",
   "Tensors are bitwise equal: %s")
 
---- assert.close(expected, actual, rtol, atol): |a - e| <= atol + rtol * |e|.
+--- assert.close(expected, actual, rtol, atol [, what]): |a - e| <= atol + rtol * |e|;
+--- what, if given, heads the failure message.
 local function close(_, args)
-  local e, a, rtol, atol = args[1], args[2], args[3], args[4] or 0
+  local e, a, rtol, atol, what = args[1], args[2], args[3], args[4] or 0, args[5]
   assert(type(rtol) == "number" and rtol >= 0, "close: give rtol (see spec/helper.lua)")
   local allowed = atol + rtol * math.abs(e)
   local d = math.abs(a - e)
-  args[1], args[2], args[3], args[4], args.n = string.format("expected %.9g, got %.9g: "
-    .. "difference %g, allowed %g = %g + %g x |expected|", e, a, d, allowed, atol, rtol), nil, nil, nil, 1
+  args[1], args[2], args[3], args[4], args[5], args.n = string.format("%sexpected %.9g, got %.9g: "
+    .. "difference %g, allowed %g = %g + %g x |expected|", what and (what .. ": ") or "", e, a, d, allowed,
+    atol, rtol), nil, nil, nil, nil, 1
   return d <= allowed
 end
 register("close", close, "Numbers differ: %s",
