@@ -42,7 +42,7 @@ for config in opts.configs:gmatch("[^,]+") do
   end
 end
 
-local cpu = io.popen("grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2"):read("l"):gsub("^%s+", "")
+local cpu = bench.cpu_model()
 print(string.format("%s; --isa %s; %d threads; medians of %d alternating rounds of %d steps", cpu, opts.isa,
   opts.threads, opts.reps, opts.steps))
 print()

@@ -39,6 +39,15 @@ end
 --- it runs at the fast figure every time.
 util.TORCH_MALLOC = "GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824"
 
+--- The CPU's model name, as /proc/cpuinfo gives it (every figure names it).
+function util.cpu_model()
+  for l in io.lines("/proc/cpuinfo") do
+    local m = l:match("^model name%s*:%s*(.-)%s*$")
+    if m then return m end
+  end
+  return "unknown CPU"
+end
+
 function util.median(t)
   local s = {}
   for k, v in ipairs(t) do s[k] = v end

@@ -85,7 +85,7 @@ for config in tostring(opts.configs):gmatch("[^,]+") do
   end
 end
 
-local cpu = io.popen("grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2"):read("l"):gsub("^%s+", "")
+local cpu = bench.cpu_model()
 print(string.format("%s; --isa %s: glow's %s copy, OpenBLAS %s, torch ATen %s; torch malloc: %s", cpu, opts.isa,
   desc.isa, desc.kernel, tdesc.capability, opts["torch-malloc"]))
 print(string.format("threads: %d; medians of %d alternating runs; sgemm peak %.1f GFLOP/s (2048^3: %.1f on "

@@ -28,7 +28,7 @@ for _, b in ipairs(builds) do
   io.stderr:write(string.format("%s: kernels, BLAS kernel, threads = %s\n", b.name, b.info))
 end
 
-local cpu = io.popen("grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2"):read("l"):gsub("^%s+", "")
+local cpu = bench.cpu_model()
 local rows = {}
 for config in opts.configs:gmatch("[^,]+") do
   local got = {}
