@@ -117,6 +117,282 @@ local function evaluate(o, model, opt)
   end)
 end
 
+--- The settings of a run, every one checked before any work (no file
+--- touched, no step taken): the fault settings, the batch against the rank
+--- count, and the sizes the loop runs by.
+local function check_options(o)
+  util.check_options(o, OPTIONS, "glow.train.run")
+  if o.progress ~= nil and o.progress ~= true and o.progress ~= false and o.progress ~= "auto"
+    and o.progress ~= "lines" then
+    error("glow.train.run: progress must be \"auto\", \"lines\", true or false, got " .. tostring(o.progress), 0)
+  end
+  local c = {
+    restore_after = util.int_opt(o.restore_after, 5, "glow.train.run: restore_after", 0),
+    snapshot_every = util.int_opt(o.snapshot_every, 200, "glow.train.run: snapshot_every", 1),
+    lr_drop = o.lr_drop or 0.5,
+  }
+  if type(c.lr_drop) ~= "number" or not (c.lr_drop > 0 and c.lr_drop <= 1) then
+    error("glow.train.run: lr_drop must be a number in (0, 1], got " .. tostring(c.lr_drop), 0)
+  end
+  if not o.model or not o.train then error("glow.train.run: model and train are required", 0) end
+  -- {rank, size} under glow.distributed with more than one rank
+  c.ranks = dist.size() > 1 and { dist.rank(), dist.size() } or nil
+  c.batch = o.batch or 64
+  if c.ranks and (c.batch < c.ranks[2] or (o.eval_batch or 256) < c.ranks[2]) then
+    error(string.format("glow.train.run: batch %d and eval_batch %d must not be smaller than the %d ranks",
+      c.batch, o.eval_batch or 256, c.ranks[2]), 0)
+  end
+  c.epochs = o.epochs or 1
+  c.seed = o.seed or 0
+  c.n_bits = o.model.config.n_bits
+  c.per_epoch = math.ceil(o.train:size() / c.batch)
+  c.total = o.max_steps or c.epochs * c.per_epoch
+  return c
+end
+
+--- The run's shared state: the options (o) and checked settings (cfg), the
+--- model, data and optimizer, the trainer state saved with each checkpoint,
+--- and rank 0's say. Later phases add log, prog, result and the clock.
+local function setup(o, cfg)
+  -- under glow.distributed only rank 0 prints, logs and writes checkpoints
+  local root = dist.is_root()
+  local run = { o = o, cfg = cfg, model = o.model, ds = o.train, root = root,
+    say = root and (o.print or print) or function() end,
+    -- the data order's seed: the option's, or the checkpoint's on resume
+    seed = cfg.seed, run_steps = 0, consecutive_skips = 0, stopped = false }
+  run.opt = make_optimizer(o, run.model, cfg.total)
+  -- everything that shapes the run is saved with the position, so a resumed
+  -- run continues the same one; resuming with different settings is refused
+  run.settings = { batch = cfg.batch, seed = cfg.seed, epochs = cfg.epochs, optimizer = o.optimizer or "adam",
+    lr = o.lr or 1e-3, warmup = o.warmup or 0, schedule = type(o.schedule) == "string" and o.schedule or nil,
+    clip = o.clip or 0, polyak = o.polyak or 0, weight_decay = o.weight_decay or 0,
+    decay_frac = o.decay_frac }
+  run.state = { epoch = 1, batch = 1, step = 0, seed = cfg.seed, wall = 0, settings = run.settings }
+  return run
+end
+
+--- A failure on rank 0 alone (its checkpoint or log) must end every rank:
+--- the others would wait in their next collective call forever.
+local function fail(run, msg)
+  if run.cfg.ranks then dist.abort(msg) end
+  error(msg, 0)
+end
+
+--- Rank 0's files: an unwritable checkpoint path is refused before any
+--- work, and the CSV log is opened (appended to on resume).
+local function open_outputs(run)
+  local o = run.o
+  if not run.root then return end
+  if o.checkpoint then
+    local probe = o.checkpoint .. ".probe"
+    local f, err = io.open(probe, "w")
+    if not f then fail(run, "glow.train.run: cannot write the checkpoint " .. o.checkpoint .. ": " .. tostring(err)) end
+    f:close()
+    os.remove(probe)
+  end
+  local ok, log = pcall(open_log, o.log, o.resume and true or false)
+  if not ok then fail(run, log) end
+  run.log = log
+end
+
+--- One line to the log. A log that cannot be written (a full disk) is said
+--- once and left alone from then on (later lines could land after a gap or
+--- a torn row); training goes on.
+local function log_line(run, text)
+  local log = run.log
+  if not log or run.log_failed then return end
+  local done, why = log:write(text)
+  if done then done, why = log:flush() end
+  if not done then
+    run.log_failed = tostring(why)
+    run.say(string.format("step %d: cannot write the log %s: %s; training goes on without it", run.state.step,
+      run.o.log, tostring(why)))
+  end
+end
+
+--- Continue from the checkpoint the model was loaded from: its trainer
+--- state must be sound and its settings those of this run.
+local function resume(run)
+  local model, state = run.model, run.state
+  local info = model.checkpoint
+  if model.averaged then
+    error("glow.train.run: this model holds the Polyak average (glow.load with average = true); resume from "
+      .. "glow.load(path) without it", 0)
+  end
+  if not info or not info.trainer then
+    error("glow.train.run: resume needs a model from glow.load(checkpoint) with trainer state", 0)
+  end
+  local problem = type(info.trainer) ~= "table" and "it is not an object" or trainer_problem(info.trainer)
+  if problem then error("glow.train.run: the checkpoint's trainer state is corrupt: " .. problem, 0) end
+  local saved = info.trainer.settings or {}
+  local decays = ({ cosine = true, linear = true, wsd = true })[run.settings.schedule]
+  for k, v in pairs(run.settings) do
+    -- the epoch count may grow on resume unless the schedule decays over it
+    if saved[k] ~= nil and saved[k] ~= v and (k ~= "epochs" or decays) then
+      error(string.format("glow.train.run: the checkpoint was trained with %s = %s; resuming with %s "
+        .. "would not continue the same run", k, tostring(saved[k]), tostring(v)), 0)
+    end
+  end
+  local ok, err = run.opt:load_state(info.tensors, info.optimizer or {})
+  if not ok then error("glow.train.run: " .. err, 0) end
+  -- the checkpoint's tensors are copied into the model and the optimizer
+  info.tensors = nil
+  collectgarbage()
+  for k, v in pairs(info.trainer) do state[k] = v end
+  state.settings = run.settings
+  run.seed = state.seed
+end
+
+--- Data-dependent initialization from the first init_size (256) images.
+local function initialize(run)
+  local ds = run.ds
+  local k = math.min(run.o.init_size or 256, ds:size())
+  local idx = {}
+  for i = 1, k do idx[i] = i end
+  local x, y = ds:batch(idx, { seed = run.seed, epoch = 0, n_bits = run.cfg.n_bits })
+  run.model:initialize(x, y)
+end
+
+--- The first snapshot, the progress line, the result and the clock (which
+--- goes on from a resumed run's wall time).
+local function start(run)
+  local o, opt = run.o, run.opt
+  -- every rank computed the same initialization from the same images (or
+  -- loaded the same checkpoint); start from rank 0's values all the same
+  dist.broadcast(opt.value)
+  if opt.ema then dist.broadcast(opt.ema) end
+  if run.cfg.restore_after > 0 then opt:snapshot() end
+  run.prog = progress_new(run.root and (o.progress == nil and "auto" or o.progress), run.say)
+  run.result = { epochs = {}, optimizer = opt }
+  run.t_start = core.now() - run.state.wall
+end
+
+--- A checkpoint that cannot be written mid-run (disk full, directory gone)
+--- is reported and training goes on (the previous file stays as it was:
+--- writes are atomic); the next one is tried on schedule. The last one,
+--- at the end, raises.
+local function save_checkpoint(run, final)
+  local o, state, result = run.o, run.state, run.result
+  if not o.checkpoint or not run.root then return end
+  local ok, err = run.model:save(o.checkpoint, { optimizer = run.opt, trainer = state })
+  if ok then return end
+  if final then fail(run, "train: checkpoint failed: " .. tostring(err)) end
+  result.checkpoint_failures = (result.checkpoint_failures or 0) + 1
+  run.say(string.format("step %d: checkpoint failed: %s; training goes on (the previous checkpoint is kept)",
+    state.step, tostring(err)))
+end
+
+--- A step with a non-finite loss or gradient: said, counted, and after
+--- restore_after in a row the weights of the last snapshot come back with a
+--- lower learning rate; after max_skipped in a row the run stops.
+local function handle_skip(run, st)
+  local cfg, opt = run.cfg, run.opt
+  run.consecutive_skips = run.consecutive_skips + 1
+  local skips = run.consecutive_skips
+  local where = st.nonfinite or {}
+  run.say(string.format("step %d: non-finite loss or gradient (loss %s; %d parameters with non-finite "
+    .. "gradients%s); update skipped", run.state.step, tostring(st.loss), #where,
+    #where > 0 and (", first " .. where[1] .. ", last " .. where[#where]) or ""))
+  if skips > (run.o.max_skipped or 20) then
+    error(string.format("train: %d consecutive steps with a non-finite loss or gradient; stopping "
+      .. "(the weights were not updated by any of them)", skips), 0)
+  end
+  if cfg.restore_after > 0 and skips % cfg.restore_after == 0 then
+    local from = opt:restore()
+    opt.lr_scale = opt.lr_scale * cfg.lr_drop
+    run.say(string.format("step %d: %d non-finite steps in a row: restored the weights of step %d, "
+      .. "restarted the optimizer's moments, learning rate x%g (now %.3g)", run.state.step,
+      skips, from, opt.lr_scale, opt:lr()))
+  end
+end
+
+--- A finished step's progress line and log line. The image rate is
+--- measured over a window restarted every 30 s.
+local function report_step(run, ep, st)
+  local cfg, state, opt = run.cfg, run.state, run.opt
+  local now = core.now()
+  local ips = ep.rate_n / math.max(now - ep.rate_t, 1e-9)
+  local done_in_epoch = ep.batch - 1
+  local left = (cfg.total - state.step) * cfg.batch / ips
+  state.wall = now - run.t_start
+  run.prog:show(string.format("epoch %d/%d  step %d/%d  bits/dim %.4f  %.1f img/s  ETA %s%s", ep.epoch,
+    cfg.epochs, done_in_epoch, cfg.per_epoch, st.bpd, ips, fmt_time(left),
+    opt.skipped > 0 and string.format("  skipped %d", opt.skipped) or ""))
+  log_line(run, string.format("%d,%d,%d,%.6f,%.6f,%.6g,%.6g,%.2f,%.2f,,%d\n", state.step, ep.epoch,
+    done_in_epoch, st.bpd, st.loss, st.lr or 0, st.grad_norm or 0, ips, state.wall, st.skipped and 1 or 0))
+  if now - ep.rate_t > 30 then ep.rate_t, ep.rate_n = now, 0 end
+end
+
+--- The steps of one epoch, from the saved position on; sets run.stopped at
+--- max_steps. Returns the epoch's tally: its start, the train bits/dim sum
+--- over good steps, and batch, the next batch's number.
+local function run_epoch(run, epoch)
+  local o, cfg, state, opt = run.o, run.cfg, run.state, run.opt
+  local ep = { epoch = epoch, t_start = core.now(), sum_bpd = 0, n_bpd = 0, batch = state.batch }
+  ep.rate_t, ep.rate_n = core.now(), 0
+  for x, y in run.ds:batches { size = cfg.batch, shuffle = true, seed = run.seed, epoch = epoch,
+    start = state.batch, n_bits = cfg.n_bits, ranks = cfg.ranks } do
+    local st = run.model:train_step(x, y, opt)
+    state.step = state.step + 1
+    run.run_steps = run.run_steps + 1
+    ep.batch = ep.batch + 1
+    state.batch, state.epoch = ep.batch, epoch
+    ep.rate_n = ep.rate_n + (st.images or x:shape()[1]) -- the global batch under glow.distributed
+    if st.skipped then
+      handle_skip(run, st)
+    else
+      run.consecutive_skips = 0
+      ep.sum_bpd, ep.n_bpd = ep.sum_bpd + st.bpd, ep.n_bpd + 1
+      if cfg.restore_after > 0 and state.step % cfg.snapshot_every == 0 then opt:snapshot() end
+    end
+    report_step(run, ep, st)
+    if o.on_step then o.on_step(st, state, run.model, opt) end
+    if o.checkpoint_every and state.step % o.checkpoint_every == 0 then save_checkpoint(run) end
+    if o.max_steps and state.step >= o.max_steps then
+      run.stopped = true
+      break
+    end
+  end
+  return ep
+end
+
+--- A complete epoch: the position moves to the next one, the test set is
+--- evaluated, and the epoch's record is shown, kept and handed to on_epoch.
+local function end_epoch(run, ep)
+  local o, state, opt, result = run.o, run.state, run.opt, run.result
+  local epoch = ep.epoch
+  state.epoch, state.batch = epoch + 1, 1
+  local rec = { epoch = epoch, train_bpd = ep.n_bpd > 0 and ep.sum_bpd / ep.n_bpd or nil,
+    epoch_s = core.now() - ep.t_start, wall_s = core.now() - run.t_start }
+  if o.test and o.eval ~= false then
+    rec.test_bpd = evaluate(o, run.model, opt)
+    log_line(run, string.format("%d,%d,%d,,,,,,%.2f,%.6f,\n", state.step, epoch, run.cfg.per_epoch, rec.wall_s,
+      rec.test_bpd))
+  end
+  state.wall = core.now() - run.t_start
+  run.prog:show(string.format("epoch %d/%d done: train bits/dim %.4f%s%s  (%s)", epoch, run.cfg.epochs,
+    rec.train_bpd or 0 / 0, rec.test_bpd and string.format("  test bits/dim %.4f", rec.test_bpd) or "",
+    opt.skipped > 0 and string.format("  skipped %d", opt.skipped) or "", fmt_time(rec.epoch_s)), true)
+  result.epochs[#result.epochs + 1] = rec
+  result.final_test_bpd = rec.test_bpd
+  if o.on_epoch then o.on_epoch(rec, run.model, opt) end
+end
+
+--- The last checkpoint (which raises when it cannot be written), the log
+--- closed, and the result.
+local function finish(run)
+  local state, result = run.state, run.result
+  run.prog:close()
+  state.wall = core.now() - run.t_start
+  save_checkpoint(run, true)
+  if run.log then pcall(run.log.close, run.log) end -- a failure was said at the flush
+  result.steps = state.step
+  result.run_steps = run.run_steps
+  result.log_failed = run.log_failed
+  result.state = state
+  return result
+end
+
 --- run(opts) -> {steps, epochs = {{epoch, test_bpd, train_bpd, wall_s}...}, final_test_bpd, optimizer}
 --- opts: model, train (dataset), test, epochs, batch (64), optimizer ("adam",
 --- "adamax", "sgd"), lr (1e-3), warmup (steps), schedule, clip, weight_decay,
@@ -136,215 +412,21 @@ end
 --- lr_drop; training says so and goes on. After max_skipped in a row it
 --- stops with an error. restore_after = 0 turns snapshots off.
 function train.run(o)
-  util.check_options(o, OPTIONS, "glow.train.run")
-  if o.progress ~= nil and o.progress ~= true and o.progress ~= false and o.progress ~= "auto"
-    and o.progress ~= "lines" then
-    error("glow.train.run: progress must be \"auto\", \"lines\", true or false, got " .. tostring(o.progress), 0)
-  end
-  -- the fault settings, checked before any work
-  local restore_after = util.int_opt(o.restore_after, 5, "glow.train.run: restore_after", 0)
-  local snapshot_every = util.int_opt(o.snapshot_every, 200, "glow.train.run: snapshot_every", 1)
-  local lr_drop = o.lr_drop or 0.5
-  if type(lr_drop) ~= "number" or not (lr_drop > 0 and lr_drop <= 1) then
-    error("glow.train.run: lr_drop must be a number in (0, 1], got " .. tostring(lr_drop), 0)
-  end
-  local model, ds = o.model, o.train
-  if not model or not ds then error("glow.train.run: model and train are required", 0) end
-  -- under glow.distributed only rank 0 prints, logs and writes checkpoints
-  local root = dist.is_root()
-  local say = root and (o.print or print) or function() end
-  local ranks = dist.size() > 1 and { dist.rank(), dist.size() } or nil
-  -- a failure on rank 0 alone (its checkpoint or log) must end every rank:
-  -- the others would wait in their next collective call forever
-  local function fail(msg)
-    if ranks then dist.abort(msg) end
-    error(msg, 0)
-  end
-  local batch = o.batch or 64
-  if ranks and (batch < ranks[2] or (o.eval_batch or 256) < ranks[2]) then
-    error(string.format("glow.train.run: batch %d and eval_batch %d must not be smaller than the %d ranks",
-      batch, o.eval_batch or 256, ranks[2]), 0)
-  end
-  local epochs = o.epochs or 1
-  local seed = o.seed or 0
-  local n_bits = model.config.n_bits
-  local per_epoch = math.ceil(ds:size() / batch)
-  local total = o.max_steps or epochs * per_epoch
-  local opt = make_optimizer(o, model, total)
-  -- everything that shapes the run is saved with the position, so a resumed
-  -- run continues the same one; resuming with different settings is refused
-  local settings = { batch = batch, seed = seed, epochs = epochs, optimizer = o.optimizer or "adam",
-    lr = o.lr or 1e-3, warmup = o.warmup or 0, schedule = type(o.schedule) == "string" and o.schedule or nil,
-    clip = o.clip or 0, polyak = o.polyak or 0, weight_decay = o.weight_decay or 0,
-    decay_frac = o.decay_frac }
-  local state = { epoch = 1, batch = 1, step = 0, seed = seed, wall = 0, settings = settings }
-  local resumed = o.resume and true or false
-  if o.checkpoint and root then -- refuse an unwritable checkpoint path before any work
-    local probe = o.checkpoint .. ".probe"
-    local f, err = io.open(probe, "w")
-    if not f then fail("glow.train.run: cannot write the checkpoint " .. o.checkpoint .. ": " .. tostring(err)) end
-    f:close()
-    os.remove(probe)
-  end
-  local log
-  if root then
-    local ok, l = pcall(open_log, o.log, resumed)
-    if not ok then fail(l) end
-    log = l
-  end
-  -- one line to the log. A log that cannot be written (a full disk) is said
-  -- once and left alone from then on (later lines could land after a gap or
-  -- a torn row); training goes on
-  local log_failed
-  local function log_line(text)
-    if not log or log_failed then return end
-    local done, why = log:write(text)
-    if done then done, why = log:flush() end
-    if not done then
-      log_failed = tostring(why)
-      say(string.format("step %d: cannot write the log %s: %s; training goes on without it", state.step,
-        o.log, tostring(why)))
-    end
-  end
+  local run = setup(o, check_options(o))
+  open_outputs(run)
   if o.resume then
-    local info = model.checkpoint
-    if model.averaged then
-      error("glow.train.run: this model holds the Polyak average (glow.load with average = true); resume from "
-        .. "glow.load(path) without it", 0)
-    end
-    if not info or not info.trainer then
-      error("glow.train.run: resume needs a model from glow.load(checkpoint) with trainer state", 0)
-    end
-    local problem = type(info.trainer) ~= "table" and "it is not an object" or trainer_problem(info.trainer)
-    if problem then error("glow.train.run: the checkpoint's trainer state is corrupt: " .. problem, 0) end
-    local saved = info.trainer.settings or {}
-    local decays = ({ cosine = true, linear = true, wsd = true })[settings.schedule]
-    for k, v in pairs(settings) do
-      -- the epoch count may grow on resume unless the schedule decays over it
-      if saved[k] ~= nil and saved[k] ~= v and (k ~= "epochs" or decays) then
-        error(string.format("glow.train.run: the checkpoint was trained with %s = %s; resuming with %s "
-          .. "would not continue the same run", k, tostring(saved[k]), tostring(v)), 0)
-      end
-    end
-    local ok, err = opt:load_state(info.tensors, info.optimizer or {})
-    if not ok then error("glow.train.run: " .. err, 0) end
-    -- the checkpoint's tensors are copied into the model and the optimizer
-    info.tensors = nil
-    collectgarbage()
-    for k, v in pairs(info.trainer) do state[k] = v end
-    state.settings = settings
-    seed = state.seed
-  elseif not model.initialized then
-    local k = math.min(o.init_size or 256, ds:size())
-    local idx = {}
-    for i = 1, k do idx[i] = i end
-    local x, y = ds:batch(idx, { seed = seed, epoch = 0, n_bits = n_bits })
-    model:initialize(x, y)
+    resume(run)
+  elseif not run.model.initialized then
+    initialize(run)
   end
-  -- every rank computed the same initialization from the same images (or
-  -- loaded the same checkpoint); start from rank 0's values all the same
-  dist.broadcast(opt.value)
-  if opt.ema then dist.broadcast(opt.ema) end
-  if restore_after > 0 then opt:snapshot() end
-  local prog = progress_new(root and (o.progress == nil and "auto" or o.progress), say)
-  local result = { epochs = {}, optimizer = opt }
-  --- A checkpoint that cannot be written mid-run (disk full, directory gone)
-  --- is reported and training goes on (the previous file stays as it was:
-  --- writes are atomic); the next one is tried on schedule. The last one,
-  --- at the end, raises.
-  local function checkpoint(final)
-    if not o.checkpoint or not root then return end
-    local ok, err = model:save(o.checkpoint, { optimizer = opt, trainer = state })
-    if ok then return end
-    if final then fail("train: checkpoint failed: " .. tostring(err)) end
-    result.checkpoint_failures = (result.checkpoint_failures or 0) + 1
-    say(string.format("step %d: checkpoint failed: %s; training goes on (the previous checkpoint is kept)",
-      state.step, tostring(err)))
+  start(run)
+  for epoch = run.state.epoch, run.cfg.epochs do
+    local ep = run_epoch(run, epoch)
+    if run.stopped and ep.batch <= run.cfg.per_epoch then break end -- max_steps within the epoch
+    end_epoch(run, ep)
+    if run.stopped then break end
   end
-  local t_start = core.now() - state.wall
-  local run_steps = 0
-  local consecutive_skips = 0
-  local stop = false
-  for epoch = state.epoch, epochs do
-    local t_epoch, sum_bpd, n_bpd = core.now(), 0, 0
-    local b = state.batch
-    local rate_t, rate_n = core.now(), 0
-    for x, y in ds:batches { size = batch, shuffle = true, seed = seed, epoch = epoch, start = state.batch,
-      n_bits = n_bits, ranks = ranks } do
-      local st = model:train_step(x, y, opt)
-      state.step = state.step + 1
-      run_steps = run_steps + 1
-      b = b + 1
-      state.batch, state.epoch = b, epoch
-      rate_n = rate_n + (st.images or x:shape()[1]) -- the global batch under glow.distributed
-      if st.skipped then
-        consecutive_skips = consecutive_skips + 1
-        local where = st.nonfinite or {}
-        say(string.format("step %d: non-finite loss or gradient (loss %s; %d parameters with non-finite "
-          .. "gradients%s); update skipped", state.step, tostring(st.loss), #where,
-          #where > 0 and (", first " .. where[1] .. ", last " .. where[#where]) or ""))
-        if consecutive_skips > (o.max_skipped or 20) then
-          error(string.format("train: %d consecutive steps with a non-finite loss or gradient; stopping "
-            .. "(the weights were not updated by any of them)", consecutive_skips), 0)
-        end
-        if restore_after > 0 and consecutive_skips % restore_after == 0 then
-          local from = opt:restore()
-          opt.lr_scale = opt.lr_scale * lr_drop
-          say(string.format("step %d: %d non-finite steps in a row: restored the weights of step %d, "
-            .. "restarted the optimizer's moments, learning rate x%g (now %.3g)", state.step,
-            consecutive_skips, from, opt.lr_scale, opt:lr()))
-        end
-      else
-        consecutive_skips = 0
-        sum_bpd, n_bpd = sum_bpd + st.bpd, n_bpd + 1
-        if restore_after > 0 and state.step % snapshot_every == 0 then opt:snapshot() end
-      end
-      local now = core.now()
-      local ips = rate_n / math.max(now - rate_t, 1e-9)
-      local done_in_epoch = b - 1
-      local left = (total - state.step) * batch / ips
-      state.wall = now - t_start
-      prog:show(string.format("epoch %d/%d  step %d/%d  bits/dim %.4f  %.1f img/s  ETA %s%s", epoch, epochs,
-        done_in_epoch, per_epoch, st.bpd, ips, fmt_time(left),
-        opt.skipped > 0 and string.format("  skipped %d", opt.skipped) or ""))
-      log_line(string.format("%d,%d,%d,%.6f,%.6f,%.6g,%.6g,%.2f,%.2f,,%d\n", state.step, epoch,
-        done_in_epoch, st.bpd, st.loss, st.lr or 0, st.grad_norm or 0, ips, state.wall, st.skipped and 1 or 0))
-      if now - rate_t > 30 then rate_t, rate_n = now, 0 end
-      if o.on_step then o.on_step(st, state, model, opt) end
-      if o.checkpoint_every and state.step % o.checkpoint_every == 0 then checkpoint() end
-      if o.max_steps and state.step >= o.max_steps then
-        stop = true
-        break
-      end
-    end
-    if stop and b <= per_epoch then break end
-    -- the epoch is complete
-    state.epoch, state.batch = epoch + 1, 1
-    local rec = { epoch = epoch, train_bpd = n_bpd > 0 and sum_bpd / n_bpd or nil,
-      epoch_s = core.now() - t_epoch, wall_s = core.now() - t_start }
-    if o.test and o.eval ~= false then
-      rec.test_bpd = evaluate(o, model, opt)
-      log_line(string.format("%d,%d,%d,,,,,,%.2f,%.6f,\n", state.step, epoch, per_epoch, rec.wall_s,
-        rec.test_bpd))
-    end
-    state.wall = core.now() - t_start
-    prog:show(string.format("epoch %d/%d done: train bits/dim %.4f%s%s  (%s)", epoch, epochs,
-      rec.train_bpd or 0 / 0, rec.test_bpd and string.format("  test bits/dim %.4f", rec.test_bpd) or "",
-      opt.skipped > 0 and string.format("  skipped %d", opt.skipped) or "", fmt_time(rec.epoch_s)), true)
-    result.epochs[#result.epochs + 1] = rec
-    result.final_test_bpd = rec.test_bpd
-    if o.on_epoch then o.on_epoch(rec, model, opt) end
-    if stop then break end
-  end
-  prog:close()
-  state.wall = core.now() - t_start
-  checkpoint(true)
-  if log then pcall(log.close, log) end -- a failure was said at the flush
-  result.steps = state.step
-  result.run_steps = run_steps
-  result.log_failed = log_failed
-  result.state = state
-  return result
+  return finish(run)
 end
 
 return train
