@@ -12,6 +12,8 @@
 
 #define TNAME "glow.Tensor"
 #define MAXDIM 8
+/* per-channel kernels keep a few values per channel on the C stack */
+#define MAXCHAN 65536
 
 typedef struct {
   float *data;
@@ -21,6 +23,7 @@ typedef struct {
   int owns;
 } Tensor;
 
+/* lhelpers.c: checking arguments and making tensors */
 /* raise a Lua error (printf-like, lua_pushfstring's formats) without a position */
 int lg_fail(lua_State *L, const char *fmt, ...);
 Tensor *lg_checkt(lua_State *L, int i);                  /* a tensor argument */
@@ -35,6 +38,8 @@ void lg_neednumel(lua_State *L, const Tensor *t, int64_t n, const char *what);
 void lg_needdims(lua_State *L, const Tensor *t, int nd, const char *what);
 Tensor *lg_checkimg(lua_State *L, int i, const char *what, int *n, int *h, int *w, int *c);
 int64_t lg_lastdim(const Tensor *t);
+/* the channel count (last dimension) of a per-channel kernel's input, at most MAXCHAN */
+int64_t lg_chan(lua_State *L, const Tensor *t, const char *what);
 /* a Lua array of count integers in [lo, hi); the array is anchored on the stack */
 int *lg_readints(lua_State *L, int idx, int64_t count, int lo, int hi, const char *what);
 void lg_checkrc(lua_State *L, int rc, const char *what);   /* raises on GLOW_E* codes */
