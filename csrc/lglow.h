@@ -46,6 +46,7 @@ void lg_checkrc(lua_State *L, int rc, const char *what);   /* raises on GLOW_E* 
 void lg_samenumel(lua_State *L, Tensor *a, Tensor *b, const char *what);
 
 /* each binding file adds its functions to the module table on top of the stack */
+void lg_open_tensor(lua_State *L);
 void lg_open_data(lua_State *L);
 void lg_open_image(lua_State *L);
 void lg_open_optim(lua_State *L);
