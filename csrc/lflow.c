@@ -1,0 +1,320 @@
+/*
+ * lflow.c -- the Lua binding of the flow steps' kernels (invconv.c,
+ * coupling.c, the layout kernels of tensor.c): the small matrix routines
+ * (slogdet, inverse, random_rotation, the LU parametrization lu, lu_weight,
+ * lu_weight_backward), the invertible 1x1 convolution, channel permutation,
+ * the layout moves (split/concat channels, squeeze/unsqueeze) and the affine
+ * coupling.
+ * Each wrapper checks the element counts of its arguments before it touches
+ * memory, raises a Lua error that names the argument and the shapes on
+ * misuse, and allocates its outputs as new tensors.
+ */
+#include <lauxlib.h>
+#include <lua.h>
+
+#include <string.h>
+
+#include "glow.h"
+#include "lglow.h"
+
+/* ------------------------------------------------------------------ matrices */
+static int64_t checksquare(lua_State *L, Tensor *m, const char *what) {
+  if (m->ndim != 2 || m->shape[0] != m->shape[1]) {
+    char b[128];
+    lg_fail(L, "%s: expected a square matrix, got shape %s", what, lg_shapestr(m, b, sizeof b));
+  }
+  /* the matrix kernels index with int: c * c must fit */
+  if (m->shape[0] > GLOW_MAX_SQUARE)
+    lg_fail(L, "%s: a %I x %I matrix is larger than the %d x %d these kernels take", what,
+            (lua_Integer)m->shape[0], (lua_Integer)m->shape[0], GLOW_MAX_SQUARE, GLOW_MAX_SQUARE);
+  return m->shape[0];
+}
+
+static double *todouble(lua_State *L, Tensor *m) {
+  double *d = (double *)lua_newuserdatauv(L, sizeof(double) * (size_t)m->n, 0);
+  for (int64_t i = 0; i < m->n; i++) d[i] = m->data[i];
+  return d;
+}
+
+static int l_slogdet(lua_State *L) {
+  Tensor *m = lg_checkt(L, 1);
+  int c = (int)checksquare(L, m, "slogdet");
+  double *a = todouble(L, m);
+  double ld;
+  int sg;
+  int rc = glow_slogdet(a, c, &ld, &sg);
+  if (rc == GLOW_ENOMEM) lg_checkrc(L, rc, "slogdet");
+  lua_pushnumber(L, ld);
+  lua_pushinteger(L, sg);
+  return 2;
+}
+
+static int l_inverse(lua_State *L) {
+  Tensor *m = lg_checkt(L, 1);
+  int c = (int)checksquare(L, m, "inverse");
+  double *a = todouble(L, m);
+  double *ai = (double *)lua_newuserdatauv(L, sizeof(double) * (size_t)m->n, 0);
+  lg_checkrc(L, glow_inverse(a, ai, c), "inverse");
+  Tensor *r = lg_newlike(L, m);
+  for (int64_t i = 0; i < m->n; i++) r->data[i] = (float)ai[i];
+  return 1;
+}
+
+static int l_random_rotation(lua_State *L) {
+  lua_Integer cl = luaL_checkinteger(L, 1);
+  int c = cl < 1 || cl > GLOW_MAX_SQUARE ? 0 : (int)cl;
+  uint64_t seed = (uint64_t)luaL_optinteger(L, 2, 0);
+  if (c < 1 || c > GLOW_MAX_SQUARE)
+    luaL_argerror(L, 1, "channel count must be in 1..46340 (c * c must fit an int)");
+  double *q = (double *)lua_newuserdatauv(L, sizeof(double) * (size_t)c * c, 0);
+  glow_random_rotation(q, c, seed);
+  int64_t shape[2] = {c, c};
+  Tensor *r = lg_newt(L, 2, shape);
+  for (int i = 0; i < c * c; i++) r->data[i] = (float)q[i];
+  return 1;
+}
+
+/* lu(W) -> perm (1-based Lua array), L {c,c}, U {c,c} */
+static int l_lu(lua_State *L) {
+  Tensor *m = lg_checkt(L, 1);
+  int c = (int)checksquare(L, m, "lu");
+  double *a = todouble(L, m);
+  double *l = (double *)lua_newuserdatauv(L, sizeof(double) * (size_t)c * c, 0);
+  double *u = (double *)lua_newuserdatauv(L, sizeof(double) * (size_t)c * c, 0);
+  int *perm = (int *)lua_newuserdatauv(L, sizeof(int) * (size_t)c, 0);
+  lg_checkrc(L, glow_lu(a, perm, l, u, c), "lu");
+  lua_createtable(L, c, 0);
+  for (int i = 0; i < c; i++) {
+    lua_pushinteger(L, perm[i] + 1);
+    lua_rawseti(L, -2, i + 1);
+  }
+  int64_t shape[2] = {c, c};
+  Tensor *lt = lg_newt(L, 2, shape);
+  for (int i = 0; i < c * c; i++) lt->data[i] = (float)l[i];
+  Tensor *ut = lg_newt(L, 2, shape);
+  for (int i = 0; i < c * c; i++) ut->data[i] = (float)u[i];
+  return 3;
+}
+
+/* a 1-based permutation table of length c -> 0-based ints */
+static int *readperm(lua_State *L, int idx, int c) {
+  int *p = lg_readints(L, idx, c, 1, c + 1, "permutation");
+  int *seen = (int *)lua_newuserdatauv(L, sizeof(int) * (size_t)c, 0);
+  memset(seen, 0, sizeof(int) * (size_t)c);
+  for (int i = 0; i < c; i++) {
+    p[i] -= 1;
+    if (seen[p[i]]++) lg_fail(L, "permutation: %d appears twice", p[i] + 1);
+  }
+  lua_pop(L, 1);
+  return p;
+}
+
+/* lu_weight(l, u, log_s, sign, perm) -> W {c,c} */
+static int l_lu_weight(lua_State *L) {
+  Tensor *l = lg_checkt(L, 1), *u = lg_checkt(L, 2), *ls = lg_checkt(L, 3), *sg = lg_checkt(L, 4);
+  int c = (int)checksquare(L, l, "lu_weight: l");
+  lg_neednumel(L, u, (int64_t)c * c, "lu_weight: u");
+  lg_neednumel(L, ls, c, "lu_weight: log_s");
+  lg_neednumel(L, sg, c, "lu_weight: sign");
+  int *perm = readperm(L, 5, c);
+  int64_t shape[2] = {c, c};
+  Tensor *w = lg_newt(L, 2, shape);
+  glow_lu_weight(l->data, u->data, ls->data, sg->data, perm, w->data, c);
+  return 1;
+}
+
+/* lu_weight_backward(l, u, log_s, sign, perm, dW, dl, du, dlog_s, dlogdet_scale) */
+static int l_lu_weight_backward(lua_State *L) {
+  Tensor *l = lg_checkt(L, 1), *u = lg_checkt(L, 2), *ls = lg_checkt(L, 3), *sg = lg_checkt(L, 4);
+  int c = (int)checksquare(L, l, "lu_weight backward: l");
+  Tensor *dw = lg_checkt(L, 6), *dl = lg_checkt(L, 7), *du = lg_checkt(L, 8), *dls = lg_checkt(L, 9);
+  float sc = (float)luaL_optnumber(L, 10, 0.0);
+  lua_settop(L, 10);
+  int *perm = readperm(L, 5, c);
+  lg_neednumel(L, u, (int64_t)c * c, "lu_weight backward: u");
+  lg_neednumel(L, ls, c, "lu_weight backward: log_s");
+  lg_neednumel(L, sg, c, "lu_weight backward: sign");
+  lg_neednumel(L, dw, (int64_t)c * c, "lu_weight backward: dW");
+  lg_neednumel(L, dl, (int64_t)c * c, "lu_weight backward: dl");
+  lg_neednumel(L, du, (int64_t)c * c, "lu_weight backward: du");
+  lg_neednumel(L, dls, c, "lu_weight backward: dlog_s");
+  glow_lu_weight_backward(l->data, u->data, ls->data, sg->data, perm, dw->data, dl->data,
+                          du->data, dls->data, sc, c);
+  return 0;
+}
+
+/* ------------------------------------------------------------------ invconv */
+static int64_t checkw(lua_State *L, Tensor *x, Tensor *w, const char *what) {
+  int64_t c = lg_lastdim(x);
+  if (w->ndim != 2 || w->shape[0] != c || w->shape[1] != c) {
+    char s1[128], s2[128];
+    lg_fail(L, "%s: weight %s does not fit input %s", what, lg_shapestr(w, s1, sizeof s1),
+               lg_shapestr(x, s2, sizeof s2));
+  }
+  return c;
+}
+
+static int l_invconv_forward(lua_State *L) {
+  Tensor *x = lg_checkt(L, 1), *w = lg_checkt(L, 2);
+  int64_t c = checkw(L, x, w, "invconv");
+  Tensor *y = lg_newlike(L, x);
+  glow_invconv_forward(x->data, w->data, y->data, (size_t)(x->n / c), (int)c);
+  return 1;
+}
+
+static int l_invconv_inverse(lua_State *L) {
+  Tensor *y = lg_checkt(L, 1), *wi = lg_checkt(L, 2);
+  int64_t c = checkw(L, y, wi, "invconv inverse");
+  Tensor *x = lg_newlike(L, y);
+  glow_invconv_inverse(y->data, wi->data, x->data, (size_t)(y->n / c), (int)c);
+  return 1;
+}
+
+/* invconv_backward(x, W, Winv | nil, dy, dW, dlogdet_scale) -> dx */
+static int l_invconv_backward(lua_State *L) {
+  Tensor *x = lg_checkt(L, 1), *w = lg_checkt(L, 2), *wi = lg_optt(L, 3), *dy = lg_checkt(L, 4);
+  Tensor *dw = lg_checkt(L, 5);
+  float sc = (float)luaL_optnumber(L, 6, 0.0);
+  int64_t c = checkw(L, x, w, "invconv backward");
+  if (wi) checkw(L, x, wi, "invconv backward: inverse");
+  lg_neednumel(L, dy, x->n, "invconv backward: dy");
+  lg_neednumel(L, dw, c * c, "invconv backward: dW");
+  Tensor *dx = lg_newlike(L, x);
+  glow_invconv_backward(x->data, w->data, wi ? wi->data : NULL, dy->data, dx->data, dw->data, sc,
+                        (size_t)(x->n / c), (int)c);
+  return 1;
+}
+
+/* permute_channels(x, perm) -> y, y[.., k] = x[.., perm[k]] (perm 1-based) */
+static int l_permute_channels(lua_State *L) {
+  Tensor *x = lg_checkt(L, 1);
+  int c = (int)lg_lastdim(x);
+  int *perm = readperm(L, 2, c);
+  Tensor *y = lg_newlike(L, x);
+  glow_permute_channels(x->data, y->data, perm, (size_t)(x->n / c), c);
+  return 1;
+}
+
+/* ------------------------------------------------------------------ layout */
+/* split_channels(x {.., c}, c1) -> a {.., c1}, b {.., c - c1} */
+static int l_split_channels(lua_State *L) {
+  Tensor *x = lg_checkt(L, 1);
+  int c = (int)lg_lastdim(x);
+  int c1 = (int)luaL_checkinteger(L, 2);
+  if (c1 < 1 || c1 >= c) lg_fail(L, "split_channels: cannot split %d channels at %d", c, c1);
+  int64_t shape[MAXDIM];
+  memcpy(shape, x->shape, sizeof shape);
+  shape[x->ndim - 1] = c1;
+  Tensor *a = lg_newt(L, x->ndim, shape);
+  shape[x->ndim - 1] = c - c1;
+  Tensor *b = lg_newt(L, x->ndim, shape);
+  glow_split_channels(x->data, a->data, b->data, (size_t)(x->n / c), c, c1);
+  return 2;
+}
+
+static int l_concat_channels(lua_State *L) {
+  Tensor *a = lg_checkt(L, 1), *b = lg_checkt(L, 2);
+  int c1 = (int)lg_lastdim(a), c2 = (int)lg_lastdim(b);
+  int ok = a->ndim == b->ndim;
+  for (int d = 0; ok && d < a->ndim - 1; d++) ok = a->shape[d] == b->shape[d];
+  if (!ok) {
+    char s1[128], s2[128];
+    lg_fail(L, "concat_channels: shapes %s and %s differ outside the channels",
+               lg_shapestr(a, s1, sizeof s1), lg_shapestr(b, s2, sizeof s2));
+  }
+  int64_t shape[MAXDIM];
+  memcpy(shape, a->shape, sizeof shape);
+  shape[a->ndim - 1] = c1 + c2;
+  Tensor *x = lg_newt(L, a->ndim, shape);
+  glow_concat_channels(a->data, b->data, x->data, (size_t)(a->n / c1), c1 + c2, c1);
+  return 1;
+}
+
+static int l_squeeze(lua_State *L) {
+  int n, h, w, c;
+  Tensor *x = lg_checkimg(L, 1, "squeeze: input", &n, &h, &w, &c);
+  if (h % 2 || w % 2) {
+    char b[128];
+    lg_fail(L, "squeeze: height and width must be even, got shape %s", lg_shapestr(x, b, sizeof b));
+  }
+  int64_t shape[4] = {n, h / 2, w / 2, 4 * c};
+  Tensor *y = lg_newt(L, 4, shape);
+  glow_squeeze(x->data, y->data, n, h, w, c);
+  return 1;
+}
+
+static int l_unsqueeze(lua_State *L) {
+  int n, h2, w2, c4;
+  Tensor *y = lg_checkimg(L, 1, "unsqueeze: input", &n, &h2, &w2, &c4);
+  if (c4 % 4) {
+    char b[128];
+    lg_fail(L, "unsqueeze: channels must be a multiple of 4, got shape %s",
+               lg_shapestr(y, b, sizeof b));
+  }
+  int64_t shape[4] = {n, 2 * h2, 2 * w2, c4 / 4};
+  Tensor *x = lg_newt(L, 4, shape);
+  glow_unsqueeze(y->data, x->data, n, 2 * h2, 2 * w2, c4 / 4);
+  return 1;
+}
+
+/* ------------------------------------------------------------------ coupling */
+/* affine_forward(z2 {n,h,w,c2}, hnet {n,h,w,2c2}) -> y2, logdet {n} */
+static int l_affine_forward(lua_State *L) {
+  int n, h, w, c2;
+  Tensor *z2 = lg_checkimg(L, 1, "affine coupling: z2", &n, &h, &w, &c2);
+  Tensor *hn = lg_checkt(L, 2);
+  lg_neednumel(L, hn, 2 * z2->n, "affine coupling: network output (2 x z2's channels)");
+  Tensor *y2 = lg_newlike(L, z2);
+  int64_t s1[1] = {n};
+  Tensor *ld = lg_newt_(L, 1, s1, 1); /* accumulated into */
+  glow_affine_forward(z2->data, hn->data, y2->data, ld->data, (size_t)n, (size_t)h * w, c2);
+  return 2;
+}
+
+static int l_affine_inverse(lua_State *L) {
+  int n, h, w, c2;
+  Tensor *y2 = lg_checkimg(L, 1, "affine coupling inverse: y2", &n, &h, &w, &c2);
+  Tensor *hn = lg_checkt(L, 2);
+  lg_neednumel(L, hn, 2 * y2->n, "affine coupling inverse: network output");
+  Tensor *z2 = lg_newlike(L, y2);
+  glow_affine_inverse(y2->data, hn->data, z2->data, (size_t)n, (size_t)h * w, c2);
+  return 1;
+}
+
+/* affine_backward(y2, hnet, dy2, dlogdet {n} | nil) -> z2, dz2, dhnet */
+static int l_affine_backward(lua_State *L) {
+  int n, h, w, c2;
+  Tensor *y2 = lg_checkimg(L, 1, "affine coupling backward: y2", &n, &h, &w, &c2);
+  Tensor *hn = lg_checkt(L, 2), *dy2 = lg_checkt(L, 3), *dld = lg_optt(L, 4);
+  lg_neednumel(L, hn, 2 * y2->n, "affine coupling backward: network output");
+  lg_neednumel(L, dy2, y2->n, "affine coupling backward: dy2");
+  if (dld) lg_neednumel(L, dld, n, "affine coupling backward: dlogdet");
+  Tensor *z2 = lg_newlike(L, y2);
+  Tensor *dz2 = lg_newlike(L, y2);
+  Tensor *dh = lg_newlike(L, hn);
+  glow_affine_backward(y2->data, hn->data, dy2->data, dld ? dld->data : NULL, z2->data, dz2->data,
+                       dh->data, (size_t)n, (size_t)h * w, c2);
+  return 3;
+}
+
+static const luaL_Reg funcs[] = {
+    {"slogdet", l_slogdet},
+    {"inverse", l_inverse},
+    {"random_rotation", l_random_rotation},
+    {"lu", l_lu},
+    {"lu_weight", l_lu_weight},
+    {"lu_weight_backward", l_lu_weight_backward},
+    {"invconv_forward", l_invconv_forward},
+    {"invconv_inverse", l_invconv_inverse},
+    {"invconv_backward", l_invconv_backward},
+    {"permute_channels", l_permute_channels},
+    {"split_channels", l_split_channels},
+    {"concat_channels", l_concat_channels},
+    {"squeeze", l_squeeze},
+    {"unsqueeze", l_unsqueeze},
+    {"affine_forward", l_affine_forward},
+    {"affine_inverse", l_affine_inverse},
+    {"affine_backward", l_affine_backward},
+    {NULL, NULL}};
+
+void lg_open_flow(lua_State *L) { luaL_setfuncs(L, funcs, 0); }
