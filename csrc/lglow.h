@@ -49,6 +49,7 @@ void lg_samenumel(lua_State *L, Tensor *a, Tensor *b, const char *what);
 void lg_open_tensor(lua_State *L);
 void lg_open_nn(lua_State *L);
 void lg_open_flow(lua_State *L);
+void lg_open_prior(lua_State *L);
 void lg_open_data(lua_State *L);
 void lg_open_image(lua_State *L);
 void lg_open_optim(lua_State *L);
