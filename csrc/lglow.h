@@ -1,7 +1,9 @@
 /*
- * lglow.h -- what the binding files share: the "glow.Tensor" userdata and
- * the helpers that check arguments and make tensors. Only binding files
- * (l*.c) include it, and with it lua.h.
+ * lglow.h -- what the binding files share: the "glow.Tensor" userdata (its
+ * class is in ltensor.c), the helpers that check arguments and make tensors
+ * (lhelpers.c), and each binding file's lg_open_* (called by lglow.c, the
+ * module's entry point). Only binding files (l*.c) include it, and with it
+ * lua.h.
  */
 #ifndef LGLOW_H
 #define LGLOW_H
@@ -45,11 +47,13 @@ int *lg_readints(lua_State *L, int idx, int64_t count, int lo, int hi, const cha
 void lg_checkrc(lua_State *L, int rc, const char *what);   /* raises on GLOW_E* codes */
 void lg_samenumel(lua_State *L, Tensor *a, Tensor *b, const char *what);
 
-/* each binding file adds its functions to the module table on top of the stack */
+/* each binding file adds its functions to the module table on top of the
+ * stack; lglow.c calls them in this order */
 void lg_open_tensor(lua_State *L);
 void lg_open_nn(lua_State *L);
 void lg_open_flow(lua_State *L);
 void lg_open_prior(lua_State *L);
+void lg_open_sys(lua_State *L);
 void lg_open_data(lua_State *L);
 void lg_open_image(lua_State *L);
 void lg_open_optim(lua_State *L);

@@ -1,0 +1,68 @@
+/*
+ * lsys.c -- the process utilities of glow.core: now (a monotonic clock),
+ * trim (hand malloc's free memory back to the system), isatty, and info
+ * (the BLAS kernel, library and threads, OpenMP threads and ISA level this
+ * copy of the core runs with).
+ */
+#include <lauxlib.h>
+#include <lua.h>
+
+#include <time.h>
+#include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
+#include <omp.h>
+
+#include "glow.h"
+#include "lglow.h"
+
+/* trim() hands memory that malloc holds free back to the system (glibc:
+ * free pages anywhere in its heap, not only at its top); a no-op elsewhere */
+static int l_trim(lua_State *L) {
+  (void)L;
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
+  return 0;
+}
+
+/* now() -> seconds on a monotonic clock (wall time, for rates and ETAs) */
+static int l_now(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + 1e-9 * (lua_Number)ts.tv_nsec);
+  return 1;
+}
+
+/* isatty(fd) -> boolean: whether progress can redraw in place */
+static int l_isatty(lua_State *L) {
+  lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+  return 1;
+}
+
+/* info() -> {blas_kernel, blas_library, blas_threads, omp_threads, isa} */
+static int l_info(lua_State *L) {
+  lua_createtable(L, 0, 5);
+  lua_pushstring(L, glow_isa_name());
+  lua_setfield(L, -2, "isa");
+  lua_pushstring(L, glow_blas_kernel());
+  lua_setfield(L, -2, "blas_kernel");
+  lua_pushstring(L, glow_blas_library());
+  lua_setfield(L, -2, "blas_library");
+  lua_pushinteger(L, glow_blas_threads());
+  lua_setfield(L, -2, "blas_threads");
+  lua_pushinteger(L, omp_get_max_threads());
+  lua_setfield(L, -2, "omp_threads");
+  return 1;
+}
+
+static const luaL_Reg funcs[] = {
+    {"now", l_now},
+    {"trim", l_trim},
+    {"isatty", l_isatty},
+    {"info", l_info},
+    {NULL, NULL}};
+
+void lg_open_sys(lua_State *L) { luaL_setfuncs(L, funcs, 0); }
