@@ -52,27 +52,39 @@ for _, name in ipairs { "actnorm", "invconv", "invconv_lu", "shuffle", "reverse"
 end
 
 describe("Split", function()
-  local function ready_split()
-    local s = glow.Split(4)
+  local function ready_split(opts)
+    local s = glow.Split(4, opts)
     H.perturb(s, 0.1, 3)
     return s, x0()
   end
 
-  it("splits into halves and inverse concatenates them back", function()
+  it("sends z1 on, pushes z2 onto the context, and inverse concatenates them back", function()
     local s, x = ready_split()
-    local z1, ld, z2 = s:forward(x)
+    local z1, ld, ctx = s:forward(x)
     assert.same({ 1, 4, 4, 2 }, z1:shape())
-    assert.same({ 1, 4, 4, 2 }, z2:shape())
+    assert.equal(1, #ctx.latents)
+    assert.same({ 1, 4, 4, 2 }, ctx.latents[1]:shape())
     assert.equal(0, ld:get(1))
     -- a split and a concatenation copy values: bitwise
-    assert.tensor_equal(x, s:inverse(z1, z2))
+    assert.tensor_equal(x, s:inverse(z1, ctx))
+    assert.equal(0, #ctx.latents)
+  end)
+
+  it("keeps the number of channels asked for", function()
+    local s, x = ready_split { keep = 1 }
+    local z1, _, ctx = s:forward(x)
+    assert.same({ 1, 4, 4, 1 }, z1:shape())
+    assert.same({ 1, 4, 4, 3 }, ctx.latents[1]:shape())
+    assert.tensor_equal(x, s:inverse(z1, ctx))
+    assert.matches("Split: keep must be an integer in 1..3, got 4", select(2, pcall(glow.Split, 4, { keep = 4 })),
+      1, true)
   end)
 
   it("is volume-preserving: logdet 0 equals log|det J| of x -> (z1, z2)", function()
     local s, x = ready_split()
     local brute = H.jacobian_logdet(function(v)
-      local z1, _, z2 = s:forward(v)
-      return H.cat { z1, z2 }
+      local z1, _, ctx = s:forward(v)
+      return H.cat { z1, ctx.latents[1] }
     end, x)
     -- the brute-force log-determinant of a permutation: 0 up to its
     -- finite-difference noise, an absolute 1e-3 (as in the specs above)
@@ -82,23 +94,27 @@ describe("Split", function()
   it("samples z2 from its prior at temperature 0 as the prior mean", function()
     local s, x = ready_split()
     local z1 = s:forward(x)
-    local mean = s:moments(z1)
-    local x2 = s:inverse(z1, nil, { temperature = 0 })
-    local _, _, z2 = s:forward(x2)
+    local mean = s.prior:moments(z1)
+    local x2 = s:inverse(z1, glow.Context { temperature = 0 })
+    local _, _, ctx = s:forward(x2)
     -- z2 = mean + 0 * noise, then split off again: a copy, up to the
     -- rounding of the mean itself
-    assert.tensor_near(mean, z2, H.rtol())
+    assert.tensor_near(mean, ctx.latents[1], H.rtol())
   end)
 
-  it("prior_backward matches finite differences in z1, z2 and the prior's parameters", function()
+  it("scores z2 by its prior into ctx.logp, and backward matches finite differences", function()
     local s, x = ready_split()
-    local z1, _, z2 = s:forward(x)
-    local dlp = glow.Tensor { 1 }:fill(0.9)
-    local function loss() return 0.9 * s:log_prob(z1, z2):sum() end
+    local function loss()
+      local ctx = glow.Context { score = true }
+      local z1 = s:forward(x, ctx)
+      return 0.9 * ctx.logp:sum() + 0.3 * z1:sum()
+    end
+    local ctx = glow.Context { score = true }
+    local z1 = s:forward(x, ctx)
     s:zero_grad()
-    local dz1, dz2 = s:prior_backward(z1, z2, dlp)
-    H.gradcheck(loss, z1, dz1, { what = "split dz1", tol = 1e-2 })
-    H.gradcheck(loss, z2, dz2, { what = "split dz2", tol = 1e-2 })
+    local xr, dx = s:backward(z1, glow.Tensor(z1:shape()):fill(0.3), 0.9, ctx)
+    assert.tensor_equal(x, xr)
+    H.gradcheck(loss, x, dx, { what = "split dx", tol = 1e-2 })
     for _, p in ipairs(s:parameters()) do
       H.gradcheck(loss, p.value, p.grad, { what = "split " .. p.name, tol = 1e-2 })
     end

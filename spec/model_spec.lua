@@ -220,7 +220,8 @@ describe("glow.Glow gradients", function()
       local m, x = ready({ shape = { 8, 8, 1 }, levels = 2, depth = 2, width = 8, seed = 1, memory = mode }, 4)
       H.perturb(m, 0.02, 1)
       -- level 1, step 1's coupling: raw = -60 for one channel, so scale = sigmoid(-58) ~ 6e-26
-      local zc = m.levels[1].steps.children[1].module.children[3].module.net.children[7].module
+      -- a level is Flow{squeeze, step1, ..., split}
+      local zc = m.levels[1].children[2].module.children[3].module.net.children[7].module
       zc.bias:set(zc.cout // 2 + 1, -60)
       m:zero_grad()
       local st = m:loss_and_grad(x)
@@ -261,8 +262,7 @@ describe("glow.Glow sample and classify", function()
     assert.is_true(a:max_abs_diff(m:sample(3, { temperature = 0.7, seed = 5 })) > 1e-3)
     local s0 = m:sample(2, { temperature = 0 })
     local zs = m:encode(s0)
-    local top = m.top
-    local mean = top:moments(2)
+    local mean = m.prior:moments(2)
     -- decoded and encoded again through 4 steps (sums of at most 3*3*4, 8
     -- and 3*3*8 products); the round trip's error scales with the image
     local rtol = 2 * 4 * H.rtol(36, 8, 72)
@@ -317,10 +317,11 @@ describe("glow.Glow bad input", function()
       err_of(m.log_prob, m, H.data({ 2, 8, 16, 3 }, 1)), 1, true)
     assert.matches("decode: zs[2]: got shape", err_of(m.decode, m, { H.data({ 2, 8, 8, 6 }, 1),
       H.data({ 2, 4, 4, 11 }, 1) }), 1, true)
-    assert.matches("step 1, actnorm: input: got shape {1, 4, 4, 5}, expected {n, h, w, 12}",
-      err_of(m.levels[1].steps.forward, m.levels[1].steps, H.data({ 1, 4, 4, 5 }, 1)), 1, true)
+    -- a level squeezes {1, 8, 8, 2} to {1, 4, 4, 8}; its first step wants 12 channels
+    assert.matches("step 1, actnorm: input: got shape {1, 4, 4, 8}, expected {n, h, w, 12}",
+      err_of(m.levels[1].forward, m.levels[1], H.data({ 1, 8, 8, 2 }, 1)), 1, true)
     -- a broken network deep inside: the message says where it sits
-    local step = m.levels[2].steps.children[1].module
+    local step = m.levels[2].children[2].module
     step.children[3].module.net.children[1].module.weight = glow.Tensor { 3, 3, 5, 8 }
     assert.matches("level 2, step 1, coupling: net: 1: conv2d: weight {3, 3, 5, 8} does not fit input {2, 4, 4, 12}",
       err_of(m.encode, m, H.data({ 2, 16, 16, 3 }, 1)), 1, true)

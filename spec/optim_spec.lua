@@ -5,7 +5,7 @@ local glow = H.glow
 local function toy(values)
   local m = { _params = {} }
   m.parameters = glow.Glow.parameters
-  require("glow.util").param(m, "w", glow.Tensor.from(values, { #values }))
+  require("glow.module").param(m, "w", glow.Tensor.from(values, { #values }))
   return m
 end
 

@@ -283,7 +283,7 @@ describe("train_step", function()
 
   it("skips the update on a non-finite loss and leaves the weights as they were", function()
     local m, x, opt = setup()
-    m.top.logs:set(1, 0 / 0)
+    m.prior.logs:set(1, 0 / 0)
     local before = opt.value:clone()
     local st = m:train_step(x, nil, opt)
     assert.is_true(st.skipped)
@@ -297,7 +297,7 @@ describe("train_step", function()
     local m, x, opt = setup()
     -- the first coupling network's backward overflows one weight's gradient
     local coupling
-    require("glow.util").walk({ children = m.children }, function(mod) coupling = coupling or (mod.net and mod) end)
+    m:apply(function(mod) coupling = coupling or (mod.net and mod) end)
     local net, backward = coupling.net, coupling.net.backward
     local p = net:parameters()[1]
     net.backward = function(...)

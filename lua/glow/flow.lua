@@ -1,49 +1,64 @@
 --- Flow pieces: ActNorm, InvConv1x1 (plain and LU), Shuffle, Reverse,
 --- AffineCoupling, AdditiveCoupling, FlowStep, Squeeze, Split and Flow (a
---- sequence). Each has
----   :forward(x) -> y, logdet {n}
----   :inverse(y) -> x
----   :backward(y, dy [, dlogdet]) -> x, dx
+--- sequence). One protocol for all of them (docs/ARCHITECTURE.md):
+---   :forward(x [, ctx]) -> y, logdet {n}
+---   :inverse(y [, ctx]) -> x
+---   :backward(y, dy [, dlogdet [, ctx]]) -> x, dx
 --- backward takes the OUTPUT y and rebuilds the input by the inverse; it
---- accumulates parameter gradients. dlogdet is dL/dlogdet: nil, a number
---- (the same for every image) or a tensor {n}.
---- Split differs: forward(x) -> z1, logdet, z2; inverse(z1, z2 | nil, opts);
---- backward(z1, dz1, dlogdet, z2, dz2); its prior adds log_prob(z1, z2) and
---- prior_backward(z1, z2, dlp) -> dz1, dz2.
+--- accumulates parameter gradients. dlogdet is dL/d(log-density) per image:
+--- nil, a number (the same for every image) or a tensor {n}; it weighs the
+--- log-determinants and the log-densities the priors inside add to ctx.
+--- ctx (a flow.Context) carries what a piece splits off: a Split pushes its
+--- latent z2 onto ctx.latents during forward (and, when ctx.score is set,
+--- adds its prior's log p(z2 | z1) to ctx.logp), pops it in inverse (or
+--- draws it from its prior when none is left) and in backward.
 local core = require "glow.core"
 local util = require "glow.util"
+local module = require "glow.module"
 local nn = require "glow.nn"
+local prior = require "glow.prior"
 
 local flow = {}
+local class = module.class
 
--- true while flow.placeholders runs: see there
-local placeholder = false
+----------------------------------------------------------------- Context
+local Context = util.class("Context")
+flow.Context = Context
 
---- flow.placeholders(fn, ...) -> fn(...), with every InvConv1x1 built from
---- the identity instead of a random rotation and its LU factorization (both
---- O(c^3) on c channels): for glow.load, whose file then overwrites every
---- parameter and buffer of the permutation.
-function flow.placeholders(fn, ...)
-  placeholder = true
-  local r = table.pack(pcall(fn, ...))
-  placeholder = false
-  if not r[1] then error(r[2], 0) end
-  return table.unpack(r, 2, r.n)
+--- Context{y = labels, score = bool, latents = {z, ...}, temperature = 1,
+--- seed = 0, draw = k}: the latents split off (outermost first), the labels
+--- the priors condition on, whether forward scores the split latents
+--- (ctx.logp, a tensor {n}), and how inverse draws missing latents.
+function Context.new(o)
+  o = o or {}
+  local latents = {}
+  for i, z in ipairs(o.latents or {}) do latents[i] = z end
+  return setmetatable({ y = o.y, score = o.score, latents = latents, temperature = o.temperature or 1,
+    seed = o.seed or 0, draw = o.draw or 1 }, Context)
 end
 
-local function base(cls)
-  cls.parameters = util.parameters
-  cls.zero_grad = util.zero_grad
-  --- Data-dependent initialization of every ActNorm inside, in order, each
-  --- on the output of the layers before it.
-  cls.initialize = function(self, x)
-    util.walk(self, function(m) if m.check_init and not m.initialized then m.init_pending = true end end)
-    local r = table.pack(pcall(self.forward, self, x))
-    util.walk(self, function(m) m.init_pending = nil end)
-    if not r[1] then error(r[2], 0) end
-    return self
-  end
-  return cls
+function Context:push(z) self.latents[#self.latents + 1] = z end
+
+--- The last latent pushed and its index (nil when none is left).
+function Context:pop()
+  local k = #self.latents
+  if k == 0 then return nil end
+  local z = self.latents[k]
+  self.latents[k] = nil
+  return z, k
+end
+
+function Context:add_logp(lp)
+  if self.logp then self.logp:add(lp) else self.logp = lp end
+end
+
+--- The seed of the next latent drawn in inverse: seed + draw, draw counting
+--- down (a model sets draw to its number of splits: the innermost split
+--- draws with seed + that number, the outermost with seed + 1).
+function Context:draw_seed()
+  local k = self.draw
+  self.draw = k - 1
+  return self.seed + k
 end
 
 local Flow -- forward declaration: the sequence container, defined below
@@ -64,7 +79,7 @@ local function check_channels(x, c, what)
 end
 
 ----------------------------------------------------------------- ActNorm
-local ActNorm = base(util.class("ActNorm"))
+local ActNorm = class("ActNorm")
 flow.ActNorm = ActNorm
 
 --- ActNorm(c): y = (x + bias) * exp(logs); logdet = h*w*sum(logs).
@@ -102,27 +117,30 @@ function ActNorm:backward(y, dy, dlogdet)
 end
 
 ----------------------------------------------------------------- InvConv1x1
-local InvConv1x1 = base(util.class("InvConv1x1"))
+local InvConv1x1 = class("InvConv1x1")
 flow.InvConv1x1 = InvConv1x1
 
 --- InvConv1x1(c [, {lu = true, seed = s}]): y = W x at every pixel, W a
 --- seeded random rotation at start; with lu, W = P L (U + diag(sign*exp(log_s))).
 function InvConv1x1.new(c, opts)
-  opts = util.check_options(opts, { lu = true, seed = true }, "InvConv1x1")
+  opts = util.check_options(opts, { lu = true, seed = true, placeholder = true }, "InvConv1x1")
   local self = setmetatable({ c = c, lu = opts.lu and true or false }, InvConv1x1)
   local seed = opts.seed or util.next_seed()
-  if placeholder then
+  -- placeholder = true (glow.load): W = I instead of a random rotation and
+  -- its LU factorization (both O(c^3)); the file then overwrites every
+  -- parameter and buffer of the permutation
+  if opts.placeholder then
     local eye = core.tensor({ c, c })
     for i = 1, c do eye:set((i - 1) * c + i, 1) end
     local perm = {}
     for i = 1, c do perm[i] = i end
     if self.lu then -- W = P L U with P = L = I, U = 0, log_s = 0, sign = 1: W = I
       self.perm, self.sign, self._buffers = perm, core.from(perm, { c }):fill(1), { "perm", "sign" }
-      util.param(self, "l", eye)
-      util.param(self, "u", core.tensor({ c, c }))
-      util.param(self, "log_s", core.tensor({ c }))
+      module.param(self, "l", eye)
+      module.param(self, "u", core.tensor({ c, c }))
+      module.param(self, "log_s", core.tensor({ c }))
     else
-      util.param(self, "weight", eye)
+      module.param(self, "weight", eye)
     end
     return self
   end
@@ -140,11 +158,11 @@ function InvConv1x1.new(c, opts)
     self.perm = perm
     self.sign = core.from(sign, { c })
     self._buffers = { "perm", "sign" }
-    util.param(self, "l", l)
-    util.param(self, "u", u)
-    util.param(self, "log_s", core.from(log_s, { c }))
+    module.param(self, "l", l)
+    module.param(self, "u", u)
+    module.param(self, "log_s", core.from(log_s, { c }))
   else
-    util.param(self, "weight", w)
+    module.param(self, "weight", w)
   end
   return self
 end
@@ -194,7 +212,7 @@ function InvConv1x1:backward(y, dy, dlogdet)
 end
 
 ----------------------------------------------------------------- Shuffle, Reverse
-local Permute = base(util.class("Permute"))
+local Permute = class("Permute")
 
 local function permutation(c, perm)
   local self = setmetatable({ c = c, _buffers = { "perm" } }, Permute)
@@ -267,19 +285,19 @@ local function net_output(self, z1, keep)
   return h
 end
 
---- In "store" memory mode the model sets store_next before a training
---- forward: the coupling then keeps z1, the network's output and (inside a
+--- In training mode (module:training()) the coupling keeps z2, the half of
+--- its input it transforms, and backward takes x from it instead of dividing
+--- the output by the scale: a scale near zero (sigmoid of a very negative
+--- value) would blow the reconstruction error up by its inverse. Rebuilding
+--- by inverses then only goes through ActNorm and the 1x1 convolution, one
+--- step at a time. With memory mode "store" (module:set_memory) a training
+--- forward also keeps z1, the network's output and (inside a
 --- glow.nn.Sequential) its activations, and backward uses them instead of
---- recomputing the network. Without it, backward recomputes from the output.
---- During a training forward the model sets keep_input on every coupling:
---- the coupling then keeps z2, the half of its input it transforms. Backward
---- takes x from it instead of dividing the output by the scale: a scale
---- near zero (sigmoid of a very negative value) would blow the
---- reconstruction error up by its inverse. Rebuilding by inverses then only
---- goes through ActNorm and the 1x1 convolution, one step at a time.
+--- recomputing the network.
 local function forward_net(self, z1, z2)
-  if self.keep_input then self._z2 = z2 end
-  if not self.store_next then return net_output(self, z1) end
+  if not self.is_training then return net_output(self, z1) end
+  self._z2 = z2
+  if self.memory_mode ~= "store" then return net_output(self, z1) end
   local h = net_output(self, z1, true)
   self._stored = { z1 = z1, h = h }
   return h
@@ -299,12 +317,18 @@ local function input_z2(self, rebuilt)
   return z2 or rebuilt
 end
 
-local AffineCoupling = base(util.class("AffineCoupling"))
+--- drop what a training forward kept (module:clear)
+local function clear_state(self)
+  self._stored, self._z2 = nil, nil
+end
+
+local AffineCoupling = class("AffineCoupling")
 flow.AffineCoupling = AffineCoupling
 
 --- AffineCoupling(c, {width = w} | {net = m}): z1, z2 = halves of x;
 --- (shift, raw) = halves of net(z1); y2 = (z2 + shift) * sigmoid(raw + 2).
 function AffineCoupling.new(c, opts) return coupling_new(AffineCoupling, "AffineCoupling", c, opts) end
+AffineCoupling.clear_state = clear_state
 
 function AffineCoupling:forward(x)
   check_channels(x, self.c, "coupling: input")
@@ -334,16 +358,17 @@ function AffineCoupling:backward(y, dy, dlogdet)
   return core.concat_channels(y1, z2), core.concat_channels(dz1, dz2)
 end
 
-local AdditiveCoupling = base(util.class("AdditiveCoupling"))
+local AdditiveCoupling = class("AdditiveCoupling")
 flow.AdditiveCoupling = AdditiveCoupling
 
 --- AdditiveCoupling(c, {width = w} | {net = m}): y2 = z2 + net(z1), logdet 0.
 function AdditiveCoupling.new(c, opts) return coupling_new(AdditiveCoupling, "AdditiveCoupling", c, opts) end
+AdditiveCoupling.clear_state = clear_state
 
 function AdditiveCoupling:forward(x)
   check_channels(x, self.c, "coupling: input")
   local z1, z2 = core.split_channels(x, self.c1)
-  local h = forward_net(self, z1, self.keep_input and z2:clone() or nil)
+  local h = forward_net(self, z1, self.is_training and z2:clone() or nil)
   return core.concat_channels(z1, z2:add(h)), zeros_n(x)
 end
 
@@ -365,16 +390,20 @@ function AdditiveCoupling:backward(y, dy)
 end
 
 ----------------------------------------------------------------- Flow (a sequence)
-Flow = base(util.class("Flow"))
+Flow = class("Flow")
 flow.Flow = Flow
 
---- Flow{piece, ...} or Flow{{name, piece}, ...}: the pieces in sequence; the
---- log-determinants add up.
+--- Flow{piece, ...}: the pieces in sequence; the log-determinants add up,
+--- and one context travels through all of them. An entry may name its
+--- piece: {name, piece [, where = "..."]} (name: in parameter names; where:
+--- in error messages, default the name; a named leaf piece names itself in
+--- its messages). Unnamed pieces are "step1", "step2", ... ("step 1" in
+--- messages), or label .. i with Flow(pieces, label).
 function Flow.new(pieces, label)
   local self = setmetatable({ children = {}, label = label or "step" }, Flow)
   for i, p in ipairs(pieces or {}) do
     if getmetatable(p) == nil and type(p[1]) == "string" then
-      self.children[i] = { name = p[1], module = p[2], where = p[1], named = true }
+      self.children[i] = { name = p[1], module = p[2], where = p.where or p[1], named = p.where == nil }
     else
       self.children[i] = { name = self.label .. i, module = p, where = self.label .. " " .. i }
     end
@@ -382,29 +411,32 @@ function Flow.new(pieces, label)
   return self
 end
 
-function Flow:forward(x)
+--- forward(x [, ctx]) -> y, logdet, ctx (a new context when none is given)
+function Flow:forward(x, ctx)
+  ctx = ctx or Context.new()
   local logdet
   for _, ch in ipairs(self.children) do
     local ld
-    x, ld = util.at(sep(ch), ch.module.forward, ch.module, x)
+    x, ld = util.at(sep(ch), ch.module.forward, ch.module, x, ctx)
     if logdet then logdet:add(ld) else logdet = ld end
   end
-  return x, logdet or zeros_n(x)
+  return x, logdet or zeros_n(x), ctx
 end
 
-function Flow:inverse(y)
+function Flow:inverse(y, ctx)
+  ctx = ctx or Context.new()
   for i = #self.children, 1, -1 do
     local ch = self.children[i]
-    y = util.at(sep(ch), ch.module.inverse, ch.module, y)
+    y = util.at(sep(ch), ch.module.inverse, ch.module, y, ctx)
   end
   return y
 end
 
-function Flow:backward(y, dy, dlogdet)
+function Flow:backward(y, dy, dlogdet, ctx)
+  ctx = ctx or Context.new()
   for i = #self.children, 1, -1 do
     local ch = self.children[i]
-    y, dy = util.at(sep(ch), ch.module.backward, ch.module,
-      y, dy, dlogdet)
+    y, dy = util.at(sep(ch), ch.module.backward, ch.module, y, dy, dlogdet, ctx)
   end
   return y, dy
 end
@@ -412,15 +444,16 @@ end
 ----------------------------------------------------------------- FlowStep
 --- FlowStep(c, {coupling = "affine"|"additive", permutation = "invconv_lu"|
 --- "invconv"|"shuffle"|"reverse", width = 512, net = m, seed = s}):
---- ActNorm -> permutation -> coupling.
+--- ActNorm -> permutation -> coupling. placeholder = true builds the 1x1
+--- convolution as the identity (see InvConv1x1).
 function flow.FlowStep(c, opts)
   opts = util.check_options(opts, { coupling = true, permutation = true, width = true, net = true,
-    seed = true }, "FlowStep")
+    seed = true, placeholder = true }, "FlowStep")
   local seed = opts.seed or util.next_seed()
   local perm = opts.permutation or "invconv_lu"
   local p
-  if perm == "invconv_lu" then p = flow.InvConv1x1(c, { lu = true, seed = seed })
-  elseif perm == "invconv" then p = flow.InvConv1x1(c, { lu = false, seed = seed })
+  if perm == "invconv_lu" or perm == "invconv" then
+    p = flow.InvConv1x1(c, { lu = perm == "invconv_lu", seed = seed, placeholder = opts.placeholder })
   elseif perm == "shuffle" then p = flow.Shuffle(c, { seed = seed })
   elseif perm == "reverse" then p = flow.Reverse(c)
   else error("FlowStep: unknown permutation '" .. tostring(perm)
@@ -436,7 +469,7 @@ function flow.FlowStep(c, opts)
 end
 
 ----------------------------------------------------------------- Squeeze
-local Squeeze = base(util.class("Squeeze"))
+local Squeeze = class("Squeeze")
 flow.Squeeze = Squeeze
 
 --- Squeeze(): {n, h, w, c} -> {n, h/2, w/2, 4c}, out[.., k*4 + dy*2 + dx] = in[2i+dy, 2j+dx, k].
@@ -446,58 +479,73 @@ function Squeeze:inverse(y) return core.unsqueeze(y) end
 function Squeeze:backward(y, dy) return core.unsqueeze(y), core.unsqueeze(dy) end
 
 ----------------------------------------------------------------- Split
-local Split = base(util.class("Split"))
+local Split = class("Split")
 flow.Split = Split
+Split.splits = true -- a model counts these to number the latents it draws
 
---- Split(c): z1 = the first c//2 channels go on, z2 = the rest is scored by
---- a learned conditional prior: (mean, logs) = halves of ZeroConv2d(z1).
-function Split.new(c)
-  if c < 2 then error("Split: needs at least 2 channels, got " .. tostring(c), 0) end
-  local self = setmetatable({ c = c, c1 = c // 2, c2 = c - c // 2 }, Split)
-  self.prior = nn.ZeroConv2d(self.c1, 2 * self.c2)
+--- Split(c [, {keep = c // 2, prior = p}]) or Split{c = c, keep = k, prior = p}:
+--- z1 = the first keep channels go on; z2 = the rest leaves the flow through
+--- the context, scored by the prior conditioned on z1 (default
+--- glow.prior.SplitPrior: (mean, logs) = halves of ZeroConv2d(z1)). Any
+--- prior with the protocol of docs/ARCHITECTURE.md plugs in; it gets
+--- cond = {z1 = z1, y = labels}.
+function Split.new(c, opts)
+  if type(c) == "table" then c, opts = c.c, c end
+  opts = util.check_options(opts, { c = true, keep = true, prior = true }, "Split")
+  if math.type(c) ~= "integer" or c < 2 then error("Split: needs at least 2 channels, got " .. tostring(c), 0) end
+  local keep = opts.keep or c // 2
+  if math.type(keep) ~= "integer" or keep < 1 or keep >= c then
+    error(string.format("Split: keep must be an integer in 1..%d, got %s", c - 1, tostring(keep)), 0)
+  end
+  local self = setmetatable({ c = c, c1 = keep, c2 = c - keep }, Split)
+  self.prior = opts.prior or prior.SplitPrior(self.c1, self.c2)
   self.children = { { name = "prior", module = self.prior } }
   return self
 end
 
-function Split:forward(x)
+function Split:forward(x, ctx)
   check_channels(x, self.c, "split: input")
+  ctx = ctx or Context.new()
   local z1, z2 = core.split_channels(x, self.c1)
-  return z1, zeros_n(x), z2
+  ctx:push(z2)
+  if ctx.score then
+    ctx:add_logp(util.at("split: prior: ", self.prior.log_prob, self.prior, z2, { z1 = z1, y = ctx.y }))
+  end
+  return z1, zeros_n(x), ctx
 end
 
-function Split:moments(z1)
-  return core.split_channels(util.at("split: prior: ", self.prior.forward, self.prior, z1), self.c2)
-end
-
---- log p(z2 | z1), a tensor {n}.
-function Split:log_prob(z1, z2)
-  local mean, logs = self:moments(z1)
-  return core.gaussian_logp(z2, mean, logs)
-end
-
---- inverse(z1, z2 | nil [, {temperature = 1, seed = 0}]): z2 is drawn from
---- the prior at the temperature when not given.
-function Split:inverse(z1, z2, opts)
+--- inverse(z1 [, ctx]): z2 is the context's last latent, or when none is
+--- left a draw from the prior at ctx.temperature.
+function Split:inverse(z1, ctx)
   check_channels(z1, self.c1, "split: z1")
-  if z2 == nil then
-    opts = opts or {}
-    local mean, logs = self:moments(z1)
-    z2 = core.gaussian_sample(mean:shape(), mean, logs, opts.temperature or 1, opts.seed or 0)
+  ctx = ctx or Context.new()
+  local s = z1:shape()
+  local z2, k = ctx:pop()
+  if z2 then
+    util.check_image(z2, s[2], s[3], self.c2, "split: zs[" .. k .. "]")
+  else
+    z2 = util.at("split: prior: ", self.prior.sample, self.prior, { s[1], s[2], s[3], self.c2 },
+      { z1 = z1, y = ctx.y }, { temperature = ctx.temperature, seed = ctx:draw_seed() })
   end
   return core.concat_channels(z1, z2)
 end
 
-function Split:backward(z1, dz1, _, z2, dz2)
+--- backward(z1, dz1, dlogdet, ctx): z2 is the latent forward pushed; when
+--- ctx.score is set, dlogdet weighs log p(z2 | z1) too.
+function Split:backward(z1, dz1, dlogdet, ctx)
+  check_channels(z1, self.c1, "split: z1")
+  local z2 = ctx and ctx:pop()
+  if not z2 then error("split: backward needs the context its forward pushed z2 onto", 0) end
+  local dlp = util.dlogdet(dlogdet, z1:shape()[1])
+  local dz2
+  if ctx.score and dlp then
+    local dcond
+    dz2, dcond = util.at("split: prior: ", self.prior.backward, self.prior, z2, dlp, { z1 = z1, y = ctx.y })
+    if dcond then dz1 = dcond:add(dz1) end
+  else
+    dz2 = core.tensor(z2:shape())
+  end
   return core.concat_channels(z1, z2), core.concat_channels(dz1, dz2)
-end
-
---- Gradients of dlp * log p(z2 | z1): returns dz1, dz2; prior grads accumulate.
-function Split:prior_backward(z1, z2, dlp)
-  local mean, logs = self:moments(z1)
-  local dmean, dlogs = core.tensor(mean:shape()), core.tensor(logs:shape())
-  local dz2 = core.gaussian_logp_backward(z2, mean, logs, dlp, dmean, dlogs)
-  local dz1 = self.prior:backward(z1, core.concat_channels(dmean, dlogs))
-  return dz1, dz2
 end
 
 return flow

@@ -3,7 +3,6 @@
 local core = require "glow.core"
 local util = require "glow.util"
 local flow = require "glow.flow"
-local model = require "glow.model"
 
 local glow = { core = core, nn = require "glow.nn" }
 
@@ -34,8 +33,12 @@ for _, name in ipairs { "ActNorm", "InvConv1x1", "Shuffle", "Reverse", "AffineCo
   "AdditiveCoupling", "FlowStep", "Squeeze", "Split", "Flow" } do
   glow[name] = flow[name]
 end
-glow.Glow = model.Glow
-glow.load = model.load
+glow.Context = flow.Context
+glow.prior = require "glow.prior"
+glow.module = require "glow.module"
+glow.Model = require "glow.model"
+glow.Glow = require "glow.glow"
+glow.load = require("glow.persist").load
 glow.optim = require "glow.optim"
 glow.train = require "glow.train"
 glow.data = require "glow.data"

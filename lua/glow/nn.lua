@@ -4,17 +4,12 @@
 --- gradients accumulate) and :parameters(). The work is done by glow.core.
 local core = require "glow.core"
 local util = require "glow.util"
+local module = require "glow.module"
 
 local nn = {}
 
-local function base(cls)
-  cls.parameters = util.parameters
-  cls.zero_grad = util.zero_grad
-  return cls
-end
-
 ----------------------------------------------------------------- Conv2d
-local Conv2d = base(util.class("nn.Conv2d"))
+local Conv2d = module.class("nn.Conv2d")
 nn.Conv2d = Conv2d
 
 --- Conv2d(cin, cout, k [, {bias = false, std = 0.05, seed = ...}]): zero padding, stride 1.
@@ -23,8 +18,8 @@ function Conv2d.new(cin, cout, k, opts)
   k = k or 3
   if k ~= 1 and k ~= 3 then error("nn.Conv2d: kernel size must be 1 or 3, got " .. tostring(k), 2) end
   local self = setmetatable({ cin = cin, cout = cout, k = k }, Conv2d)
-  util.param(self, "weight", core.randn({ k, k, cin, cout }, opts.seed or util.next_seed(), opts.std or 0.05))
-  if opts.bias then util.param(self, "bias", core.tensor({ cout })) end
+  module.param(self, "weight", core.randn({ k, k, cin, cout }, opts.seed or util.next_seed(), opts.std or 0.05))
+  if opts.bias then module.param(self, "bias", core.tensor({ cout })) end
   return self
 end
 
@@ -38,14 +33,14 @@ function Conv2d:backward(x, dy)
 end
 
 ----------------------------------------------------------------- ActNorm
-local ActNorm = base(util.class("nn.ActNorm"))
+local ActNorm = module.class("nn.ActNorm")
 nn.ActNorm = ActNorm
 
 --- ActNorm(c): y = (x + bias) * exp(logs) per channel, data-dependent init.
 function ActNorm.new(c)
   local self = setmetatable({ c = c, initialized = false }, ActNorm)
-  util.param(self, "bias", core.tensor({ c }))
-  util.param(self, "logs", core.tensor({ c }))
+  module.param(self, "bias", core.tensor({ c }))
+  module.param(self, "logs", core.tensor({ c }))
   return self
 end
 
@@ -87,7 +82,7 @@ function ActNorm:backward_relu(y, dy)
 end
 
 ----------------------------------------------------------------- ReLU
-local ReLU = base(util.class("nn.ReLU"))
+local ReLU = module.class("nn.ReLU")
 nn.ReLU = ReLU
 
 function ReLU.new() return setmetatable({}, ReLU) end
@@ -95,16 +90,16 @@ function ReLU:forward(x) return core.relu_forward(x) end
 function ReLU:backward(x, dy) return core.relu_backward(x, dy) end
 
 ----------------------------------------------------------------- ZeroConv2d
-local ZeroConv2d = base(util.class("nn.ZeroConv2d"))
+local ZeroConv2d = module.class("nn.ZeroConv2d")
 nn.ZeroConv2d = ZeroConv2d
 
 --- ZeroConv2d(cin, cout): a 3x3 conv with bias, output times exp(3 * logscale)
 --- per channel; weight, bias and logscale all start at zero.
 function ZeroConv2d.new(cin, cout)
   local self = setmetatable({ cin = cin, cout = cout, factor = 3 }, ZeroConv2d)
-  util.param(self, "weight", core.tensor({ 3, 3, cin, cout }))
-  util.param(self, "bias", core.tensor({ cout }))
-  util.param(self, "logscale", core.tensor({ cout }))
+  module.param(self, "weight", core.tensor({ 3, 3, cin, cout }))
+  module.param(self, "bias", core.tensor({ cout }))
+  module.param(self, "logscale", core.tensor({ cout }))
   return self
 end
 
@@ -121,7 +116,7 @@ function ZeroConv2d:backward(x, dy, y)
 end
 
 ----------------------------------------------------------------- Sequential
-local Sequential = base(util.class("nn.Sequential"))
+local Sequential = module.class("nn.Sequential")
 nn.Sequential = Sequential
 
 --- Sequential{m1, m2, ...}: applies the modules in order.
@@ -130,6 +125,9 @@ function Sequential.new(mods)
   for i, m in ipairs(mods or {}) do self:add(m, tostring(i)) end
   return self
 end
+
+--- drop the activations a forward(x, true) kept (module:clear)
+function Sequential:clear_state() self._cache = nil end
 
 function Sequential:add(m, name)
   self.children[#self.children + 1] = { name = name or tostring(#self.children + 1), module = m }

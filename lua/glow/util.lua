@@ -1,5 +1,6 @@
---- Small helpers shared by the package: classes, parameters, option
---- checking, error locations and the walk over a module tree.
+--- Small helpers shared by the package: plain classes, option checking,
+--- error locations, flat parameter arenas and buffers (the module base is
+--- glow.module).
 local core = require "glow.core"
 
 local util = {}
@@ -25,39 +26,6 @@ local seed_counter = 0
 function util.next_seed()
   seed_counter = seed_counter + 1
   return 7919 * seed_counter
-end
-
---- Register a learned parameter: self[name] holds the value (a copy outside
---- Lua's heap, see core.arena); its gradient lives beside it. Parameters are
---- listed in registration order.
-function util.param(self, name, value)
-  self._params = self._params or {}
-  value = core.arena(value:shape()):copy(value)
-  self[name] = value
-  self._params[#self._params + 1] = { name = name, value = value, grad = core.arena(value:shape()) }
-end
-
---- All parameters of a module and its children, names prefixed by the path.
-function util.parameters(self, prefix)
-  local out = {}
-  prefix = prefix or ""
-  for _, p in ipairs(self._params or {}) do
-    -- the value may have been replaced (loading); keep the entry in sync
-    p.value = self[p.name]
-    out[#out + 1] = { name = prefix .. p.name, value = p.value, grad = p.grad }
-  end
-  for _, ch in ipairs(self.children or {}) do
-    for _, p in ipairs(ch.module:parameters(prefix .. ch.name .. ".")) do out[#out + 1] = p end
-  end
-  return out
-end
-
-function util.zero_grad(self)
-  if self._arena then
-    self._arena.grad:fill(0)
-    return
-  end
-  for _, p in ipairs(self:parameters()) do p.grad:fill(0) end
 end
 
 --- Move every parameter and gradient of a module tree into two flat arena
@@ -103,12 +71,6 @@ function util.buffers(m, prefix, out)
   for _, f in ipairs(m._buffers or {}) do out[#out + 1] = { name = prefix .. f, owner = m, field = f } end
   for _, ch in ipairs(m.children or {}) do util.buffers(ch.module, prefix .. ch.name .. ".", out) end
   return out
-end
-
---- Visit a module and all its descendants, depth first, in order.
-function util.walk(m, fn)
-  fn(m)
-  for _, ch in ipairs(m.children or {}) do util.walk(ch.module, fn) end
 end
 
 --- Call fn(...) and prefix any error with a location ("step 5, ...").
