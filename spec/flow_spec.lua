@@ -4,52 +4,7 @@ local glow = H.glow
 -- a tiny input: {1, 4, 4, 4} = 64 elements
 local function x0(seed) return H.data({ 1, 4, 4, 4 }, seed or 3) end
 
-local pieces = {
-  actnorm = function() return glow.ActNorm(4) end,
-  invconv = function() return glow.InvConv1x1(4, { lu = false, seed = 5 }) end,
-  invconv_lu = function() return glow.InvConv1x1(4, { lu = true, seed = 5 }) end,
-  shuffle = function() return glow.Shuffle(4, { seed = 2 }) end,
-  reverse = function() return glow.Reverse(4) end,
-  affine = function() return glow.AffineCoupling(4, { width = 8, seed = 11 }) end,
-  additive = function() return glow.AdditiveCoupling(4, { width = 8, seed = 11 }) end,
-  flowstep = function() return glow.FlowStep(4, { width = 8, seed = 13 }) end,
-  squeeze = function() return glow.Squeeze() end,
-}
-
-local function ready(name)
-  local p = pieces[name]()
-  local x = x0()
-  if p.initialize then p:initialize(x) end
-  H.perturb(p, 0.1, #name)
-  return p, x
-end
-
-for _, name in ipairs { "actnorm", "invconv", "invconv_lu", "shuffle", "reverse", "affine",
-  "additive", "flowstep", "squeeze" } do
-  describe(name, function()
-    it("inverse(forward(x)) equals x", function()
-      local p, x = ready(name)
-      local y = p:forward(x)
-      -- the coupling's network: 3*3*2 and 8 and 3*3*8 products; the 1x1
-      -- convolution and its inverse: 4 each
-      assert.tensor_near(x, p:inverse(y), H.rtol(18, 8, 72, 4, 4))
-    end)
-
-    it("reports log|det J| of the brute-force Jacobian within 1e-3 relative", function()
-      local p, x = ready(name)
-      local _, ld = p:forward(x)
-      local brute = H.jacobian_logdet(function(v) return (p:forward(v)) end, x)
-      -- relative to the log-determinant, and at least the brute force's own
-      -- finite-difference noise (1e-3) where it is near 0
-      assert.close(brute, ld:get(1), 1e-3, 1e-3)
-    end)
-
-    it("backward matches central finite differences (tolerance 1e-2 relative)", function()
-      local p, x = ready(name)
-      H.check_piece(p, x, { what = name, tol = 1e-2 })
-    end)
-  end)
-end
+-- every piece's inverse, log-determinant and gradients: spec/protocol_spec.lua
 
 describe("Split", function()
   local function ready_split(opts)
