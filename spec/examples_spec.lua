@@ -55,6 +55,24 @@ describe("examples/custom_coupling.lua", function()
   end)
 end)
 
+describe("examples/custom_multiscale.lua", function()
+  it("composes levels and a mixture prior glow.Glow cannot express, inverts it and trains with --quick", function()
+    local tmp = H.tmpdir()
+    local code, out, err = run("custom_multiscale.lua", "--quick --out " .. tmp .. "/cms", tmp)
+    assert.are.equal(0, code, err)
+    assert.matches("custom multiscale: ok", out, 1, true)
+    -- the script fails by itself when the check, the inverse or the loss goes wrong; the figures it read:
+    local worst = tonumber(out:match("worst relative error (%S+)"))
+    assert.is_true(worst < 1e-2)
+    local inv = tonumber(out:match("max abs error: (%S+)"))
+    assert.is_true(inv < 1e-3) -- images in [-0.5, 0.5): an absolute bound
+    local first, last = out:match("first %d+ steps (%S+), last %d+ steps (%S+)")
+    assert.is_true(tonumber(last) < tonumber(first))
+    assert_files(tmp .. "/cms", { "samples.png", "summary.txt" })
+    H.rmdir(tmp)
+  end)
+end)
+
 describe("the experiment scripts", function()
   -- one --quick conditional run serves as the conditional checkpoint of the
   -- others; an unconditional checkpoint and an attribute folder are made here
