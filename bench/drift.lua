@@ -32,10 +32,13 @@ print()
 print("| level | steps | training rebuild: max rel. error | plain inverse: max rel. error |")
 print("|---|---|---|---|")
 for l, level in ipairs(model.levels) do
-  x = level.squeeze:forward(x)
+  -- a level is Flow{squeeze, step1, ..., stepK [, split]}
+  local pieces = level.children
+  x = pieces[1].module:forward(x)
+  local split = pieces[#pieces].name == "split" and pieces[#pieces].module or nil
   local steps, inputs, halves = {}, {}, {}
-  for i, ch in ipairs(level.steps.children) do
-    local step = ch.module
+  for k = 2, split and #pieces - 1 or #pieces do
+    local step, i = pieces[k].module, k - 1
     steps[i] = step
     inputs[i] = x
     local an, perm, cp = step.children[1].module, step.children[2].module, step.children[3].module
@@ -60,5 +63,5 @@ for l, level in ipairs(model.levels) do
     worst_inv = math.max(worst_inv, rel(y, inputs[i]))
   end
   print(string.format("| %d | %d | %.2e | %.2e |", l, #steps, worst_train, worst_inv))
-  if level.split then x = (level.split:forward(out)) end
+  if split then x = (split:forward(out)) end
 end

@@ -4,6 +4,7 @@
 --- composed in Lua. The update itself is one loop in C (glow.core).
 local core = require "glow.core"
 local util = require "glow.util"
+local module = require "glow.module"
 
 local optim = {}
 
@@ -208,11 +209,12 @@ function Optimizer:with_average(fn, ...)
   local saved = self._saved:copy(self.value)
   self.value:copy(self.ema)
   self._averaged = true
-  local r = table.pack(pcall(fn, ...))
-  self._averaged = nil
-  self.value:copy(saved)
-  if not r[1] then error(r[2], 0) end
-  return table.unpack(r, 2, r.n)
+  -- the trained weights come back however fn ends
+  local _ <close> = module.closing(function()
+    self._averaged = nil
+    self.value:copy(saved)
+  end)
+  return fn(...)
 end
 
 --- The state to checkpoint: tensors and a plain table.
