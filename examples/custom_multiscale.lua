@@ -12,7 +12,7 @@
 --- glow.train.run, checks that the loss falls, reports the test bits/dim
 --- and writes samples.
 ---
----   lua5.4 examples/custom_multiscale.lua [--steps 300] [--batch 32] [--depth 4] [--width 64]
+---   lua5.4 examples/custom_multiscale.lua [--steps 1875] [--batch 32] [--depth 4] [--width 64]
 ---       [--components 4] [--lr 1e-3] [--eval-limit 1000] [--temperature 0.7]
 ---       [--quick] [--out DIR] [--seed 0] [--data-dir DIR]
 ---
@@ -22,7 +22,7 @@ local C = dofile((arg[0]:match("^(.*)[/\\]") or ".") .. "/common.lua")
 local glow = C.glow
 
 local SPEC = {
-  steps = { "int", 300, quick = 30, min = 2 },
+  steps = { "int", 1875, quick = 30, min = 2 }, -- 1875: one epoch at batch 32
   batch = { "int", 32, quick = 16, min = 1 },
   depth = { "int", 4, quick = 2, min = 1 },
   width = { "int", 64, quick = 16, min = 1 },
@@ -187,7 +187,8 @@ C.script("custom_multiscale", SPEC, function(o, out)
 
   local bpd = {}
   local result = glow.train.run { model = model, train = train, batch = o.batch, lr = o.lr,
-    warmup = math.min(50, o.steps // 5), max_steps = o.steps, epochs = 1, seed = o.seed, eval = false,
+    warmup = math.min(50, o.steps // 5), max_steps = o.steps, epochs = math.ceil(o.steps * o.batch / train:size()),
+    seed = o.seed, eval = false,
     progress = false, on_step = function(st) if not st.skipped then bpd[#bpd + 1] = st.bpd end end }
   if #bpd < 2 then C.fail("training ran %d good steps", #bpd) end
 
