@@ -98,6 +98,4 @@ function config.min_values(cfg)
   return n
 end
 
-config.positive_int = positive_int
-
 return config
