@@ -52,19 +52,23 @@ function Mixture.new(shape, k, seed)
   return self
 end
 
--- log pi, each component's log-density per image, the mixture's, and the
--- responsibilities r[i][j] = pi_j p_j(z_i) / p(z_i)
-function Mixture:terms(z, cond)
-  local n, k = z:shape()[1], self.k
+-- log pi = log softmax(logits)
+function Mixture:logpi()
   local logits = self.logits:totable()
   local top = math.max(table.unpack(logits))
   local s = 0
-  for j = 1, k do s = s + math.exp(logits[j] - top) end
-  local logpi, lp = {}, {}
-  for j = 1, k do
-    logpi[j] = logits[j] - top - math.log(s)
-    lp[j] = self.children[j].module:log_prob(z, cond):totable()
-  end
+  for j = 1, self.k do s = s + math.exp(logits[j] - top) end
+  local logpi = {}
+  for j = 1, self.k do logpi[j] = logits[j] - top - math.log(s) end
+  return logpi
+end
+
+-- the mixture's log-density per image, the responsibilities
+-- r[i][j] = pi_j p_j(z_i) / p(z_i), and log pi
+function Mixture:terms(z, cond)
+  local n, k = z:shape()[1], self.k
+  local logpi, lp = self:logpi(), {}
+  for j = 1, k do lp[j] = self.children[j].module:log_prob(z, cond):totable() end
   local out, r = {}, {}
   for i = 1, n do
     local best = -math.huge
@@ -105,8 +109,10 @@ end
 function Mixture:sample(shape, cond, opts)
   local n, per = shape[1], shape[2] * shape[3] * shape[4]
   local one = { 1, shape[2], shape[3], shape[4] }
-  local u = glow.rand({ n }, opts.seed + 1):totable()
-  local _, _, logpi = self:terms(glow.Tensor(shape), cond)
+  -- the component of each image: its own stream, apart from the seeds the
+  -- components and the model's splits draw with
+  local u = glow.rand({ n }, opts.seed * 31 + 17):totable()
+  local logpi = self:logpi()
   local out = glow.Tensor(shape)
   for j = 1, self.k do
     local zj = self.children[j].module:sample(shape, cond,

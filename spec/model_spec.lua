@@ -414,3 +414,72 @@ describe("glow.Glow bad input", function()
     assert.matches("label y[2] = 10 is not an integer in [0, 10)", err_of(m.log_prob, m, x, { 1, 10 }), 1, true)
   end)
 end)
+
+describe("glow.Model composed by hand", function()
+  local function build(prior)
+    local l1 = glow.Flow { { "squeeze", glow.Squeeze() }, glow.FlowStep(4, { width = 8, seed = 1 }),
+      { "split", glow.Split(4, { keep = 1, prior = prior }) } }
+    local l2 = glow.Flow { { "squeeze", glow.Squeeze() }, glow.FlowStep(4, { width = 8, seed = 2 }) }
+    return glow.Model({ levels = { l1, l2 }, prior = glow.prior.Learned({ 2, 2, 4 }) }, { shape = { 8, 8, 1 } })
+  end
+
+  it("checks its configuration", function()
+    local l = glow.Flow { glow.Squeeze() }
+    local p = glow.prior.StandardNormal({ 4, 4, 4 })
+    local function err(parts, cfg) return select(2, pcall(glow.Model, parts, cfg)) end
+    assert.matches("config.shape must be {h, w, c}", err({ levels = { l }, prior = p }, { shape = { 8, 8 } }), 1, true)
+    assert.matches('config.memory must be "auto", "store" or "reversible", got x',
+      err({ levels = { l }, prior = p }, { shape = { 8, 8, 1 }, memory = "x" }), 1, true)
+    assert.matches("a head needs config.classes",
+      err({ levels = { l }, prior = p, head = glow.prior.ClassHead(4, 3) }, { shape = { 8, 8, 1 } }), 1, true)
+    assert.matches("prior must have log_prob, sample, backward and shape",
+      err({ levels = { l }, prior = {} }, { shape = { 8, 8, 1 } }), 1, true)
+    assert.equal(8, glow.Model({ levels = { l }, prior = p }, { shape = { 8, 8, 1 } }).config.n_bits)
+  end)
+
+  it("initializes an ActNorm inside a split prior too", function()
+    -- a split prior that normalizes z1 before its ZeroConv2d (log_prob only)
+    local P = glow.module.class("NormedSplitPrior", glow.prior.SplitPrior)
+    function P.new(c1, c2)
+      local self = setmetatable(glow.prior.SplitPrior.new(c1, c2), P)
+      self.norm = glow.nn.ActNorm(c1)
+      self.children = { { name = "norm", module = self.norm } }
+      return self
+    end
+    function P:moments(z1) return glow.prior.SplitPrior.moments(self, self.norm:forward(z1)) end
+    local m = build(P.new(1, 3))
+    local x = H.data({ 4, 8, 8, 1 }, 2)
+    m:initialize(x)
+    assert.is_true(m.levels[1].children[3].module.prior.norm.initialized)
+    assert.is_true(m:log_prob(x):all_finite())
+  end)
+
+  it("saves, loads into the same composition, and glow.load says it cannot rebuild it", function()
+    local tmp = H.tmpdir()
+    local m = build()
+    local x = H.data({ 2, 8, 8, 1 }, 3)
+    m:initialize(x)
+    H.perturb(m, 0.05, 4)
+    assert.is_true(m:save(tmp .. "/m.safetensors"))
+    local none, err = glow.load(tmp .. "/m.safetensors")
+    assert.is_nil(none)
+    assert.matches("holds a glow.Model composed by hand, not a glow.Glow: build the same model and call "
+      .. "model:load(path)", err, 1, true)
+    local again = build()
+    assert.is_true(again:load(tmp .. "/m.safetensors"))
+    assert.is_true(again.initialized)
+    assert.tensor_equal(m:log_prob(x), again:log_prob(x))
+    H.rmdir(tmp)
+  end)
+
+  it("leaves the mode it was in after loss_and_grad", function()
+    local m = build()
+    local x = H.data({ 2, 8, 8, 1 }, 3)
+    m:initialize(x)
+    m:loss_and_grad(x)
+    assert.is_nil(m.is_training)
+    m:training()
+    m:loss_and_grad(x)
+    assert.is_true(m.is_training)
+  end)
+end)

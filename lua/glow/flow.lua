@@ -48,8 +48,9 @@ function Context:pop()
   return z, k
 end
 
+--- Add a piece's log-densities {n} to ctx.logp (a copy: the piece's tensor stays its own).
 function Context:add_logp(lp)
-  if self.logp then self.logp:add(lp) else self.logp = lp end
+  if self.logp then self.logp:add(lp) else self.logp = lp:clone() end
 end
 
 --- The seed of the next latent drawn in inverse: seed + draw, draw counting
@@ -320,6 +321,8 @@ end
 --- drop what a training forward kept (module:clear)
 local function clear_state(self)
   self._stored, self._z2 = nil, nil
+  -- a network of the user's own that keeps a cache the way nn.Sequential does
+  if type(self.net) == "table" then self.net._cache = nil end
 end
 
 local AffineCoupling = class("AffineCoupling")

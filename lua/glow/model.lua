@@ -24,15 +24,43 @@ local Model = module.class("Model")
 --- otherwise.
 Model.STORE_LIMIT = 1024 ^ 3
 
---- Model(parts, config): parts.levels (an array of flow pieces; their
---- parameters are named "level1.", "level2.", ...), parts.prior (the top
---- prior, named "top.", with shape = {h, w, c}), parts.head (optional,
---- "head."); config.shape = {h, w, c} of one image, config.n_bits (8),
+--- Model(parts, config [, cls]): parts.levels (an array of flow pieces;
+--- their parameters are named "level1.", "level2.", ...), parts.prior (the
+--- top prior, named "top.", with shape = {h, w, c}), parts.head (optional,
+--- "head.", with loss, backward and classify; needs config.classes);
+--- config.shape = {h, w, c} of one image, config.n_bits (default 8),
 --- config.classes (the label count, when a piece conditions on labels),
---- config.memory ("auto", "store" or "reversible").
+--- config.memory ("auto" (default), "store" or "reversible"). cls is the
+--- class of the result, for a subclass such as glow.Glow.
+local function check_config(config, head)
+  if type(config) ~= "table" then error("glow.Model: config must be a table {shape = {h, w, c}, ...}", 0) end
+  local c = {}
+  for k, v in pairs(config) do c[k] = v end -- a copy: later changes to the caller's table do not reach the model
+  local s = c.shape
+  if type(s) ~= "table" or #s ~= 3 then error("glow.Model: config.shape must be {h, w, c}", 0) end
+  for i = 1, 3 do
+    if math.type(s[i]) ~= "integer" or s[i] < 1 then
+      error("glow.Model: config.shape[" .. i .. "] must be a positive integer, got " .. tostring(s[i]), 0)
+    end
+  end
+  c.shape = { s[1], s[2], s[3] }
+  c.n_bits = c.n_bits or 8
+  if math.type(c.n_bits) ~= "integer" or c.n_bits < 1 or c.n_bits > 8 then
+    error("glow.Model: config.n_bits must be an integer in 1..8, got " .. tostring(c.n_bits), 0)
+  end
+  c.memory = c.memory or "auto"
+  if c.memory ~= "auto" and c.memory ~= "store" and c.memory ~= "reversible" then
+    error("glow.Model: config.memory must be \"auto\", \"store\" or \"reversible\", got " .. tostring(c.memory), 0)
+  end
+  if c.classes ~= nil and (math.type(c.classes) ~= "integer" or c.classes < 2) then
+    error("glow.Model: config.classes must be an integer >= 2, got " .. tostring(c.classes), 0)
+  end
+  if head and not c.classes then error("glow.Model: a head needs config.classes", 0) end
+  return c
+end
+
 function Model.new(parts, config, cls)
   parts = util.check_options(parts, { levels = true, prior = true, head = true }, "glow.Model")
-  config = config or {}
   if type(parts.levels) ~= "table" or #parts.levels == 0 then
     error("glow.Model: levels must be an array of flow pieces", 0)
   end
@@ -40,6 +68,7 @@ function Model.new(parts, config, cls)
   if type(p) ~= "table" or not (p.log_prob and p.sample and p.backward) or type(p.shape) ~= "table" then
     error("glow.Model: prior must have log_prob, sample, backward and shape = {h, w, c}", 0)
   end
+  config = check_config(config, parts.head)
   local levels = {}
   for l, lev in ipairs(parts.levels) do levels[l] = { "level" .. l, lev, where = "level " .. l } end
   local s = config.shape
@@ -51,6 +80,7 @@ function Model.new(parts, config, cls)
   for i, ch in ipairs(self.flow.children) do self.children[i] = ch end
   self.children[#self.children + 1] = { name = "top", module = p }
   if parts.head then self.children[#self.children + 1] = { name = "head", module = parts.head } end
+  -- a piece with splits = true sends one latent out of the flow (Split)
   self.n_splits = 0
   self:apply(function(m) if m.splits then self.n_splits = self.n_splits + 1 end end)
   return self
@@ -91,11 +121,17 @@ function Model:check_initialized(what)
   end
 end
 
---- Data-dependent initialization of every ActNorm, in order, from one batch.
+--- Data-dependent initialization of every ActNorm, in order, from one
+--- batch, afresh: the flow runs with its split priors scoring, then the
+--- top prior (when it has the labels it needs), so a piece with check_init
+--- inside a prior initializes too.
 function Model:initialize(x, y)
   local n = self:check_input(x, "initialize")
   y = self:check_labels(y, n, "initialize")
-  module.Module.initialize(self.flow, x, flow.Context.new { y = y })
+  self:apply(function(m) if m.check_init then m.initialized = false; m.init_pending = true end end)
+  local _ <close> = module.closing(function() self:apply(function(m) m.init_pending = nil end) end)
+  local z = self.flow:forward(x, flow.Context.new { y = y, score = true })
+  if y or not self.config.classes then util.at("top prior: ", self.prior.log_prob, self.prior, z, { y = y }) end
   self.initialized = true
   return self
 end
@@ -211,14 +247,16 @@ end
 --- accumulated into every parameter's grad; stats.dx is the gradient with
 --- respect to x. The forward pass runs in training mode (what backward
 --- needs is kept; with memory "store" the networks' activations too), and
---- backward rebuilds the rest by the inverses.
+--- backward rebuilds the rest by the inverses; the mode the model was in
+--- comes back afterwards.
 function Model:loss_and_grad(x, y)
   self:check_input(x, "loss_and_grad")
   self:clear() -- anything a failed call left behind
   self:set_memory(self:stores(x:shape()[1]) and "store" or "reversible")
+  local was = self.is_training or false
   self:training(true)
   local _ <close> = module.closing(function(err)
-    self:evaluate()
+    self:training(was)
     if err then self:clear() end
   end)
   local stats, n, z, ctx

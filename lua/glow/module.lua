@@ -10,8 +10,8 @@
 ---   :zero_grad()          every gradient to 0 (one fill on a flattened arena)
 ---   :apply(fn)            fn(m) on the module and every descendant, depth first
 ---   :initialize(x [, ctx]) data-dependent initialization (ActNorm) of every
----                         piece inside, in order, each on the output of the
----                         pieces before it: a forward pass that initializes
+---                         piece inside not yet initialized, in order, each on
+---                         the output of the pieces before it: a forward pass
 ---   :training([on])  :evaluate()   training mode, as torch's Container:training()
 ---   :set_memory(mode)    "store" or "reversible" (see glow.Glow's memory option)
 ---   :clear()             drop what a forward pass kept for backward
@@ -113,12 +113,14 @@ function Module:clear()
 end
 
 --- Data-dependent initialization: every piece with check_init (ActNorm)
---- initializes itself from its input during one forward pass. A piece that
---- defines its own initialize(x) (a leaf such as ActNorm) overrides this.
+--- that is not initialized yet initializes itself from its input during
+--- one forward pass (glow.Model:initialize starts them all afresh). A piece
+--- that defines its own initialize(x) (a leaf such as ActNorm) overrides
+--- this.
 function Module:initialize(x, ctx)
-  self:apply(function(m) if m.check_init then m.initialized = false; m.init_pending = true end end)
+  self:apply(function(m) if m.check_init and not m.initialized then m.init_pending = true end end)
   local _ <close> = M.closing(function() self:apply(function(m) m.init_pending = nil end) end)
-  self:forward(x, ctx)
+  if ctx == nil then self:forward(x) else self:forward(x, ctx) end
   return self
 end
 

@@ -104,6 +104,12 @@ function persist.load(path, opts)
   end
   local cfg, err = json.decode(meta["glow.config"] or "")
   if type(cfg) ~= "table" then return nil, string.format("%s: bad configuration: %s", path, tostring(err)) end
+  -- a glow.Glow's file holds its whole configuration; a glow.Model composed
+  -- by hand saves what it was given, which cannot rebuild it
+  if cfg.levels == nil or cfg.depth == nil then
+    return nil, path .. " holds a glow.Model composed by hand, not a glow.Glow: build the same model "
+      .. "and call model:load(path)"
+  end
   if cfg.custom_net and not opts.net then
     return nil, path .. " was made with a custom coupling network: pass it as glow.load(path, {net = fn})"
   end
@@ -155,8 +161,11 @@ function persist.load(path, opts)
 end
 
 --- model:load(path) -> true | nil, message: parameters from a checkpoint of
---- the same architecture.
+--- the same architecture, for any glow.Model (one composed by hand too).
+--- Like glow.load it keeps the optimizer's and trainer's state in
+--- model.checkpoint, so glow.train.run{model = m, resume = true} goes on.
 function Model:load(path)
+  local json = require "glow.json"
   local tensors, meta = require("glow.checkpoint").read(path)
   if not tensors then return nil, meta end
   local ok, err = self:load_tensors(tensors, path)
@@ -165,6 +174,11 @@ function Model:load(path)
   if self.initialized then
     self:apply(function(m) if m.check_init then m.initialized = true end end)
   end
+  self.checkpoint = {
+    tensors = tensors,
+    optimizer = meta["glow.optimizer"] and json.decode(meta["glow.optimizer"]),
+    trainer = meta["glow.trainer"] and json.decode(meta["glow.trainer"]),
+  }
   return true
 end
 
