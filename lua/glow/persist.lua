@@ -148,28 +148,15 @@ function persist.load(path, opts)
     end
     model.averaged = true
   end
-  model.initialized = meta["glow.initialized"] == "true"
-  if model.initialized then
-    model:apply(function(m) if m.check_init then m.initialized = true end end)
-  end
-  model.checkpoint = {
-    tensors = tensors,
-    optimizer = meta["glow.optimizer"] and json.decode(meta["glow.optimizer"]),
-    trainer = meta["glow.trainer"] and json.decode(meta["glow.trainer"]),
-  }
+  model:take_state(tensors, meta)
   return model
 end
 
---- model:load(path) -> true | nil, message: parameters from a checkpoint of
---- the same architecture, for any glow.Model (one composed by hand too).
---- Like glow.load it keeps the optimizer's and trainer's state in
---- model.checkpoint, so glow.train.run{model = m, resume = true} goes on.
-function Model:load(path)
+--- After the tensors are in: whether the model is initialized, and the
+--- optimizer's and trainer's state in model.checkpoint (for glow.train.run
+--- with resume = true, which frees the tensors once it has them).
+function Model:take_state(tensors, meta)
   local json = require "glow.json"
-  local tensors, meta = require("glow.checkpoint").read(path)
-  if not tensors then return nil, meta end
-  local ok, err = self:load_tensors(tensors, path)
-  if not ok then return nil, err end
   self.initialized = meta["glow.initialized"] == "true"
   if self.initialized then
     self:apply(function(m) if m.check_init then m.initialized = true end end)
@@ -179,6 +166,18 @@ function Model:load(path)
     optimizer = meta["glow.optimizer"] and json.decode(meta["glow.optimizer"]),
     trainer = meta["glow.trainer"] and json.decode(meta["glow.trainer"]),
   }
+end
+
+--- model:load(path) -> true | nil, message: parameters from a checkpoint of
+--- the same architecture, for any glow.Model (one composed by hand too).
+--- Like glow.load it keeps the optimizer's and trainer's state in
+--- model.checkpoint, so glow.train.run{model = m, resume = true} goes on.
+function Model:load(path)
+  local tensors, meta = require("glow.checkpoint").read(path)
+  if not tensors then return nil, meta end
+  local ok, err = self:load_tensors(tensors, path)
+  if not ok then return nil, err end
+  self:take_state(tensors, meta)
   return true
 end
 
