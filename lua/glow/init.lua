@@ -45,5 +45,6 @@ glow.data = require "glow.data"
 glow.image = require "glow.image"
 glow.checkpoint = require "glow.checkpoint"
 glow.distributed = require "glow.distributed"
+glow.check = require "glow.check"
 
 return glow

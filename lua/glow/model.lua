@@ -93,9 +93,12 @@ function Model:check_input(x, what)
   return x:shape()[1]
 end
 
+--- y: with config.classes, labels (a Lua array of n integers in [0, classes));
+--- otherwise anything, passed unchecked to the pieces and priors as ctx.y
+--- and cond.y (a conditioning input of a model's own, e.g. a tensor).
 function Model:check_labels(y, n, what, required)
   local classes = self.config.classes
-  if not classes then return nil end
+  if not classes then return y end
   if y == nil then
     if required then
       error(what .. ": labels y are required by a class-conditional model (classes = " .. classes .. ")", 0)
