@@ -15,6 +15,7 @@
 local glow = require "glow"
 io.stdout:setvbuf("line")
 
+-- luacheck: ignore 581 (not (a <= b) is also true for NaN, on purpose)
 local C = { glow = glow }
 
 --- Raise a message meant for the user (no position prefix).
@@ -337,6 +338,66 @@ function C.model(opts, out, how)
     checkpoint = out:add("quick-checkpoint.safetensors"), eval = false })
   return model, averaged, string.format("a tiny %smodel trained here for %d steps (--quick)",
     how.quick_classes and "class-conditional " or "", tiny["max-steps"])
+end
+
+------------------------------------------------------- checking a new model
+--- The checks every prototype script runs on a tiny twin of its model
+--- (built at a small image size, so a brute-force Jacobian is cheap): the
+--- inverse, the log-determinant against a finite-difference Jacobian, and
+--- the gradients of the loss against central differences (x and every
+--- parameter tensor, a few elements each; glow.check). make(shape) builds an
+--- initialized-able model; y (optional) is the conditioning input of a
+--- batch of 2. Fails with a message when a check does not hold; says the
+--- figures.
+function C.verify(out, make, shape, y_of)
+  local m = make(shape)
+  local x = glow.rand({ 2, shape[1], shape[2], shape[3] }, 5):add(glow.Tensor { 2, shape[1], shape[2], shape[3] }
+    :fill(-0.5))
+  local y = y_of and y_of(x)
+  m:initialize(x, y)
+  for i, p in ipairs(m:parameters()) do p.value:add(glow.randn(p.value:shape(), 100 + i, 0.05)) end
+  local inv = m:decode((m:encode(x, y)), y):max_abs_diff(x)
+  if not (inv <= 1e-4) then C.fail("check: decode(encode(x)) is off by %g", inv) end
+  local one = glow.rand({ 1, shape[1], shape[2], shape[3] }, 6):add(glow.Tensor { 1, shape[1], shape[2], shape[3] }
+    :fill(-0.5))
+  local y1 = y_of and y_of(one)
+  local _, ld = m:encode(one, y1)
+  ld = ld:get(1)
+  local brute = glow.check.jacobian_logdet(function(v) return glow.check.cat((m:encode(v, y1))) end, one)
+  if not (math.abs(ld - brute) <= 1e-3 + 1e-3 * math.abs(brute)) then
+    C.fail("check: log-determinant %.6g, brute-force Jacobian %.6g", ld, brute)
+  end
+  local function loss() return m:loss(x, y).loss end
+  m:zero_grad()
+  local st = m:loss_and_grad(x, y)
+  local worst = glow.check.gradcheck(loss, x, st.dx, { quiet = true, max = 6 })
+  local n = 0
+  for _, p in ipairs(m:parameters()) do
+    worst = math.max(worst, (glow.check.gradcheck(loss, p.value, p.grad, { quiet = true, max = 3 })))
+    n = n + 1
+  end
+  if not (worst <= 1e-2) then C.fail("check: gradients off by %g (relative) from central differences", worst) end
+  out:say("checks on a %dx%dx%d twin: decode(encode(x)) max abs error %.2g; log-det %.5g, brute-force "
+    .. "Jacobian %.5g; gradients of x and %d parameter tensors within %.2g of central differences",
+    shape[1], shape[2], shape[3], inv, ld, brute, n, worst)
+end
+
+--- Train a model on a dataset for o.epochs with Adam (glow.train.run) and
+--- report the test bits/dim; cond(x) (optional) gives the conditioning
+--- input of a batch. Returns the test bits/dim and the run's result.
+function C.fit(out, model, train, test, o, cond)
+  local n_batches = math.ceil(train:size() / o.batch)
+  local steps = o["max-steps"] > 0 and o["max-steps"] or nil
+  local result = glow.train.run { model = model, train = train, batch = o.batch, lr = o.lr,
+    warmup = math.min(200, n_batches // 5), epochs = o.epochs, max_steps = steps, seed = o.seed, eval = false,
+    polyak = nil, progress = not o.quick and "lines" or false, print = function(l) out:say("%s", l) end,
+    clip = 100, condition = cond and function(x) return cond(x) end or nil }
+  local total, count = 0, 0
+  for x in test:batches { size = 250, limit = o["eval-limit"] > 0 and o["eval-limit"] or nil, n_bits = 8 } do
+    local lp = model:log_prob(x, cond and cond(x) or nil)
+    total, count = total + model:bpd_of(lp):sum(), count + lp:numel()
+  end
+  return total / count, result
 end
 
 ------------------------------------------------------- assembling batches

@@ -23,7 +23,7 @@ local OPTIONS = {
   log = true, checkpoint = true, checkpoint_every = true, eval = true, eval_batch = true,
   eval_limit = true, progress = true, max_steps = true, resume = true, max_skipped = true,
   restore_after = true, lr_drop = true, snapshot_every = true,
-  on_epoch = true, on_step = true, print = true,
+  on_epoch = true, on_step = true, print = true, condition = true,
 }
 
 local function fmt_time(s)
@@ -250,6 +250,7 @@ local function initialize(run)
   local idx = {}
   for i = 1, k do idx[i] = i end
   local x, y = ds:batch(idx, { seed = run.seed, epoch = 0, n_bits = run.cfg.n_bits })
+  if run.o.condition then y = run.o.condition(x, y) end
   run.model:initialize(x, y)
 end
 
@@ -332,6 +333,7 @@ local function run_epoch(run, epoch)
   ep.rate_t, ep.rate_n = core.now(), 0
   for x, y in run.ds:batches { size = cfg.batch, shuffle = true, seed = run.seed, epoch = epoch,
     start = state.batch, n_bits = cfg.n_bits, ranks = cfg.ranks } do
+    if o.condition then y = o.condition(x, y) end
     local st = run.model:train_step(x, y, opt)
     state.step = state.step + 1
     run.run_steps = run.run_steps + 1
@@ -402,7 +404,9 @@ end
 --- always redrawn; "lines": a plain line at most every 10 s and one per epoch;
 --- false: none), max_steps, resume (the model comes from glow.load),
 --- max_skipped (20), restore_after (5), lr_drop (0.5), snapshot_every (200),
---- on_step(stats, state, model, opt), on_epoch(record, model, opt).
+--- on_step(stats, state, model, opt), on_epoch(record, model, opt),
+--- condition(x, y) -> what the model gets as y for the batch x with labels
+--- y (a conditioning input of the model's own; see glow.Model).
 --- A step with a non-finite loss or gradient is skipped (no update) and
 --- counted in the progress line and each epoch's line ("skipped N": the
 --- run's running total, resumed steps included). After restore_after of
