@@ -356,6 +356,59 @@ int glow_checkpoint_read_data(const char *path, uint64_t header_len, uint64_t fi
                               float *const *dst, char *err, size_t errlen);
 /* ---------------------------------------------------------------- end checkpoint */
 
+/* ---------------------------------------------------------------- linalg (linalg.c) */
+/* Batched matrix products through glow_sgemm. Operand i of a batch is matrix
+ * ai[i] of a (each m*k floats: {m, k}, or {k, m} stored when ta) and matrix
+ * bi[i] of b (each k*n floats: {k, n}, or {n, k} when tb); ai, bi NULL mean
+ * i. Its product goes to matrix ci[i] of c (each {m, n}; ci NULL means i, and
+ * then nc = nb): for t < nc, c[t] = the sum of op(a[ai[i]]) op(b[bi[i]]) over
+ * the i with ci[i] = t, added in the order of i (0 where there is none; c is
+ * overwritten). Several products into one matrix are how a broadcast operand's
+ * gradient is reduced. Small matrices run one per OpenMP thread with a
+ * single-threaded sgemm; large ones one after another with OpenBLAS's threads.
+ * Returns GLOW_OK or GLOW_ENOMEM. */
+int glow_matmul(const float *a, const int64_t *ai, int ta, const float *b, const int64_t *bi,
+                int tb, float *c, const int64_t *ci, int64_t nb, int64_t nc, int m, int n, int k);
+
+/* The general stride-1 2D convolution: any odd kernel kh x kw, zero padding
+ * pad_h, pad_w >= 0 and dilation dil >= 1 (the cross-correlation of PyTorch's
+ * Conv2d). Output ho = h + 2 pad_h - dil (kh - 1), wo = w + 2 pad_w - dil (kw - 1),
+ * both >= 1 (the caller checks). */
+typedef struct {
+  int n, h, w, cin, cout, kh, kw, pad_h, pad_w, dil;
+} glow_conv_geom;
+void glow_conv_out_size(const glow_conv_geom *g, int64_t *ho, int64_t *wo);
+/* im2col of a few images at a time + sgemm. x {n, h, w, cin}, wt {kh, kw, cin, cout},
+ * b {cout} or NULL, y {n, ho, wo, cout} overwritten */
+int glow_conv_forward(const glow_conv_geom *g, const float *x, const float *wt, const float *b,
+                      float *y);
+/* dy {n, ho, wo, cout}: dx {n, h, w, cin} overwritten (NULL ok); dwt {kh, kw, cin, cout}
+ * and db {cout} accumulate (NULL ok) */
+int glow_conv_backward(const glow_conv_geom *g, const float *x, const float *wt, const float *dy,
+                       float *dx, float *dwt, float *db);
+/* direct-loop references of the two above (sums in double) */
+void glow_conv_forward_naive(const glow_conv_geom *g, const float *x, const float *wt,
+                             const float *b, float *y);
+void glow_conv_backward_naive(const glow_conv_geom *g, const float *x, const float *wt,
+                              const float *dy, float *dx, float *dwt, float *db);
+
+/* 2x resampling of NHWC images; h, w, c are the SMALL image's: x {n, h, w, c},
+ * the large one {n, 2h, 2w, c}. */
+/* y {n, h, w, c} = the mean of each 2x2 block of x {n, 2h, 2w, c} */
+void glow_avg_pool2_forward(const float *x, float *y, int n, int h, int w, int c);
+/* its adjoint: dx {n, 2h, 2w, c} = dy {n, h, w, c} / 4 in each block (overwritten) */
+void glow_avg_pool2_backward(const float *dy, float *dx, int n, int h, int w, int c);
+#define GLOW_UPSAMPLE_NEAREST 0
+/* PyTorch's Upsample(scale_factor=2, mode="bilinear", align_corners=False): along
+ * each axis y[2i] = x[i-1]/4 + 3x[i]/4, y[2i+1] = 3x[i]/4 + x[i+1]/4, with the
+ * index clamped at the edges */
+#define GLOW_UPSAMPLE_BILINEAR 1
+/* y {n, 2h, 2w, c} from x {n, h, w, c} */
+void glow_upsample2_forward(const float *x, float *y, int n, int h, int w, int c, int mode);
+/* the exact adjoint: dx {n, h, w, c} (overwritten) from dy {n, 2h, 2w, c} */
+void glow_upsample2_backward(const float *dy, float *dx, int n, int h, int w, int c, int mode);
+/* ---------------------------------------------------------------- end linalg */
+
 /* ---------------------------------------------------------------- optim (optim.c) */
 /* All over flat arrays of n floats: weights w, gradients g and the moments.
  * Weight decay is decoupled: w -= lr * wd * w beside the gradient step. */
