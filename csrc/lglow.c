@@ -12,6 +12,7 @@
  *   limage.c       PNG images
  *   loptim.c       the optimizer loops
  *   lcheckpoint.c  safetensors checkpoints
+ *   llinalg.c      matmul, the general conv2d, avg_pool2, upsample2
  *
  * Each of them depends only on lglow.h and the shared helpers of lhelpers.c;
  * only this file knows them all.
@@ -46,5 +47,6 @@ int GLOW_CORE_OPEN(lua_State *L) {
   lg_open_image(L);
   lg_open_optim(L);
   lg_open_checkpoint(L);
+  lg_open_linalg(L);
   return 1;
 }
