@@ -409,6 +409,46 @@ void glow_upsample2_forward(const float *x, float *y, int n, int h, int w, int c
 void glow_upsample2_backward(const float *dy, float *dx, int n, int h, int w, int c, int mode);
 /* ---------------------------------------------------------------- end linalg */
 
+/* ---------------------------------------------------------------- ops (ops.c) */
+/* General tensor maths; lops.c works out shapes and strides. A stride of 0
+ * repeats an operand along a broadcast dimension. nd <= GLOW_MAXDIM. */
+#define GLOW_MAXDIM 8
+enum {
+  GLOW_OP_EXP = 1, GLOW_OP_LOG, GLOW_OP_LOG1P, GLOW_OP_EXPM1, GLOW_OP_SQRT, GLOW_OP_ABS, GLOW_OP_NEG,
+  GLOW_OP_SIGMOID, GLOW_OP_LOG_SIGMOID, GLOW_OP_TANH, GLOW_OP_SOFTPLUS, GLOW_OP_RELU, GLOW_OP_ELU,
+  GLOW_OP_CLAMP, GLOW_OP_POW,
+  GLOW_OP_ADD = 32, GLOW_OP_SUB, GLOW_OP_MUL, GLOW_OP_DIV, GLOW_OP_MAX, GLOW_OP_MIN
+};
+/* y[i] = f(x[i]): x, y {n}; a, b: elu's alpha, clamp's bounds, pow's exponent */
+void glow_unary(int op, const float *x, float *y, int64_t n, float a, float b);
+/* y {shape} = a op b, a and b read with strides sa, sb (nd each) */
+void glow_binary(int op, const float *a, const int64_t *sa, const float *b, const int64_t *sb, float *y,
+                 int nd, const int64_t *shape);
+/* y {shape} = m != 0 ? a : b, each read with its strides */
+void glow_where(const float *m, const int64_t *sm, const float *a, const int64_t *sa, const float *b,
+                const int64_t *sb, float *y, int nd, const int64_t *shape);
+/* y {shape} = x read with strides sx (a permutation or a broadcast) */
+void glow_strided_copy(const float *x, const int64_t *sx, float *y, int nd, const int64_t *shape);
+/* x {outer, red, inner} -> y {outer, inner}: op GLOW_OP_ADD (sum) or GLOW_OP_MAX */
+void glow_reduce(int op, const float *x, float *y, int64_t outer, int64_t red, int64_t inner);
+/* dst[o, doff + r] (=|+=) src[o, soff + r] for r < rows: src {outer, srows, inner},
+ * dst {outer, drows, inner}; add = 1 adds */
+void glow_rows(const float *src, int64_t srows, int64_t soff, float *dst, int64_t drows, int64_t doff,
+               int64_t rows, int64_t outer, int64_t inner, int add);
+/* add = 0: y[o, j] = x[o, idx[j]]; add = 1: y[o, idx[j]] += x[o, j]. x {outer, xrows
+ * or nidx, inner}, idx 0-based */
+void glow_index_rows(const float *x, int64_t xrows, float *y, const int64_t *idx, int64_t nidx,
+                     int64_t outer, int64_t inner, int add);
+/* scatter = 0: y[i] = x[i with i_dim replaced by idx[i]]; scatter = 1:
+ * x[...] += y[i]. x {xshape}, idx and y {ishape}, 0-based indices */
+void glow_gather(float *x, const int64_t *xshape, const int64_t *idx, const int64_t *ishape, int nd, int dim,
+                 float *y, int scatter);
+/* y {n, h, w, c}: 1 where (i + j + parity) is even, else 0 */
+void glow_checkerboard(float *y, int64_t n, int64_t h, int64_t w, int64_t c, int parity);
+/* y {n, k}: one_hot of labels in [0, k) */
+void glow_one_hot(const int *labels, int64_t n, int64_t k, float *y);
+/* ---------------------------------------------------------------- end ops */
+
 /* ---------------------------------------------------------------- optim (optim.c) */
 /* All over flat arrays of n floats: weights w, gradients g and the moments.
  * Weight decay is decoupled: w -= lr * wd * w beside the gradient step. */

@@ -48,5 +48,6 @@ int GLOW_CORE_OPEN(lua_State *L) {
   lg_open_optim(L);
   lg_open_checkpoint(L);
   lg_open_linalg(L);
+  lg_open_ops(L);
   return 1;
 }

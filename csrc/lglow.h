@@ -59,5 +59,6 @@ void lg_open_image(lua_State *L);
 void lg_open_optim(lua_State *L);
 void lg_open_checkpoint(lua_State *L);
 void lg_open_linalg(lua_State *L);
+void lg_open_ops(lua_State *L);
 
 #endif

@@ -46,5 +46,9 @@ glow.image = require "glow.image"
 glow.checkpoint = require "glow.checkpoint"
 glow.distributed = require "glow.distributed"
 glow.check = require "glow.check"
+glow.autograd = require "glow.autograd"
+-- tensor maths: methods and operators on glow.Tensor, functions here that
+-- take autograd values too (glow.matmul, glow.conv2d, glow.cat, ...)
+require("glow.tensor").install(glow, glow.autograd)
 
 return glow

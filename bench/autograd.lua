@@ -1,0 +1,60 @@
+--- Training images/s of fmnist-small (28x28x1, levels 2, depth 8, width 128)
+--- with the default coupling network as the fused kernel (glow.nn.Sequential)
+--- and written with glow's ops and autograd (glow.autograd.Net: conv3x3,
+--- ActNorm, ReLU, conv1x1, ActNorm, ReLU, ZeroConv3x3; the convolutions by
+--- im2col and OpenBLAS), alternating rounds in one process; medians and the
+--- ratio. Both use memory = "reversible" (the autograd network is re-taped
+--- in backward either way).
+local glow = require "glow"
+local bench = require "bench_util"
+local ag = glow.autograd
+
+local opts = bench.options("autograd.lua", { reps = 5, steps = 5, batch = 64, memory = "auto" }, arg)
+
+-- the default network with ops: the same layers, the same initialization
+local function ops_net(cin, cout, info)
+  local w = info.width
+  local net = ag.Net(function(self, x)
+    local h = glow.conv2d(x, self.w1)
+    h = ((h + self.an1_bias) * self.an1_logs:exp()):relu()
+    h = glow.conv2d(h, self.w2)
+    h = ((h + self.an2_bias) * self.an2_logs:exp()):relu()
+    return glow.conv2d(h, self.w3, self.b3) * (self.logscale * 3):exp()
+  end)
+  net:param("w1", glow.randn({ 3, 3, cin, w }, info.seed, 0.05))
+  net:param("an1_bias", glow.zeros({ w })):param("an1_logs", glow.zeros({ w }))
+  net:param("w2", glow.randn({ 1, 1, w, w }, info.seed + 1, 0.05))
+  net:param("an2_bias", glow.zeros({ w })):param("an2_logs", glow.zeros({ w }))
+  net:param("w3", glow.zeros({ 3, 3, w, cout })):param("b3", glow.zeros({ cout }))
+  net:param("logscale", glow.zeros({ cout }))
+  return net
+end
+
+local x = glow.rand({ opts.batch, 28, 28, 1 }, 1) - 0.5
+local sides = {}
+for _, side in ipairs { "fused", "autograd" } do
+  local m = glow.Glow { shape = { 28, 28, 1 }, levels = 2, depth = 8, width = 128, seed = 1, memory = opts.memory,
+    net = side == "autograd" and ops_net or nil }
+  m:initialize(x)
+  sides[#sides + 1] = { name = side, model = m, opt = glow.optim.Adam(m, { lr = 1e-4 }), rates = {} }
+end
+for _ = 1, opts.reps do
+  for _, s in ipairs(sides) do
+    s.model:train_step(x, nil, s.opt) -- warm
+    local t = glow.core.now()
+    for _ = 1, opts.steps do s.model:train_step(x, nil, s.opt) end
+    s.rates[#s.rates + 1] = opts.batch * opts.steps / (glow.core.now() - t)
+  end
+end
+local info = glow.info()
+print(string.format("%s; kernels %s, BLAS %s; %d threads; medians of %d alternating rounds of %d steps, batch %d",
+  bench.cpu_model(), info.isa, info.blas_kernel, info.omp_threads, opts.reps, opts.steps,
+  opts.batch))
+print()
+print("| coupling network | train images/s | / fused |")
+print("|---|---|---|")
+local fused = bench.median(sides[1].rates)
+for _, s in ipairs(sides) do
+  local m = bench.median(s.rates)
+  print(string.format("| %s | %.1f | %.3f |", s.name, m, m / fused))
+end

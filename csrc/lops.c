@@ -1,0 +1,565 @@
+/*
+ * lops.c -- the Lua binding of ops.c: elementwise functions, binary ops and
+ * where with numpy-style broadcasting, reductions over chosen dimensions,
+ * shape ops (permute, expand, sum_to, narrow, narrow_add, cat), row and
+ * element selection (index_select, index_add, gather, scatter_add) and the
+ * mask makers (checkerboard, one_hot). lua/glow/tensor.lua installs them as
+ * glow.Tensor methods, operators and glow.* functions.
+ *
+ * Dimensions are 1-based here, as in Lua; a negative one counts from the
+ * end. Every op checks shapes before it touches memory and names itself and
+ * the shapes in its error messages; every op returns a new tensor, except
+ * narrow_add, index_add and scatter_add, which add into their first argument.
+ */
+#include <lauxlib.h>
+#include <lua.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "glow.h"
+#include "lglow.h"
+
+/* ------------------------------------------------------------------ helpers */
+static int checkdim(lua_State *L, int idx, int nd, const char *what) {
+  lua_Integer d = luaL_checkinteger(L, idx);
+  if (d < 0) d += nd + 1;
+  if (d < 1 || d > nd) return lg_fail(L, "%s: dimension %I out of range for %d dimensions", what, d, nd);
+  return (int)d - 1;
+}
+
+/* outer, size and inner of t around dimension d (0-based) */
+static void around(const Tensor *t, int d, int64_t *outer, int64_t *inner) {
+  *outer = 1, *inner = 1;
+  for (int i = 0; i < d; i++) *outer *= t->shape[i];
+  for (int i = d + 1; i < t->ndim; i++) *inner *= t->shape[i];
+}
+
+static void contiguous_strides(int nd, const int64_t *shape, int64_t *s) {
+  int64_t k = 1;
+  for (int d = nd - 1; d >= 0; d--) {
+    s[d] = k;
+    k *= shape[d];
+  }
+}
+
+/* An operand of a broadcasting op: a tensor or a number. */
+typedef struct {
+  const float *p;
+  float num;
+  int nd;
+  const int64_t *shape;
+  int64_t one;
+} operand;
+
+/* a number's p and shape point into the operand itself: fill it in place */
+static void getop(lua_State *L, int idx, const char *what, operand *o) {
+  memset(o, 0, sizeof *o);
+  if (lua_type(L, idx) == LUA_TNUMBER) {
+    o->num = (float)lua_tonumber(L, idx);
+    o->p = &o->num;
+    o->nd = 0;
+    o->one = 1;
+    o->shape = &o->one;
+    return;
+  }
+  Tensor *t = luaL_testudata(L, idx, TNAME);
+  if (!t) {
+    lg_fail(L, "%s: argument %d must be a glow.Tensor or a number, got %s", what, idx, luaL_typename(L, idx));
+    return;
+  }
+  o->p = t->data, o->nd = t->ndim, o->shape = t->shape;
+}
+
+static const char *opshape(const operand *o, char *buf, size_t len) {
+  if (o->nd == 0) return "a number";
+  size_t k = 0;
+  k += (size_t)snprintf(buf, len, "{");
+  for (int d = 0; d < o->nd && k < len; d++)
+    k += (size_t)snprintf(buf + k, len - k, d ? ", %lld" : "%lld", (long long)o->shape[d]);
+  if (k < len) snprintf(buf + k, len - k, "}");
+  return buf;
+}
+
+/* the broadcast shape of the operands; strides of each aligned to it */
+static int broadcast(lua_State *L, operand *ops, int count, const char *what, int64_t *shape,
+                     int64_t strides[][GLOW_MAXDIM]) {
+  int nd = 0;
+  for (int k = 0; k < count; k++) nd = ops[k].nd > nd ? ops[k].nd : nd;
+  for (int d = 0; d < nd; d++) shape[d] = 1;
+  for (int k = 0; k < count; k++) {
+    for (int d = 0; d < ops[k].nd; d++) {
+      int od = nd - ops[k].nd + d;
+      int64_t v = ops[k].shape[d];
+      if (shape[od] == 1) shape[od] = v;
+      else if (v != 1 && v != shape[od]) {
+        char b1[160], b2[160];
+        int other = k == 0 ? 1 : 0;
+        for (int j = 0; j < count; j++)
+          if (j != k) { other = j; break; }
+        return lg_fail(L, "%s: shapes %s and %s do not broadcast", what, opshape(&ops[other], b1, sizeof b1),
+                       opshape(&ops[k], b2, sizeof b2));
+      }
+    }
+  }
+  for (int k = 0; k < count; k++) {
+    int64_t own[GLOW_MAXDIM];
+    contiguous_strides(ops[k].nd, ops[k].shape, own);
+    for (int d = 0; d < nd; d++) {
+      int od = d - (nd - ops[k].nd);
+      strides[k][d] = (od < 0 || ops[k].shape[od] == 1) ? 0 : own[od];
+    }
+  }
+  return nd;
+}
+
+/* ------------------------------------------------------------------ elementwise */
+static int l_unary(lua_State *L) {
+  int op = (int)lua_tointeger(L, lua_upvalueindex(1));
+  Tensor *x = lg_checkt(L, 1);
+  float a = 0, b = 0;
+  if (op == GLOW_OP_ELU) a = (float)luaL_optnumber(L, 2, 1.0);
+  if (op == GLOW_OP_POW) a = (float)luaL_checknumber(L, 2);
+  if (op == GLOW_OP_CLAMP) {
+    a = lua_isnoneornil(L, 2) ? -INFINITY : (float)luaL_checknumber(L, 2);
+    b = lua_isnoneornil(L, 3) ? INFINITY : (float)luaL_checknumber(L, 3);
+  }
+  Tensor *y = lg_newlike(L, x);
+  glow_unary(op, x->data, y->data, x->n, a, b);
+  return 1;
+}
+
+/* ------------------------------------------------------------------ broadcasting */
+static int l_binary(lua_State *L) {
+  int op = (int)lua_tointeger(L, lua_upvalueindex(1));
+  const char *what = lua_tostring(L, lua_upvalueindex(2));
+  operand ops[2];
+  getop(L, 1, what, &ops[0]);
+  getop(L, 2, what, &ops[1]);
+  int64_t shape[GLOW_MAXDIM], st[2][GLOW_MAXDIM];
+  int nd = broadcast(L, ops, 2, what, shape, st);
+  if (nd == 0) { /* two numbers: a number */
+    float r;
+    int64_t one = 1, z = 0;
+    glow_binary(op, ops[0].p, &z, ops[1].p, &z, &r, 1, &one);
+    lua_pushnumber(L, r);
+    return 1;
+  }
+  Tensor *y = lg_newt(L, nd, shape);
+  glow_binary(op, ops[0].p, st[0], ops[1].p, st[1], y->data, nd, shape);
+  return 1;
+}
+
+static int l_where(lua_State *L) {
+  operand ops[3];
+  for (int k = 0; k < 3; k++) getop(L, k + 1, "where", &ops[k]);
+  int64_t shape[GLOW_MAXDIM], st[3][GLOW_MAXDIM];
+  int nd = broadcast(L, ops, 3, "where", shape, st);
+  if (nd == 0) return lg_fail(L, "where: at least one argument must be a tensor");
+  Tensor *y = lg_newt(L, nd, shape);
+  glow_where(ops[0].p, st[0], ops[1].p, st[1], ops[2].p, st[2], y->data, nd, shape);
+  return 1;
+}
+
+/* expand(t, shape): t broadcast to shape (a copy) */
+static int l_expand(lua_State *L) {
+  Tensor *t = lg_checkt(L, 1);
+  int64_t shape[MAXDIM];
+  int nd = lg_readshape(L, 2, shape);
+  lg_numel(L, nd, shape);
+  char b1[160], b2[160];
+  if (nd < t->ndim) goto bad;
+  int64_t own[MAXDIM], st[MAXDIM];
+  contiguous_strides(t->ndim, t->shape, own);
+  for (int d = 0; d < nd; d++) {
+    int od = d - (nd - t->ndim);
+    if (od < 0) st[d] = 0;
+    else if (t->shape[od] == shape[d]) st[d] = own[od];
+    else if (t->shape[od] == 1) st[d] = 0;
+    else goto bad;
+  }
+  Tensor *y = lg_newt(L, nd, shape);
+  glow_strided_copy(t->data, st, y->data, nd, shape);
+  return 1;
+bad: {
+  Tensor tmp = {0};
+  tmp.ndim = nd;
+  memcpy(tmp.shape, shape, sizeof(int64_t) * (size_t)nd);
+  return lg_fail(L, "expand: shape %s does not broadcast to %s", lg_shapestr(t, b1, sizeof b1),
+                 lg_shapestr(&tmp, b2, sizeof b2));
+}
+}
+
+/* ------------------------------------------------------------------ reductions */
+/* reduce dims (a sorted set) of t with op, one contiguous block at a time;
+ * pushes the result with the reduced dims kept as 1 */
+static Tensor *reduce_dims(lua_State *L, Tensor *t, const int *red, int op) {
+  int64_t shape[MAXDIM];
+  memcpy(shape, t->shape, sizeof(int64_t) * (size_t)t->ndim);
+  const float *src = t->data;
+  Tensor *cur = NULL;
+  int d = 0, pushed = 0;
+  while (d < t->ndim) {
+    if (!red[d]) { d++; continue; }
+    int e = d;
+    while (e + 1 < t->ndim && red[e + 1]) e++;
+    int64_t outer = 1, mid = 1, inner = 1;
+    for (int i = 0; i < d; i++) outer *= shape[i];
+    for (int i = d; i <= e; i++) mid *= shape[i];
+    for (int i = e + 1; i < t->ndim; i++) inner *= shape[i];
+    for (int i = d; i <= e; i++) shape[i] = 1;
+    Tensor *next = lg_newt(L, t->ndim, shape);
+    glow_reduce(op, src, next->data, outer, mid, inner);
+    if (pushed) lua_remove(L, -2); /* drop the previous intermediate */
+    pushed = 1;
+    cur = next, src = next->data;
+    d = e + 1;
+  }
+  if (!pushed) { /* nothing to reduce: a copy */
+    cur = lg_newlike(L, t);
+    memcpy(cur->data, t->data, sizeof(float) * (size_t)t->n);
+  }
+  return cur;
+}
+
+/* read dims (nil: all; an integer; an array) into a 0/1 flag per dimension */
+static void readdims(lua_State *L, int idx, int nd, int *red, const char *what) {
+  for (int d = 0; d < nd; d++) red[d] = lua_isnoneornil(L, idx) ? 1 : 0;
+  if (lua_isnoneornil(L, idx)) return;
+  if (lua_type(L, idx) == LUA_TNUMBER) {
+    red[checkdim(L, idx, nd, what)] = 1;
+    return;
+  }
+  luaL_checktype(L, idx, LUA_TTABLE);
+  lua_Integer k = luaL_len(L, idx);
+  for (lua_Integer i = 1; i <= k; i++) {
+    lua_geti(L, idx, i);
+    red[checkdim(L, lua_gettop(L), nd, what)] = 1;
+    lua_pop(L, 1);
+  }
+}
+
+/* reduce(t, dims, keepdim, op): sum or max */
+static int l_reduce(lua_State *L) {
+  int op = (int)lua_tointeger(L, lua_upvalueindex(1));
+  const char *what = lua_tostring(L, lua_upvalueindex(2));
+  Tensor *t = lg_checkt(L, 1);
+  int red[MAXDIM];
+  readdims(L, 2, t->ndim, red, what);
+  int keep = lua_toboolean(L, 3);
+  Tensor *y = reduce_dims(L, t, red, op);
+  if (!keep) {
+    int nd = 0;
+    for (int d = 0; d < t->ndim; d++)
+      if (!red[d]) y->shape[nd++] = t->shape[d];
+    if (nd == 0) y->shape[nd++] = 1;
+    y->ndim = nd;
+  }
+  return 1;
+}
+
+/* sum_to(t, shape): the sum of t over the dimensions broadcast from shape */
+static int l_sum_to(lua_State *L) {
+  Tensor *t = lg_checkt(L, 1);
+  int64_t shape[MAXDIM];
+  int nd = lg_readshape(L, 2, shape);
+  char b1[160], b2[160];
+  Tensor want = {0};
+  want.ndim = nd;
+  memcpy(want.shape, shape, sizeof(int64_t) * (size_t)nd);
+  if (nd > t->ndim) goto bad;
+  int red[MAXDIM];
+  for (int d = 0; d < t->ndim; d++) {
+    int od = d - (t->ndim - nd);
+    if (od < 0) red[d] = 1;
+    else if (shape[od] == t->shape[d]) red[d] = 0;
+    else if (shape[od] == 1) red[d] = 1;
+    else goto bad;
+  }
+  Tensor *y = reduce_dims(L, t, red, GLOW_OP_ADD);
+  y->ndim = nd;
+  memcpy(y->shape, shape, sizeof(int64_t) * (size_t)nd);
+  return 1;
+bad:
+  return lg_fail(L, "sum_to: shape %s does not broadcast to %s", lg_shapestr(&want, b1, sizeof b1),
+                 lg_shapestr(t, b2, sizeof b2));
+}
+
+/* ------------------------------------------------------------------ shape */
+static int l_permute(lua_State *L) {
+  Tensor *t = lg_checkt(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  int nd = t->ndim, seen[MAXDIM] = {0}, perm[MAXDIM];
+  if (luaL_len(L, 2) != nd) return lg_fail(L, "permute: a permutation of %d dimensions is needed", nd);
+  for (int d = 0; d < nd; d++) {
+    lua_geti(L, 2, d + 1);
+    int p = checkdim(L, lua_gettop(L), nd, "permute");
+    lua_pop(L, 1);
+    if (seen[p]) return lg_fail(L, "permute: dimension %d appears twice", p + 1);
+    seen[p] = 1, perm[d] = p;
+  }
+  int64_t own[MAXDIM], st[MAXDIM], shape[MAXDIM];
+  contiguous_strides(nd, t->shape, own);
+  for (int d = 0; d < nd; d++) shape[d] = t->shape[perm[d]], st[d] = own[perm[d]];
+  Tensor *y = lg_newt(L, nd, shape);
+  glow_strided_copy(t->data, st, y->data, nd, shape);
+  return 1;
+}
+
+/* narrow(t, dim, start, length): a copy of the slice */
+static int l_narrow(lua_State *L) {
+  Tensor *t = lg_checkt(L, 1);
+  int d = checkdim(L, 2, t->ndim, "narrow");
+  lua_Integer start = luaL_checkinteger(L, 3), len = luaL_checkinteger(L, 4);
+  char b[160];
+  if (start < 1 || len < 1 || start - 1 + len > t->shape[d])
+    return lg_fail(L, "narrow: elements %I..%I of dimension %d lie outside %s", start, start + len - 1, d + 1,
+                   lg_shapestr(t, b, sizeof b));
+  int64_t outer, inner, shape[MAXDIM];
+  around(t, d, &outer, &inner);
+  memcpy(shape, t->shape, sizeof(int64_t) * (size_t)t->ndim);
+  shape[d] = len;
+  Tensor *y = lg_newt(L, t->ndim, shape);
+  glow_rows(t->data, t->shape[d], start - 1, y->data, len, 0, len, outer, inner, 0);
+  return 1;
+}
+
+/* narrow_add(t, dim, start, src): t's slice += src, in place; returns t */
+static int l_narrow_add(lua_State *L) {
+  Tensor *t = lg_checkt(L, 1);
+  int d = checkdim(L, 2, t->ndim, "narrow_add");
+  lua_Integer start = luaL_checkinteger(L, 3);
+  Tensor *s = lg_checkt(L, 4);
+  char b1[160], b2[160];
+  int ok = s->ndim == t->ndim && start >= 1 && start - 1 + s->shape[d] <= t->shape[d];
+  for (int i = 0; ok && i < t->ndim; i++)
+    if (i != d && s->shape[i] != t->shape[i]) ok = 0;
+  if (!ok)
+    return lg_fail(L, "narrow_add: %s does not fit in %s at element %I of dimension %d",
+                   lg_shapestr(s, b1, sizeof b1), lg_shapestr(t, b2, sizeof b2), start, d + 1);
+  int64_t outer, inner;
+  around(t, d, &outer, &inner);
+  glow_rows(s->data, s->shape[d], 0, t->data, t->shape[d], start - 1, s->shape[d], outer, inner, 1);
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* cat(list, dim) */
+static int l_cat(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_Integer k = luaL_len(L, 1);
+  if (k < 1) return lg_fail(L, "cat: the list is empty");
+  lua_geti(L, 1, 1);
+  Tensor *first = lg_checkt(L, -1);
+  lua_pop(L, 1);
+  int d = checkdim(L, 2, first->ndim, "cat");
+  int64_t shape[MAXDIM];
+  memcpy(shape, first->shape, sizeof(int64_t) * (size_t)first->ndim);
+  shape[d] = 0;
+  for (lua_Integer i = 1; i <= k; i++) {
+    lua_geti(L, 1, i);
+    Tensor *t = luaL_testudata(L, -1, TNAME);
+    if (!t) return lg_fail(L, "cat: element %I of the list is not a glow.Tensor", i);
+    int ok = t->ndim == first->ndim;
+    for (int j = 0; ok && j < t->ndim; j++)
+      if (j != d && t->shape[j] != first->shape[j]) ok = 0;
+    if (!ok) {
+      char b1[160], b2[160];
+      return lg_fail(L, "cat: shapes %s and %s differ outside dimension %d", lg_shapestr(first, b1, sizeof b1),
+                     lg_shapestr(t, b2, sizeof b2), d + 1);
+    }
+    shape[d] += t->shape[d];
+    lua_pop(L, 1);
+  }
+  Tensor *y = lg_newt(L, first->ndim, shape);
+  int64_t outer, inner, off = 0;
+  around(y, d, &outer, &inner);
+  for (lua_Integer i = 1; i <= k; i++) {
+    lua_geti(L, 1, i);
+    Tensor *t = lg_checkt(L, -1);
+    glow_rows(t->data, t->shape[d], 0, y->data, shape[d], off, t->shape[d], outer, inner, 0);
+    off += t->shape[d];
+    lua_pop(L, 1);
+  }
+  return 1;
+}
+
+/* ------------------------------------------------------------------ indexing */
+/* indices from a Lua array or a tensor of integral values, 1-based, each in
+ * [1, size]; returned 0-based in a userdata anchored on the stack */
+static int64_t *readindex(lua_State *L, int idx, int64_t *count, int64_t size, const char *what) {
+  Tensor *t = luaL_testudata(L, idx, TNAME);
+  int64_t n = t ? t->n : (int64_t)(luaL_checktype(L, idx, LUA_TTABLE), luaL_len(L, idx));
+  int64_t *out = lua_newuserdatauv(L, sizeof(int64_t) * (size_t)(n > 0 ? n : 1), 0);
+  for (int64_t i = 0; i < n; i++) {
+    double v;
+    if (t) v = t->data[i];
+    else {
+      lua_geti(L, idx, i + 1);
+      v = lua_tonumber(L, -1);
+      lua_pop(L, 1);
+    }
+    if (v != floor(v) || v < 1 || v > (double)size) {
+      char b[64];
+      snprintf(b, sizeof b, "%g", v);
+      lg_fail(L, "%s: index %s at position %I is not an integer in 1..%I", what, b, (lua_Integer)(i + 1),
+              (lua_Integer)size);
+    }
+    out[i] = (int64_t)v - 1;
+  }
+  *count = n;
+  return out;
+}
+
+static int l_index_select(lua_State *L) {
+  Tensor *t = lg_checkt(L, 1);
+  int d = checkdim(L, 2, t->ndim, "index_select");
+  int64_t n;
+  int64_t *idx = readindex(L, 3, &n, t->shape[d], "index_select");
+  int64_t outer, inner, shape[MAXDIM];
+  around(t, d, &outer, &inner);
+  memcpy(shape, t->shape, sizeof(int64_t) * (size_t)t->ndim);
+  shape[d] = n;
+  Tensor *y = lg_newt(L, t->ndim, shape);
+  glow_index_rows(t->data, t->shape[d], y->data, idx, n, outer, inner, 0);
+  return 1;
+}
+
+/* index_add(t, dim, idx, src): t[.., idx[j], ..] += src[.., j, ..], in place */
+static int l_index_add(lua_State *L) {
+  Tensor *t = lg_checkt(L, 1);
+  int d = checkdim(L, 2, t->ndim, "index_add");
+  int64_t n;
+  int64_t *idx = readindex(L, 3, &n, t->shape[d], "index_add");
+  Tensor *s = lg_checkt(L, 4);
+  int ok = s->ndim == t->ndim && s->shape[d] == n;
+  for (int i = 0; ok && i < t->ndim; i++)
+    if (i != d && s->shape[i] != t->shape[i]) ok = 0;
+  if (!ok) {
+    char b1[160], b2[160];
+    return lg_fail(L, "index_add: source %s does not fit %s with %I indices along dimension %d",
+                   lg_shapestr(s, b1, sizeof b1), lg_shapestr(t, b2, sizeof b2), (lua_Integer)n, d + 1);
+  }
+  int64_t outer, inner;
+  around(t, d, &outer, &inner);
+  glow_index_rows(s->data, t->shape[d], t->data, idx, n, outer, inner, 1);
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* the gather/scatter index: a tensor of t's rank, each dim <= t's except d */
+static int64_t *gather_index(lua_State *L, Tensor *t, int d, Tensor *ix, const char *what) {
+  char b1[160], b2[160];
+  int ok = ix->ndim == t->ndim;
+  for (int i = 0; ok && i < t->ndim; i++)
+    if (i != d && ix->shape[i] > t->shape[i]) ok = 0;
+  if (!ok)
+    lg_fail(L, "%s: index %s does not fit %s", what, lg_shapestr(ix, b1, sizeof b1), lg_shapestr(t, b2, sizeof b2));
+  int64_t n;
+  return readindex(L, 3, &n, t->shape[d], what);
+}
+
+static int l_gather(lua_State *L) {
+  Tensor *t = lg_checkt(L, 1);
+  int d = checkdim(L, 2, t->ndim, "gather");
+  Tensor *ix = lg_checkt(L, 3);
+  int64_t *idx = gather_index(L, t, d, ix, "gather");
+  Tensor *y = lg_newt(L, ix->ndim, ix->shape);
+  glow_gather(t->data, t->shape, idx, ix->shape, t->ndim, d, y->data, 0);
+  return 1;
+}
+
+/* scatter_add(t, dim, index, src): t[.. index ..] += src, in place */
+static int l_scatter_add(lua_State *L) {
+  Tensor *t = lg_checkt(L, 1);
+  int d = checkdim(L, 2, t->ndim, "scatter_add");
+  Tensor *ix = lg_checkt(L, 3);
+  Tensor *s = lg_checkt(L, 4);
+  int64_t *idx = gather_index(L, t, d, ix, "scatter_add");
+  lg_samenumel(L, ix, s, "scatter_add");
+  glow_gather(t->data, t->shape, idx, ix->shape, t->ndim, d, s->data, 1);
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* ------------------------------------------------------------------ masks */
+/* checkerboard(shape, parity): shape {h, w, c} or {n, h, w, c} */
+static int l_checkerboard(lua_State *L) {
+  int64_t shape[MAXDIM];
+  int nd = lg_readshape(L, 1, shape);
+  int parity = (int)luaL_optinteger(L, 2, 0);
+  if (nd != 3 && nd != 4) return lg_fail(L, "checkerboard: shape must be {h, w, c} or {n, h, w, c}");
+  if (parity != 0 && parity != 1) return lg_fail(L, "checkerboard: parity must be 0 or 1, got %d", parity);
+  lg_numel(L, nd, shape);
+  Tensor *y = lg_newt(L, nd, shape);
+  int64_t n = nd == 4 ? shape[0] : 1;
+  const int64_t *s = shape + (nd == 4);
+  glow_checkerboard(y->data, n, s[0], s[1], s[2], parity);
+  return 1;
+}
+
+/* one_hot(labels, k): labels a Lua array of 0-based integers */
+static int l_one_hot(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_Integer k = luaL_checkinteger(L, 2);
+  if (k < 1) return lg_fail(L, "one_hot: k must be >= 1, got %I", k);
+  lua_Integer n = luaL_len(L, 1);
+  if (n < 1) return lg_fail(L, "one_hot: the labels are empty");
+  int *lab = (int *)lg_readints(L, 1, n, 0, (int)k, "one_hot: labels");
+  Tensor *y = lg_newt(L, 2, (int64_t[]){n, k});
+  glow_one_hot(lab, n, k, y->data);
+  return 1;
+}
+
+/* ------------------------------------------------------------------ registration */
+static const struct {
+  const char *name;
+  int op;
+} UNARY[] = {{"exp", GLOW_OP_EXP},         {"log", GLOW_OP_LOG},
+             {"log1p", GLOW_OP_LOG1P},     {"expm1", GLOW_OP_EXPM1},
+             {"sqrt", GLOW_OP_SQRT},       {"abs", GLOW_OP_ABS},
+             {"neg", GLOW_OP_NEG},         {"sigmoid", GLOW_OP_SIGMOID},
+             {"log_sigmoid", GLOW_OP_LOG_SIGMOID}, {"tanh", GLOW_OP_TANH},
+             {"softplus", GLOW_OP_SOFTPLUS}, {"relu", GLOW_OP_RELU},
+             {"elu", GLOW_OP_ELU},         {"clamp", GLOW_OP_CLAMP},
+             {"pow", GLOW_OP_POW}},
+  BINARY[] = {{"add", GLOW_OP_ADD}, {"sub", GLOW_OP_SUB},     {"mul", GLOW_OP_MUL},
+              {"div", GLOW_OP_DIV}, {"maximum", GLOW_OP_MAX}, {"minimum", GLOW_OP_MIN}},
+  REDUCE[] = {{"reduce_sum", GLOW_OP_ADD}, {"reduce_max", GLOW_OP_MAX}};
+
+static const luaL_Reg funcs[] = {{"where", l_where},
+                                 {"expand", l_expand},
+                                 {"sum_to", l_sum_to},
+                                 {"permute", l_permute},
+                                 {"narrow", l_narrow},
+                                 {"narrow_add", l_narrow_add},
+                                 {"cat", l_cat},
+                                 {"index_select", l_index_select},
+                                 {"index_add", l_index_add},
+                                 {"gather", l_gather},
+                                 {"scatter_add", l_scatter_add},
+                                 {"checkerboard", l_checkerboard},
+                                 {"one_hot", l_one_hot},
+                                 {NULL, NULL}};
+
+void lg_open_ops(lua_State *L) {
+  luaL_setfuncs(L, funcs, 0);
+  for (size_t i = 0; i < sizeof UNARY / sizeof UNARY[0]; i++) {
+    lua_pushinteger(L, UNARY[i].op);
+    lua_pushcclosure(L, l_unary, 1);
+    lua_setfield(L, -2, UNARY[i].name);
+  }
+  for (size_t i = 0; i < sizeof BINARY / sizeof BINARY[0]; i++) {
+    lua_pushinteger(L, BINARY[i].op);
+    lua_pushstring(L, BINARY[i].name);
+    lua_pushcclosure(L, l_binary, 2);
+    lua_setfield(L, -2, BINARY[i].name);
+  }
+  for (size_t i = 0; i < sizeof REDUCE / sizeof REDUCE[0]; i++) {
+    lua_pushinteger(L, REDUCE[i].op);
+    lua_pushstring(L, REDUCE[i].op == GLOW_OP_MAX ? "max" : "sum");
+    lua_pushcclosure(L, l_reduce, 2);
+    lua_setfield(L, -2, REDUCE[i].name);
+  }
+}

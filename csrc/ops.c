@@ -1,0 +1,257 @@
+/*
+ * ops.c -- general tensor maths over raw float arrays: elementwise
+ * functions, binary ops and a select with broadcasting (given as strides,
+ * 0 along a broadcast dimension), reductions of the middle of an
+ * [outer, red, inner] layout, strided copies (permute, expand), row blocks
+ * (narrow, cat, their gradient), row selection (index_select, index_add),
+ * gather and scatter_add, and two mask makers (checkerboard, one_hot).
+ *
+ * The binding (lops.c) works out shapes and strides; these kernels only
+ * loop. Big loops run on OpenMP threads; small ones stay on one thread.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "glow.h"
+
+#define PAR_MIN 32768 /* elements below which a loop stays on one thread */
+
+/* One loop per op, the switch outside it, so each loop vectorizes. */
+#define UNARY_LOOP(expr)                                                                                     \
+  _Pragma("omp parallel for schedule(static) if (n >= PAR_MIN)") for (int64_t i = 0; i < n; i++) {           \
+    float v = x[i];                                                                                          \
+    y[i] = (expr);                                                                                           \
+  }                                                                                                          \
+  break
+
+void glow_unary(int op, const float *x, float *y, int64_t n, float a, float b) {
+  switch (op) {
+  case GLOW_OP_EXP: UNARY_LOOP(expf(v));
+  case GLOW_OP_LOG: UNARY_LOOP(logf(v));
+  case GLOW_OP_LOG1P: UNARY_LOOP(log1pf(v));
+  case GLOW_OP_EXPM1: UNARY_LOOP(expm1f(v));
+  case GLOW_OP_SQRT: UNARY_LOOP(sqrtf(v));
+  case GLOW_OP_ABS: UNARY_LOOP(fabsf(v));
+  case GLOW_OP_NEG: UNARY_LOOP(-v);
+  /* e = e^-|v| never overflows; 1 / (1 + e) or e / (1 + e) by the sign of v */
+  case GLOW_OP_SIGMOID: UNARY_LOOP(v >= 0 ? 1.0f / (1.0f + expf(-v)) : expf(v) / (1.0f + expf(v)));
+  case GLOW_OP_LOG_SIGMOID: UNARY_LOOP(fminf(v, 0.0f) - log1pf(expf(-fabsf(v))));
+  case GLOW_OP_TANH: UNARY_LOOP(tanhf(v));
+  case GLOW_OP_SOFTPLUS: UNARY_LOOP(fmaxf(v, 0.0f) + log1pf(expf(-fabsf(v))));
+  case GLOW_OP_RELU: UNARY_LOOP(v > 0 ? v : 0.0f);
+  case GLOW_OP_ELU: UNARY_LOOP(v > 0 ? v : a * expm1f(v));
+  case GLOW_OP_CLAMP: UNARY_LOOP(v < a ? a : (v > b ? b : v));
+  case GLOW_OP_POW: UNARY_LOOP(powf(v, a));
+  default: UNARY_LOOP(v + NAN);
+  }
+}
+
+/* the offsets of flat output index i in operands with strides s (nd dims) */
+static int64_t offset_of(int64_t i, int nd, const int64_t *shape, const int64_t *s) {
+  int64_t off = 0;
+  for (int d = nd - 1; d >= 0; d--) {
+    int64_t k = i % shape[d];
+    i /= shape[d];
+    off += k * s[d];
+  }
+  return off;
+}
+
+/* Elementwise over the output shape with up to three broadcast operands:
+ * each thread takes a range of runs along the last dimension (its strides
+ * fixed), recomputing the offsets once per run; the op's switch sits
+ * outside the run's loop, and a run of unit or zero strides is its own loop. */
+#define RUN(expr)                                                                                            \
+  if (i0 == 1 && i1 == 1)                                                                                    \
+    for (int64_t j = 0; j < inner; j++) {                                                                    \
+      float u = a[j], w = b[j];                                                                              \
+      out[j] = (expr);                                                                                       \
+    }                                                                                                        \
+  else if (i0 == 1 && i1 == 0) {                                                                             \
+    float w = b[0];                                                                                          \
+    for (int64_t j = 0; j < inner; j++) {                                                                    \
+      float u = a[j];                                                                                        \
+      out[j] = (expr);                                                                                       \
+    }                                                                                                        \
+  } else if (i0 == 0 && i1 == 1) {                                                                           \
+    float u = a[0];                                                                                          \
+    for (int64_t j = 0; j < inner; j++) {                                                                    \
+      float w = b[j];                                                                                        \
+      out[j] = (expr);                                                                                       \
+    }                                                                                                        \
+  } else                                                                                                     \
+    for (int64_t j = 0; j < inner; j++) {                                                                    \
+      float u = a[j * i0], w = b[j * i1];                                                                    \
+      out[j] = (expr);                                                                                       \
+    }                                                                                                        \
+  break
+
+static void broadcast3(int op, int kind, const float *p0, const int64_t *s0, const float *p1,
+                       const int64_t *s1, const float *p2, const int64_t *s2, float *y, int nd,
+                       const int64_t *shape) {
+  int64_t n = 1;
+  for (int d = 0; d < nd; d++) n *= shape[d];
+  int64_t inner = nd > 0 ? shape[nd - 1] : 1;
+  int64_t runs = inner > 0 ? n / inner : 0;
+  int64_t i0 = nd > 0 ? s0[nd - 1] : 0, i1 = nd > 0 ? s1[nd - 1] : 0,
+          i2 = (nd > 0 && s2) ? s2[nd - 1] : 0;
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
+  for (int64_t r = 0; r < runs; r++) {
+    int64_t base = r * inner;
+    const float *a = p0 + offset_of(base, nd, shape, s0);
+    const float *b = p1 + offset_of(base, nd, shape, s1);
+    float *out = y + base;
+    if (kind == 1) {
+      const float *c = p2 + offset_of(base, nd, shape, s2);
+      if (i0 == 1 && i1 == 1 && i2 == 0) {
+        float w = c[0];
+        for (int64_t j = 0; j < inner; j++) out[j] = a[j] != 0.0f ? b[j] : w;
+      } else if (i0 == 1 && i1 == 0 && i2 == 1) {
+        float w = b[0];
+        for (int64_t j = 0; j < inner; j++) out[j] = a[j] != 0.0f ? w : c[j];
+      } else if (i0 == 1 && i1 == 1 && i2 == 1) {
+        for (int64_t j = 0; j < inner; j++) out[j] = a[j] != 0.0f ? b[j] : c[j];
+      } else {
+        for (int64_t j = 0; j < inner; j++) out[j] = a[j * i0] != 0.0f ? b[j * i1] : c[j * i2];
+      }
+      continue;
+    }
+    switch (op) {
+    case GLOW_OP_ADD: RUN(u + w);
+    case GLOW_OP_SUB: RUN(u - w);
+    case GLOW_OP_MUL: RUN(u * w);
+    case GLOW_OP_DIV: RUN(u / w);
+    case GLOW_OP_MAX: RUN(u > w ? u : w);
+    case GLOW_OP_MIN: RUN(u < w ? u : w);
+    default: RUN(u + w + NAN);
+    }
+  }
+}
+
+void glow_binary(int op, const float *a, const int64_t *sa, const float *b, const int64_t *sb, float *y,
+                 int nd, const int64_t *shape) {
+  broadcast3(op, 0, a, sa, b, sb, NULL, NULL, y, nd, shape);
+}
+
+void glow_where(const float *m, const int64_t *sm, const float *a, const int64_t *sa, const float *b,
+                const int64_t *sb, float *y, int nd, const int64_t *shape) {
+  broadcast3(0, 1, m, sm, a, sa, b, sb, y, nd, shape);
+}
+
+void glow_strided_copy(const float *x, const int64_t *sx, float *y, int nd, const int64_t *shape) {
+  static const int64_t zero[GLOW_MAXDIM] = {0};
+  broadcast3(GLOW_OP_ADD, 0, x, sx, &(float){0.0f}, zero, NULL, NULL, y, nd, shape);
+}
+
+void glow_reduce(int op, const float *x, float *y, int64_t outer, int64_t red, int64_t inner) {
+  int is_max = op == GLOW_OP_MAX;
+  if (outer == 1 && inner < 64 && red * inner >= PAR_MIN) {
+    /* a long reduction into few outputs: per-thread partials over row chunks */
+    for (int64_t j = 0; j < inner; j++) y[j] = is_max ? -INFINITY : 0.0f;
+#pragma omp parallel
+    {
+      float part[64];
+      for (int64_t j = 0; j < inner; j++) part[j] = is_max ? -INFINITY : 0.0f;
+#pragma omp for schedule(static)
+      for (int64_t r = 0; r < red; r++) {
+        const float *row = x + r * inner;
+        for (int64_t j = 0; j < inner; j++)
+          part[j] = is_max ? (row[j] > part[j] ? row[j] : part[j]) : part[j] + row[j];
+      }
+#pragma omp critical
+      for (int64_t j = 0; j < inner; j++) y[j] = is_max ? (part[j] > y[j] ? part[j] : y[j]) : y[j] + part[j];
+    }
+    return;
+  }
+  if (outer == 1 && red * inner >= PAR_MIN) {
+    /* rows of a wide matrix: threads split the columns, each sums its share down the rows */
+#pragma omp parallel for schedule(static)
+    for (int64_t j0 = 0; j0 < inner; j0 += 64) {
+      int64_t j1 = j0 + 64 < inner ? j0 + 64 : inner;
+      for (int64_t j = j0; j < j1; j++) y[j] = is_max ? -INFINITY : 0.0f;
+      for (int64_t r = 0; r < red; r++) {
+        const float *row = x + r * inner;
+        for (int64_t j = j0; j < j1; j++)
+          y[j] = is_max ? (row[j] > y[j] ? row[j] : y[j]) : y[j] + row[j];
+      }
+    }
+    return;
+  }
+#pragma omp parallel for schedule(static) if (outer * red * inner >= PAR_MIN)
+  for (int64_t o = 0; o < outer; o++) {
+    float *out = y + o * inner;
+    for (int64_t j = 0; j < inner; j++) out[j] = is_max ? -INFINITY : 0.0f;
+    for (int64_t r = 0; r < red; r++) {
+      const float *row = x + (o * red + r) * inner;
+      for (int64_t j = 0; j < inner; j++)
+        out[j] = is_max ? (row[j] > out[j] ? row[j] : out[j]) : out[j] + row[j];
+    }
+  }
+}
+
+void glow_rows(const float *src, int64_t srows, int64_t soff, float *dst, int64_t drows, int64_t doff,
+               int64_t rows, int64_t outer, int64_t inner, int add) {
+#pragma omp parallel for schedule(static) if (outer * rows * inner >= PAR_MIN)
+  for (int64_t o = 0; o < outer; o++) {
+    const float *s = src + (o * srows + soff) * inner;
+    float *d = dst + (o * drows + doff) * inner;
+    if (add)
+      for (int64_t k = 0; k < rows * inner; k++) d[k] += s[k];
+    else
+      memcpy(d, s, (size_t)(rows * inner) * sizeof(float));
+  }
+}
+
+void glow_index_rows(const float *x, int64_t xrows, float *y, const int64_t *idx, int64_t nidx,
+                     int64_t outer, int64_t inner, int add) {
+  if (add) { /* y[o, idx[j]] += x[o, j]: rows may repeat, so one thread per outer slice */
+#pragma omp parallel for schedule(static) if (outer * nidx * inner >= PAR_MIN && outer > 1)
+    for (int64_t o = 0; o < outer; o++)
+      for (int64_t j = 0; j < nidx; j++) {
+        const float *s = x + (o * nidx + j) * inner;
+        float *d = y + (o * xrows + idx[j]) * inner;
+        for (int64_t k = 0; k < inner; k++) d[k] += s[k];
+      }
+    return;
+  }
+#pragma omp parallel for schedule(static) if (outer * nidx * inner >= PAR_MIN)
+  for (int64_t o = 0; o < outer; o++)
+    for (int64_t j = 0; j < nidx; j++)
+      memcpy(y + (o * nidx + j) * inner, x + (o * xrows + idx[j]) * inner, (size_t)inner * sizeof(float));
+}
+
+void glow_gather(float *x, const int64_t *xshape, const int64_t *idx, const int64_t *ishape, int nd, int dim,
+                 float *y, int scatter) {
+  int64_t n = 1, xs[GLOW_MAXDIM];
+  for (int d = 0; d < nd; d++) n *= ishape[d];
+  xs[nd - 1] = 1;
+  for (int d = nd - 2; d >= 0; d--) xs[d] = xs[d + 1] * xshape[d + 1];
+  for (int64_t i = 0; i < n; i++) { /* serial: a scatter may hit one element twice */
+    int64_t rest = i, off = 0;
+    for (int d = nd - 1; d >= 0; d--) {
+      int64_t k = rest % ishape[d];
+      rest /= ishape[d];
+      off += (d == dim ? idx[i] : k) * xs[d];
+    }
+    if (scatter)
+      x[off] += y[i];
+    else
+      y[i] = x[off];
+  }
+}
+
+void glow_checkerboard(float *y, int64_t n, int64_t h, int64_t w, int64_t c, int parity) {
+  for (int64_t b = 0; b < n; b++)
+    for (int64_t i = 0; i < h; i++)
+      for (int64_t j = 0; j < w; j++) {
+        float v = ((i + j + parity) % 2 == 0) ? 1.0f : 0.0f;
+        float *p = y + ((b * h + i) * w + j) * c;
+        for (int64_t k = 0; k < c; k++) p[k] = v;
+      }
+}
+
+void glow_one_hot(const int *labels, int64_t n, int64_t k, float *y) {
+  memset(y, 0, (size_t)(n * k) * sizeof(float));
+  for (int64_t i = 0; i < n; i++) y[i * k + labels[i]] = 1.0f;
+}

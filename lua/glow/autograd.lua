@@ -1,0 +1,508 @@
+--- glow.autograd: reverse-mode automatic gradients on a tape.
+---
+--- A user writes a function of tensors with glow's ops (methods such as
+--- x:exp(), x:sum(dims), x:narrow(...), operators + - * / and unary -, and
+--- functions such as glow.matmul, glow.conv2d, glow.cat, glow.where); run on
+--- plain tensors it computes values, run on autograd values it also records
+--- every op on a tape, and backward walks the tape in reverse. Every op's
+--- work is done in C on whole tensors; Lua records one entry per op.
+---
+--- Modules written this way fit wherever a hand-written piece fits:
+---   autograd.Net(forward)            a network: forward(self, x) -> y
+---                                    (a coupling's net, a prior's net)
+---   autograd.Flow{forward, inverse}  a flow piece: forward(self, x, ctx) ->
+---                                    y, logdet {n}; inverse(self, y, ctx) -> x
+---   autograd.Prior{log_prob, sample, shape}  a prior: log_prob(self, z,
+---                                    cond) -> {n}; sample(self, shape, cond, opts)
+--- Each is a glow.module: register parameters with m:param(name, tensor)
+--- (or glow.module.param); inside the functions read them as self.<name>.
+--- Their backward tapes the forward (for a flow piece, on the input rebuilt
+--- by the inverse, or kept by a training-mode forward) and accumulates the
+--- parameters' gradients into their grads, as the built-in pieces do.
+---
+---   autograd.grad(fn, args...) -> value, {grad per tensor argument}
+--- differentiates a function returning a scalar (a tensor of one element or
+--- a Lua number) with respect to its tensor arguments.
+local core = require "glow.core"
+local util = require "glow.util"
+local module = require "glow.module"
+local F = require "glow.tensor" -- the tensor functions: where, cat, matmul, conv2d, zeros, full, ...
+
+local ag = {}
+
+----------------------------------------------------------------- values and the tape
+local Value = {}
+local V = {} -- methods
+Value.__index = V
+Value.__name = "autograd.Value"
+ag.Value = Value
+
+local function is_value(x) return getmetatable(x) == Value end
+ag.is_value = is_value
+
+local tape -- the list of recorded nodes while a backward is being taped
+
+--- A leaf: a tensor whose gradient is wanted.
+function ag.leaf(t)
+  if not util.is_tensor(t) then error("autograd.leaf: expected a glow.Tensor, got " .. type(t), 2) end
+  return setmetatable({ v = t }, Value)
+end
+
+--- The tensor of a value (a tensor or number passes through).
+local function raw(x) if is_value(x) then return x.v end return x end
+ag.value_of = raw
+
+-- record y = op(inputs): rule(g) returns the gradients of the inputs (nil
+-- for an input without one)
+local function node(y, inputs, rule)
+  local out = setmetatable({ v = y, inputs = inputs, rule = rule }, Value)
+  if tape then tape[#tape + 1] = out end
+  return out
+end
+
+local function accumulate(x, g)
+  if not is_value(x) or g == nil then return end
+  if x.g == nil then
+    x.g, x.owned = g, false
+  else
+    if not x.owned then x.g, x.owned = x.g:clone(), true end
+    x.g:add(g)
+  end
+end
+
+--- Walk the tape in reverse from the seeds: {{value, grad}, ...}.
+local function backprop(nodes, seeds)
+  for _, s in ipairs(seeds) do accumulate(s[1], s[2]) end
+  for i = #nodes, 1, -1 do
+    local n = nodes[i]
+    if n.g ~= nil then
+      local gs = n.rule(n.g, n)
+      for k, x in ipairs(n.inputs) do accumulate(x, gs[k]) end
+      n.g = nil -- free as we go
+    end
+  end
+end
+
+--- Run fn(...) recording a tape: returns the tape and fn's results.
+local function record(fn, ...)
+  local saved = tape
+  tape = {}
+  local nodes = tape
+  local _ <close> = module.closing(function() tape = saved end)
+  local r = table.pack(fn(...))
+  return nodes, r
+end
+
+----------------------------------------------------------------- shapes
+local function dims_of(d, nd)
+  local list = {}
+  if d == nil then
+    for i = 1, nd do list[i] = i end
+  elseif type(d) == "number" then
+    list[1] = d
+  else
+    for i, v in ipairs(d) do list[i] = v end
+  end
+  for i, v in ipairs(list) do if v < 0 then list[i] = nd + 1 + v end end
+  return list
+end
+
+-- the shape x had with the reduced dims kept as 1
+local function kept_shape(s, dims)
+  local k = {}
+  for i, v in ipairs(s) do k[i] = v end
+  for _, d in ipairs(dims) do k[d] = 1 end
+  return k
+end
+
+-- a gradient of the shape of target (sum over broadcast dims); nil for a number
+local function to_shape(g, target)
+  if type(raw(target)) == "number" then return nil end
+  return g:sum_to(raw(target):shape())
+end
+
+----------------------------------------------------------------- elementwise ops
+-- on tensors, the operators + - * / run the broadcasting kernels (out of place)
+local UNARY = {
+  exp = function(g, _, y) return g * y end,
+  log = function(g, x) return g / x end,
+  log1p = function(g, x) return g / (x + 1) end,
+  expm1 = function(g, _, y) return g * (y + 1) end,
+  sqrt = function(g, _, y) return g / (y * 2) end,
+  abs = function(g, x) return g * (x / (x:abs() + 1e-30)) end,
+  neg = function(g) return -g end,
+  sigmoid = function(g, _, y) return g * (y * (1 - y)) end,
+  log_sigmoid = function(g, x) return g * (-x):sigmoid() end,
+  tanh = function(g, _, y) return g * (1 - y * y) end,
+  softplus = function(g, x) return g * x:sigmoid() end,
+  relu = function(g, _, y) return F.where(y, g, 0) end,
+  elu = function(g, x, y, alpha) return F.where(x:relu(), g, g * (y + (alpha or 1))) end,
+  clamp = function(g, x, y) return F.where(y - x, 0, g) end,
+  pow = function(g, x, _, p) return g * (x:pow(p - 1) * p) end,
+}
+
+for name, rule in pairs(UNARY) do
+  V[name] = function(x, ...)
+    local y = x.v[name](x.v, ...)
+    local args = table.pack(...)
+    return node(y, { x }, function(g, out) return { rule(g, x.v, out.v, table.unpack(args, 1, args.n)) } end)
+  end
+end
+
+----------------------------------------------------------------- binary ops (broadcasting)
+local BINARY = {
+  add = function(g) return g, g end,
+  sub = function(g) return g, -g end,
+  mul = function(g, a, b) return g * b, g * a end,
+  div = function(g, a, b) return g / b, -(g * a) / (b * b) end,
+  -- ties send the gradient to b
+  maximum = function(g, a, b)
+    local m = F.maximum(a, b) - b
+    return F.where(m, g, 0), F.where(m, 0, g)
+  end,
+  minimum = function(g, a, b)
+    local m = F.minimum(a, b) - b
+    return F.where(m, g, 0), F.where(m, 0, g)
+  end,
+}
+
+for name, rule in pairs(BINARY) do
+  local fwd = F[name]
+  ag[name] = function(a, b)
+    if not is_value(a) and not is_value(b) then return fwd(a, b) end
+    local av, bv = raw(a), raw(b)
+    return node(fwd(av, bv), { a, b }, function(g)
+      local ga, gb = rule(g, av, bv)
+      return { is_value(a) and to_shape(ga, av) or nil, is_value(b) and to_shape(gb, bv) or nil }
+    end)
+  end
+end
+V.maximum, V.minimum = ag.maximum, ag.minimum
+Value.__add = ag.add
+Value.__sub = ag.sub
+Value.__mul = ag.mul
+Value.__div = ag.div
+Value.__unm = function(x) return x:neg() end
+
+----------------------------------------------------------------- reductions
+-- With no dims a value reduces to a tensor of one element (a plain tensor
+-- gives a Lua number); the scalar stays on the tape.
+local function reduction(name, rule)
+  V[name] = function(x, dims, keepdim)
+    local s = x.v:shape()
+    local d = dims_of(dims, #s)
+    local y = x.v[name](x.v, d, keepdim)
+    return node(y, { x }, function(g, out)
+      local k = kept_shape(s, d)
+      return { rule(g:reshape(k):expand(s), x.v, out.v:reshape(k):expand(s), d, s) }
+    end)
+  end
+end
+
+reduction("sum", function(g) return g end)
+reduction("mean", function(g, _, _, d, s)
+  local count = 1
+  for _, i in ipairs(d) do count = count * s[i] end
+  return g * (1 / count)
+end)
+reduction("max", function(g, x, m) return F.where(x - m, 0, g) end)
+reduction("logsumexp", function(g, x, lse) return g * (x - lse):exp() end)
+
+----------------------------------------------------------------- shape ops
+function V:reshape(shape)
+  local s = self.v:shape()
+  return node(self.v:reshape(shape), { self }, function(g) return { g:reshape(s) } end)
+end
+
+function V:permute(perm)
+  local inv = {}
+  for i, p in ipairs(perm) do inv[p] = i end
+  return node(self.v:permute(perm), { self }, function(g) return { g:permute(inv) } end)
+end
+
+function V:transpose(i, j)
+  return node(self.v:transpose(i, j), { self }, function(g) return { g:transpose(i, j) } end)
+end
+
+function V:expand(shape)
+  local s = self.v:shape()
+  return node(self.v:expand(shape), { self }, function(g) return { g:sum_to(s) } end)
+end
+
+function V:narrow(dim, start, length)
+  local s = self.v:shape()
+  return node(self.v:narrow(dim, start, length), { self }, function(g)
+    return { F.zeros(s):narrow_add(dim, start, g) }
+  end)
+end
+
+function V:chunk(n, dim)
+  local s = self.v:shape()
+  local d = dim < 0 and #s + 1 + dim or dim
+  local parts, out, start = self.v:chunk(n, d), {}, 1
+  for i, p in ipairs(parts) do
+    local from = start
+    out[i] = node(p, { self }, function(g) return { F.zeros(s):narrow_add(d, from, g) } end)
+    start = start + p:shape()[d]
+  end
+  return out
+end
+
+function V:index_select(dim, idx)
+  local s = self.v:shape()
+  return node(self.v:index_select(dim, idx), { self }, function(g)
+    return { F.zeros(s):index_add(dim, idx, g) }
+  end)
+end
+
+function V:gather(dim, index)
+  local s = self.v:shape()
+  return node(self.v:gather(dim, index), { self }, function(g)
+    return { F.zeros(s):scatter_add(dim, index, g) }
+  end)
+end
+
+function V:shape() return self.v:shape() end
+function V:numel() return self.v:numel() end
+
+function ag.cat(list, dim)
+  local any, vals = false, {}
+  for i, x in ipairs(list) do
+    any = any or is_value(x)
+    vals[i] = raw(x)
+  end
+  local y = F.cat(vals, dim)
+  if not any then return y end
+  local d = dim < 0 and #y:shape() + 1 + dim or dim
+  return node(y, list, function(g)
+    local gs, start = {}, 1
+    for i, v in ipairs(vals) do
+      local len = v:shape()[d]
+      if is_value(list[i]) then gs[i] = g:narrow(d, start, len) end
+      start = start + len
+    end
+    return gs
+  end)
+end
+
+function ag.where(mask, a, b)
+  mask = raw(mask)
+  if not is_value(a) and not is_value(b) then return F.where(mask, a, b) end
+  local av, bv = raw(a), raw(b)
+  return node(F.where(mask, av, bv), { a, b }, function(g)
+    return { is_value(a) and to_shape(F.where(mask, g, 0), av) or nil,
+      is_value(b) and to_shape(F.where(mask, 0, g), bv) or nil }
+  end)
+end
+
+----------------------------------------------------------------- linear algebra
+function ag.matmul(a, b)
+  if not is_value(a) and not is_value(b) then return F.matmul(a, b) end
+  local av, bv = raw(a), raw(b)
+  return node(F.matmul(av, bv), { a, b }, function(g)
+    local da, db = core.matmul_backward(av, bv, g)
+    return { is_value(a) and da or nil, is_value(b) and db or nil }
+  end)
+end
+
+--- conv2d(x, w [, b [, opts]]): NHWC x, w {kh, kw, cin, cout}, opts {padding, dilation}.
+function ag.conv2d(x, w, b, opts)
+  local xv, wv, bv = raw(x), raw(w), raw(b)
+  local y = F.conv2d(xv, wv, bv, opts)
+  if not is_value(x) and not is_value(w) and not is_value(b) then return y end
+  return node(y, { x, w, b }, function(g)
+    local dx, dw, db = F.conv2d_backward(xv, wv, g, opts, is_value(b))
+    return { dx, dw, db }
+  end)
+end
+
+function ag.avg_pool2(x)
+  if not is_value(x) then return F.avg_pool2(x) end
+  return node(F.avg_pool2(x.v), { x }, function(g) return { F.upsample2(g, "nearest") * 0.25 } end)
+end
+
+function ag.upsample2(x, mode)
+  if not is_value(x) then return F.upsample2(x, mode) end
+  return node(F.upsample2(x.v, mode), { x }, function(g) return { F.upsample2_backward(g, mode) } end)
+end
+
+--- slogdet(w) -> log|det w| of a square matrix, as a tensor {1}; its gradient is w^-T.
+function ag.slogdet(w)
+  local y = F.full({ 1 }, (core.slogdet(raw(w))))
+  if not is_value(w) then return y end
+  return node(y, { w }, function(g) return { core.inverse(w.v):transpose(1, 2) * g:sum() } end)
+end
+
+----------------------------------------------------------------- differentiation
+local function scalar_seed(y)
+  if type(y) == "number" then return nil end
+  if raw(y):numel() ~= 1 then
+    error("autograd.grad: the function must return a scalar (one element), got shape "
+      .. util.shapestr(raw(y):shape()), 0)
+  end
+  return F.full(raw(y):shape(), 1)
+end
+
+--- grad(fn, args...) -> fn's value, {the gradient of each tensor argument}.
+function ag.grad(fn, ...)
+  local args = table.pack(...)
+  local vals = {}
+  for i = 1, args.n do vals[i] = util.is_tensor(args[i]) and ag.leaf(args[i]) or args[i] end
+  local nodes, r = record(fn, table.unpack(vals, 1, args.n))
+  local y = r[1]
+  local seed = scalar_seed(y)
+  if seed then backprop(nodes, { { y, seed } }) end
+  local grads = {}
+  for i = 1, args.n do
+    if is_value(vals[i]) then grads[i] = vals[i].g or F.zeros(args[i]:shape()) end
+  end
+  local out = raw(y)
+  return util.is_tensor(out) and out:numel() == 1 and out:totable()[1] or out, grads
+end
+
+----------------------------------------------------------------- modules
+-- Run fn with the parameters of the module and of every module inside it
+-- as leaves (restored afterwards, also on an error): returns the tape, the
+-- leaves and fn's results. Modules inside are autograd modules or plain
+-- tables whose methods use glow's ops (a built-in piece's fused kernels do
+-- not take autograd values).
+local function taped(self, fn, ...)
+  local leaves = {}
+  module.walk(self, function(m)
+    for _, p in ipairs(m._params or {}) do
+      local leaf = ag.leaf(m[p.name])
+      leaves[#leaves + 1] = { m = m, p = p, leaf = leaf }
+      m[p.name] = leaf
+    end
+  end)
+  local _ <close> = module.closing(function()
+    for _, l in ipairs(leaves) do l.m[l.p.name] = l.leaf.v end
+  end)
+  local nodes, r = record(fn, self, ...)
+  return nodes, leaves, r
+end
+
+local function collect(leaves)
+  for _, l in ipairs(leaves) do if l.leaf.g then l.p.grad:add(l.leaf.g) end end
+end
+
+local function param_method(self, name, value)
+  module.param(self, name, value)
+  return self
+end
+
+--- autograd.Net(forward): a network from forward(self, x) -> y written with
+--- glow's ops; net:param(name, tensor) registers a parameter. It has
+--- forward(x), backward(x, dy) -> dx (gradients accumulate) and parameters:
+--- a coupling's network (glow.AffineCoupling(c, {net = net})) or any other.
+local Net = module.class("autograd.Net")
+ag.Net = Net
+Net.param = param_method
+
+function Net.new(forward)
+  if type(forward) ~= "function" then error("autograd.Net: expected a function forward(self, x)", 2) end
+  return setmetatable({ fn = forward }, Net)
+end
+
+--- forward(x [, keep]): with keep, the forward is taped and kept for one
+--- backward(x, dy) on the same x, which then does not run it again (a
+--- coupling asks for that when it needs the output in its backward too).
+function Net:forward(x, keep)
+  self._tape = nil
+  if not keep then return self.fn(self, x) end
+  local xl = ag.leaf(x)
+  local nodes, leaves, r = taped(self, self.fn, xl)
+  self._tape = { x = x, xl = xl, nodes = nodes, leaves = leaves, y = r[1] }
+  return raw(r[1])
+end
+
+function Net:backward(x, dy)
+  local t = self._tape
+  self._tape = nil
+  if not (t and rawequal(t.x, x)) then
+    local xl = ag.leaf(x)
+    local nodes, leaves, r = taped(self, self.fn, xl)
+    t = { xl = xl, nodes = nodes, leaves = leaves, y = r[1] }
+  end
+  backprop(t.nodes, { { t.y, dy } })
+  collect(t.leaves)
+  return t.xl.g or F.zeros(x:shape())
+end
+
+function Net:clear_state() self._tape = nil end
+
+--- autograd.Flow{forward = fn(self, x, ctx) -> y, logdet, inverse = fn(self,
+--- y, ctx) -> x}: a flow piece. Its backward rebuilds the input by the
+--- inverse (memory mode "reversible", or outside training), or takes the one
+--- a training forward kept (memory mode "store"), tapes the forward on it
+--- and back-propagates dy and dlogdet: one piece at a time, so with
+--- "reversible" memory stays flat in depth.
+local Flow = module.class("autograd.Flow")
+ag.Flow = Flow
+Flow.param = param_method
+
+function Flow.new(o)
+  if type(o) ~= "table" or type(o.forward) ~= "function" or type(o.inverse) ~= "function" then
+    error("autograd.Flow: expected {forward = function(self, x, ctx), inverse = function(self, y, ctx)}", 2)
+  end
+  return setmetatable({ fwd = o.forward, inv = o.inverse, label = o.name or "autograd flow" }, Flow)
+end
+
+function Flow:forward(x, ctx)
+  if self.is_training and self.memory_mode == "store" then self._x = x end
+  return self.fwd(self, x, ctx)
+end
+
+function Flow:inverse(y, ctx) return self.inv(self, y, ctx) end
+
+function Flow:clear_state() self._x = nil end
+
+function Flow:backward(y, dy, dlogdet, ctx)
+  local x = self._x or self.inv(self, y, ctx)
+  self._x = nil
+  local xl = ag.leaf(x)
+  local nodes, leaves, r = taped(self, self.fwd, xl, ctx)
+  local seeds = { { r[1], dy } }
+  local n = x:shape()[1]
+  local d = util.dlogdet(dlogdet, n)
+  if d and is_value(r[2]) then seeds[2] = { r[2], d } end
+  backprop(nodes, seeds)
+  collect(leaves)
+  return x, xl.g or F.zeros(x:shape())
+end
+
+--- autograd.Prior{log_prob = fn(self, z, cond) -> {n}, sample = fn(self,
+--- shape, cond, opts) -> z, shape = {h, w, c} (for a top prior)}: a prior;
+--- backward(z, dlp, cond) -> dz, dz1 (dz1 when cond.z1 is given).
+local Prior = module.class("autograd.Prior")
+ag.Prior = Prior
+Prior.param = param_method
+
+function Prior.new(o)
+  if type(o) ~= "table" or type(o.log_prob) ~= "function" or type(o.sample) ~= "function" then
+    error("autograd.Prior: expected {log_prob = function(self, z, cond), sample = function(self, shape, cond, opts)}",
+      2)
+  end
+  return setmetatable({ lp = o.log_prob, draw = o.sample, shape = o.shape }, Prior)
+end
+
+function Prior:log_prob(z, cond) return self.lp(self, z, cond) end
+function Prior:sample(shape, cond, opts) return self.draw(self, shape, cond, opts or {}) end
+
+function Prior:backward(z, dlp, cond)
+  local zl = ag.leaf(z)
+  local c, z1 = cond, nil
+  if cond and cond.z1 then
+    z1 = ag.leaf(cond.z1)
+    c = { y = cond.y, z1 = z1 }
+  end
+  local nodes, leaves, r = taped(self, self.lp, zl, c)
+  local n = z:shape()[1]
+  backprop(nodes, { { r[1], util.dlogdet(dlp, n) } })
+  collect(leaves)
+  local dz = zl.g or F.zeros(z:shape())
+  if z1 then return dz, z1.g or F.zeros(cond.z1:shape()) end
+  return dz
+end
+
+return ag
