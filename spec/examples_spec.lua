@@ -73,6 +73,28 @@ describe("examples/custom_multiscale.lua", function()
   end)
 end)
 
+describe("the prototype architectures (ops and autograd, no C)", function()
+  for _, case in ipairs {
+    { "realnvp", "samples.png" }, { "flowpp", "samples.png" }, { "superres", "superres.png" },
+  } do
+    local name, picture = case[1], case[2]
+    it("examples/" .. name .. ".lua checks its twin and trains with --quick", function()
+      local tmp = H.tmpdir()
+      local code, out, err = run(name .. ".lua", "--quick --out " .. tmp .. "/" .. name, tmp)
+      assert.are.equal(0, code, err)
+      assert.matches(name .. ": ok", out, 1, true)
+      -- the twin's checks (the script fails by itself when one does not hold)
+      assert.is_true(tonumber(out:match("decode%(encode%(x%)%) max abs error (%S+);")) <= 1e-4)
+      local ld, brute = out:match("log%-det (%S+), brute%-force Jacobian (%S+);")
+      assert.close(tonumber(brute), tonumber(ld), 1e-3, 1e-3)
+      assert.is_true(tonumber(out:match("within (%S+) of central differences")) <= 1e-2)
+      assert.is_truthy(out:match("test bits/dim[^\n]-: (%d+%.%d+)"))
+      assert_files(tmp .. "/" .. name, { picture, "summary.txt" })
+      H.rmdir(tmp)
+    end)
+  end
+end)
+
 describe("the experiment scripts", function()
   -- one --quick conditional run serves as the conditional checkpoint of the
   -- others; an unconditional checkpoint and an attribute folder are made here
