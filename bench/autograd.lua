@@ -7,28 +7,10 @@
 --- in backward either way).
 local glow = require "glow"
 local bench = require "bench_util"
-local ag = glow.autograd
 
 local opts = bench.options("autograd.lua", { reps = 5, steps = 5, batch = 64, memory = "auto" }, arg)
 
--- the default network with ops: the same layers, the same initialization
-local function ops_net(cin, cout, info)
-  local w = info.width
-  local net = ag.Net(function(self, x)
-    local h = glow.conv2d(x, self.w1)
-    h = ((h + self.an1_bias) * self.an1_logs:exp()):relu()
-    h = glow.conv2d(h, self.w2)
-    h = ((h + self.an2_bias) * self.an2_logs:exp()):relu()
-    return glow.conv2d(h, self.w3, self.b3) * (self.logscale * 3):exp()
-  end)
-  net:param("w1", glow.randn({ 3, 3, cin, w }, info.seed, 0.05))
-  net:param("an1_bias", glow.zeros({ w })):param("an1_logs", glow.zeros({ w }))
-  net:param("w2", glow.randn({ 1, 1, w, w }, info.seed + 1, 0.05))
-  net:param("an2_bias", glow.zeros({ w })):param("an2_logs", glow.zeros({ w }))
-  net:param("w3", glow.zeros({ 3, 3, w, cout })):param("b3", glow.zeros({ cout }))
-  net:param("logscale", glow.zeros({ cout }))
-  return net
-end
+local ops_net = bench.ops_net
 
 local x = glow.rand({ opts.batch, 28, 28, 1 }, 1) - 0.5
 local sides = {}

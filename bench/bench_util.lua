@@ -48,6 +48,29 @@ function util.cpu_model()
   return "unknown CPU"
 end
 
+--- The default coupling network (conv3x3, ActNorm, ReLU, conv1x1, ActNorm,
+--- ReLU, ZeroConv3x3) written with glow's ops and glow.autograd, for
+--- glow.Glow's net option: the same layers and initialization as the fused
+--- glow.nn network, without its fused kernel.
+function util.ops_net(cin, cout, info)
+  local glow = require "glow"
+  local w = info.width
+  local net = glow.autograd.Net(function(self, x)
+    local h = glow.conv2d(x, self.w1)
+    h = ((h + self.an1_bias) * self.an1_logs:exp()):relu()
+    h = glow.conv2d(h, self.w2)
+    h = ((h + self.an2_bias) * self.an2_logs:exp()):relu()
+    return glow.conv2d(h, self.w3, self.b3) * (self.logscale * 3):exp()
+  end)
+  net:param("w1", glow.randn({ 3, 3, cin, w }, info.seed, 0.05))
+  net:param("an1_bias", glow.zeros({ w })):param("an1_logs", glow.zeros({ w }))
+  net:param("w2", glow.randn({ 1, 1, w, w }, info.seed + 1, 0.05))
+  net:param("an2_bias", glow.zeros({ w })):param("an2_logs", glow.zeros({ w }))
+  net:param("w3", glow.zeros({ 3, 3, w, cout })):param("b3", glow.zeros({ cout }))
+  net:param("logscale", glow.zeros({ cout }))
+  return net
+end
+
 function util.median(t)
   local s = {}
   for k, v in ipairs(t) do s[k] = v end

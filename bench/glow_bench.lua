@@ -1,7 +1,7 @@
 --- The glow side of bench/compare.sh: times one configuration's training
 --- step, encode or sample, and prints one JSON line like bench/torch_glow.py.
 ---
----   lua5.4 bench/glow_bench.lua fmnist-small train 5 [depth=N] [memory=store|reversible|auto]
+---   lua5.4 bench/glow_bench.lua fmnist-small train 5 [depth=N] [memory=store|reversible|auto] [net=autograd]
 ---   lua5.4 bench/glow_bench.lua sgemm 2048 3     -- a square sgemm's GFLOP/s
 local glow = require "glow"
 local json = require "glow.json"
@@ -67,14 +67,15 @@ local cfg = assert(CONFIGS[name], "unknown config " .. tostring(name))
 local over = {}
 for i = 4, #arg do
   local k, v = arg[i]:match("^(%w+)=(%w+)$")
-  if k ~= "depth" and k ~= "memory" then error("glow_bench: unknown setting " .. arg[i], 0) end
+  if k ~= "depth" and k ~= "memory" and k ~= "net" then error("glow_bench: unknown setting " .. arg[i], 0) end
   over[k] = tonumber(v) or v
 end
 cfg.depth = over.depth or cfg.depth
 local mode = arg2 or "train"
 local n = cfg.batch
+-- net=autograd: the default coupling network written with the ops and glow.autograd
 local model = glow.Glow { shape = cfg.shape, levels = cfg.levels, depth = cfg.depth, width = cfg.width,
-  memory = over.memory }
+  memory = over.memory, net = over.net == "autograd" and require("bench_util").ops_net or nil }
 local s = cfg.shape
 local x = glow.rand({ n, s[1], s[2], s[3] }, 1):add(glow.Tensor { n, s[1], s[2], s[3] }:fill(-0.5))
 model:initialize(x)
