@@ -3,15 +3,18 @@
 --- the same image at 14x14). The low-resolution image (2x2 means, upsampled
 --- back to 28x28 bilinearly) reaches every coupling through the context
 --- (model:log_prob(x, low), ctx.y): each coupling's network sees z1 beside
---- the low-resolution image squeezed to its level's size. Each level:
+--- the low-resolution image squeezed to its level's size, and so do the
+--- priors (the split's, beside z1, and the top one), each a Gaussian whose
+--- mean and log-scale come from a zero-initialized conv3x3. Each level:
 --- squeeze, K steps of ActNorm, LU 1x1 convolution and this coupling, then a
---- split (not on the last level). The script checks a tiny twin, trains the
+--- split (not on the last level). The unconditional twin has the same
+--- flow with the library's split prior and learned top prior. The script checks a tiny twin, trains the
 --- conditional model and the same model without the low-resolution input
 --- for the same steps, reports both test bits/dim, and writes samples at
 --- temperature 0.7 beside their inputs (superres.png: rows of inputs,
 --- samples and the originals).
 ---
----   lua5.4 examples/superres.lua [--epochs 1] [--batch 64] [--levels 2] [--depth 4] [--width 32]
+---   lua5.4 examples/superres.lua [--epochs 1] [--batch 64] [--levels 2] [--depth 4] [--width 64]
 ---       [--lr 1e-3] [--max-steps N] [--eval-limit N] [--quick] [--out DIR] [--seed 0] [--data-dir DIR]
 -- luacheck: ignore 581 (not (a < b) is also true for NaN, on purpose)
 local C = dofile((arg[0]:match("^(.*)[/\\]") or ".") .. "/common.lua")
@@ -23,7 +26,7 @@ local SPEC = {
   batch = { "int", 64, quick = 16, min = 1 },
   levels = { "int", 2, min = 1 },
   depth = { "int", 4, quick = 2, min = 1 },
-  width = { "int", 32, quick = 8, min = 1 },
+  width = { "int", 64, quick = 8, min = 1 },
   lr = { "number", 1e-3, min = 0 },
   ["max-steps"] = { "int", 0, quick = 20, min = 0 },
   ["eval-limit"] = { "int", 0, quick = 64, min = 0 },
@@ -84,6 +87,43 @@ local function coupling(c, l, width, seed, conditional)
   return piece
 end
 
+local LOG2PI = math.log(2 * math.pi)
+
+-- log N(z; mean, exp(logs)^2) per image, and a draw at temperature t
+local function gaussian_logp(z, mean, logs)
+  local d = (z - mean) * (-logs):exp()
+  return (d * d * -0.5 - logs - 0.5 * LOG2PI):sum({ 2, 3, 4 })
+end
+
+local function gaussian_sample(shape, mean, logs, opts)
+  return mean + glow.randn(shape, opts.seed or 0, 1) * (logs:exp() * (opts.temperature or 1))
+end
+
+--- A prior whose mean and log-scale come from a zero-initialized conv3x3 of
+--- the low-resolution image at level l's size, beside z1 for a split's prior
+--- (c1 channels) or alone for the top prior (c1 = 0): c2 channels scored.
+local function cond_prior(c1, c2, l, shape)
+  local function moments(self, cond)
+    local low = cond.y
+    for _ = 1, l do low = (squeeze:forward(low)) end
+    local input = c1 > 0 and glow.cat({ cond.z1, low }, 4) or low
+    local h = glow.conv2d(input, self.w, self.b) * (self.logscale * 3):exp()
+    return h:narrow(4, 1, c2), h:narrow(4, c2 + 1, c2)
+  end
+  local p = ag.Prior {
+    shape = shape,
+    log_prob = function(self, z, cond) return gaussian_logp(z, moments(self, cond)) end,
+    sample = function(self, s, cond, opts)
+      local mean, logs = moments(self, cond)
+      return gaussian_sample(s, mean, logs, opts)
+    end,
+  }
+  local cin = c1 + 4 ^ l
+  p:param("w", glow.zeros({ 3, 3, cin, 2 * c2 })):param("b", glow.zeros({ 2 * c2 }))
+  p:param("logscale", glow.zeros({ 2 * c2 }))
+  return p
+end
+
 local function model(shape, o, conditional)
   local c = shape[3]
   local levels = {}
@@ -97,14 +137,16 @@ local function model(shape, o, conditional)
         { "coupling", coupling(c, l, o.width, seed, conditional) } } }
     end
     if l < o.levels then
-      pieces[#pieces + 1] = { "split", glow.Split(c) }
-      c = c // 2
+      local half = c // 2
+      pieces[#pieces + 1] = { "split", glow.Split(c, { prior = conditional and cond_prior(half, c - half, l) or nil }) }
+      c = half
     end
     levels[l] = glow.Flow(pieces)
   end
   local f = 2 ^ o.levels
-  return glow.Model({ levels = levels, prior = glow.prior.Learned({ shape[1] // f, shape[2] // f, c }) },
-    { shape = shape, n_bits = 8 })
+  local top = { shape[1] // f, shape[2] // f, c }
+  return glow.Model({ levels = levels,
+    prior = conditional and cond_prior(0, c, o.levels, top) or glow.prior.Learned(top) }, { shape = shape, n_bits = 8 })
 end
 
 C.script("superres", SPEC, function(o, out)
