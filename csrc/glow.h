@@ -416,10 +416,11 @@ void glow_upsample2_backward(const float *dy, float *dx, int n, int h, int w, in
 enum {
   GLOW_OP_EXP = 1, GLOW_OP_LOG, GLOW_OP_LOG1P, GLOW_OP_EXPM1, GLOW_OP_SQRT, GLOW_OP_ABS, GLOW_OP_NEG,
   GLOW_OP_SIGMOID, GLOW_OP_LOG_SIGMOID, GLOW_OP_TANH, GLOW_OP_SOFTPLUS, GLOW_OP_RELU, GLOW_OP_ELU,
-  GLOW_OP_CLAMP, GLOW_OP_POW,
-  GLOW_OP_ADD = 32, GLOW_OP_SUB, GLOW_OP_MUL, GLOW_OP_DIV, GLOW_OP_MAX, GLOW_OP_MIN
+  GLOW_OP_CLAMP, GLOW_OP_POW, GLOW_OP_SCALE,
+  GLOW_OP_ADD = 32, GLOW_OP_SUB, GLOW_OP_MUL, GLOW_OP_DIV, GLOW_OP_MAX, GLOW_OP_MIN, GLOW_OP_SUMEXP
 };
-/* y[i] = f(x[i]): x, y {n}; a, b: elu's alpha, clamp's bounds, pow's exponent */
+/* y[i] = f(x[i]): x, y {n}; a, b: elu's alpha, clamp's bounds, pow's exponent, scale's
+ * factor. maximum, minimum and max propagate NaN. */
 void glow_unary(int op, const float *x, float *y, int64_t n, float a, float b);
 /* y {shape} = a op b, a and b read with strides sa, sb (nd each) */
 void glow_binary(int op, const float *a, const int64_t *sa, const float *b, const int64_t *sb, float *y,
@@ -429,8 +430,13 @@ void glow_where(const float *m, const int64_t *sm, const float *a, const int64_t
                 const int64_t *sb, float *y, int nd, const int64_t *shape);
 /* y {shape} = x read with strides sx (a permutation or a broadcast) */
 void glow_strided_copy(const float *x, const int64_t *sx, float *y, int nd, const int64_t *shape);
-/* x {outer, red, inner} -> y {outer, inner}: op GLOW_OP_ADD (sum) or GLOW_OP_MAX */
-void glow_reduce(int op, const float *x, float *y, int64_t outer, int64_t red, int64_t inner);
+/* x {outer, red, inner} -> y {outer, inner}: op GLOW_OP_ADD (sum), GLOW_OP_MAX, or
+ * GLOW_OP_SUMEXP (sum of exp(x - shift), shift {outer, inner}; NULL for the others).
+ * The result depends on the sizes only, not on the thread count. */
+void glow_reduce(int op, const float *x, const float *shift, float *y, int64_t outer, int64_t red,
+                 int64_t inner);
+/* y {outer, inner} = log sum_r exp(x {outer, red, inner}), stable; m {outer, inner} is scratch */
+void glow_logsumexp(const float *x, float *m, float *y, int64_t outer, int64_t red, int64_t inner);
 /* dst[o, doff + r] (=|+=) src[o, soff + r] for r < rows: src {outer, srows, inner},
  * dst {outer, drows, inner}; add = 1 adds */
 void glow_rows(const float *src, int64_t srows, int64_t soff, float *dst, int64_t drows, int64_t doff,
@@ -443,7 +449,7 @@ void glow_index_rows(const float *x, int64_t xrows, float *y, const int64_t *idx
  * x[...] += y[i]. x {xshape}, idx and y {ishape}, 0-based indices */
 void glow_gather(float *x, const int64_t *xshape, const int64_t *idx, const int64_t *ishape, int nd, int dim,
                  float *y, int scatter);
-/* y {n, h, w, c}: 1 where (i + j + parity) is even, else 0 */
+/* y {n, h, w, c}: 1 where (i + j + parity) is even (i, j 0-based row and column), else 0 */
 void glow_checkerboard(float *y, int64_t n, int64_t h, int64_t w, int64_t c, int parity);
 /* y {n, k}: one_hot of labels in [0, k) */
 void glow_one_hot(const int *labels, int64_t n, int64_t k, float *y);

@@ -6,6 +6,11 @@
  * mask makers (checkerboard, one_hot). lua/glow/tensor.lua installs them as
  * glow.Tensor methods, operators and glow.* functions.
  *
+ * Before a strided kernel runs, its dimensions are coalesced: dims of size 1
+ * dropped, neighbours merged where every operand steps through them as one,
+ * so {n, h, w, c} + {c} loops as {n*h*w, c} and same-shape operands as one
+ * flat run.
+ *
  * Dimensions are 1-based here, as in Lua; a negative one counts from the
  * end. Every op checks shapes before it touches memory and names itself and
  * the shapes in its error messages; every op returns a new tensor, except
@@ -14,6 +19,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -22,11 +28,39 @@
 #include "lglow.h"
 
 /* ------------------------------------------------------------------ helpers */
+/* dimension d (1-based, negative from the end) of nd, 0-based */
+static int dimof(lua_State *L, lua_Integer d, int nd, const char *what) {
+  lua_Integer k = d < 0 ? d + nd + 1 : d;
+  if (k < 1 || k > nd) return lg_fail(L, "%s: dimension %I out of range for %d dimensions", what, d, nd);
+  return (int)k - 1;
+}
+
+/* an integer at stack index idx, or an error naming what and the value */
+static lua_Integer checkint(lua_State *L, int idx, const char *what, const char *name) {
+  int isint;
+  lua_Integer v = lua_tointegerx(L, idx, &isint);
+  if (!isint) {
+    const char *got = lua_type(L, idx) == LUA_TNUMBER ? luaL_tolstring(L, idx, NULL) : luaL_typename(L, idx);
+    return lg_fail(L, "%s: %s must be an integer, got %s", what, name, got);
+  }
+  return v;
+}
+
 static int checkdim(lua_State *L, int idx, int nd, const char *what) {
-  lua_Integer d = luaL_checkinteger(L, idx);
-  if (d < 0) d += nd + 1;
-  if (d < 1 || d > nd) return lg_fail(L, "%s: dimension %I out of range for %d dimensions", what, d, nd);
-  return (int)d - 1;
+  return dimof(L, checkint(L, idx, what, "a dimension"), nd, what);
+}
+
+/* an optional dimension: def (0-based) when absent */
+static int optdim(lua_State *L, int idx, int nd, int def, const char *what) {
+  return lua_isnoneornil(L, idx) ? def : checkdim(L, idx, nd, what);
+}
+
+/* a tensor argument, or an error naming the op */
+static Tensor *checkt(lua_State *L, int idx, const char *what) {
+  Tensor *t = luaL_testudata(L, idx, TNAME);
+  if (!t) lg_fail(L, "%s: argument %d must be a glow.Tensor, got %s", what, idx, luaL_typename(L, idx));
+  if (!t->data) lg_fail(L, "%s: argument %d is a closed tensor", what, idx);
+  return t;
 }
 
 /* outer, size and inner of t around dimension d (0-based) */
@@ -82,6 +116,34 @@ static const char *opshape(const operand *o, char *buf, size_t len) {
   return buf;
 }
 
+/* Coalesce the dims of a strided loop over shape (nd dims) with count
+ * operands' strides, in place: dims of size 1 go, and dim d merges into d+1
+ * where every operand's stride along d is its stride along d+1 times that
+ * dim's size. Returns the new nd (at least 1). */
+static int coalesce(int nd, int64_t *shape, int64_t (*st)[GLOW_MAXDIM], int count) {
+  int m = 0;
+  for (int d = 0; d < nd; d++) {
+    if (shape[d] == 1) continue;
+    int merge = m > 0;
+    for (int k = 0; merge && k < count; k++)
+      if (st[k][m - 1] != st[k][d] * shape[d]) merge = 0;
+    if (merge) {
+      shape[m - 1] *= shape[d];
+      for (int k = 0; k < count; k++) st[k][m - 1] = st[k][d];
+    } else {
+      shape[m] = shape[d];
+      for (int k = 0; k < count; k++) st[k][m] = st[k][d];
+      m++;
+    }
+  }
+  if (m == 0) {
+    shape[0] = 1;
+    for (int k = 0; k < count; k++) st[k][0] = 0;
+    m = 1;
+  }
+  return m;
+}
+
 /* the broadcast shape of the operands; strides of each aligned to it */
 static int broadcast(lua_State *L, operand *ops, int count, const char *what, int64_t *shape,
                      int64_t strides[][GLOW_MAXDIM]) {
@@ -94,10 +156,16 @@ static int broadcast(lua_State *L, operand *ops, int count, const char *what, in
       int64_t v = ops[k].shape[d];
       if (shape[od] == 1) shape[od] = v;
       else if (v != 1 && v != shape[od]) {
+        /* the earlier operand that set this dim */
         char b1[160], b2[160];
-        int other = k == 0 ? 1 : 0;
-        for (int j = 0; j < count; j++)
-          if (j != k) { other = j; break; }
+        int other = 0;
+        for (int j = 0; j < k; j++) {
+          int jd = od - (nd - ops[j].nd);
+          if (jd >= 0 && ops[j].shape[jd] == shape[od]) {
+            other = j;
+            break;
+          }
+        }
         return lg_fail(L, "%s: shapes %s and %s do not broadcast", what, opshape(&ops[other], b1, sizeof b1),
                        opshape(&ops[k], b2, sizeof b2));
       }
@@ -115,15 +183,24 @@ static int broadcast(lua_State *L, operand *ops, int count, const char *what, in
 }
 
 /* ------------------------------------------------------------------ elementwise */
+/* a number argument, or def when absent and def is not NAN */
+static float checknum(lua_State *L, int idx, float def, const char *what, const char *name) {
+  if (lua_isnoneornil(L, idx) && !isnan(def)) return def;
+  if (lua_type(L, idx) != LUA_TNUMBER)
+    lg_fail(L, "%s: %s must be a number, got %s", what, name, luaL_typename(L, idx));
+  return (float)lua_tonumber(L, idx);
+}
+
 static int l_unary(lua_State *L) {
   int op = (int)lua_tointeger(L, lua_upvalueindex(1));
-  Tensor *x = lg_checkt(L, 1);
+  const char *what = lua_tostring(L, lua_upvalueindex(2));
+  Tensor *x = checkt(L, 1, what);
   float a = 0, b = 0;
-  if (op == GLOW_OP_ELU) a = (float)luaL_optnumber(L, 2, 1.0);
-  if (op == GLOW_OP_POW) a = (float)luaL_checknumber(L, 2);
+  if (op == GLOW_OP_ELU) a = checknum(L, 2, 1.0f, what, "alpha");
+  if (op == GLOW_OP_POW) a = checknum(L, 2, NAN, what, "the exponent");
   if (op == GLOW_OP_CLAMP) {
-    a = lua_isnoneornil(L, 2) ? -INFINITY : (float)luaL_checknumber(L, 2);
-    b = lua_isnoneornil(L, 3) ? INFINITY : (float)luaL_checknumber(L, 3);
+    a = checknum(L, 2, -INFINITY, what, "the lower bound");
+    b = checknum(L, 3, INFINITY, what, "the upper bound");
   }
   Tensor *y = lg_newlike(L, x);
   glow_unary(op, x->data, y->data, x->n, a, b);
@@ -147,6 +224,7 @@ static int l_binary(lua_State *L) {
     return 1;
   }
   Tensor *y = lg_newt(L, nd, shape);
+  nd = coalesce(nd, shape, st, 2);
   glow_binary(op, ops[0].p, st[0], ops[1].p, st[1], y->data, nd, shape);
   return 1;
 }
@@ -158,29 +236,31 @@ static int l_where(lua_State *L) {
   int nd = broadcast(L, ops, 3, "where", shape, st);
   if (nd == 0) return lg_fail(L, "where: at least one argument must be a tensor");
   Tensor *y = lg_newt(L, nd, shape);
+  nd = coalesce(nd, shape, st, 3);
   glow_where(ops[0].p, st[0], ops[1].p, st[1], ops[2].p, st[2], y->data, nd, shape);
   return 1;
 }
 
 /* expand(t, shape): t broadcast to shape (a copy) */
 static int l_expand(lua_State *L) {
-  Tensor *t = lg_checkt(L, 1);
+  Tensor *t = checkt(L, 1, "expand");
   int64_t shape[MAXDIM];
   int nd = lg_readshape(L, 2, shape);
   lg_numel(L, nd, shape);
   char b1[160], b2[160];
   if (nd < t->ndim) goto bad;
-  int64_t own[MAXDIM], st[MAXDIM];
+  int64_t own[MAXDIM], st[1][GLOW_MAXDIM];
   contiguous_strides(t->ndim, t->shape, own);
   for (int d = 0; d < nd; d++) {
     int od = d - (nd - t->ndim);
-    if (od < 0) st[d] = 0;
-    else if (t->shape[od] == shape[d]) st[d] = own[od];
-    else if (t->shape[od] == 1) st[d] = 0;
+    if (od < 0) st[0][d] = 0;
+    else if (t->shape[od] == shape[d]) st[0][d] = own[od];
+    else if (t->shape[od] == 1) st[0][d] = 0;
     else goto bad;
   }
   Tensor *y = lg_newt(L, nd, shape);
-  glow_strided_copy(t->data, st, y->data, nd, shape);
+  nd = coalesce(nd, shape, st, 1);
+  glow_strided_copy(t->data, st[0], y->data, nd, shape);
   return 1;
 bad: {
   Tensor tmp = {0};
@@ -192,8 +272,10 @@ bad: {
 }
 
 /* ------------------------------------------------------------------ reductions */
-/* reduce dims (a sorted set) of t with op, one contiguous block at a time;
- * pushes the result with the reduced dims kept as 1 */
+/* reduce dims (flags per dim) of t with op (GLOW_OP_ADD, GLOW_OP_MAX or
+ * GLOW_OP_SUMEXP for log-sum-exp), one run of neighbouring dims at a time:
+ * each of those ops composes over runs. Pushes the result, the reduced dims
+ * kept as 1. */
 static Tensor *reduce_dims(lua_State *L, Tensor *t, const int *red, int op) {
   int64_t shape[MAXDIM];
   memcpy(shape, t->shape, sizeof(int64_t) * (size_t)t->ndim);
@@ -201,7 +283,10 @@ static Tensor *reduce_dims(lua_State *L, Tensor *t, const int *red, int op) {
   Tensor *cur = NULL;
   int d = 0, pushed = 0;
   while (d < t->ndim) {
-    if (!red[d]) { d++; continue; }
+    if (!red[d] || shape[d] == 1) {
+      d++;
+      continue;
+    }
     int e = d;
     while (e + 1 < t->ndim && red[e + 1]) e++;
     int64_t outer = 1, mid = 1, inner = 1;
@@ -210,45 +295,65 @@ static Tensor *reduce_dims(lua_State *L, Tensor *t, const int *red, int op) {
     for (int i = e + 1; i < t->ndim; i++) inner *= shape[i];
     for (int i = d; i <= e; i++) shape[i] = 1;
     Tensor *next = lg_newt(L, t->ndim, shape);
-    glow_reduce(op, src, next->data, outer, mid, inner);
+    if (op == GLOW_OP_SUMEXP) {
+      Tensor *m = lg_newt(L, t->ndim, shape); /* scratch */
+      glow_logsumexp(src, m->data, next->data, outer, mid, inner);
+      lua_pop(L, 1);
+    } else {
+      glow_reduce(op, src, NULL, next->data, outer, mid, inner);
+    }
     if (pushed) lua_remove(L, -2); /* drop the previous intermediate */
     pushed = 1;
     cur = next, src = next->data;
     d = e + 1;
   }
   if (!pushed) { /* nothing to reduce: a copy */
-    cur = lg_newlike(L, t);
+    cur = lg_newt(L, t->ndim, shape);
     memcpy(cur->data, t->data, sizeof(float) * (size_t)t->n);
   }
   return cur;
 }
 
-/* read dims (nil: all; an integer; an array) into a 0/1 flag per dimension */
+/* read dims (nil: all; an integer; an array of integers) into a 0/1 flag per
+ * dimension; a dim given twice is an error */
 static void readdims(lua_State *L, int idx, int nd, int *red, const char *what) {
-  for (int d = 0; d < nd; d++) red[d] = lua_isnoneornil(L, idx) ? 1 : 0;
-  if (lua_isnoneornil(L, idx)) return;
+  int all = lua_isnoneornil(L, idx);
+  for (int d = 0; d < nd; d++) red[d] = all;
+  if (all) return;
   if (lua_type(L, idx) == LUA_TNUMBER) {
     red[checkdim(L, idx, nd, what)] = 1;
     return;
   }
-  luaL_checktype(L, idx, LUA_TTABLE);
+  if (lua_type(L, idx) != LUA_TTABLE)
+    lg_fail(L, "%s: dims must be an integer or an array of integers, got %s", what, luaL_typename(L, idx));
   lua_Integer k = luaL_len(L, idx);
   for (lua_Integer i = 1; i <= k; i++) {
     lua_geti(L, idx, i);
-    red[checkdim(L, lua_gettop(L), nd, what)] = 1;
+    int d = checkdim(L, lua_gettop(L), nd, what);
     lua_pop(L, 1);
+    if (red[d]) lg_fail(L, "%s: dimension %d appears twice in dims", what, d + 1);
+    red[d] = 1;
   }
 }
 
-/* reduce(t, dims, keepdim, op): sum or max */
+/* reduce(t [, dims [, keepdim]]): sum, mean, max or logsumexp over dims
+ * (nil: all); the reduced dims removed unless keepdim, shape {1} when none
+ * is left */
 static int l_reduce(lua_State *L) {
   int op = (int)lua_tointeger(L, lua_upvalueindex(1));
   const char *what = lua_tostring(L, lua_upvalueindex(2));
-  Tensor *t = lg_checkt(L, 1);
+  int mean = strcmp(what, "mean") == 0;
+  Tensor *t = checkt(L, 1, what);
   int red[MAXDIM];
   readdims(L, 2, t->ndim, red, what);
   int keep = lua_toboolean(L, 3);
   Tensor *y = reduce_dims(L, t, red, op);
+  if (mean) {
+    int64_t count = 1;
+    for (int d = 0; d < t->ndim; d++)
+      if (red[d]) count *= t->shape[d];
+    glow_unary(GLOW_OP_SCALE, y->data, y->data, y->n, (float)(1.0 / (double)count), 0);
+  }
   if (!keep) {
     int nd = 0;
     for (int d = 0; d < t->ndim; d++)
@@ -261,7 +366,7 @@ static int l_reduce(lua_State *L) {
 
 /* sum_to(t, shape): the sum of t over the dimensions broadcast from shape */
 static int l_sum_to(lua_State *L) {
-  Tensor *t = lg_checkt(L, 1);
+  Tensor *t = checkt(L, 1, "sum_to");
   int64_t shape[MAXDIM];
   int nd = lg_readshape(L, 2, shape);
   char b1[160], b2[160];
@@ -287,11 +392,24 @@ bad:
 }
 
 /* ------------------------------------------------------------------ shape */
+/* y = t with its dims in the order perm (0-based) */
+static int permuted(lua_State *L, Tensor *t, const int *perm) {
+  int nd = t->ndim;
+  int64_t own[MAXDIM], st[1][GLOW_MAXDIM], shape[MAXDIM];
+  contiguous_strides(nd, t->shape, own);
+  for (int d = 0; d < nd; d++) shape[d] = t->shape[perm[d]], st[0][d] = own[perm[d]];
+  Tensor *y = lg_newt(L, nd, shape);
+  nd = coalesce(nd, shape, st, 1);
+  glow_strided_copy(t->data, st[0], y->data, nd, shape);
+  return 1;
+}
+
 static int l_permute(lua_State *L) {
-  Tensor *t = lg_checkt(L, 1);
-  luaL_checktype(L, 2, LUA_TTABLE);
+  Tensor *t = checkt(L, 1, "permute");
   int nd = t->ndim, seen[MAXDIM] = {0}, perm[MAXDIM];
-  if (luaL_len(L, 2) != nd) return lg_fail(L, "permute: a permutation of %d dimensions is needed", nd);
+  char b[160];
+  if (lua_type(L, 2) != LUA_TTABLE || luaL_len(L, 2) != nd)
+    return lg_fail(L, "permute: a permutation of the %d dimensions of %s is needed", nd, lg_shapestr(t, b, sizeof b));
   for (int d = 0; d < nd; d++) {
     lua_geti(L, 2, d + 1);
     int p = checkdim(L, lua_gettop(L), nd, "permute");
@@ -299,19 +417,23 @@ static int l_permute(lua_State *L) {
     if (seen[p]) return lg_fail(L, "permute: dimension %d appears twice", p + 1);
     seen[p] = 1, perm[d] = p;
   }
-  int64_t own[MAXDIM], st[MAXDIM], shape[MAXDIM];
-  contiguous_strides(nd, t->shape, own);
-  for (int d = 0; d < nd; d++) shape[d] = t->shape[perm[d]], st[d] = own[perm[d]];
-  Tensor *y = lg_newt(L, nd, shape);
-  glow_strided_copy(t->data, st, y->data, nd, shape);
-  return 1;
+  return permuted(L, t, perm);
+}
+
+/* transpose(t, i, j): a copy with dims i and j swapped */
+static int l_transpose(lua_State *L) {
+  Tensor *t = checkt(L, 1, "transpose");
+  int i = checkdim(L, 2, t->ndim, "transpose"), j = checkdim(L, 3, t->ndim, "transpose"), perm[MAXDIM];
+  for (int d = 0; d < t->ndim; d++) perm[d] = d;
+  perm[i] = j, perm[j] = i;
+  return permuted(L, t, perm);
 }
 
 /* narrow(t, dim, start, length): a copy of the slice */
 static int l_narrow(lua_State *L) {
-  Tensor *t = lg_checkt(L, 1);
+  Tensor *t = checkt(L, 1, "narrow");
   int d = checkdim(L, 2, t->ndim, "narrow");
-  lua_Integer start = luaL_checkinteger(L, 3), len = luaL_checkinteger(L, 4);
+  lua_Integer start = checkint(L, 3, "narrow", "start"), len = checkint(L, 4, "narrow", "length");
   char b[160];
   if (start < 1 || len < 1 || start - 1 + len > t->shape[d])
     return lg_fail(L, "narrow: elements %I..%I of dimension %d lie outside %s", start, start + len - 1, d + 1,
@@ -325,12 +447,35 @@ static int l_narrow(lua_State *L) {
   return 1;
 }
 
+/* chunk(t, n [, dim = 1]): a Lua array of copies, each ceil(size / n) long
+ * along dim but the last, which takes the rest; fewer than n when the size
+ * runs out first (as torch.chunk) */
+static int l_chunk(lua_State *L) {
+  Tensor *t = checkt(L, 1, "chunk");
+  lua_Integer n = checkint(L, 2, "chunk", "the number of chunks");
+  int d = optdim(L, 3, t->ndim, 0, "chunk");
+  if (n < 1) return lg_fail(L, "chunk: the number of chunks must be at least 1, got %I", n);
+  int64_t size = t->shape[d], step = (size + n - 1) / n, outer, inner, shape[MAXDIM];
+  around(t, d, &outer, &inner);
+  memcpy(shape, t->shape, sizeof(int64_t) * (size_t)t->ndim);
+  lua_createtable(L, (int)((size + step - 1) / step), 0);
+  int k = 0;
+  for (int64_t start = 0; start < size; start += step) {
+    int64_t len = size - start < step ? size - start : step;
+    shape[d] = len;
+    Tensor *y = lg_newt(L, t->ndim, shape);
+    glow_rows(t->data, size, start, y->data, len, 0, len, outer, inner, 0);
+    lua_rawseti(L, -2, ++k);
+  }
+  return 1;
+}
+
 /* narrow_add(t, dim, start, src): t's slice += src, in place; returns t */
 static int l_narrow_add(lua_State *L) {
-  Tensor *t = lg_checkt(L, 1);
+  Tensor *t = checkt(L, 1, "narrow_add");
   int d = checkdim(L, 2, t->ndim, "narrow_add");
-  lua_Integer start = luaL_checkinteger(L, 3);
-  Tensor *s = lg_checkt(L, 4);
+  lua_Integer start = checkint(L, 3, "narrow_add", "start");
+  Tensor *s = checkt(L, 4, "narrow_add");
   char b1[160], b2[160];
   int ok = s->ndim == t->ndim && start >= 1 && start - 1 + s->shape[d] <= t->shape[d];
   for (int i = 0; ok && i < t->ndim; i++)
@@ -345,22 +490,29 @@ static int l_narrow_add(lua_State *L) {
   return 1;
 }
 
-/* cat(list, dim) */
+/* element i of the list at stack index 1, a live tensor (left on the stack) */
+static Tensor *listt(lua_State *L, lua_Integer i, const char *what) {
+  lua_geti(L, 1, i);
+  Tensor *t = luaL_testudata(L, -1, TNAME);
+  if (!t) lg_fail(L, "%s: element %I of the list is not a glow.Tensor", what, i);
+  if (!t->data) lg_fail(L, "%s: element %I of the list is a closed tensor", what, i);
+  return t;
+}
+
+/* cat(list [, dim = 1]) */
 static int l_cat(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
+  if (lua_type(L, 1) != LUA_TTABLE)
+    return lg_fail(L, "cat: expected a list of tensors, got %s", luaL_typename(L, 1));
   lua_Integer k = luaL_len(L, 1);
   if (k < 1) return lg_fail(L, "cat: the list is empty");
-  lua_geti(L, 1, 1);
-  Tensor *first = lg_checkt(L, -1);
+  Tensor *first = listt(L, 1, "cat");
   lua_pop(L, 1);
-  int d = checkdim(L, 2, first->ndim, "cat");
+  int d = optdim(L, 2, first->ndim, 0, "cat");
   int64_t shape[MAXDIM];
   memcpy(shape, first->shape, sizeof(int64_t) * (size_t)first->ndim);
   shape[d] = 0;
   for (lua_Integer i = 1; i <= k; i++) {
-    lua_geti(L, 1, i);
-    Tensor *t = luaL_testudata(L, -1, TNAME);
-    if (!t) return lg_fail(L, "cat: element %I of the list is not a glow.Tensor", i);
+    Tensor *t = listt(L, i, "cat");
     int ok = t->ndim == first->ndim;
     for (int j = 0; ok && j < t->ndim; j++)
       if (j != d && t->shape[j] != first->shape[j]) ok = 0;
@@ -390,14 +542,18 @@ static int l_cat(lua_State *L) {
  * [1, size]; returned 0-based in a userdata anchored on the stack */
 static int64_t *readindex(lua_State *L, int idx, int64_t *count, int64_t size, const char *what) {
   Tensor *t = luaL_testudata(L, idx, TNAME);
-  int64_t n = t ? t->n : (int64_t)(luaL_checktype(L, idx, LUA_TTABLE), luaL_len(L, idx));
+  if (t && !t->data) lg_fail(L, "%s: the index is a closed tensor", what);
+  if (!t && lua_type(L, idx) != LUA_TTABLE)
+    lg_fail(L, "%s: the index must be a Lua array or a glow.Tensor, got %s", what, luaL_typename(L, idx));
+  int64_t n = t ? t->n : (int64_t)luaL_len(L, idx);
+  if (n < 1) lg_fail(L, "%s: no indices", what);
   int64_t *out = lua_newuserdatauv(L, sizeof(int64_t) * (size_t)(n > 0 ? n : 1), 0);
   for (int64_t i = 0; i < n; i++) {
     double v;
     if (t) v = t->data[i];
     else {
       lua_geti(L, idx, i + 1);
-      v = lua_tonumber(L, -1);
+      v = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : NAN;
       lua_pop(L, 1);
     }
     if (v != floor(v) || v < 1 || v > (double)size) {
@@ -413,7 +569,7 @@ static int64_t *readindex(lua_State *L, int idx, int64_t *count, int64_t size, c
 }
 
 static int l_index_select(lua_State *L) {
-  Tensor *t = lg_checkt(L, 1);
+  Tensor *t = checkt(L, 1, "index_select");
   int d = checkdim(L, 2, t->ndim, "index_select");
   int64_t n;
   int64_t *idx = readindex(L, 3, &n, t->shape[d], "index_select");
@@ -428,11 +584,11 @@ static int l_index_select(lua_State *L) {
 
 /* index_add(t, dim, idx, src): t[.., idx[j], ..] += src[.., j, ..], in place */
 static int l_index_add(lua_State *L) {
-  Tensor *t = lg_checkt(L, 1);
+  Tensor *t = checkt(L, 1, "index_add");
   int d = checkdim(L, 2, t->ndim, "index_add");
   int64_t n;
   int64_t *idx = readindex(L, 3, &n, t->shape[d], "index_add");
-  Tensor *s = lg_checkt(L, 4);
+  Tensor *s = checkt(L, 4, "index_add");
   int ok = s->ndim == t->ndim && s->shape[d] == n;
   for (int i = 0; ok && i < t->ndim; i++)
     if (i != d && s->shape[i] != t->shape[i]) ok = 0;
@@ -461,9 +617,9 @@ static int64_t *gather_index(lua_State *L, Tensor *t, int d, Tensor *ix, const c
 }
 
 static int l_gather(lua_State *L) {
-  Tensor *t = lg_checkt(L, 1);
+  Tensor *t = checkt(L, 1, "gather");
   int d = checkdim(L, 2, t->ndim, "gather");
-  Tensor *ix = lg_checkt(L, 3);
+  Tensor *ix = checkt(L, 3, "gather");
   int64_t *idx = gather_index(L, t, d, ix, "gather");
   Tensor *y = lg_newt(L, ix->ndim, ix->shape);
   glow_gather(t->data, t->shape, idx, ix->shape, t->ndim, d, y->data, 0);
@@ -472,12 +628,18 @@ static int l_gather(lua_State *L) {
 
 /* scatter_add(t, dim, index, src): t[.. index ..] += src, in place */
 static int l_scatter_add(lua_State *L) {
-  Tensor *t = lg_checkt(L, 1);
+  Tensor *t = checkt(L, 1, "scatter_add");
   int d = checkdim(L, 2, t->ndim, "scatter_add");
-  Tensor *ix = lg_checkt(L, 3);
-  Tensor *s = lg_checkt(L, 4);
+  Tensor *ix = checkt(L, 3, "scatter_add");
+  Tensor *s = checkt(L, 4, "scatter_add");
   int64_t *idx = gather_index(L, t, d, ix, "scatter_add");
-  lg_samenumel(L, ix, s, "scatter_add");
+  int same = s->ndim == ix->ndim;
+  for (int i = 0; same && i < s->ndim; i++) same = s->shape[i] == ix->shape[i];
+  if (!same) {
+    char b1[160], b2[160];
+    return lg_fail(L, "scatter_add: source %s and index %s differ in shape", lg_shapestr(s, b1, sizeof b1),
+                   lg_shapestr(ix, b2, sizeof b2));
+  }
   glow_gather(t->data, t->shape, idx, ix->shape, t->ndim, d, s->data, 1);
   lua_settop(L, 1);
   return 1;
@@ -488,22 +650,23 @@ static int l_scatter_add(lua_State *L) {
 static int l_checkerboard(lua_State *L) {
   int64_t shape[MAXDIM];
   int nd = lg_readshape(L, 1, shape);
-  int parity = (int)luaL_optinteger(L, 2, 0);
-  if (nd != 3 && nd != 4) return lg_fail(L, "checkerboard: shape must be {h, w, c} or {n, h, w, c}");
-  if (parity != 0 && parity != 1) return lg_fail(L, "checkerboard: parity must be 0 or 1, got %d", parity);
+  lua_Integer parity = lua_isnoneornil(L, 2) ? 0 : checkint(L, 2, "checkerboard", "parity");
+  if (nd != 3 && nd != 4) return lg_fail(L, "checkerboard: shape must be {h, w, c} or {n, h, w, c}, got %d dimensions", nd);
+  if (parity != 0 && parity != 1) return lg_fail(L, "checkerboard: parity must be 0 or 1, got %I", parity);
   lg_numel(L, nd, shape);
   Tensor *y = lg_newt(L, nd, shape);
   int64_t n = nd == 4 ? shape[0] : 1;
   const int64_t *s = shape + (nd == 4);
-  glow_checkerboard(y->data, n, s[0], s[1], s[2], parity);
+  glow_checkerboard(y->data, n, s[0], s[1], s[2], (int)parity);
   return 1;
 }
 
 /* one_hot(labels, k): labels a Lua array of 0-based integers */
 static int l_one_hot(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  lua_Integer k = luaL_checkinteger(L, 2);
-  if (k < 1) return lg_fail(L, "one_hot: k must be >= 1, got %I", k);
+  if (lua_type(L, 1) != LUA_TTABLE)
+    return lg_fail(L, "one_hot: labels must be a Lua array of 0-based integers, got %s", luaL_typename(L, 1));
+  lua_Integer k = checkint(L, 2, "one_hot", "k");
+  if (k < 1 || k > INT_MAX) return lg_fail(L, "one_hot: k must be in 1..%d, got %I", INT_MAX, k);
   lua_Integer n = luaL_len(L, 1);
   if (n < 1) return lg_fail(L, "one_hot: the labels are empty");
   int *lab = (int *)lg_readints(L, 1, n, 0, (int)k, "one_hot: labels");
@@ -526,13 +689,15 @@ static const struct {
              {"pow", GLOW_OP_POW}},
   BINARY[] = {{"add", GLOW_OP_ADD}, {"sub", GLOW_OP_SUB},     {"mul", GLOW_OP_MUL},
               {"div", GLOW_OP_DIV}, {"maximum", GLOW_OP_MAX}, {"minimum", GLOW_OP_MIN}},
-  REDUCE[] = {{"reduce_sum", GLOW_OP_ADD}, {"reduce_max", GLOW_OP_MAX}};
+  REDUCE[] = {{"sum", GLOW_OP_ADD}, {"mean", GLOW_OP_ADD}, {"max", GLOW_OP_MAX}, {"logsumexp", GLOW_OP_SUMEXP}};
 
 static const luaL_Reg funcs[] = {{"where", l_where},
                                  {"expand", l_expand},
                                  {"sum_to", l_sum_to},
                                  {"permute", l_permute},
+                                 {"transpose", l_transpose},
                                  {"narrow", l_narrow},
+                                 {"chunk", l_chunk},
                                  {"narrow_add", l_narrow_add},
                                  {"cat", l_cat},
                                  {"index_select", l_index_select},
@@ -547,7 +712,8 @@ void lg_open_ops(lua_State *L) {
   luaL_setfuncs(L, funcs, 0);
   for (size_t i = 0; i < sizeof UNARY / sizeof UNARY[0]; i++) {
     lua_pushinteger(L, UNARY[i].op);
-    lua_pushcclosure(L, l_unary, 1);
+    lua_pushstring(L, UNARY[i].name);
+    lua_pushcclosure(L, l_unary, 2);
     lua_setfield(L, -2, UNARY[i].name);
   }
   for (size_t i = 0; i < sizeof BINARY / sizeof BINARY[0]; i++) {
@@ -557,9 +723,11 @@ void lg_open_ops(lua_State *L) {
     lua_setfield(L, -2, BINARY[i].name);
   }
   for (size_t i = 0; i < sizeof REDUCE / sizeof REDUCE[0]; i++) {
+    char key[32];
+    snprintf(key, sizeof key, "reduce_%s", REDUCE[i].name);
     lua_pushinteger(L, REDUCE[i].op);
-    lua_pushstring(L, REDUCE[i].op == GLOW_OP_MAX ? "max" : "sum");
+    lua_pushstring(L, REDUCE[i].name);
     lua_pushcclosure(L, l_reduce, 2);
-    lua_setfield(L, -2, REDUCE[i].name);
+    lua_setfield(L, -2, key);
   }
 }

@@ -2,7 +2,8 @@
  * ops.c -- general tensor maths over raw float arrays: elementwise
  * functions, binary ops and a select with broadcasting (given as strides,
  * 0 along a broadcast dimension), reductions of the middle of an
- * [outer, red, inner] layout, strided copies (permute, expand), row blocks
+ * [outer, red, inner] layout (sum, max, log-sum-exp), strided copies
+ * (permute, expand), row blocks
  * (narrow, cat, their gradient), row selection (index_select, index_add),
  * gather and scatter_add, and two mask makers (checkerboard, one_hot).
  *
@@ -43,6 +44,7 @@ void glow_unary(int op, const float *x, float *y, int64_t n, float a, float b) {
   case GLOW_OP_ELU: UNARY_LOOP(v > 0 ? v : a * expm1f(v));
   case GLOW_OP_CLAMP: UNARY_LOOP(v < a ? a : (v > b ? b : v));
   case GLOW_OP_POW: UNARY_LOOP(powf(v, a));
+  case GLOW_OP_SCALE: UNARY_LOOP(v * a);
   default: UNARY_LOOP(v + NAN);
   }
 }
@@ -59,9 +61,10 @@ static int64_t offset_of(int64_t i, int nd, const int64_t *shape, const int64_t 
 }
 
 /* Elementwise over the output shape with up to three broadcast operands:
- * each thread takes a range of runs along the last dimension (its strides
- * fixed), recomputing the offsets once per run; the op's switch sits
- * outside the run's loop, and a run of unit or zero strides is its own loop. */
+ * threads take blocks of runs along the last dimension (its strides fixed);
+ * a block finds its first run's offsets by division and steps the others
+ * like an odometer. The op's switch sits outside the run's loop, and a run
+ * of unit or zero strides is its own loop. */
 #define RUN(expr)                                                                                            \
   if (i0 == 1 && i1 == 1)                                                                                    \
     for (int64_t j = 0; j < inner; j++) {                                                                    \
@@ -87,6 +90,41 @@ static int64_t offset_of(int64_t i, int nd, const int64_t *shape, const int64_t 
     }                                                                                                        \
   break
 
+/* one run of the output: kind 0 a binary op, 1 a select (a the mask), 2 a copy of a */
+static void step_run(int op, int kind, const float *a, int64_t i0, const float *b, int64_t i1, const float *c,
+                     int64_t i2, float *out, int64_t inner) {
+  if (kind == 2) { /* a copy */
+    if (i0 == 1)
+      memcpy(out, a, (size_t)inner * sizeof(float));
+    else
+      for (int64_t j = 0; j < inner; j++) out[j] = a[j * i0];
+    return;
+  }
+  if (kind == 1) {
+    if (i0 == 1 && i1 == 1 && i2 == 0) {
+      float w = c[0];
+      for (int64_t j = 0; j < inner; j++) out[j] = a[j] != 0.0f ? b[j] : w;
+    } else if (i0 == 1 && i1 == 0 && i2 == 1) {
+      float w = b[0];
+      for (int64_t j = 0; j < inner; j++) out[j] = a[j] != 0.0f ? w : c[j];
+    } else if (i0 == 1 && i1 == 1 && i2 == 1) {
+      for (int64_t j = 0; j < inner; j++) out[j] = a[j] != 0.0f ? b[j] : c[j];
+    } else {
+      for (int64_t j = 0; j < inner; j++) out[j] = a[j * i0] != 0.0f ? b[j * i1] : c[j * i2];
+    }
+    return;
+  }
+  switch (op) {
+  case GLOW_OP_ADD: RUN(u + w);
+  case GLOW_OP_SUB: RUN(u - w);
+  case GLOW_OP_MUL: RUN(u * w);
+  case GLOW_OP_DIV: RUN(u / w);
+  case GLOW_OP_MAX: RUN((u > w || u != u) ? u : w); /* NaN wins, as in torch */
+  case GLOW_OP_MIN: RUN((u < w || u != u) ? u : w);
+  default: RUN(u + w + NAN);
+  }
+}
+
 static void broadcast3(int op, int kind, const float *p0, const int64_t *s0, const float *p1,
                        const int64_t *s1, const float *p2, const int64_t *s2, float *y, int nd,
                        const int64_t *shape) {
@@ -96,35 +134,28 @@ static void broadcast3(int op, int kind, const float *p0, const int64_t *s0, con
   int64_t runs = inner > 0 ? n / inner : 0;
   int64_t i0 = nd > 0 ? s0[nd - 1] : 0, i1 = nd > 0 ? s1[nd - 1] : 0,
           i2 = (nd > 0 && s2) ? s2[nd - 1] : 0;
+  int64_t per = inner >= 4096 ? 1 : 4096 / inner; /* runs per block */
+  int64_t blocks = (runs + per - 1) / per;
+  int od = nd - 1; /* the dims the odometer steps: 0 .. od-1 */
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN)
-  for (int64_t r = 0; r < runs; r++) {
-    int64_t base = r * inner;
-    const float *a = p0 + offset_of(base, nd, shape, s0);
-    const float *b = p1 + offset_of(base, nd, shape, s1);
-    float *out = y + base;
-    if (kind == 1) {
-      const float *c = p2 + offset_of(base, nd, shape, s2);
-      if (i0 == 1 && i1 == 1 && i2 == 0) {
-        float w = c[0];
-        for (int64_t j = 0; j < inner; j++) out[j] = a[j] != 0.0f ? b[j] : w;
-      } else if (i0 == 1 && i1 == 0 && i2 == 1) {
-        float w = b[0];
-        for (int64_t j = 0; j < inner; j++) out[j] = a[j] != 0.0f ? w : c[j];
-      } else if (i0 == 1 && i1 == 1 && i2 == 1) {
-        for (int64_t j = 0; j < inner; j++) out[j] = a[j] != 0.0f ? b[j] : c[j];
-      } else {
-        for (int64_t j = 0; j < inner; j++) out[j] = a[j * i0] != 0.0f ? b[j * i1] : c[j * i2];
-      }
-      continue;
+  for (int64_t blk = 0; blk < blocks; blk++) {
+    int64_t r0 = blk * per, r1 = r0 + per < runs ? r0 + per : runs;
+    int64_t k[GLOW_MAXDIM], rest = r0;
+    for (int d = od - 1; d >= 0; d--) {
+      k[d] = rest % shape[d];
+      rest /= shape[d];
     }
-    switch (op) {
-    case GLOW_OP_ADD: RUN(u + w);
-    case GLOW_OP_SUB: RUN(u - w);
-    case GLOW_OP_MUL: RUN(u * w);
-    case GLOW_OP_DIV: RUN(u / w);
-    case GLOW_OP_MAX: RUN(u > w ? u : w);
-    case GLOW_OP_MIN: RUN(u < w ? u : w);
-    default: RUN(u + w + NAN);
+    int64_t o0 = offset_of(r0 * inner, nd, shape, s0), o1 = offset_of(r0 * inner, nd, shape, s1);
+    int64_t o2 = s2 ? offset_of(r0 * inner, nd, shape, s2) : 0;
+    for (int64_t r = r0; r < r1; r++) {
+      if (r > r0) /* step to run r */
+        for (int d = od - 1; d >= 0; d--) {
+          o0 += s0[d], o1 += s1[d], o2 += s2 ? s2[d] : 0;
+          if (++k[d] < shape[d]) break;
+          o0 -= s0[d] * shape[d], o1 -= s1[d] * shape[d], o2 -= s2 ? s2[d] * shape[d] : 0;
+          k[d] = 0;
+        }
+      step_run(op, kind, p0 + o0, i0, p1 + o1, i1, s2 ? p2 + o2 : NULL, i2, y + r * inner, inner);
     }
   }
 }
@@ -141,53 +172,121 @@ void glow_where(const float *m, const int64_t *sm, const float *a, const int64_t
 
 void glow_strided_copy(const float *x, const int64_t *sx, float *y, int nd, const int64_t *shape) {
   static const int64_t zero[GLOW_MAXDIM] = {0};
-  broadcast3(GLOW_OP_ADD, 0, x, sx, &(float){0.0f}, zero, NULL, NULL, y, nd, shape);
+  broadcast3(0, 2, x, sx, x, zero, NULL, NULL, y, nd, shape);
 }
 
-void glow_reduce(int op, const float *x, float *y, int64_t outer, int64_t red, int64_t inner) {
-  int is_max = op == GLOW_OP_MAX;
-  if (outer == 1 && inner < 64 && red * inner >= PAR_MIN) {
-    /* a long reduction into few outputs: per-thread partials over row chunks */
-    for (int64_t j = 0; j < inner; j++) y[j] = is_max ? -INFINITY : 0.0f;
-#pragma omp parallel
-    {
-      float part[64];
-      for (int64_t j = 0; j < inner; j++) part[j] = is_max ? -INFINITY : 0.0f;
-#pragma omp for schedule(static)
-      for (int64_t r = 0; r < red; r++) {
-        const float *row = x + r * inner;
-        for (int64_t j = 0; j < inner; j++)
-          part[j] = is_max ? (row[j] > part[j] ? row[j] : part[j]) : part[j] + row[j];
-      }
-#pragma omp critical
-      for (int64_t j = 0; j < inner; j++) y[j] = is_max ? (part[j] > y[j] ? part[j] : y[j]) : y[j] + part[j];
-    }
-    return;
+/* One reduction per op, each instantiated from the macro below so its loops
+ * vectorize. ACC(a, v, s) folds element v into accumulator a, s being the
+ * shift of its output (sum of exp only); COMB(a, b) merges two partials.
+ *
+ * Three layouts: a long reduction into few outputs (outer 1, inner < 64) is
+ * cut into a fixed number of row chunks that depends on the sizes only, the
+ * chunks' partials merged in chunk order, so the result is the same for any
+ * thread count and from run to run; a wide one (outer 1) splits the columns
+ * between threads; otherwise threads take whole outer slices. */
+#define MAXV(a, v) (((v) > (a) || (v) != (v)) ? (v) : (a)) /* max, NaN wins */
+#define CHUNKS 64
+#define CHUNK_MIN 16384 /* elements per chunk, at least */
+#define DEFINE_REDUCE(fname, INIT, ACC, COMB)                                                                \
+  static void fname(const float *x, const float *sh, float *y, int64_t outer, int64_t red, int64_t inner) { \
+    (void)sh;                                                                                                \
+    if (outer == 1 && inner < 64 && red * inner >= PAR_MIN) {                                                \
+      int64_t nc = (red * inner + CHUNK_MIN - 1) / CHUNK_MIN;                                                \
+      if (nc > CHUNKS) nc = CHUNKS;                                                                          \
+      int64_t per = (red + nc - 1) / nc;                                                                     \
+      float part[CHUNKS][64];                                                                                \
+      _Pragma("omp parallel for schedule(static)") for (int64_t c = 0; c < nc; c++) {                        \
+        float *p = part[c];                                                                                  \
+        for (int64_t j = 0; j < inner; j++) p[j] = (INIT);                                                   \
+        int64_t r1 = (c + 1) * per < red ? (c + 1) * per : red;                                              \
+        for (int64_t r = c * per; r < r1; r++) {                                                             \
+          const float *row = x + r * inner;                                                                  \
+          for (int64_t j = 0; j < inner; j++) {                                                              \
+            float a = p[j], v = row[j], s = sh ? sh[j] : 0.0f;                                               \
+            (void)s;                                                                                         \
+            p[j] = (ACC);                                                                                    \
+          }                                                                                                  \
+        }                                                                                                    \
+      }                                                                                                      \
+      for (int64_t j = 0; j < inner; j++) {                                                                  \
+        float a = part[0][j];                                                                                \
+        for (int64_t c = 1; c < nc; c++) {                                                                   \
+          float b = part[c][j];                                                                              \
+          a = (COMB);                                                                                        \
+        }                                                                                                    \
+        y[j] = a;                                                                                            \
+      }                                                                                                      \
+      return;                                                                                                \
+    }                                                                                                        \
+    if (outer == 1 && red * inner >= PAR_MIN) {                                                              \
+      _Pragma("omp parallel for schedule(static)") for (int64_t j0 = 0; j0 < inner; j0 += 64) {              \
+        int64_t j1 = j0 + 64 < inner ? j0 + 64 : inner;                                                      \
+        for (int64_t j = j0; j < j1; j++) y[j] = (INIT);                                                     \
+        for (int64_t r = 0; r < red; r++) {                                                                  \
+          const float *row = x + r * inner;                                                                  \
+          for (int64_t j = j0; j < j1; j++) {                                                                \
+            float a = y[j], v = row[j], s = sh ? sh[j] : 0.0f;                                               \
+            (void)s;                                                                                         \
+            y[j] = (ACC);                                                                                    \
+          }                                                                                                  \
+        }                                                                                                    \
+      }                                                                                                      \
+      return;                                                                                                \
+    }                                                                                                        \
+    if (inner == 1) { /* each output a contiguous row of red */                                             \
+      _Pragma("omp parallel for schedule(static) if (outer * red >= PAR_MIN)")                               \
+      for (int64_t o = 0; o < outer; o++) {                                                                  \
+        const float *row = x + o * red;                                                                      \
+        float a = (INIT), s = sh ? sh[o] : 0.0f;                                                             \
+        (void)s;                                                                                             \
+        for (int64_t r = 0; r < red; r++) {                                                                  \
+          float v = row[r];                                                                                  \
+          a = (ACC);                                                                                         \
+        }                                                                                                    \
+        y[o] = a;                                                                                            \
+      }                                                                                                      \
+      return;                                                                                                \
+    }                                                                                                        \
+    _Pragma("omp parallel for schedule(static) if (outer * red * inner >= PAR_MIN)")                         \
+    for (int64_t o = 0; o < outer; o++) {                                                                    \
+      float *out = y + o * inner;                                                                            \
+      const float *so = sh ? sh + o * inner : NULL;                                                          \
+      for (int64_t j = 0; j < inner; j++) out[j] = (INIT);                                                   \
+      for (int64_t r = 0; r < red; r++) {                                                                    \
+        const float *row = x + (o * red + r) * inner;                                                        \
+        for (int64_t j = 0; j < inner; j++) {                                                                \
+          float a = out[j], v = row[j], s = so ? so[j] : 0.0f;                                               \
+          (void)s;                                                                                           \
+          out[j] = (ACC);                                                                                    \
+        }                                                                                                    \
+      }                                                                                                      \
+    }                                                                                                        \
   }
-  if (outer == 1 && red * inner >= PAR_MIN) {
-    /* rows of a wide matrix: threads split the columns, each sums its share down the rows */
-#pragma omp parallel for schedule(static)
-    for (int64_t j0 = 0; j0 < inner; j0 += 64) {
-      int64_t j1 = j0 + 64 < inner ? j0 + 64 : inner;
-      for (int64_t j = j0; j < j1; j++) y[j] = is_max ? -INFINITY : 0.0f;
-      for (int64_t r = 0; r < red; r++) {
-        const float *row = x + r * inner;
-        for (int64_t j = j0; j < j1; j++)
-          y[j] = is_max ? (row[j] > y[j] ? row[j] : y[j]) : y[j] + row[j];
-      }
-    }
-    return;
+
+DEFINE_REDUCE(reduce_sum, 0.0f, a + v, a + b)
+DEFINE_REDUCE(reduce_max, -INFINITY, MAXV(a, v), MAXV(a, b))
+DEFINE_REDUCE(reduce_sumexp, 0.0f, a + expf(v - s), a + b)
+
+void glow_reduce(int op, const float *x, const float *shift, float *y, int64_t outer, int64_t red,
+                 int64_t inner) {
+  switch (op) {
+  case GLOW_OP_MAX: reduce_max(x, NULL, y, outer, red, inner); break;
+  case GLOW_OP_SUMEXP: reduce_sumexp(x, shift, y, outer, red, inner); break;
+  default: reduce_sum(x, NULL, y, outer, red, inner); break;
   }
-#pragma omp parallel for schedule(static) if (outer * red * inner >= PAR_MIN)
-  for (int64_t o = 0; o < outer; o++) {
-    float *out = y + o * inner;
-    for (int64_t j = 0; j < inner; j++) out[j] = is_max ? -INFINITY : 0.0f;
-    for (int64_t r = 0; r < red; r++) {
-      const float *row = x + (o * red + r) * inner;
-      for (int64_t j = 0; j < inner; j++)
-        out[j] = is_max ? (row[j] > out[j] ? row[j] : out[j]) : out[j] + row[j];
-    }
-  }
+}
+
+/* log sum exp(x - m) + m with m the maximum, or 0 where the maximum is
+ * infinite: all -inf gives -inf, any +inf gives +inf, as the limits do */
+void glow_logsumexp(const float *x, float *m, float *y, int64_t outer, int64_t red, int64_t inner) {
+  int64_t n = outer * inner;
+  reduce_max(x, NULL, m, outer, red, inner);
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
+  for (int64_t i = 0; i < n; i++)
+    if (isinf(m[i])) m[i] = 0.0f;
+  reduce_sumexp(x, m, y, outer, red, inner);
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
+  for (int64_t i = 0; i < n; i++) y[i] = logf(y[i]) + m[i];
 }
 
 void glow_rows(const float *src, int64_t srows, int64_t soff, float *dst, int64_t drows, int64_t doff,
@@ -221,27 +320,36 @@ void glow_index_rows(const float *x, int64_t xrows, float *y, const int64_t *idx
       memcpy(y + (o * nidx + j) * inner, x + (o * xrows + idx[j]) * inner, (size_t)inner * sizeof(float));
 }
 
+/* Threads take slices along the first dimension of the index. A gather
+ * never collides; a scatter may add into one element twice, except across
+ * those slices when dim is not the first (each slice then writes its own
+ * slice of x), so only then does it run in parallel. */
 void glow_gather(float *x, const int64_t *xshape, const int64_t *idx, const int64_t *ishape, int nd, int dim,
                  float *y, int scatter) {
   int64_t n = 1, xs[GLOW_MAXDIM];
   for (int d = 0; d < nd; d++) n *= ishape[d];
   xs[nd - 1] = 1;
   for (int d = nd - 2; d >= 0; d--) xs[d] = xs[d + 1] * xshape[d + 1];
-  for (int64_t i = 0; i < n; i++) { /* serial: a scatter may hit one element twice */
-    int64_t rest = i, off = 0;
-    for (int d = nd - 1; d >= 0; d--) {
-      int64_t k = rest % ishape[d];
-      rest /= ishape[d];
-      off += (d == dim ? idx[i] : k) * xs[d];
+  int64_t slices = ishape[0], per = n / ishape[0];
+  int par = n >= PAR_MIN && slices > 1 && (!scatter || dim != 0);
+#pragma omp parallel for schedule(static) if (par)
+  for (int64_t s0 = 0; s0 < slices; s0++)
+    for (int64_t i = s0 * per; i < (s0 + 1) * per; i++) {
+      int64_t rest = i, off = 0;
+      for (int d = nd - 1; d >= 0; d--) {
+        int64_t k = rest % ishape[d];
+        rest /= ishape[d];
+        off += (d == dim ? idx[i] : k) * xs[d];
+      }
+      if (scatter)
+        x[off] += y[i];
+      else
+        y[i] = x[off];
     }
-    if (scatter)
-      x[off] += y[i];
-    else
-      y[i] = x[off];
-  }
 }
 
 void glow_checkerboard(float *y, int64_t n, int64_t h, int64_t w, int64_t c, int parity) {
+#pragma omp parallel for collapse(2) schedule(static) if (n * h * w * c >= PAR_MIN)
   for (int64_t b = 0; b < n; b++)
     for (int64_t i = 0; i < h; i++)
       for (int64_t j = 0; j < w; j++) {

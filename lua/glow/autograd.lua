@@ -238,6 +238,7 @@ end
 
 function V:chunk(n, dim)
   local s = self.v:shape()
+  dim = dim or 1
   local d = dim < 0 and #s + 1 + dim or dim
   local parts, out, start = self.v:chunk(n, d), {}, 1
   for i, p in ipairs(parts) do
@@ -273,6 +274,7 @@ function ag.cat(list, dim)
   end
   local y = F.cat(vals, dim)
   if not any then return y end
+  dim = dim or 1
   local d = dim < 0 and #y:shape() + 1 + dim or dim
   return node(y, list, function(g)
     local gs, start = {}, 1

@@ -1,10 +1,13 @@
 --- glow.tensor: the tensor maths of csrc/ops.c and csrc/linalg.c as
 --- glow.Tensor methods, operators and functions. Dimensions are 1-based; a
 --- negative one counts from the end. The ops return new tensors; the old
---- in-place methods (add, mul, scale, fill, copy) stay in place, and
---- t:sum(), t:mean(), t:max() and t:logsumexp() with no dims return a Lua
---- number, as t:sum() always did. With dims they return tensors, the
---- reduced dims removed unless keepdim (all removed: shape {1}).
+--- in-place methods (add, mul, scale, fill, copy) stay in place, and so do
+--- the gradient helpers narrow_add, index_add and scatter_add (they return
+--- t). t:sum(), t:mean(), t:max() and t:logsumexp() with no dims return a
+--- Lua number, as t:sum() always did. With dims (an integer or an array)
+--- they return tensors, the reduced dims removed unless keepdim (all
+--- removed: shape {1}). reshape returns a view sharing t's memory; every
+--- other shape op copies.
 ---
 --- This module returns the plain functions (on tensors and numbers only);
 --- glow.autograd builds on them, and install() puts dispatching versions in
@@ -14,6 +17,7 @@ local core = require "glow.core"
 local T = {}
 local mt = core.Tensor_mt
 local function util_is_tensor(x) return getmetatable(x) == mt end
+local function shapestr(s) return "{" .. table.concat(s, ", ") .. "}" end
 local methods = mt.__index
 
 local UNARY = { "exp", "log", "log1p", "expm1", "sqrt", "abs", "neg", "sigmoid", "log_sigmoid", "tanh",
@@ -41,14 +45,9 @@ mt.__add, mt.__sub, mt.__mul, mt.__div = operator("add"), operator("sub"), opera
 mt.__unm = core.neg
 
 ----------------------------------------------------------------- reductions
+-- t:sum() with no dims keeps its old kernel (a sum in double); so does the
+-- mean with no dims
 local old_sum = methods.sum
-
-local function count(t, dims)
-  local s, n = t:shape(), 1
-  if type(dims) == "number" then dims = { dims } end
-  for _, d in ipairs(dims) do n = n * s[d < 0 and #s + 1 + d or d] end
-  return n
-end
 
 function methods.sum(t, dims, keepdim)
   if dims == nil then return old_sum(t) end
@@ -57,7 +56,7 @@ end
 
 function methods.mean(t, dims, keepdim)
   if dims == nil then return old_sum(t) / t:numel() end
-  return core.reduce_sum(t, dims, keepdim):scale(1 / count(t, dims))
+  return core.reduce_mean(t, dims, keepdim)
 end
 
 function methods.max(t, dims, keepdim)
@@ -65,66 +64,53 @@ function methods.max(t, dims, keepdim)
   return core.reduce_max(t, dims, keepdim)
 end
 
+--- logsumexp: stable (the maximum taken out); all -inf gives -inf, any +inf +inf.
 function methods.logsumexp(t, dims, keepdim)
-  local m = core.reduce_max(t, dims, true)
-  local r = core.reduce_sum(core.exp(core.sub(t, m)), dims, true)
-  r = core.add(core.log(r), m)
-  if dims == nil then return r:get(1) end
-  if keepdim then return r end
-  return core.reduce_sum(r, dims, false) -- drops the dims of size 1
+  if dims == nil then return core.reduce_logsumexp(t):get(1) end
+  return core.reduce_logsumexp(t, dims, keepdim)
 end
 
 ----------------------------------------------------------------- shape
---- reshape(shape): one entry may be -1; a view sharing t's memory.
+--- reshape(shape): one entry may be -1 (the size that fits); a VIEW sharing
+--- t's memory (writes through either show in both), as t:view.
 function methods.reshape(t, shape)
+  if not util_is_tensor(t) then error("reshape: argument 1 must be a glow.Tensor, got " .. type(t), 2) end
+  if type(shape) ~= "table" then error("reshape: the shape must be a Lua array, got " .. type(shape), 2) end
   local s, known, free = {}, 1, nil
   for i, v in ipairs(shape) do
     s[i] = v
     if v == -1 then
-      if free then error("reshape: only one dimension may be -1", 2) end
+      if free then error("reshape: only one dimension may be -1, in " .. shapestr(shape), 2) end
       free = i
+    elseif math.type(v) ~= "integer" or v < 1 then
+      error(string.format("reshape: dimension %d of %s must be a positive integer or -1", i, shapestr(shape)), 2)
     else
       known = known * v
     end
   end
   if free then
-    if known == 0 or t:numel() % known ~= 0 then
-      error(string.format("reshape: %d elements do not fit a shape with -1 and %d more", t:numel(), known), 2)
+    if t:numel() % known ~= 0 then
+      error(string.format("reshape: %s (%d elements) does not fit %s", shapestr(t:shape()), t:numel(),
+        shapestr(shape)), 2)
     end
     s[free] = t:numel() // known
+  elseif known ~= t:numel() then
+    error(string.format("reshape: %s (%d elements) does not fit %s (%d)", shapestr(t:shape()), t:numel(),
+      shapestr(shape), known), 2)
   end
   return t:view(s)
 end
 
-methods.permute = core.permute
-
-function methods.transpose(t, i, j)
-  local n = #t:shape()
-  i, j = i < 0 and n + 1 + i or i, j < 0 and n + 1 + j or j
-  local perm = {}
-  for d = 1, n do perm[d] = d end
-  perm[i], perm[j] = j, i
-  return core.permute(t, perm)
-end
+methods.permute, methods.transpose = core.permute, core.transpose
 
 methods.narrow, methods.narrow_add = core.narrow, core.narrow_add
 methods.expand, methods.sum_to = core.expand, core.sum_to
 T.cat = core.cat
 
---- chunk(n, dim): n pieces along dim, each ceil(size / n) long but the last
---- (fewer pieces when the size runs out), as torch.chunk.
-function methods.chunk(t, n, dim)
-  local s = t:shape()
-  local d = dim < 0 and #s + 1 + dim or dim
-  local step = (s[d] + n - 1) // n
-  local out, start = {}, 1
-  while start <= s[d] do
-    local len = math.min(step, s[d] - start + 1)
-    out[#out + 1] = core.narrow(t, d, start, len)
-    start = start + len
-  end
-  return out
-end
+--- chunk(n [, dim = 1]): a Lua array of up to n copies along dim, each
+--- ceil(size / n) long but the last (fewer pieces when the size runs out),
+--- as torch.chunk.
+methods.chunk = core.chunk
 
 ----------------------------------------------------------------- indexing
 methods.index_select, methods.index_add = core.index_select, core.index_add
@@ -166,20 +152,32 @@ methods.matmul = core.matmul
 
 ----------------------------------------------------------------- makers
 function T.zeros(shape) return core.tensor(shape) end
-function T.full(shape, v) return core.tensor(shape):fill(v) end
+function T.full(shape, v)
+  if type(v) ~= "number" then error("full: the value must be a number, got " .. type(v), 2) end
+  return core.tensor(shape):fill(v)
+end
 function T.ones(shape) return core.tensor(shape):fill(1) end
 
 --- install(glow, autograd): the functions in the glow table, each taking
 --- autograd values as well as tensors.
 function T.install(glow, ag)
-  for _, name in ipairs(UNARY) do glow[name] = function(x, ...) return x[name](x, ...) end end
+  -- glow.<name>(x, ...) = x:<name>(...) for a tensor or an autograd value
+  local function method(name)
+    return function(x, ...)
+      if getmetatable(x) ~= mt and not ag.is_value(x) then
+        error(string.format("%s: argument 1 must be a glow.Tensor, got %s", name, type(x)), 2)
+      end
+      return x[name](x, ...)
+    end
+  end
+  for _, name in ipairs(UNARY) do glow[name] = method(name) end
   for _, name in ipairs { "add", "sub", "mul", "div", "maximum", "minimum", "where", "cat", "matmul", "conv2d",
     "avg_pool2", "upsample2" } do
     glow[name] = ag[name]
   end
   for _, name in ipairs { "sum", "mean", "max", "logsumexp", "reshape", "permute", "transpose", "narrow", "chunk",
     "expand", "index_select", "gather" } do
-    glow[name] = function(x, ...) return x[name](x, ...) end
+    glow[name] = method(name)
   end
   glow.checkerboard, glow.one_hot = T.checkerboard, T.one_hot
   glow.zeros, glow.ones, glow.full = T.zeros, T.ones, T.full
