@@ -10,10 +10,14 @@
  * its inputs (the naive kernel gives it), RTOL(n) = 4 FLT_EPSILON sqrt(n)
  * (two codes rounding independently, a factor 2 to spare). The double
  * reductions use DBL_EPSILON the same way. Exact equality stays where two
- * kernels evaluate the same expression per element, with no sum.
+ * kernels evaluate the same expression per element, with no sum, and where
+ * a kernel promises the same result for any thread count.
  */
 #include <float.h>
 #include <math.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -286,6 +290,79 @@ static void test_actnorm_relu(void) {
   glow_free(t);
 }
 
+/* glow_reduce (sum, max) and glow_logsumexp over x {outer, red, inner}
+ * against loops in double, in each of the reduction's layouts; and the same
+ * bits for 1 and 3 threads (the result depends on the sizes only) */
+static void ops_reduce_case(int64_t outer, int64_t red, int64_t inner) {
+  size_t n = (size_t)(outer * red * inner), m = (size_t)(outer * inner);
+  float *x = glow_alloc(n), *y = glow_alloc(m), *y3 = glow_alloc(m), *ref = glow_alloc(m),
+        *mag = glow_alloc(m), *scratch = glow_alloc(m);
+  glow_rng r;
+  glow_rng_seed(&r, (uint64_t)(outer * 7 + red * 3 + inner));
+  glow_randn(&r, x, n, 1.0f);
+  char what[128];
+#ifdef _OPENMP
+  int threads = omp_get_max_threads();
+#endif
+  for (int op = 0; op < 3; op++) {
+    for (int64_t o = 0; o < outer; o++)
+      for (int64_t j = 0; j < inner; j++) {
+        double s = 0, a = 0, mx = -INFINITY;
+        for (int64_t k = 0; k < red; k++) {
+          double v = x[(o * red + k) * inner + j];
+          s += v, a += fabs(v), mx = v > mx ? v : mx;
+        }
+        double e = 0;
+        for (int64_t k = 0; k < red; k++) e += exp(x[(o * red + k) * inner + j] - mx);
+        size_t i = (size_t)(o * inner + j);
+        /* a sum against the sum of its terms' sizes; log-sum-exp within
+         * RTOL(red) of 1 (the relative error of its sum of positive terms)
+         * plus a rounding of the result */
+        ref[i] = (float)(op == 0 ? s : op == 1 ? mx : log(e) + mx);
+        mag[i] = (float)(op == 0 ? a : op == 1 ? 0 : 1 + fabs(log(e) + mx) / sqrt((double)red));
+      }
+#ifdef _OPENMP
+    omp_set_num_threads(1);
+#endif
+    if (op == 2)
+      glow_logsumexp(x, scratch, y, outer, red, inner);
+    else
+      glow_reduce(op == 0 ? GLOW_OP_ADD : GLOW_OP_MAX, x, NULL, y, outer, red, inner);
+#ifdef _OPENMP
+    omp_set_num_threads(3);
+#endif
+    if (op == 2)
+      glow_logsumexp(x, scratch, y3, outer, red, inner);
+    else
+      glow_reduce(op == 0 ? GLOW_OP_ADD : GLOW_OP_MAX, x, NULL, y3, outer, red, inner);
+    const char *name = op == 0 ? "sum" : op == 1 ? "max" : "logsumexp";
+    snprintf(what, sizeof what, "reduce %s {%lld, %lld, %lld} against loops in double", name,
+             (long long)outer, (long long)red, (long long)inner);
+    check(op == 1 ? maxdiff(y, ref, m) == 0 : worst_ratio(y, ref, mag, m, RTOL(red)) <= 1, what);
+    snprintf(what, sizeof what, "reduce %s {%lld, %lld, %lld}: the same bits on 1 and 3 threads", name,
+             (long long)outer, (long long)red, (long long)inner);
+    check(memcmp(y, y3, m * sizeof(float)) == 0, what);
+  }
+#ifdef _OPENMP
+  omp_set_num_threads(threads);
+#endif
+  glow_free(x);
+  glow_free(y);
+  glow_free(y3);
+  glow_free(ref);
+  glow_free(mag);
+  glow_free(scratch);
+}
+
+static void test_ops_reduce(void) {
+  ops_reduce_case(2, 3, 5);         /* small: one thread */
+  ops_reduce_case(1, 300000, 1);    /* a long reduction into one output: row chunks */
+  ops_reduce_case(1, 40000, 3);     /* into few outputs: row chunks */
+  ops_reduce_case(1, 400, 100);     /* wide: threads split the columns */
+  ops_reduce_case(3, 20000, 1);     /* one contiguous row per output */
+  ops_reduce_case(4, 5000, 3);      /* outer slices */
+}
+
 int main(void) {
   if (glow_blas_init() != GLOW_OK) {
     printf("OpenBLAS: %s\n0 passed, 1 failed\n", glow_blas_error());
@@ -302,6 +379,7 @@ int main(void) {
   reduce_case(5000, 33, 1);
   reduce_case(70000, 1, 1);
   test_actnorm_relu();
+  test_ops_reduce();
   printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;
 }
