@@ -382,21 +382,28 @@ function C.verify(out, make, shape, y_of)
     shape[1], shape[2], shape[3], inv, ld, brute, n, worst)
 end
 
---- Train a model on a dataset for o.epochs with Adam (glow.train.run) and
---- report the test bits/dim; cond(x) (optional) gives the conditioning
---- input of a batch. Returns the test bits/dim and the run's result.
+--- Train a model on a dataset for o.epochs with Adam (glow.train.run) on
+--- the main job's schedule (a warmup, the rate held, then cooled down over
+--- the last 20% of the steps; gradient clipping; a Polyak average of the
+--- weights) and report the test bits/dim of the averaged weights; cond(x)
+--- (optional) gives the conditioning input of a batch. Returns the test
+--- bits/dim and the run's result.
 function C.fit(out, model, train, test, o, cond)
   local n_batches = math.ceil(train:size() / o.batch)
   local steps = o["max-steps"] > 0 and o["max-steps"] or nil
+  local total_steps = steps or o.epochs * n_batches
   local result = glow.train.run { model = model, train = train, batch = o.batch, lr = o.lr,
-    warmup = math.min(200, n_batches // 5), epochs = o.epochs, max_steps = steps, seed = o.seed, eval = false,
-    polyak = nil, progress = not o.quick and "lines" or false, print = function(l) out:say("%s", l) end,
+    warmup = math.min(200, total_steps // 5), schedule = "wsd", decay_frac = 0.2, polyak = 0.999,
+    epochs = o.epochs, max_steps = steps, seed = o.seed, eval = false,
+    progress = not o.quick and "lines" or false, print = function(l) out:say("%s", l) end,
     clip = 100, condition = cond and function(x) return cond(x) end or nil }
   local total, count = 0, 0
-  for x in test:batches { size = 250, limit = o["eval-limit"] > 0 and o["eval-limit"] or nil, n_bits = 8 } do
-    local lp = model:log_prob(x, cond and cond(x) or nil)
-    total, count = total + model:bpd_of(lp):sum(), count + lp:numel()
-  end
+  result.optimizer:with_average(function()
+    for x in test:batches { size = 250, limit = o["eval-limit"] > 0 and o["eval-limit"] or nil, n_bits = 8 } do
+      local lp = model:log_prob(x, cond and cond(x) or nil)
+      total, count = total + model:bpd_of(lp):sum(), count + lp:numel()
+    end
+  end)
   return total / count, result
 end
 

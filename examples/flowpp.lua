@@ -8,7 +8,7 @@
 --- (inverse, brute-force log-determinant, gradients), trains, and reports
 --- the test bits/dim.
 ---
----   lua5.4 examples/flowpp.lua [--epochs 1] [--batch 64] [--levels 2] [--depth 4] [--width 32]
+---   lua5.4 examples/flowpp.lua [--epochs 1] [--batch 64] [--levels 2] [--depth 8] [--width 32]
 ---       [--blocks 1] [--lr 1e-3] [--max-steps N] [--eval-limit N] [--quick] [--out DIR] [--seed 0]
 ---       [--data-dir DIR]
 -- luacheck: ignore 581 (not (a < b) is also true for NaN, on purpose)
@@ -20,7 +20,7 @@ local SPEC = {
   epochs = { "int", 1, min = 1 },
   batch = { "int", 64, quick = 16, min = 1 },
   levels = { "int", 2, min = 1 },
-  depth = { "int", 4, quick = 2, min = 1 },
+  depth = { "int", 8, quick = 2, min = 1 },
   width = { "int", 32, quick = 8, min = 1 },
   blocks = { "int", 1, min = 1 },
   lr = { "number", 1e-3, min = 0 },
