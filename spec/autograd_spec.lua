@@ -65,6 +65,8 @@ describe("glow.autograd", function()
     check("chunk", function(a) local c = a:chunk(2, 3) return c[1] * c[2] end, { x:clone() })
     check("expand", function(a) return a:expand({ 2, 3, 4 }) end, { H.data({ 3, 1 }, 8) })
     check("index_select", function(a) return a:index_select(2, { 3, 1, 3 }) end, { x:clone() })
+    check("gather", function(a) return a:gather(3, glow.Tensor.from({ 2, 1, 4, 4, 3, 3 }, { 2, 3, 1 })) end,
+      { x:clone() })
     check("where", function(a, b) return glow.where(glow.checkerboard({ 2, 3, 4 }, 0), a, b) end,
       { x:clone(), H.data({ 4 }, 9) })
   end)
@@ -78,6 +80,7 @@ describe("glow.autograd", function()
       { H.data({ 1, 6, 6, 2 }, 3), H.data({ 5, 5, 2, 2 }, 4) })
     check("avg_pool2", function(x) return glow.avg_pool2(x) end, { H.data({ 2, 4, 4, 3 }, 6) })
     check("upsample2 bilinear", function(x) return glow.upsample2(x, "bilinear") end, { H.data({ 1, 3, 3, 2 }, 7) })
+    check("upsample2 nearest", function(x) return glow.upsample2(x, "nearest") end, { H.data({ 1, 3, 3, 2 }, 7) })
     check("slogdet", function(w) return ag.slogdet(w) end, { glow.randn({ 4, 4 }, 8, 1) })
   end)
 
