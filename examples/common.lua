@@ -382,6 +382,15 @@ function C.verify(out, make, shape, y_of)
     shape[1], shape[2], shape[3], inv, ld, brute, n, worst)
 end
 
+--- The options C.fit reads (the prototype scripts merge their own in).
+C.FIT_OPTIONS = {
+  epochs = { "int", 1, min = 1 },
+  batch = { "int", 64, quick = 16, min = 1 },
+  lr = { "number", 1e-3, min = 0 },
+  ["max-steps"] = { "int", 0, quick = 20, min = 0 },
+  ["eval-limit"] = { "int", 0, quick = 64, min = 0 },
+}
+
 --- Train a model on a dataset for o.epochs with Adam (glow.train.run) on
 --- the main job's schedule (a warmup, the rate held, then cooled down over
 --- the last 20% of the steps; gradient clipping; a Polyak average of the

@@ -16,17 +16,12 @@ local C = dofile((arg[0]:match("^(.*)[/\\]") or ".") .. "/common.lua")
 local glow = C.glow
 local ag = glow.autograd
 
-local SPEC = {
-  epochs = { "int", 1, min = 1 },
-  batch = { "int", 64, quick = 16, min = 1 },
+local SPEC = C.merge(C.FIT_OPTIONS, {
   levels = { "int", 2, min = 1 },
   depth = { "int", 8, quick = 2, min = 1 },
   width = { "int", 32, quick = 8, min = 1 },
   blocks = { "int", 1, min = 1 },
-  lr = { "number", 1e-3, min = 0 },
-  ["max-steps"] = { "int", 0, quick = 20, min = 0 },
-  ["eval-limit"] = { "int", 0, quick = 64, min = 0 },
-}
+})
 
 -- concat-ELU: elu of x and of -x, side by side on the channels
 local function concat_elu(x) return glow.cat({ x, -x }, 4):elu() end

@@ -18,14 +18,9 @@ local C = dofile((arg[0]:match("^(.*)[/\\]") or ".") .. "/common.lua")
 local glow = C.glow
 local ag = glow.autograd
 
-local SPEC = {
-  epochs = { "int", 1, min = 1 },
-  batch = { "int", 64, quick = 16, min = 1 },
+local SPEC = C.merge(C.FIT_OPTIONS, {
   width = { "int", 32, quick = 8, min = 1 },
-  lr = { "number", 1e-3, min = 0 },
-  ["max-steps"] = { "int", 0, quick = 20, min = 0 },
-  ["eval-limit"] = { "int", 0, quick = 64, min = 0 },
-}
+})
 
 -- conv3x3 -> ELU -> a residual conv3x3 block -> conv3x3 to cout channels
 -- (zero at start). ELU rather than ReLU: its slope has no jump, so the

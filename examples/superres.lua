@@ -21,16 +21,11 @@ local C = dofile((arg[0]:match("^(.*)[/\\]") or ".") .. "/common.lua")
 local glow = C.glow
 local ag = glow.autograd
 
-local SPEC = {
-  epochs = { "int", 1, min = 1 },
-  batch = { "int", 64, quick = 16, min = 1 },
+local SPEC = C.merge(C.FIT_OPTIONS, {
   levels = { "int", 2, min = 1 },
   depth = { "int", 4, quick = 2, min = 1 },
   width = { "int", 64, quick = 8, min = 1 },
-  lr = { "number", 1e-3, min = 0 },
-  ["max-steps"] = { "int", 0, quick = 20, min = 0 },
-  ["eval-limit"] = { "int", 0, quick = 64, min = 0 },
-}
+})
 
 --- The conditioning input of a batch: its 14x14 version, upsampled to 28x28.
 local function low_res(x) return glow.upsample2(glow.avg_pool2(x), "bilinear") end
