@@ -335,6 +335,8 @@ function ag.slogdet(w)
   return node(y, { w }, function(g) return { core.inverse(w.v):transpose(1, 2) * g:sum() } end)
 end
 
+V.matmul = ag.matmul
+
 ----------------------------------------------------------------- differentiation
 local function scalar_seed(y)
   if type(y) == "number" then return nil end

@@ -148,7 +148,11 @@ function T.conv2d_backward(x, w, dy, opts, need_b)
   return core.conv2d_grad(x, w, dy, opts, need_b)
 end
 T.avg_pool2, T.upsample2, T.upsample2_backward = core.avg_pool2, core.upsample2, core.upsample2_backward
-methods.matmul = core.matmul
+-- t:matmul(b): an autograd value as b takes the product to glow.autograd
+function methods.matmul(a, b, ...)
+  if getmetatable(b) ~= mt then return require("glow.autograd").matmul(a, b) end
+  return core.matmul(a, b, ...)
+end
 
 ----------------------------------------------------------------- makers
 function T.zeros(shape) return core.tensor(shape) end
