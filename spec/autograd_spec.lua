@@ -75,7 +75,8 @@ describe("glow.autograd", function()
     check("matmul, batched and shared", function(a, b) return glow.matmul(a, b) end,
       { H.data({ 2, 3, 4 }, 1), H.data({ 4, 5 }, 2) })
     check("the matmul method, a tensor on the left",
-      function(a, b) return glow.randn({ 3, 4 }, 9, 1):matmul(a):matmul(b) end, { H.data({ 4, 5 }, 1), H.data({ 5, 2 }, 2) })
+      function(a, b) return glow.randn({ 3, 4 }, 9, 1):matmul(a):matmul(b) end,
+      { H.data({ 4, 5 }, 1), H.data({ 5, 2 }, 2) })
     check("conv2d 3x3 with a bias", function(x, w, b) return glow.conv2d(x, w, b) end,
       { H.data({ 2, 5, 5, 2 }, 3), H.data({ 3, 3, 2, 3 }, 4), H.data({ 3 }, 5) })
     check("conv2d 5x5, dilation 2", function(x, w) return glow.conv2d(x, w, nil, { dilation = 2 }) end,
