@@ -72,6 +72,9 @@ void glow_thread_share(int *t, int *tn);
 
 /* ---------------------------------------------------------------- elementwise */
 int glow_all_finite(const float *x, size_t n);            /* 1 if every value is finite */
+/* 1 if every value of x {n} is finite; *lo, *hi = the smallest and largest
+ * (NaNs ignored; +inf and -inf when n is 0) */
+int glow_finite_range(const float *x, size_t n, float *lo, float *hi);
 double glow_dot(const float *a, const float *b, size_t n); /* sum a*b in double */
 void glow_relu_forward(const float *x, float *y, size_t n);
 void glow_relu_backward(const float *x, const float *dy, float *dx, size_t n);

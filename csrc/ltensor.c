@@ -270,6 +270,16 @@ static int t_all_finite(lua_State *L) {
   return 1;
 }
 
+/* t:finite_range() -> all finite (boolean), min, max (NaNs ignored) */
+static int t_finite_range(lua_State *L) {
+  Tensor *t = lg_checkt(L, 1);
+  float lo, hi;
+  lua_pushboolean(L, glow_finite_range(t->data, (size_t)t->n, &lo, &hi));
+  lua_pushnumber(L, lo);
+  lua_pushnumber(L, hi);
+  return 3;
+}
+
 static int t_tostring(lua_State *L) {
   Tensor *t = (Tensor *)luaL_checkudata(L, 1, TNAME);
   if (!t->data) {
@@ -359,7 +369,7 @@ static const luaL_Reg tensor_methods[] = {
     {"clone", t_clone},       {"view", t_view},
     {"dot", t_dot},           {"sum", t_sum},
     {"max_abs", t_max_abs},   {"max_abs_diff", t_max_abs_diff},
-    {"all_finite", t_all_finite}, {"is_closed", t_is_closed},
+    {"all_finite", t_all_finite}, {"finite_range", t_finite_range}, {"is_closed", t_is_closed},
     {NULL, NULL}};
 
 static const luaL_Reg tensor_meta[] = {{"__tostring", t_tostring},

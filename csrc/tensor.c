@@ -89,6 +89,20 @@ int glow_all_finite(const float *x, size_t n) {
   return ok;
 }
 
+int glow_finite_range(const float *x, size_t n, float *lo, float *hi) {
+  int ok = 1;
+  float a = INFINITY, b = -INFINITY;
+#pragma omp parallel for reduction(&& : ok) reduction(min : a) reduction(max : b) if (n > 65536)
+  for (size_t i = 0; i < n; i++) {
+    ok = ok && isfinite(x[i]);
+    a = fminf(a, x[i]);
+    b = fmaxf(b, x[i]);
+  }
+  *lo = a;
+  *hi = b;
+  return ok;
+}
+
 double glow_dot(const float *a, const float *b, size_t n) {
   double s = 0;
   for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];

@@ -159,12 +159,12 @@ describe("learning-rate schedules", function()
   it("refuses unknown options and schedules", function()
     assert.has_error(function() glow.optim.Adam(toy { 0 }, { learning_rate = 1 }) end,
       "glow.optim.adam: unknown option 'learning_rate' (known: betas, clip, decay_frac, eps, gamma, lr, min_lr_frac, "
-      .. "polyak, schedule, step_size, total_steps, warmup, weight_decay)")
+      .. "polyak, schedule, schedule_start, step_size, total_steps, warmup, weight_decay)")
     assert.has_error(function() glow.optim.Adam(toy { 0 }, { schedule = "bogus" }) end,
       "optim: unknown schedule 'bogus' (constant, step, cosine, linear, wsd, or a function)")
     assert.has_error(function() glow.optim.SGD(toy { 0 }, { betas = { 0.9, 0.9 } }) end,
       "glow.optim.sgd: unknown option 'betas' (known: clip, decay_frac, gamma, lr, min_lr_frac, momentum, nesterov, "
-      .. "polyak, schedule, step_size, total_steps, warmup, weight_decay)")
+      .. "polyak, schedule, schedule_start, step_size, total_steps, warmup, weight_decay)")
   end)
 end)
 

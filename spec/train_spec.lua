@@ -103,6 +103,98 @@ describe("glow.train.run", function()
     rmdir(dir)
   end)
 
+  it("stopped by max_steps within an epoch still reports test bits/dim, on eval_limit images", function()
+    local lines = {}
+    local _, result = run(ds, { max_steps = 3, eval_limit = 16, progress = "lines",
+      print = function(l) lines[#lines + 1] = l end })
+    assert.equal(0, #result.epochs)
+    assert.is_true(result.partial.partial)
+    assert.equal(3, result.partial.batch)
+    assert.is_number(result.final_test_bpd)
+    assert.equal(result.partial.test_bpd, result.final_test_bpd)
+    -- the same figure as evaluating the first 16 test images with the Polyak average
+    local expect = result.optimizer:with_average(function()
+      return result.optimizer.model:bits_per_dim(ds, { limit = 16 })
+    end)
+    assert.close(expect, result.final_test_bpd, 1e-9)
+    assert.matches("stopped at step 3 %(max_steps%), batch 3/8 of epoch 1: train bits/dim [%d.]+  test bits/dim [%d.]+",
+      table.concat(lines, "\n"))
+  end)
+
+  it("draws the initialization images at random across the whole set (every class of a sorted set)", function()
+    -- a set sorted by label: the first 32 images are all class 0
+    local n, per = 64, 16
+    local sorted = {}
+    for i = 1, n do sorted[i] = i end
+    local labels = ds:labels()
+    table.sort(sorted, function(a, b)
+      if labels[a] ~= labels[b] then return labels[a] < labels[b] end
+      return a < b
+    end)
+    local seen_idx
+    local view = setmetatable({}, { __index = function(_, k)
+      if k == "batch" then
+        return function(_, idx, opts)
+          seen_idx = idx
+          local mapped = {}
+          for i, v in ipairs(idx) do mapped[i] = sorted[v] end
+          return ds:batch(mapped, opts)
+        end
+      end
+      local f = ds[k]
+      if type(f) == "function" then return function(_, ...) return f(ds, ...) end end
+      return f
+    end })
+    run(view, { max_steps = 1, init_size = per, eval = false })
+    assert.equal(per, #seen_idx)
+    local classes = {}
+    for _, v in ipairs(seen_idx) do classes[labels[sorted[v]]] = true end
+    local k = 0
+    for _ in pairs(classes) do k = k + 1 end
+    assert.is_true(k >= 3, "the initialization sample holds " .. k .. " classes")
+    -- seeded: the same sample again, another with another seed
+    local again = seen_idx
+    run(view, { max_steps = 1, init_size = per, eval = false })
+    assert.same(again, seen_idx)
+    run(view, { max_steps = 1, init_size = per, eval = false, seed = 4 })
+    assert.are_not.same(again, seen_idx)
+  end)
+
+  it("extends a finished run with more epochs: a new stage of its decaying schedule", function()
+    local dir = tmpdir()
+    local path = dir .. "/c.safetensors"
+    local lines = {}
+    local first = run(ds, { epochs = 1, schedule = "wsd", checkpoint = path })
+    assert.equal(8, #first)
+    local model = assert(glow.load(path))
+    local rest, result = run(ds, { model = model, resume = true, epochs = 3, schedule = "wsd", checkpoint = path,
+      print = function(l) lines[#lines + 1] = l end })
+    assert.equal(16, #rest)
+    assert.equal(24, result.steps)
+    assert.equal(3, #result.epochs + 1) -- epochs 2 and 3 ran here
+    assert.equal(3, result.epochs[2].epoch)
+    assert.matches("extending a finished run of 1 epochs to 3: the wsd schedule starts a new stage at step 8 "
+      .. "(warmup 4, then its decay over the 16 added steps)", table.concat(lines, "\n"), 1, true)
+    -- the new stage: warmup again from step 9, full rate after it, decayed to 0 at the end
+    local opt = result.optimizer
+    assert.close(2e-3 / 4, opt:lr(9), 1e-12)
+    assert.close(2e-3, opt:lr(13), 1e-12)
+    assert.close(0, opt:lr(24), 1e-12)
+    -- the checkpoint records the stage, so a later resume continues it
+    local m2 = assert(glow.load(path))
+    assert.equal(8, m2.checkpoint.trainer.stage_start)
+    assert.equal(3, m2.checkpoint.trainer.settings.epochs)
+    -- fewer epochs than trained, or a decaying run stopped before its end, are refused
+    assert.has_error(function() run(ds, { model = m2, resume = true, epochs = 2, schedule = "wsd" }) end,
+      "glow.train.run: the checkpoint has already trained 3 epochs; ask for more (epochs > 3) to extend it")
+    run(ds, { epochs = 2, max_steps = 5, schedule = "wsd", checkpoint = path })
+    assert.has_error(function()
+      run(ds, { model = assert(glow.load(path)), resume = true, epochs = 4, schedule = "wsd" })
+    end, "glow.train.run: the checkpoint stopped in epoch 1 of 2, with the wsd learning rate decaying over 2 "
+      .. "epochs; resume with epochs = 2 to finish that run, then extend it with more epochs")
+    rmdir(dir)
+  end)
+
   it("saves the Polyak average, which glow.load gives back with average = true", function()
     local dir = tmpdir()
     local path = dir .. "/c.safetensors"
@@ -220,7 +312,7 @@ describe("glow.train.run after non-finite steps in a row", function()
     local bad = setmetatable({}, { __index = function(_, c) return c >= 3 end })
     assert.has_error(function()
       run(ds, { model = faulty(bad), restore_after = 2, max_skipped = 6, print = function() end })
-    end, "train: 7 consecutive steps with a non-finite loss or gradient; stopping (the weights were not "
+    end, "train: 7 consecutive steps with a non-finite or exploding loss or gradient; stopping (the weights were not "
       .. "updated by any of them)")
   end)
 
@@ -262,7 +354,43 @@ describe("glow.train.run after non-finite steps in a row", function()
     rmdir(dir)
   end)
 
+  it("treats a finite loss above max_bpd like a non-finite one: skipped, said, counted", function()
+    local m = glow.Glow(CONFIG)
+    local calls, orig = 0, m.loss_and_grad
+    m.loss_and_grad = function(self, x, y)
+      calls = calls + 1
+      local st = orig(self, x, y)
+      if calls == 4 then st.loss, st.bpd = 5.2e11, 5.2e11 end -- finite, but exploded
+      return st
+    end
+    local lines = {}
+    local _, result = run(ds, { model = m, print = function(l) lines[#lines + 1] = l end })
+    assert.equal(1, result.optimizer.skipped)
+    assert.equal(15, result.optimizer.t)
+    assert.matches("step 4: exploding loss (train bits/dim 5.2e+11 > max_bpd 100); update skipped",
+      table.concat(lines, "\n"), 1, true)
+    -- max_bpd = false turns the check off
+    local _, r2 = run(ds, { max_bpd = false, max_steps = 2 })
+    assert.equal(0, r2.optimizer.skipped)
+  end)
+
   it("refuses bad settings", function()
+    for _, case in ipairs {
+      { { epochs = 0 }, "glow.train.run: epochs must be an integer >= 1, got 0" },
+      { { batch = 2.5 }, "glow.train.run: batch must be an integer >= 1, got 2.5" },
+      { { eval_batch = 0 }, "glow.train.run: eval_batch must be an integer >= 1, got 0" },
+      { { max_steps = 0 }, "glow.train.run: max_steps must be an integer >= 1, got 0" },
+      { { checkpoint_every = 0 }, "glow.train.run: checkpoint_every must be an integer >= 1, got 0" },
+      { { checkpoint_every = -3 }, "glow.train.run: checkpoint_every must be an integer >= 1, got -3" },
+      { { eval_limit = "10" }, "glow.train.run: eval_limit must be an integer >= 1, got 10" },
+      { { max_skipped = -1 }, "glow.train.run: max_skipped must be an integer >= 0, got -1" },
+      { { init_size = 0 }, "glow.train.run: init_size must be an integer >= 1, got 0" },
+      { { seed = -2 }, "glow.train.run: seed must be an integer >= 0, got -2" },
+      { { max_bpd = -5 }, "glow.train.run: max_bpd must be a number > 0 or false, got -5" },
+      { { on_step = 3 }, "glow.train.run: on_step must be a function, got number" },
+    } do
+      assert.has_error(function() run(ds, case[1]) end, case[2])
+    end
     assert.has_error(function() run(ds, { restore_after = -1 }) end,
       "glow.train.run: restore_after must be an integer >= 0, got -1")
     assert.has_error(function() run(ds, { lr_drop = 2 }) end,

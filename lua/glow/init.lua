@@ -4,7 +4,7 @@ local core = require "glow.core"
 local util = require "glow.util"
 local flow = require "glow.flow"
 
-local glow = { core = core, nn = require "glow.nn" }
+local glow = { core = core, nn = require "glow.nn", VERSION = "scm-1" }
 
 --- glow.Tensor{dims...} makes zeros; glow.Tensor.from(flat, shape) fills one.
 glow.Tensor = setmetatable({
@@ -19,12 +19,21 @@ function glow.randn(shape, seed, std) return core.randn(shape, seed or 0, std or
 --- "x86-64-v4", or "native" for a GLOW_NATIVE build), isa_features (the CPU
 --- features that copy uses), isa_levels (the copies this build holds) and
 --- isa_chosen_by ("cpu", or "GLOW_ISA" when the environment forced it).
+--- print(glow.info()) gives one readable line per field.
+local Info = { __name = "glow.info" }
+function Info.__tostring(info)
+  local features = (info.isa_features or ""):gsub("^%s+", "")
+  return string.format("glow %s\n  kernels: %s (chosen by %s; this build holds %s)\n  CPU features: %s\n"
+    .. "  OpenBLAS: %s kernel, %d threads (%s)\n  OpenMP: %d threads", glow.VERSION, info.isa, info.isa_chosen_by,
+    info.isa_levels, features, info.blas_kernel, info.blas_threads, info.blas_library, info.omp_threads)
+end
+
 function glow.info()
   local info = core.info()
   info.isa_features = core.isa_features
   info.isa_levels = core.isa_levels or info.isa
   info.isa_chosen_by = core.isa_chosen_by or "build"
-  return info
+  return setmetatable(info, Info)
 end
 --- glow.rand(shape, seed): U[0, 1) values.
 function glow.rand(shape, seed) return core.rand(shape, seed or 0) end

@@ -86,10 +86,23 @@ function Model.new(parts, config, cls)
   return self
 end
 
+--- Inputs outside [-INPUT_BOUND, INPUT_BOUND] are refused (preprocessed
+--- images lie in [-0.5, 0.5]).
+local INPUT_BOUND = 2
+Model.INPUT_BOUND = INPUT_BOUND
+
 function Model:check_input(x, what)
   local s = self.config.shape
   util.check_image(x, s[1], s[2], s[3], what .. ": x")
-  if not x:all_finite() then error(what .. ": x contains a non-finite value (NaN or inf)", 0) end
+  local finite, lo, hi = x:finite_range()
+  if not finite then error(what .. ": x contains a non-finite value (NaN or inf)", 0) end
+  -- preprocessed images lie in [-0.5, 0.5]: raw pixels (0..255) or a wrong
+  -- scale would give a meaningless log-density
+  if lo < -INPUT_BOUND or hi > INPUT_BOUND then
+    error(string.format("%s: x holds values in [%.4g, %.4g], far outside the preprocessed range [-0.5, 0.5]: "
+      .. "preprocess images as glow.data's batches do, x = (floor(pixel / 2^(8 - n_bits)) + u) / 2^n_bits - 0.5 "
+      .. "with n_bits = %d (docs/FORMAT.md)", what, lo, hi, self.config.n_bits or 8), 0)
+  end
   return x:shape()[1]
 end
 
@@ -272,12 +285,20 @@ function Model:loss_and_grad(x, y)
   return stats
 end
 
---- train_step(x, y, opt) -> stats: forward, backward and one optimizer
---- update. A non-finite loss or gradient skips the update (stats.skipped =
---- true, opt.skipped counts them) instead of carrying NaN into the weights.
-function Model:train_step(x, y, opt)
+--- train_step(x, y, opt [, {max_bpd = b}]) -> stats: forward, backward and
+--- one optimizer update. A non-finite loss or gradient skips the update
+--- (stats.skipped = true, opt.skipped counts them) instead of carrying NaN
+--- into the weights; so does a finite loss whose bits/dim exceed max_bpd
+--- (stats.exploded = true as well): a loss that explodes while staying
+--- finite would otherwise throw the weights far away in one step.
+function Model:train_step(x, y, opt, opts)
   if type(opt) ~= "table" or not opt.step then
     error("train_step: opt must be an optimizer from glow.optim", 0)
+  end
+  opts = util.check_options(opts, { max_bpd = true }, "train_step")
+  local max_bpd = opts.max_bpd
+  if max_bpd ~= nil and (type(max_bpd) ~= "number" or not (max_bpd > 0)) then -- luacheck: ignore 581
+    error("train_step: max_bpd must be a number > 0, got " .. tostring(max_bpd), 0)
   end
   self:zero_grad()
   local stats = self:loss_and_grad(x, y)
@@ -285,8 +306,9 @@ function Model:train_step(x, y, opt)
   -- under glow.distributed: the global batch's mean gradient on every rank
   dist.average(opt, stats, x:shape()[1])
   local loss = stats.loss
-  if loss ~= loss or loss == math.huge or loss == -math.huge or not opt.grad:all_finite() then
-    stats.skipped = true
+  local exploded = max_bpd and stats.bpd == stats.bpd and stats.bpd > max_bpd
+  if exploded or loss ~= loss or loss == math.huge or loss == -math.huge or not opt.grad:all_finite() then
+    stats.skipped, stats.exploded = true, exploded or nil
     opt.skipped = opt.skipped + 1
     -- say where: the parameters whose gradients are not finite
     local bad = {}

@@ -105,7 +105,7 @@ optim.Optimizer = Optimizer
 
 local COMMON = { lr = true, weight_decay = true, clip = true, warmup = true, schedule = true,
   step_size = true, gamma = true, total_steps = true, min_lr_frac = true, decay_frac = true,
-  polyak = true }
+  polyak = true, schedule_start = true }
 
 local KINDS = {
   sgd = { momentum = true, nesterov = true },
@@ -142,6 +142,15 @@ local function new(kind, model, opts)
   if type(self.base_lr) ~= "number" or self.base_lr <= 0 then
     error("glow.optim." .. kind .. ": lr must be a positive number", 0)
   end
+  -- schedule_start: the step a schedule's stage begins at (a finished run
+  -- extended by glow.train.run runs a new stage over the added steps)
+  self.schedule_start = opts.schedule_start or 0
+  if math.type(self.schedule_start) ~= "integer" or self.schedule_start < 0 then
+    error("glow.optim." .. kind .. ": schedule_start must be an integer >= 0", 0)
+  end
+  if opts.total_steps and self.schedule_start > 0 then
+    opts.total_steps = opts.total_steps - self.schedule_start
+  end
   self.schedule = build_schedule(opts)
   self.value, self.grad = util.flatten(model)
   local n = self.value:numel()
@@ -164,9 +173,10 @@ function optim.SGD(model, opts) return new("sgd", model, opts) end
 function optim.Adam(model, opts) return new("adam", model, opts) end
 function optim.Adamax(model, opts) return new("adamax", model, opts) end
 
---- The learning rate at step t (default: the next step).
+--- The learning rate at step t (default: the next step). With
+--- schedule_start = s, step t runs the schedule's step t - s.
 function Optimizer:lr(t)
-  return self.base_lr * self.lr_scale * self.schedule(t or self.t + 1)
+  return self.base_lr * self.lr_scale * self.schedule((t or self.t + 1) - self.schedule_start)
 end
 
 --- One update from the gradients in the arena. Returns {lr, grad_norm, clipped}.

@@ -23,7 +23,7 @@ local OPTIONS = {
   log = true, checkpoint = true, checkpoint_every = true, eval = true, eval_batch = true,
   eval_limit = true, progress = true, max_steps = true, resume = true, max_skipped = true,
   restore_after = true, lr_drop = true, snapshot_every = true,
-  on_epoch = true, on_step = true, print = true, condition = true,
+  on_epoch = true, on_step = true, print = true, condition = true, max_bpd = true,
 }
 
 local function fmt_time(s)
@@ -94,14 +94,39 @@ local function trainer_problem(tr)
     return "wall must be a number >= 0, got " .. tostring(tr.wall)
   end
   if tr.settings ~= nil and type(tr.settings) ~= "table" then return "settings must be an object" end
+  if tr.stage_start ~= nil and (math.type(tr.stage_start) ~= "integer" or tr.stage_start < 0
+      or tr.stage_start > tr.step) then
+    return "stage_start must be an integer in 0..step, got " .. tostring(tr.stage_start)
+  end
 end
 
-local function make_optimizer(o, model, total_steps)
+local DECAYS = { cosine = true, linear = true, wsd = true }
+
+--- How a resumed run's epoch count relates to the checkpoint's: nil when
+--- it continues the same schedule, "extend" when a finished run with a
+--- decaying schedule gets more epochs (a new stage), or raises.
+local function epochs_change(run, tr, saved)
+  local want, had = run.cfg.epochs, saved.epochs
+  local done = tr.epoch - 1 -- complete epochs in the checkpoint
+  if want <= done then
+    error(string.format("glow.train.run: the checkpoint has already trained %d epoch%s; ask for more "
+      .. "(epochs > %d) to extend it", done, done == 1 and "" or "s", done), 0)
+  end
+  if had == nil or want == had or not DECAYS[run.settings.schedule] then return nil end
+  if want < had or done < had then
+    error(string.format("glow.train.run: the checkpoint stopped in epoch %d of %d, with the %s learning rate "
+      .. "decaying over %d epochs; resume with epochs = %d to finish that run, then extend it with more epochs",
+      tr.epoch, had, run.settings.schedule, had, had), 0)
+  end
+  return "extend"
+end
+
+local function make_optimizer(o, model, total_steps, schedule_start)
   local kind = o.optimizer or "adam"
   local opts = { lr = o.lr or 1e-3, warmup = o.warmup, schedule = o.schedule, step_size = o.step_size,
     gamma = o.gamma, min_lr_frac = o.min_lr_frac, decay_frac = o.decay_frac, clip = o.clip,
     weight_decay = o.weight_decay,
-    polyak = o.polyak, total_steps = total_steps }
+    polyak = o.polyak, total_steps = total_steps, schedule_start = schedule_start }
   if kind == "adam" or kind == "adamax" then opts.betas = o.betas
   elseif kind == "sgd" then opts.momentum = o.momentum
   else error("train: unknown optimizer '" .. tostring(kind) .. "' (adam, adamax, sgd)", 0) end
@@ -137,13 +162,29 @@ local function check_options(o)
   if not o.model or not o.train then error("glow.train.run: model and train are required", 0) end
   -- {rank, size} under glow.distributed with more than one rank
   c.ranks = dist.size() > 1 and { dist.rank(), dist.size() } or nil
-  c.batch = o.batch or 64
-  if c.ranks and (c.batch < c.ranks[2] or (o.eval_batch or 256) < c.ranks[2]) then
-    error(string.format("glow.train.run: batch %d and eval_batch %d must not be smaller than the %d ranks",
-      c.batch, o.eval_batch or 256, c.ranks[2]), 0)
+  local what = "glow.train.run: "
+  c.batch = util.int_opt(o.batch, 64, what .. "batch", 1)
+  c.eval_batch = util.int_opt(o.eval_batch, 256, what .. "eval_batch", 1)
+  c.epochs = util.int_opt(o.epochs, 1, what .. "epochs", 1)
+  c.seed = util.int_opt(o.seed, 0, what .. "seed", 0)
+  c.init_size = util.int_opt(o.init_size, 256, what .. "init_size", 1)
+  c.max_skipped = util.int_opt(o.max_skipped, 20, what .. "max_skipped", 0)
+  for _, k in ipairs { "max_steps", "checkpoint_every", "eval_limit" } do
+    util.int_opt(o[k], nil, what .. k, 1)
   end
-  c.epochs = o.epochs or 1
-  c.seed = o.seed or 0
+  c.max_bpd = o.max_bpd == nil and 100 or o.max_bpd
+  if c.max_bpd ~= false and (type(c.max_bpd) ~= "number" or not (c.max_bpd > 0)) then -- luacheck: ignore 581
+    error(what .. "max_bpd must be a number > 0 or false, got " .. tostring(o.max_bpd), 0)
+  end
+  for _, k in ipairs { "on_step", "on_epoch", "print", "condition" } do
+    if o[k] ~= nil and type(o[k]) ~= "function" then
+      error(string.format("%s%s must be a function, got %s", what, k, type(o[k])), 0)
+    end
+  end
+  if c.ranks and (c.batch < c.ranks[2] or c.eval_batch < c.ranks[2]) then
+    error(string.format("glow.train.run: batch %d and eval_batch %d must not be smaller than the %d ranks",
+      c.batch, c.eval_batch, c.ranks[2]), 0)
+  end
   c.n_bits = o.model.config.n_bits
   c.per_epoch = math.ceil(o.train:size() / c.batch)
   c.total = o.max_steps or c.epochs * c.per_epoch
@@ -224,13 +265,26 @@ local function resume(run)
   end
   local problem = type(info.trainer) ~= "table" and "it is not an object" or trainer_problem(info.trainer)
   if problem then error("glow.train.run: the checkpoint's trainer state is corrupt: " .. problem, 0) end
-  local saved = info.trainer.settings or {}
-  local decays = ({ cosine = true, linear = true, wsd = true })[run.settings.schedule]
+  local tr = info.trainer
+  local saved = tr.settings or {}
+  local change = epochs_change(run, tr, saved)
   for k, v in pairs(run.settings) do
-    -- the epoch count may grow on resume unless the schedule decays over it
-    if saved[k] ~= nil and saved[k] ~= v and (k ~= "epochs" or decays) then
+    -- the epoch count is checked above
+    if saved[k] ~= nil and saved[k] ~= v and k ~= "epochs" then
       error(string.format("glow.train.run: the checkpoint was trained with %s = %s; resuming with %s "
         .. "would not continue the same run", k, tostring(saved[k]), tostring(v)), 0)
+    end
+  end
+  -- a finished run with a decaying schedule, extended: the added steps are
+  -- a new stage of the same schedule (warmup, then the decay over them);
+  -- a run extended before goes on with its stage
+  local stage = change == "extend" and tr.step or tr.stage_start
+  if stage and stage > 0 then
+    run.opt = make_optimizer(run.o, run.model, run.cfg.total, stage)
+    if change == "extend" then
+      run.say(string.format("extending a finished run of %d epochs to %d: the %s schedule starts a new stage "
+        .. "at step %d (warmup %d, then its decay over the %d added steps)", saved.epochs, run.cfg.epochs,
+        run.settings.schedule, stage, run.settings.warmup, run.cfg.total - stage))
     end
   end
   local ok, err = run.opt:load_state(info.tensors, info.optimizer or {})
@@ -238,17 +292,21 @@ local function resume(run)
   -- the checkpoint's tensors are copied into the model and the optimizer
   info.tensors = nil
   collectgarbage()
-  for k, v in pairs(info.trainer) do state[k] = v end
+  for k, v in pairs(tr) do state[k] = v end
   state.settings = run.settings
+  if stage and stage > 0 then state.stage_start = stage end
   run.seed = state.seed
 end
 
---- Data-dependent initialization from the first init_size (256) images.
+--- Data-dependent initialization from init_size (256) images drawn at
+--- random across the whole training set: a permutation seeded by (seed,
+--- epoch 0) (the epochs' shuffles use epochs 1, 2, ...), so a folder sorted
+--- by class still gives every class its share.
 local function initialize(run)
   local ds = run.ds
-  local k = math.min(run.o.init_size or 256, ds:size())
-  local idx = {}
-  for i = 1, k do idx[i] = i end
+  local k = math.min(run.cfg.init_size, ds:size())
+  local order = core.permutation(ds:size(), run.seed, 0)
+  local idx = table.move(order, 1, k, 1, {})
   local x, y = ds:batch(idx, { seed = run.seed, epoch = 0, n_bits = run.cfg.n_bits })
   if run.o.condition then y = run.o.condition(x, y) end
   run.model:initialize(x, y)
@@ -291,11 +349,16 @@ local function handle_skip(run, st)
   run.consecutive_skips = run.consecutive_skips + 1
   local skips = run.consecutive_skips
   local where = st.nonfinite or {}
-  run.say(string.format("step %d: non-finite loss or gradient (loss %s; %d parameters with non-finite "
-    .. "gradients%s); update skipped", run.state.step, tostring(st.loss), #where,
-    #where > 0 and (", first " .. where[1] .. ", last " .. where[#where]) or ""))
-  if skips > (run.o.max_skipped or 20) then
-    error(string.format("train: %d consecutive steps with a non-finite loss or gradient; stopping "
+  if st.exploded then
+    run.say(string.format("step %d: exploding loss (train bits/dim %.4g > max_bpd %g); update skipped",
+      run.state.step, st.bpd, cfg.max_bpd))
+  else
+    run.say(string.format("step %d: non-finite loss or gradient (loss %s; %d parameters with non-finite "
+      .. "gradients%s); update skipped", run.state.step, tostring(st.loss), #where,
+      #where > 0 and (", first " .. where[1] .. ", last " .. where[#where]) or ""))
+  end
+  if skips > cfg.max_skipped then
+    error(string.format("train: %d consecutive steps with a non-finite or exploding loss or gradient; stopping "
       .. "(the weights were not updated by any of them)", skips), 0)
   end
   if cfg.restore_after > 0 and skips % cfg.restore_after == 0 then
@@ -334,7 +397,7 @@ local function run_epoch(run, epoch)
   for x, y in run.ds:batches { size = cfg.batch, shuffle = true, seed = run.seed, epoch = epoch,
     start = state.batch, n_bits = cfg.n_bits, ranks = cfg.ranks } do
     if o.condition then y = o.condition(x, y) end
-    local st = run.model:train_step(x, y, opt)
+    local st = run.model:train_step(x, y, opt, { max_bpd = cfg.max_bpd or nil })
     state.step = state.step + 1
     run.run_steps = run.run_steps + 1
     ep.batch = ep.batch + 1
@@ -380,6 +443,26 @@ local function end_epoch(run, ep)
   if o.on_epoch then o.on_epoch(rec, run.model, opt) end
 end
 
+--- A run stopped by max_steps within an epoch: the test set is evaluated
+--- (on eval_limit images when given) and the record kept as result.partial;
+--- the position stays inside the epoch, so a resumed run finishes it.
+local function stop_in_epoch(run, ep)
+  local o, state, opt, result = run.o, run.state, run.opt, run.result
+  local rec = { epoch = ep.epoch, batch = ep.batch - 1, partial = true,
+    train_bpd = ep.n_bpd > 0 and ep.sum_bpd / ep.n_bpd or nil, epoch_s = core.now() - ep.t_start }
+  if o.test and o.eval ~= false then
+    rec.test_bpd = evaluate(o, run.model, opt)
+    log_line(run, string.format("%d,%d,%d,,,,,,%.2f,%.6f,\n", state.step, ep.epoch, rec.batch,
+      core.now() - run.t_start, rec.test_bpd))
+  end
+  rec.wall_s = core.now() - run.t_start
+  run.prog:show(string.format("stopped at step %d (max_steps), batch %d/%d of epoch %d: train bits/dim %.4f%s",
+    state.step, rec.batch, run.cfg.per_epoch, ep.epoch, rec.train_bpd or 0 / 0,
+    rec.test_bpd and string.format("  test bits/dim %.4f", rec.test_bpd) or ""), true)
+  result.partial = rec
+  result.final_test_bpd = rec.test_bpd
+end
+
 --- The last checkpoint (which raises when it cannot be written), the log
 --- closed, and the result.
 local function finish(run)
@@ -395,7 +478,9 @@ local function finish(run)
   return result
 end
 
---- run(opts) -> {steps, epochs = {{epoch, test_bpd, train_bpd, wall_s}...}, final_test_bpd, optimizer}
+--- run(opts) -> {steps, epochs = {{epoch, test_bpd, train_bpd, wall_s}...}, final_test_bpd, optimizer,
+--- partial}: partial is the record of an epoch that max_steps cut short
+--- (its test_bpd on eval_limit images when given), and then final_test_bpd.
 --- opts: model, train (dataset), test, epochs, batch (64), optimizer ("adam",
 --- "adamax", "sgd"), lr (1e-3), warmup (steps), schedule, clip, weight_decay,
 --- polyak, seed, init_size (256), log (CSV path), checkpoint (path),
@@ -407,6 +492,13 @@ end
 --- on_step(stats, state, model, opt), on_epoch(record, model, opt),
 --- condition(x, y) -> what the model gets as y for the batch x with labels
 --- y (a conditioning input of the model's own; see glow.Model).
+--- max_bpd (100; false turns it off): a step whose train bits/dim exceed it
+--- counts as exploding, and is treated like a non-finite one.
+--- Resuming with more epochs than the checkpoint's: with a constant or step
+--- schedule the run simply goes on; with a decaying one (wsd, cosine,
+--- linear) a finished run is extended by a new stage: the warmup again, then
+--- the schedule over the added steps only (a run stopped before its end must
+--- be finished first). Fewer epochs than already trained is refused.
 --- A step with a non-finite loss or gradient is skipped (no update) and
 --- counted in the progress line and each epoch's line ("skipped N": the
 --- run's running total, resumed steps included). After restore_after of
@@ -426,7 +518,10 @@ function train.run(o)
   start(run)
   for epoch = run.state.epoch, run.cfg.epochs do
     local ep = run_epoch(run, epoch)
-    if run.stopped and ep.batch <= run.cfg.per_epoch then break end -- max_steps within the epoch
+    if run.stopped and ep.batch <= run.cfg.per_epoch then -- max_steps within the epoch
+      stop_in_epoch(run, ep)
+      break
+    end
     end_epoch(run, ep)
     if run.stopped then break end
   end

@@ -1,0 +1,345 @@
+--- glow.plot: figures drawn by gnuplot (Debian package gnuplot-nox).
+---
+---   plot.available() -> true | false, message
+---   plot.curve(log_csv_path, png_path, {title =, logy = false, width = 900, height = 600})
+---       -> true | nil, message
+---   plot.histogram({{name = "Fashion-MNIST test", values = {...}}, ...}, png_path,
+---       {title =, bins = 50, width = 900, height = 600}) -> true | nil, message
+---
+--- curve reads the CSV log that glow.train writes (columns step, epoch,
+--- batch, bpd, loss, lr, grad_norm, images_per_s, wall_s, test_bpd,
+--- skipped: a row per step with bpd, a row per evaluation with test_bpd) and
+--- draws the train bits/dim against the step as a line, the test bits/dim as
+--- points. Steps whose bits/dim is not finite (skipped updates) are left out.
+--- histogram draws the per-image bits/dim of each set on the same bins, each
+--- normalized to fractions of its own images so sets of different sizes
+--- compare, the legend naming each set with its mean; values may be a Lua
+--- array of numbers or a tensor.
+---
+--- Misuse (a path that is not a string, an unknown option, a set without a
+--- name) raises; anything else (no gnuplot, a missing, empty or malformed
+--- log, a non-finite value, gnuplot failing) returns nil and a message. The
+--- data files and the gnuplot script go into a temporary folder that is
+--- removed after; the PNG is written to a temporary file beside png_path and
+--- renamed into place. plot.program names the gnuplot to run (default
+--- "gnuplot", found on PATH). The pngcairo terminal is used when gnuplot has
+--- it, else libgd's png.
+local util = require "glow.util"
+
+local M = { program = "gnuplot" }
+
+local HINT = "apt-get install gnuplot-nox"
+local COLOURS = { "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2" }
+local CURVE_OPTS = { title = true, logy = true, width = true, height = true }
+local HIST_OPTS = { title = true, bins = true, width = true, height = true }
+local PNG_SIGNATURE = "\137PNG\r\n\26\n"
+
+local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+--- A gnuplot single-quoted string (no escapes inside; '' stands for ').
+local function gp_quote(s) return "'" .. s:gsub("[\r\n]", " "):gsub("'", "''") .. "'" end
+
+local function finite(v) return v == v and v ~= math.huge and v ~= -math.huge end
+
+------------------------------------------------------------------ gnuplot
+
+local terminals = {} -- program -> "pngcairo" | "png" | false (none)
+
+--- The PNG terminal the program has, or nil and a message.
+local function terminal()
+  local prog = M.program
+  local t = terminals[prog]
+  if t == nil then
+    if not os.execute("command -v " .. shell_quote(prog) .. " >/dev/null 2>&1") then
+      return nil, string.format("gnuplot not found (%s): install it (Debian: %s)", prog, HINT)
+    end
+    local p = io.popen(shell_quote(prog) .. " -e 'set terminal' 2>&1")
+    local list = p and p:read("a") or ""
+    if p then p:close() end
+    t = list:find("%f[%w]pngcairo%f[%W]") and "pngcairo" or list:find("%f[%w]png%f[%W]") and "png" or false
+    terminals[prog] = t
+  end
+  if not t then
+    return nil, string.format("%s has neither the pngcairo nor the png terminal: install %s", prog, HINT)
+  end
+  return t
+end
+
+function M.available()
+  local t, err = terminal()
+  if t then return true end
+  return false, err
+end
+
+--- The first lines of a script: the terminal with the size, no enhanced text
+--- (so underscores in names stay underscores).
+local function preamble(term, opts, what)
+  local w = util.int_opt(opts.width, 900, what .. ": width", 16, 16384)
+  local h = util.int_opt(opts.height, 600, what .. ": height", 16, 16384)
+  local lines = {
+    term == "pngcairo" and string.format("set terminal pngcairo size %d,%d noenhanced font 'sans,10'", w, h)
+      or string.format("set terminal png truecolor size %d,%d noenhanced", w, h),
+  }
+  if opts.title ~= nil then
+    if type(opts.title) ~= "string" then error(what .. ": title must be a string, got " .. type(opts.title), 0) end
+    lines[#lines + 1] = "set title " .. gp_quote(opts.title)
+  end
+  return lines
+end
+
+--- A scratch folder for one figure: add(name) gives a path in it and
+--- remembers it; clean() removes all it made.
+local function scratch()
+  local base = os.tmpname() -- made by mkstemp: the name is ours
+  local dir = base .. ".d"
+  local s = { dir = dir, base = base, files = {} }
+  function s.path(name)
+    local p = dir .. "/" .. name
+    s.files[#s.files + 1] = p
+    return p
+  end
+  function s.clean()
+    for _, p in ipairs(s.files) do os.remove(p) end
+    if s.made then os.remove(dir) end
+    os.remove(base)
+  end
+  if not os.execute("mkdir -m 700 -- " .. shell_quote(dir) .. " 2>/dev/null") then
+    os.remove(base)
+    return nil, "cannot make a temporary folder " .. dir
+  end
+  s.made = true
+  return s
+end
+
+--- Run gnuplot on the script (lines) and put the PNG at png_path.
+local function draw(tmp, lines, png_path, what)
+  local script = tmp.path("plot.gp")
+  local f, err = io.open(script, "w")
+  if not f then return nil, string.format("%s: cannot write %s: %s", what, script, err) end
+  f:write(table.concat(lines, "\n"), "\n")
+  if not f:close() then return nil, string.format("%s: cannot write %s", what, script) end
+  local part = png_path .. "." .. tmp.base:match("[^/]*$") .. ".part"
+  f, err = io.open(part, "wb") -- opened here for a plain message when png_path's folder is not writable
+  if not f then return nil, string.format("%s: cannot write %s: %s", what, png_path, err) end
+  f:close()
+  local errfile = tmp.path("gnuplot.err")
+  local ok, how, code = os.execute(shell_quote(M.program) .. " " .. shell_quote(script) .. " >" .. shell_quote(part)
+    .. " 2>" .. shell_quote(errfile))
+  local said = ""
+  local ef = io.open(errfile, "r")
+  if ef then said = ef:read("a"):gsub("%s+$", ""); ef:close() end
+  if ok then
+    f = io.open(part, "rb")
+    local head = f and f:read(8)
+    if f then f:close() end
+    if head ~= PNG_SIGNATURE then ok, how, code = nil, "output", "no PNG" end
+  end
+  if not ok then
+    os.remove(part)
+    return nil, string.format("%s: gnuplot failed (%s %s)%s", what, how, tostring(code),
+      said ~= "" and ": " .. said or "")
+  end
+  local moved, merr = os.rename(part, png_path)
+  if not moved then
+    os.remove(part)
+    return nil, string.format("%s: cannot write %s: %s", what, png_path, merr)
+  end
+  return true
+end
+
+--- Run body(tmp) with a scratch folder that is removed after, whatever happens.
+local function with_scratch(body)
+  local tmp, err = scratch()
+  if not tmp then return nil, err end
+  local res = table.pack(pcall(body, tmp))
+  tmp.clean()
+  if not res[1] then error(res[2], 0) end
+  return table.unpack(res, 2, res.n)
+end
+
+-------------------------------------------------------------------- curve
+
+--- Split the log into train.dat (step, bpd) and test.dat (step, test_bpd);
+--- returns the counts and the smallest value, or nil and a message.
+local function split_log(path, train_path, test_path, what)
+  local f, err = io.open(path, "r")
+  if not f then return nil, string.format("%s: cannot read the log %s", what, err) end
+  local header = f:read("l")
+  if not header or header:match("^%s*$") then
+    f:close()
+    return nil, string.format("%s: the log %s is empty", what, path)
+  end
+  local col, ncol = {}, 0
+  for name in (header:gsub("\r$", "") .. ","):gmatch("([^,]*),") do
+    ncol = ncol + 1
+    col[name] = ncol
+  end
+  for _, need in ipairs { "step", "bpd", "test_bpd" } do
+    if not col[need] then
+      f:close()
+      return nil, string.format("%s: %s is not a training log: its header has no column '%s' (%s)", what, path,
+        need, header)
+    end
+  end
+  local tf, ef = io.open(train_path, "w"), io.open(test_path, "w")
+  local n_train, n_test, lo, lineno = 0, 0, math.huge, 1
+  local problem
+  for line in f:lines() do
+    lineno = lineno + 1
+    line = line:gsub("\r$", "")
+    if line ~= "" then
+      local fields = {}
+      for v in (line .. ","):gmatch("([^,]*),") do fields[#fields + 1] = v end
+      if #fields ~= ncol then
+        problem = string.format("line %d has %d fields, the header %d", lineno, #fields, ncol)
+        break
+      end
+      local step = tonumber(fields[col.step])
+      if not step then
+        problem = string.format("line %d: the step '%s' is not a number", lineno, fields[col.step])
+        break
+      end
+      for _, c in ipairs { { "bpd", tf }, { "test_bpd", ef } } do
+        local s = fields[col[c[1]]]
+        if s ~= "" then
+          local v = tonumber(s)
+          if not v and not s:match("^%s*[-+]?nan%s*$") and not s:match("^%s*[-+]?inf%s*$") then
+            problem = string.format("line %d: %s '%s' is not a number", lineno, c[1], s)
+            break
+          end
+          if v and finite(v) then -- nan and inf: a skipped step, left out
+            c[2]:write(string.format("%.17g %.17g\n", step, v))
+            if c[1] == "bpd" then n_train = n_train + 1 else n_test = n_test + 1 end
+            if v < lo then lo = v end
+          end
+        end
+      end
+      if problem then break end
+    end
+  end
+  f:close()
+  local ok1, ok2 = tf:close(), ef:close()
+  if problem then return nil, string.format("%s: malformed log %s: %s", what, path, problem) end
+  if not (ok1 and ok2) then return nil, what .. ": cannot write the data files" end
+  if n_train + n_test == 0 then
+    return nil, string.format("%s: the log %s has no finite bits/dim", what, path)
+  end
+  return n_train, n_test, lo
+end
+
+function M.curve(log_csv_path, png_path, opts)
+  local what = "plot.curve"
+  if type(log_csv_path) ~= "string" then
+    error(what .. ": log_csv_path must be a string, got " .. type(log_csv_path), 0)
+  end
+  if type(png_path) ~= "string" then error(what .. ": png_path must be a string, got " .. type(png_path), 0) end
+  opts = util.check_options(opts, CURVE_OPTS, what)
+  local term, terr = terminal()
+  if not term then return nil, what .. ": " .. terr end
+  local lines = preamble(term, opts, what) -- checks the options before any file is touched
+  return with_scratch(function(tmp)
+    local train_path, test_path = tmp.path("train.dat"), tmp.path("test.dat")
+    local n_train, n_test, lo = split_log(log_csv_path, train_path, test_path, what)
+    if not n_train then return nil, n_test end
+    if opts.logy and lo <= 0 then
+      return nil, string.format("%s: logy needs positive bits/dim, the log %s has %g", what, log_csv_path, lo)
+    end
+    for _, l in ipairs {
+      "set xlabel 'step'", "set ylabel 'bits/dim'", "set grid", "set key top right",
+      opts.logy and "set logscale y" or nil,
+    } do lines[#lines + 1] = l end
+    local plots = {}
+    if n_train > 0 then
+      plots[#plots + 1] = gp_quote(train_path) .. " using 1:2 with lines lw 1.5 lc rgb '#1f77b4' title 'train'"
+    end
+    if n_test > 0 then
+      plots[#plots + 1] = gp_quote(test_path) .. " using 1:2 with points pt 7 ps 1.3 lc rgb '#d62728' title 'test'"
+    end
+    lines[#lines + 1] = "plot " .. table.concat(plots, ", \\\n     ")
+    return draw(tmp, lines, png_path, what)
+  end)
+end
+
+---------------------------------------------------------------- histogram
+
+--- Check the sets' shape (misuse raises) and give their names and values.
+local function check_sets(sets, what)
+  if type(sets) ~= "table" or #sets == 0 then error(what .. ": sets must be a non-empty array of sets", 0) end
+  local out = {}
+  for i, s in ipairs(sets) do
+    if type(s) ~= "table" then error(string.format("%s: set %d must be a table, got %s", what, i, type(s)), 0) end
+    if type(s.name) ~= "string" then
+      error(string.format("%s: set %d: name must be a string, got %s", what, i, type(s.name)), 0)
+    end
+    local values = s.values
+    if util.is_tensor(values) then values = values:totable() end
+    if type(values) ~= "table" then
+      error(string.format("%s: set %d (%s): values must be an array of numbers or a tensor, got %s", what, i,
+        s.name, type(values)), 0)
+    end
+    out[i] = { name = s.name, values = values }
+  end
+  return out
+end
+
+function M.histogram(sets, png_path, opts)
+  local what = "plot.histogram"
+  sets = check_sets(sets, what)
+  if type(png_path) ~= "string" then error(what .. ": png_path must be a string, got " .. type(png_path), 0) end
+  opts = util.check_options(opts, HIST_OPTS, what)
+  local bins = util.int_opt(opts.bins, 50, what .. ": bins", 1, 100000)
+  local term, terr = terminal()
+  if not term then return nil, what .. ": " .. terr end
+  local lines = preamble(term, opts, what)
+  return with_scratch(function(tmp)
+    local lo, hi = math.huge, -math.huge
+    for i, s in ipairs(sets) do
+      local vals, n, sum = s.values, #s.values, 0
+      if n == 0 then return nil, string.format("%s: the set '%s' has no values", what, s.name) end
+      s.path = tmp.path(string.format("set%d.dat", i))
+      local f, err = io.open(s.path, "w")
+      if not f then return nil, string.format("%s: cannot write %s", what, err) end
+      for k = 1, n, 4096 do -- formatted a chunk at a time
+        local last = math.min(k + 4095, n)
+        for j = k, last do
+          local v = vals[j]
+          if type(v) ~= "number" then
+            f:close()
+            error(string.format("%s: set '%s': value %d must be a number, got %s", what, s.name, j, type(v)), 0)
+          end
+          if not finite(v) then
+            f:close()
+            return nil, string.format("%s: the set '%s' has a non-finite value (%s at %d)", what, s.name,
+              tostring(v), j)
+          end
+          sum = sum + v
+          if v < lo then lo = v end
+          if v > hi then hi = v end
+        end
+        f:write(string.format(string.rep("%.9g\n", last - k + 1), table.unpack(vals, k, last)))
+      end
+      if not f:close() then return nil, string.format("%s: cannot write %s", what, s.path) end
+      s.n, s.mean = n, sum / n
+    end
+    if hi - lo < 1e-9 * math.max(1, math.abs(lo)) then lo, hi = lo - 0.5, hi + 0.5 end
+    local width = (hi - lo) / bins
+    -- bin(x): the centre of x's bin; the largest value falls in the last bin
+    lines[#lines + 1] = string.format("lo = %.17g; w = %.17g; nb = %d", lo, width, bins)
+    lines[#lines + 1] = "bin(x) = lo + w * ((floor((x - lo) / w) < nb ? floor((x - lo) / w) : nb - 1) + 0.5)"
+    for _, l in ipairs {
+      "set xlabel 'bits/dim'", "set ylabel 'fraction of images'", "set grid", "set key top right",
+      "set style fill transparent solid 0.35 border", "set boxwidth w absolute",
+      string.format("set xrange [%.17g:%.17g]", lo - width, hi + width), "set yrange [0:*]",
+    } do lines[#lines + 1] = l end
+    local plots = {}
+    for i, s in ipairs(sets) do
+      local colour = COLOURS[(i - 1) % #COLOURS + 1]
+      plots[i] = string.format("%s using (bin($1)):(1.0/%d) smooth frequency with boxes lc rgb '%s' title %s",
+        gp_quote(s.path), s.n, colour, gp_quote(string.format("%s (mean %.4f, %d images)", s.name, s.mean, s.n)))
+    end
+    lines[#lines + 1] = "plot " .. table.concat(plots, ", \\\n     ")
+    return draw(tmp, lines, png_path, what)
+  end)
+end
+
+return M
