@@ -182,6 +182,12 @@ local function split_log(path, train_path, test_path, what)
     end
   end
   local tf, ef = io.open(train_path, "w"), io.open(test_path, "w")
+  if not (tf and ef) then
+    f:close()
+    if tf then tf:close() end
+    if ef then ef:close() end
+    return nil, what .. ": cannot write the data files in " .. train_path:match("^(.*)/")
+  end
   local n_train, n_test, lo, lineno = 0, 0, math.huge, 1
   local problem
   for line in f:lines() do
@@ -222,7 +228,7 @@ local function split_log(path, train_path, test_path, what)
   if problem then return nil, string.format("%s: malformed log %s: %s", what, path, problem) end
   if not (ok1 and ok2) then return nil, what .. ": cannot write the data files" end
   if n_train + n_test == 0 then
-    return nil, string.format("%s: the log %s has no finite bits/dim", what, path)
+    return nil, string.format("%s: the log %s has no row with a finite bits/dim", what, path)
   end
   return n_train, n_test, lo
 end
@@ -316,20 +322,23 @@ function M.histogram(sets, png_path, opts)
           if v < lo then lo = v end
           if v > hi then hi = v end
         end
-        f:write(string.format(string.rep("%.9g\n", last - k + 1), table.unpack(vals, k, last)))
+        f:write(string.format(string.rep("%.17g\n", last - k + 1), table.unpack(vals, k, last)))
       end
       if not f:close() then return nil, string.format("%s: cannot write %s", what, s.path) end
       s.n, s.mean = n, sum / n
     end
     if hi - lo < 1e-9 * math.max(1, math.abs(lo)) then lo, hi = lo - 0.5, hi + 0.5 end
     local width = (hi - lo) / bins
-    -- bin(x): the centre of x's bin; the largest value falls in the last bin
+    -- bin(x): the centre of x's bin; the largest value falls in the last bin (and
+    -- a value that rounding puts a hair outside [lo, hi] in the end bin)
     lines[#lines + 1] = string.format("lo = %.17g; w = %.17g; nb = %d", lo, width, bins)
-    lines[#lines + 1] = "bin(x) = lo + w * ((floor((x - lo) / w) < nb ? floor((x - lo) / w) : nb - 1) + 0.5)"
+    lines[#lines + 1] = "idx(x) = floor((x - lo) / w)"
+    lines[#lines + 1] = "bin(x) = lo + w * ((idx(x) < 0 ? 0 : idx(x) < nb ? idx(x) : nb - 1) + 0.5)"
     for _, l in ipairs {
       "set xlabel 'bits/dim'", "set ylabel 'fraction of images'", "set grid", "set key top right",
       "set style fill transparent solid 0.35 border", "set boxwidth w absolute",
       string.format("set xrange [%.17g:%.17g]", lo - width, hi + width), "set yrange [0:*]",
+      string.format("set offsets 0, 0, graph %.2f, 0", 0.06 * #sets + 0.04),
     } do lines[#lines + 1] = l end
     local plots = {}
     for i, s in ipairs(sets) do
