@@ -1,0 +1,139 @@
+--- scikit-learn's bundled 8x8 handwritten digits (1797 images, 10 classes;
+--- Debian package python3-sklearn) as a folder of 8x8 grayscale PNG files,
+--- one subfolder per digit, which glow.data.images reads as a labelled
+--- dataset (a small second data set: out-of-distribution checks, quick runs).
+---
+---   lua5.4 examples/digits.lua OUTDIR [--csv PATH]
+---
+--- PATH (default the Debian copy,
+--- /usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz) holds
+--- one image a row: 64 values 0..16 (row-major), then the label. Image k
+--- (the k-th row, 1-based) goes to OUTDIR/<label>/<kkkk>.png, its values
+--- scaled to v * 255 / 16 rounded, 0 the background as in Fashion-MNIST.
+--- The PNG files are written by glow's own writer (glow.image.save_grid).
+local glow = require "glow"
+local lfs = require "lfs"
+
+local NAME = "examples/digits.lua"
+local DEFAULT_CSV = "/usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz"
+local USAGE = "usage: lua5.4 examples/digits.lua OUTDIR [--csv PATH]"
+
+local function fail(msg, ...)
+  error(select("#", ...) > 0 and string.format(msg, ...) or msg, 0)
+end
+
+local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+local function parse(argv)
+  local o = { csv = DEFAULT_CSV }
+  local i = 1
+  while i <= #argv do
+    local a = argv[i]
+    if a == "--csv" then
+      if not argv[i + 1] then fail("--csv needs a path (%s)", USAGE) end
+      o.csv, i = argv[i + 1], i + 2
+    elseif a == "-h" or a == "--help" then
+      print(USAGE)
+      os.exit(0)
+    elseif a:sub(1, 2) == "--" then
+      fail("unknown option %s (%s)", a, USAGE)
+    elseif o.out then
+      fail("one OUTDIR only, got %s and %s (%s)", o.out, a, USAGE)
+    else
+      o.out, i = a, i + 1
+    end
+  end
+  if not o.out then fail(USAGE) end
+  return o
+end
+
+--- Make dir and the folders above it that are missing (mkdir -p).
+local function mkdirs(dir)
+  if lfs.attributes(dir, "mode") == "directory" then return end
+  local parent = dir:match("^(.*[^/])/+[^/]+/*$")
+  if parent then mkdirs(parent) end
+  local ok, err = lfs.mkdir(dir)
+  if not ok and lfs.attributes(dir, "mode") ~= "directory" then
+    fail("cannot make the folder %s: %s", dir, err)
+  end
+end
+
+--- The preprocessed value that save_grid writes back as byte b:
+--- floor((x + 0.5) * 256) = b for x = (b + 0.5) / 256 - 0.5.
+local X_OF = {}
+for v = 0, 16 do X_OF[v] = (math.floor(v * 255 / 16 + 0.5) + 0.5) / 256 - 0.5 end
+
+--- The 64 values and the label of one CSV row, or an error naming the row.
+local function parse_row(line, row, flat)
+  local n = 0
+  local label
+  for field in line:gmatch("[^,]+") do
+    n = n + 1
+    local v = tonumber(field)
+    if v == nil or v ~= math.floor(v) then fail("row %d: field %d '%s' is not an integer", row, n, field) end
+    v = math.tointeger(v)
+    if n <= 64 then
+      if v < 0 or v > 16 then fail("row %d: value %d is %d, outside 0..16", row, n, v) end
+      flat[n] = X_OF[v]
+    else
+      label = v
+    end
+  end
+  if n ~= 65 then fail("row %d has %d fields, not 64 values and a label", row, n) end
+  if label < 0 or label > 9 then fail("row %d: label %d is outside 0..9", row, label) end
+  return label
+end
+
+local function main(argv)
+  local o = parse(argv)
+  local f = io.open(o.csv, "rb")
+  if not f then
+    fail("cannot read %s (the digits of scikit-learn: apt-get install python3-sklearn, or give --csv PATH)", o.csv)
+  end
+  f:close()
+  local cmd = "gzip -dc -- " .. shell_quote(o.csv)
+  if not o.csv:match("%.gz$") then cmd = "cat -- " .. shell_quote(o.csv) end
+  local errfile = os.tmpname() -- what gzip says, for the message when it fails
+  local p = io.popen(cmd .. " 2>" .. shell_quote(errfile))
+  if not p then
+    os.remove(errfile)
+    fail("cannot run %s", cmd)
+  end
+
+  mkdirs(o.out)
+  local made, flat, n, row = {}, {}, 0, 0
+  local shape = { 1, 8, 8, 1 }
+  local ok, err = pcall(function()
+    for line in p:lines() do
+      row = row + 1
+      line = line:gsub("%s+$", "")
+      if line ~= "" then
+        local label = parse_row(line, row, flat)
+        local dir = o.out .. "/" .. label
+        if not made[label] then
+          mkdirs(dir)
+          made[label] = true
+        end
+        local path = string.format("%s/%04d.png", dir, row)
+        local saved, why = glow.image.save_grid(path, glow.Tensor.from(flat, shape), { cols = 1, padding = 0 })
+        if not saved then fail("%s", why) end
+        n = n + 1
+      end
+    end
+  end)
+  local closed, how, code = p:close()
+  local ef = io.open(errfile, "r")
+  local said = ef and ef:read("a"):gsub("^%s+", ""):gsub("%s+$", ""):gsub("\n", "; ") or ""
+  if ef then ef:close() end
+  os.remove(errfile)
+  if not closed then fail("%s failed (%s %s)%s", cmd, how, tostring(code), said ~= "" and ": " .. said or "") end
+  if not ok then error(err, 0) end
+  if n == 0 then fail("%s holds no rows", o.csv) end
+  print(string.format("wrote %d images to %s", n, o.out))
+end
+
+local ok, err = pcall(main, arg)
+if not ok then
+  io.stderr:write(NAME, ": ", tostring(err), "\n")
+  os.exit(1)
+end
