@@ -1,0 +1,140 @@
+--- glow.cli.common: what the `glow` subcommands share: one-line failures,
+--- data set names, checkpoints, folders.
+---
+--- A data set is named by one of:
+---   fashion-mnist[:train|:test]      Fashion-MNIST (Debian dataset-fashion-mnist)
+---   cifar10:DIR[:train|:test]        the CIFAR-10 binary batches in DIR
+---   DIR                              a folder of PNG/JPEG images (walked
+---                                    recursively; class subfolders give labels)
+---   FILE.glowpack                    a file made by `glow pack` (memory-mapped)
+--- The split defaults to the one the command needs (train for training, test
+--- for evaluation).
+local glow = require "glow"
+local lfs = require "lfs"
+local options = require "glow.cli.options"
+
+local M = {}
+
+--- A runtime failure (a file that cannot be read or written, training that
+--- cannot go on): one line "prog: message" on stderr, exit code 1.
+function M.fail(prog, fmt, ...)
+  local msg = select("#", ...) > 0 and string.format(fmt, ...) or fmt
+  io.stderr:write(prog, ": ", (tostring(msg):gsub("%s*\n%s*", "; ")), "\n")
+  os.exit(1)
+end
+
+M.usage_error = options.usage_error
+
+--- The kind of a data set name and its parts: kind, location, split.
+--- Raises a usage error (exit 2) for a malformed name.
+function M.data_kind(prog, name, split)
+  if type(name) ~= "string" or name == "" then options.usage_error(prog, "a data set name is required") end
+  local base, sp = name:match("^(fashion%-mnist):(%a+)$")
+  if name == "fashion-mnist" or base then
+    sp = sp or split
+    if sp ~= "train" and sp ~= "test" then
+      options.usage_error(prog, "data set %s: the split must be train or test, got '%s'", name, tostring(sp))
+    end
+    return "fashion-mnist", nil, sp
+  end
+  local dir = name:match("^cifar10:(.+)$")
+  if dir then
+    local d, s2 = dir:match("^(.*):(%a+)$")
+    if d and (s2 == "train" or s2 == "test") then dir, sp = d, s2 end
+    return "cifar10", dir, sp or split
+  end
+  local mode = lfs.attributes(name, "mode")
+  if mode == "directory" then return "folder", name, split end
+  if mode == "file" then return "pack", name, split end
+  if name:match("^%a[%w%-]*:") then
+    options.usage_error(prog, "unknown data set '%s' (fashion-mnist[:split], cifar10:DIR[:split], a folder, "
+      .. "or a .glowpack file)", name)
+  end
+  options.usage_error(prog, "data set %s: no such folder or file", name)
+end
+
+--- Load a data set by name (see the top). folder: options for
+--- glow.data.images (size, channels, ...). Returns the Dataset; a file
+--- that cannot be read ends the process (exit 1).
+function M.load_data(prog, name, split, folder)
+  local kind, where, sp = M.data_kind(prog, name, split)
+  local ds, err
+  if kind == "fashion-mnist" then
+    ds, err = glow.data.fashion_mnist { split = sp }
+  elseif kind == "cifar10" then
+    ds, err = glow.data.cifar10(where, sp)
+  elseif kind == "pack" then
+    ds, err = glow.data.open_pack(where)
+  else
+    local sub = where .. "/" .. sp
+    if sp and lfs.attributes(sub, "mode") == "directory" then where = sub end
+    ds, err = glow.data.images(where, folder)
+  end
+  if not ds then M.fail(prog, "%s", err) end
+  return ds
+end
+
+--- Load a checkpoint, with its Polyak average when it holds one and
+--- average is not false. Returns the model and whether it is the average.
+function M.load_model(prog, path, average)
+  if lfs.attributes(path, "mode") ~= "file" then M.fail(prog, "checkpoint %s: no such file", path) end
+  if average ~= false then
+    local m = glow.load(path, { average = true })
+    if m then return m, true end
+  end
+  local m, err = glow.load(path)
+  if not m then M.fail(prog, "%s", err) end
+  return m, false
+end
+
+--- Make a folder and its parents (luafilesystem); raises a runtime failure.
+function M.mkdir_p(prog, dir)
+  local path = ""
+  for part in dir:gmatch("[^/]+") do
+    path = (path == "" and dir:sub(1, 1) == "/") and "/" .. part or (path == "" and part or path .. "/" .. part)
+    local mode = lfs.attributes(path, "mode")
+    if mode == nil then
+      local ok, err = lfs.mkdir(path)
+      if not ok and lfs.attributes(path, "mode") ~= "directory" then
+        M.fail(prog, "cannot make the folder %s: %s", path, tostring(err))
+      end
+    elseif mode ~= "directory" then
+      M.fail(prog, "cannot make the folder %s: a file of that name is in the way", path)
+    end
+  end
+end
+
+--- The folder a file will be written into must exist (or be made).
+function M.parent_of(path)
+  return path:match("^(.*)/[^/]*$")
+end
+
+--- Check that path can be written (before any work): its folder exists or
+--- can be made, and a probe file can be created there.
+function M.check_writable(prog, path)
+  local dir = M.parent_of(path)
+  if dir and dir ~= "" then M.mkdir_p(prog, dir) end
+  local probe = path .. ".probe-" .. tostring(os.time())
+  local f, err = io.open(probe, "w")
+  if not f then M.fail(prog, "cannot write %s: %s", path, tostring(err)) end
+  f:close()
+  os.remove(probe)
+end
+
+--- Labels for a conditional model from a comma-separated list or one
+--- number, repeated to n.
+function M.labels(prog, spec, n, classes)
+  local list = {}
+  for item in tostring(spec):gmatch("[^,]+") do
+    local v = math.tointeger(tonumber(item))
+    if not v or v < 0 or v >= classes then
+      options.usage_error(prog, "option -y: labels must be integers in 0..%d, got '%s'", classes - 1, item)
+    end
+    list[#list + 1] = v
+  end
+  local y = {}
+  for i = 1, n do y[i] = list[(i - 1) % #list + 1] end
+  return y
+end
+
+return M

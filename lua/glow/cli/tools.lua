@@ -1,0 +1,230 @@
+--- The small `glow` subcommands: sample, encode, decode, info, plot, pack.
+local glow = require "glow"
+local C = require "glow.cli.common"
+
+local M = {}
+
+---------------------------------------------------------------------- sample
+M.sample = {
+  description = "Sample images from a checkpoint at a temperature, as a PNG grid.",
+  ARGS = { { "checkpoint", "a checkpoint (.safetensors)" }, { "out", "the PNG to write" } },
+  SPEC = {
+    n = { "int", 64, min = 1, max = 4096, short = "-n", help = "number of samples" },
+    temperature = { "number", 0.7, min = 0, short = "-t", help = "temperature (1: the model's own spread)" },
+    y = { "string", short = "-y", meta = "<labels>",
+      help = "class label(s) of a conditional model: one, or a comma-separated list repeated [default: random]" },
+    seed = { "int", 0, min = 0, help = "seed of the draws" },
+    cols = { "int", 8, min = 1, help = "images per row of the grid" },
+    ["no-average"] = { "flag", help = "the raw weights, not the checkpoint's Polyak average" },
+  },
+}
+
+function M.sample.run(opts)
+  local prog = "glow sample"
+  C.check_writable(prog, opts.args.out)
+  local model = C.load_model(prog, opts.args.checkpoint, not opts["no-average"])
+  local y
+  if opts.y then
+    if not model.config.classes then
+      C.usage_error(prog, "option -y: the checkpoint's model is not class-conditional")
+    end
+    y = C.labels(prog, opts.y, opts.n, model.config.classes)
+  end
+  local x = model:sample(opts.n, { temperature = opts.temperature, y = y, seed = opts.seed })
+  local ok, err = glow.image.save_grid(opts.args.out, x, { cols = opts.cols })
+  if not ok then C.fail(prog, "%s", err) end
+  print(string.format("wrote %s: %d samples at temperature %g", opts.args.out, opts.n, opts.temperature))
+end
+
+---------------------------------------------------------------------- encode
+M.encode = {
+  description = "Encode a data set into its latents: a safetensors file z1..zL (outermost first), logdet, y.",
+  ARGS = { { "checkpoint", "a checkpoint (.safetensors)" },
+    { "data", "fashion-mnist[:split], cifar10:DIR[:split], a folder or a .glowpack file (default split: test)" },
+    { "out", "the safetensors file of latents to write" } },
+  SPEC = {
+    limit = { "int", 64, min = 1, help = "encode the first N images" },
+    seed = { "int", 0, min = 0, help = "seed of the dequantization noise" },
+    ["no-noise"] = { "flag", help = "no dequantization noise: each pixel at the centre of its bin" },
+    ["no-average"] = { "flag", help = "the raw weights, not the checkpoint's Polyak average" },
+  },
+}
+
+function M.encode.run(opts)
+  local prog = "glow encode"
+  C.data_kind(prog, opts.args.data, "test")
+  C.check_writable(prog, opts.args.out)
+  local model = C.load_model(prog, opts.args.checkpoint, not opts["no-average"])
+  local s = model.config.shape
+  local ds = C.load_data(prog, opts.args.data, "test", { size = { s[1], s[2] }, channels = s[3] })
+  local n = math.min(opts.limit, ds:size())
+  local idx = {}
+  for i = 1, n do idx[i] = i end
+  local x, y = ds:batch(idx, { n_bits = model.config.n_bits, seed = opts.seed, noise = not opts["no-noise"] })
+  local zs, logdet = model:encode(x, model.config.classes and y or nil)
+  local tensors = {}
+  for i, z in ipairs(zs) do tensors[i] = { name = "z" .. i, value = z } end
+  tensors[#tensors + 1] = { name = "logdet", value = logdet }
+  if y then
+    local t = glow.Tensor { n }
+    for i = 1, n do t:set(i, y[i]) end
+    tensors[#tensors + 1] = { name = "y", value = t }
+  end
+  local ok, err = glow.checkpoint.write(opts.args.out, tensors, { format = "glow-latents",
+    checkpoint = opts.args.checkpoint, data = opts.args.data, images = tostring(n) })
+  if not ok then C.fail(prog, "%s", err) end
+  print(string.format("wrote %s: %d latents (%s)", opts.args.out, #zs, (function()
+    local parts = {}
+    for i, z in ipairs(zs) do parts[i] = "z" .. i .. " " .. table.concat(z:shape(), "x") end
+    return table.concat(parts, ", ")
+  end)()))
+end
+
+---------------------------------------------------------------------- decode
+M.decode = {
+  description = "Decode a safetensors file of latents (as glow encode writes) into images, as a PNG grid.",
+  ARGS = { { "checkpoint", "a checkpoint (.safetensors)" }, { "latents", "the latents (.safetensors)" },
+    { "out", "the PNG to write" } },
+  SPEC = {
+    cols = { "int", 8, min = 1, help = "images per row of the grid" },
+    ["no-average"] = { "flag", help = "the raw weights, not the checkpoint's Polyak average" },
+  },
+}
+
+function M.decode.run(opts)
+  local prog = "glow decode"
+  C.check_writable(prog, opts.args.out)
+  local model = C.load_model(prog, opts.args.checkpoint, not opts["no-average"])
+  local t, err = glow.checkpoint.read(opts.args.latents)
+  if not t then C.fail(prog, "%s", err) end
+  local zs = {}
+  local L = model.n_splits + 1
+  for i = 1, L do
+    zs[i] = t["z" .. i]
+    if not zs[i] then
+      C.fail(prog, "%s holds no latent z%d: the checkpoint's model has %d levels (z1..z%d)", opts.args.latents, i,
+        L, L)
+    end
+  end
+  local y
+  if model.config.classes then
+    if not t.y then C.fail(prog, "%s holds no labels y, which the class-conditional model needs", opts.args.latents) end
+    y = {}
+    for i, v in ipairs(t.y:totable()) do y[i] = math.tointeger(v) or math.floor(v) end
+  end
+  local ok, x = pcall(model.decode, model, zs, y)
+  if not ok then C.fail(prog, "%s: %s", opts.args.latents, tostring(x)) end
+  local saved, why = glow.image.save_grid(opts.args.out, x, { cols = opts.cols })
+  if not saved then C.fail(prog, "%s", why) end
+  print(string.format("wrote %s: %d images", opts.args.out, x:shape()[1]))
+end
+
+------------------------------------------------------------------------ info
+M.info = {
+  description = "A checkpoint's configuration, parameter count and training position.",
+  ARGS = { { "checkpoint", "a checkpoint (.safetensors)" } },
+  SPEC = {},
+}
+
+local function sorted_pairs(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  local i = 0
+  return function()
+    i = i + 1
+    if keys[i] ~= nil then return keys[i], t[keys[i]] end
+  end
+end
+
+local function show(v)
+  if type(v) == "table" then
+    local parts = {}
+    for i, x in ipairs(v) do parts[i] = tostring(x) end
+    return #parts > 0 and table.concat(parts, "x") or "{}"
+  end
+  return tostring(v)
+end
+
+function M.info.run(opts)
+  local prog = "glow info"
+  local model = C.load_model(prog, opts.args.checkpoint, false)
+  local count = 0
+  for _, p in ipairs(model:parameters()) do count = count + p.value:numel() end
+  print(string.format("checkpoint %s", opts.args.checkpoint))
+  print("model:")
+  for k, v in sorted_pairs(model.config) do
+    if type(v) ~= "function" then print(string.format("  %-12s %s", k, show(v))) end
+  end
+  print(string.format("  %-12s %d (%d tensors)", "parameters", count, #model:parameters()))
+  local info = model.checkpoint or {}
+  local tr = info.trainer
+  if tr then
+    local st = tr.settings or {}
+    print("training:")
+    local done = (tr.epoch or 1) - 1
+    if st.epochs and done >= st.epochs then
+      print(string.format("  finished: %d epochs, %d steps (extend it: glow train --resume %s --epochs %d)",
+        done, tr.step, opts.args.checkpoint, done + 1))
+    else
+      print(string.format("  position: epoch %d of %s, batch %d; %d steps done", tr.epoch, tostring(st.epochs or "?"),
+        tr.batch, tr.step))
+    end
+    if tr.stage_start then print(string.format("  schedule stage from step %d (an extended run)", tr.stage_start)) end
+    if tr.wall then print(string.format("  wall time: %.0f s", tr.wall)) end
+    for k, v in sorted_pairs(st) do print(string.format("  %-12s %s", k, show(v))) end
+  else
+    print("training: no trainer state (saved by model:save without a run)")
+  end
+  local avg = glow.load(opts.args.checkpoint, { average = true })
+  print("Polyak average: " .. (avg and "yes" or "no"))
+end
+
+------------------------------------------------------------------------ plot
+M.plot = {
+  description = "Draw the training curve of a log.csv (written by glow train) into a PNG, through gnuplot.",
+  ARGS = { { "log", "the log.csv of a run" }, { "out", "the PNG to write" } },
+  SPEC = {
+    title = { "string", help = "the plot's title [default: the log's path]" },
+    logy = { "flag", help = "a logarithmic bits/dim axis" },
+  },
+}
+
+function M.plot.run(opts)
+  local prog = "glow plot"
+  local plot = require "glow.plot"
+  local ok, err = plot.curve(opts.args.log, opts.args.out, { title = opts.title or opts.args.log, logy = opts.logy })
+  if not ok then C.fail(prog, "%s", err) end
+  print("wrote " .. opts.args.out)
+end
+
+------------------------------------------------------------------------ pack
+M.pack = {
+  description = "Pack a data set once into a memory-mapped file of uint8 images, for sets larger than memory.",
+  ARGS = { { "data", "a folder of PNG/JPEG images, fashion-mnist[:split] or cifar10:DIR[:split]" },
+    { "out", "the .glowpack file to write" } },
+  SPEC = {
+    size = { "int", min = 2, help = "image size (h = w) [default: the first image's]" },
+    channels = { "int", choices = { 1, 3 }, help = "1 (gray) or 3 (RGB) [default: the first image's]" },
+    strict = { "flag", help = "a corrupt or unreadable image is an error instead of being skipped" },
+    split = { "string", "train", choices = { "train", "test" }, help = "the split of a named set" },
+  },
+}
+
+function M.pack.run(opts)
+  local prog = "glow pack"
+  local kind, where = C.data_kind(prog, opts.args.data, opts.split)
+  if kind == "pack" then C.usage_error(prog, "%s is already a packed file", opts.args.data) end
+  C.check_writable(prog, opts.args.out)
+  local o = { size = opts.size, channels = opts.channels, strict = opts.strict or nil }
+  local source = where
+  if kind ~= "folder" then source = C.load_data(prog, opts.args.data, opts.split) end
+  local ok, err = glow.data.pack(source, opts.args.out, o)
+  if not ok then C.fail(prog, "%s", err) end
+  local ds = glow.data.open_pack(opts.args.out)
+  if not ds then C.fail(prog, "cannot reopen %s", opts.args.out) end
+  print(string.format("wrote %s: %d images of %s%s", opts.args.out, ds:size(), table.concat(ds:shape(), "x"),
+    ds.classes and string.format(", %d classes", ds.classes) or ""))
+end
+
+return M

@@ -1,0 +1,229 @@
+--- `glow train`: train Glow on Fashion-MNIST, CIFAR-10, a folder of images
+--- or a packed set; report the test set's bits/dim each epoch; write
+--- OUT/checkpoint.safetensors, OUT/log.csv, OUT/samples.png and
+--- OUT/curve.png (the training curve, when gnuplot is there).
+---
+--- Under mpirun it trains data parallel through glow.distributed: --batch is
+--- the global batch, each rank takes its share, and only rank 0 prints and
+--- writes files.
+---
+--- --resume CKPT continues a run exactly where its checkpoint stopped, or
+--- extends a finished run with more --epochs (see glow.train.run: a decaying
+--- schedule starts a new stage over the added steps). The model comes from
+--- the checkpoint: an architecture option that contradicts it is refused.
+local glow = require "glow"
+local C = require "glow.cli.common"
+
+local M = {}
+local PROG = "glow train"
+
+M.description = "Train Glow on a data set; report test bits/dim; write a checkpoint, a log, samples and a curve."
+
+--- The model's options: checked against the checkpoint on --resume.
+local ARCH = {
+  levels = { "int", 2, min = 1, help = "levels of the multi-scale model (each halves h and w)" },
+  depth = { "int", 8, min = 1, help = "flow steps per level" },
+  width = { "int", 128, min = 1, help = "channels of each coupling's network" },
+  coupling = { "string", "affine", choices = { "affine", "additive" }, help = "coupling layer" },
+  permutation = { "string", "invconv_lu", choices = { "invconv_lu", "invconv", "shuffle", "reverse" },
+    help = "channel permutation" },
+  ["n-bits"] = { "int", 8, min = 1, max = 8, help = "bits per colour channel the model sees" },
+  ["no-learn-top"] = { "flag", help = "a standard normal top prior instead of a learned one" },
+}
+M.ARCH = ARCH
+local ARCH_KEY = { levels = "levels", depth = "depth", width = "width", coupling = "coupling",
+  permutation = "permutation", ["n-bits"] = "n_bits" }
+
+--- Folder options (images resized and cropped to the model's size).
+M.FOLDER = {
+  size = { "int", help = "image size (h = w) the model sees [default: the first image's, or the checkpoint's]",
+    min = 2 },
+  channels = { "int", choices = { 1, 3 }, help = "1 (gray) or 3 (RGB) [default: the first image's]" },
+  ["load-size"] = { "int", min = 2, help = "size images are resized to before the crop [default: --size]" },
+  crop = { "string", "center", choices = { "center", "random" }, help = "which --size window of a loaded image" },
+  flip = { "flag", help = "random horizontal flips (seeded; restored on --resume)" },
+  strict = { "flag", help = "a corrupt or unreadable image is an error instead of being skipped" },
+}
+
+M.SPEC = {
+  data = { "string", "fashion-mnist", help = "fashion-mnist, cifar10:DIR, a folder, or a .glowpack file" },
+  test = { "string", help = "the test set [default: the test split of --data, or DIR/test]" },
+  epochs = { "int", 1, min = 1, help = "epochs to train (with --resume: the total, which may grow)" },
+  batch = { "int", 64, min = 1, help = "images per step (the global batch under mpirun)" },
+  lr = { "number", 1e-3, above = 0, help = "peak learning rate" },
+  warmup = { "int", 200, min = 0, help = "steps of linear warmup" },
+  schedule = { "string", "wsd", choices = { "wsd", "cosine", "linear", "constant" },
+    help = "learning-rate schedule after the warmup" },
+  ["decay-frac"] = { "number", 0.2, above = 0, max = 1, help = "share of the steps a wsd schedule decays over" },
+  optimizer = { "string", "adam", choices = { "adam", "adamax", "sgd" }, help = "the optimizer" },
+  clip = { "number", 100, min = 0, help = "clip the gradient's global norm (0: off)" },
+  polyak = { "number", 0.999, min = 0, max = 0.999999, help = "Polyak averaging decay (0: off)" },
+  memory = { "string", "auto", choices = { "auto", "store", "reversible" },
+    help = "store activations, or rebuild them by inverses" },
+  seed = { "int", 0, min = 0, help = "seed of the model, the data order and the noise" },
+  ["init-size"] = { "int", 256, min = 1, help = "images (drawn at random) for the ActNorm initialization" },
+  ["max-bpd"] = { "number", 100, above = 0, help = "a step above this train bits/dim counts as exploding" },
+  out = { "string", "out", help = "output folder" },
+  ["checkpoint-every"] = { "int", 0, min = 0, help = "also checkpoint every N steps (0: only at the end)" },
+  resume = { "string", help = "continue or extend the run of this checkpoint" },
+  temperature = { "number", 0.7, min = 0, help = "temperature of the samples written at the end" },
+  ["max-steps"] = { "int", 0, min = 0, help = "stop after N steps in all (0: no limit)" },
+  ["eval-limit"] = { "int", 0, min = 0, help = "evaluate on the first N test images (0: all)" },
+  ["no-progress"] = { "flag", help = "no progress line" },
+}
+for k, v in pairs(ARCH) do M.SPEC[k] = v end
+for k, v in pairs(M.FOLDER) do M.SPEC[k] = v end
+
+--- The folder options of opts, for glow.data.images (nil when none apply).
+function M.folder_options(opts, shape)
+  local size = opts.size or (shape and shape[1])
+  return { size = size and (shape and { shape[1], shape[2] } or size) or nil,
+    channels = opts.channels or (shape and shape[3]) or nil,
+    load_size = opts["load-size"], crop = opts.crop, flip = opts.flip or nil, strict = opts.strict or nil }
+end
+
+--- The model: from the checkpoint on --resume (where an architecture
+--- option given must agree with it), else a new glow.Glow.
+local function make_model(opts, shape, model)
+  if model then
+    local cfg = model.config
+    for key in pairs(ARCH) do
+      if opts.given[key] then
+        local want, have
+        if key == "no-learn-top" then want, have = not opts[key], cfg.learn_top
+        else want, have = opts[key], cfg[ARCH_KEY[key]] end
+        if want ~= have then
+          C.usage_error(PROG, "option --%s %s contradicts the checkpoint %s, which has %s = %s (the model comes from "
+            .. "the checkpoint on --resume; leave the option out)", key, tostring(opts[key]), opts.resume,
+            key == "no-learn-top" and "learn_top" or ARCH_KEY[key], tostring(have))
+        end
+      end
+    end
+    if shape and (shape[1] ~= cfg.shape[1] or shape[2] ~= cfg.shape[2] or shape[3] ~= cfg.shape[3]) then
+      C.usage_error(PROG, "the data's images are %s, the checkpoint's model takes %s", table.concat(shape, "x"),
+        table.concat(cfg.shape, "x"))
+    end
+    cfg.memory = opts.memory -- how to train is not part of the checkpoint
+    return model
+  end
+  local cfg = { shape = shape, levels = opts.levels, depth = opts.depth, width = opts.width,
+    coupling = opts.coupling, permutation = opts.permutation, learn_top = not opts["no-learn-top"],
+    n_bits = opts["n-bits"], seed = opts.seed, memory = opts.memory }
+  local ok, err = pcall(require("glow.config").check, cfg)
+  if not ok then C.usage_error(PROG, "%s", (tostring(err):gsub("^glow%.Glow: ", ""))) end
+  return glow.Glow(cfg)
+end
+
+--- Check what can be checked before loading anything: the image size
+--- against the levels when --size is given or the data is a known set.
+local function check_early(opts)
+  local size = opts.size
+  if not size and not opts.resume then
+    local kind = C.data_kind(PROG, opts.data, "train")
+    if kind == "fashion-mnist" then size = 28 elseif kind == "cifar10" then size = 32 end
+  end
+  if size and not opts.resume then
+    local f = 2 ^ opts.levels
+    if size % f ~= 0 then
+      C.usage_error(PROG, "%dx%d images cannot be squeezed %d times (--levels %d): the size must be a multiple of "
+        .. "%d; choose fewer levels, or --size for a folder", size, size, opts.levels, opts.levels, math.tointeger(f))
+    end
+  end
+  if opts["load-size"] and opts.size and opts["load-size"] < opts.size then
+    C.usage_error(PROG, "option --load-size %d must be >= --size %d", opts["load-size"], opts.size)
+  end
+end
+
+function M.run(opts)
+  check_early(opts)
+  local dist = glow.distributed
+  if dist.launched() then dist.init() end
+  local root = dist.is_root()
+  local function say(...) if root then print(...) end end
+  -- on --resume the checkpoint's model sets the shape a folder is brought to
+  local resumed
+  if opts.resume then
+    local err
+    if require("lfs").attributes(opts.resume, "mode") ~= "file" then
+      C.fail(PROG, "checkpoint %s: no such file", opts.resume)
+    end
+    resumed, err = glow.load(opts.resume)
+    if not resumed then C.fail(PROG, "%s", err) end
+  end
+  local folder = M.folder_options(opts, resumed and resumed.config.shape)
+  local train = C.load_data(PROG, opts.data, "train", folder)
+  local test
+  if opts.test then
+    test = C.load_data(PROG, opts.test, "test", M.folder_options(opts, train:shape()))
+  else
+    local kind = C.data_kind(PROG, opts.data, "train")
+    if kind ~= "pack" then
+      local lfs = require "lfs"
+      if kind ~= "folder" or lfs.attributes(opts.data .. "/test", "mode") == "directory" then
+        local f = M.folder_options(opts, train:shape())
+        f.flip, f.crop = nil, nil -- the test set is seen as it is
+        test = C.load_data(PROG, opts.data, "test", f)
+      end
+    end
+  end
+  local model = make_model(opts, train:shape(), resumed)
+  if opts.resume == nil and opts.size == nil then
+    local s = train:shape()
+    local f = 2 ^ opts.levels
+    if s[1] % f ~= 0 or s[2] % f ~= 0 then
+      C.usage_error(PROG, "%dx%d images cannot be squeezed %d times (--levels %d): choose fewer levels, or --size",
+        s[1], s[2], opts.levels, opts.levels)
+    end
+  end
+  C.mkdir_p(PROG, opts.out)
+  local ckpt = opts.out .. "/checkpoint.safetensors"
+  local info = glow.info()
+  say(string.format("glow: %d train / %s test images %s; kernels %s, OpenBLAS kernel %s, %d threads%s",
+    train:size(), test and tostring(test:size()) or "no", table.concat(train:shape(), "x"), info.isa,
+    info.blas_kernel, info.omp_threads, dist.size() > 1 and string.format(" x %d MPI ranks", dist.size()) or ""))
+  if not test then say("glow: no test set (give --test DATA, or a folder with train/ and test/)") end
+  local t0 = glow.core.now()
+  local ok, result = pcall(glow.train.run, {
+    model = model, train = train, test = test, epochs = opts.epochs, batch = opts.batch, lr = opts.lr,
+    warmup = opts.warmup, schedule = opts.schedule, optimizer = opts.optimizer,
+    decay_frac = opts.schedule == "wsd" and opts["decay-frac"] or nil,
+    clip = opts.clip > 0 and opts.clip or nil,
+    polyak = opts.polyak > 0 and opts.polyak or nil, seed = opts.seed, init_size = opts["init-size"],
+    max_bpd = opts["max-bpd"], log = opts.out .. "/log.csv", checkpoint = ckpt,
+    checkpoint_every = opts["checkpoint-every"] > 0 and opts["checkpoint-every"] or nil,
+    resume = opts.resume and true or nil, max_steps = opts["max-steps"] > 0 and opts["max-steps"] or nil,
+    eval_limit = opts["eval-limit"] > 0 and opts["eval-limit"] or nil,
+    progress = not opts["no-progress"] and "auto" or false,
+  })
+  if not ok then -- settings the data contradicts, an unwritable path, training that cannot go on
+    if os.getenv("GLOW_TRACEBACK") then io.stderr:write(debug.traceback(tostring(result)), "\n") end
+    C.fail(PROG, "%s", tostring(result))
+  end
+  for _, e in ipairs(result.epochs) do
+    say(string.format("epoch %d: test bits/dim %.4f (train %.4f), %.0f s", e.epoch, e.test_bpd or 0 / 0,
+      e.train_bpd or 0 / 0, e.epoch_s))
+  end
+  if result.final_test_bpd then
+    say(string.format("test bits/dim: %.4f (%d test images)", result.final_test_bpd,
+      opts["eval-limit"] > 0 and math.min(opts["eval-limit"], test:size()) or test:size()))
+  end
+  if not root then
+    dist.finalize()
+    return
+  end
+  local samples = result.optimizer:with_average(function()
+    return model:sample(64, { temperature = opts.temperature, seed = opts.seed + 1 })
+  end)
+  local saved, err = glow.image.save_grid(opts.out .. "/samples.png", samples, { cols = 8 })
+  if not saved then C.fail(PROG, "%s", err) end
+  local plot = require "glow.plot"
+  local drawn, why = plot.curve(opts.out .. "/log.csv", opts.out .. "/curve.png",
+    { title = "glow train " .. opts.data })
+  if not drawn then say("glow: no curve.png: " .. tostring(why)) end
+  print(string.format("wrote %s/samples.png (temperature %.2f), %s, %s/log.csv%s; %d steps in %.0f s",
+    opts.out, opts.temperature, ckpt, opts.out, drawn and (", " .. opts.out .. "/curve.png") or "",
+    result.run_steps, glow.core.now() - t0))
+  dist.finalize()
+end
+
+return M
