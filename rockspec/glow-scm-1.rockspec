@@ -14,6 +14,24 @@ zlib) with a Lua 5.4 package: compose flows, train, evaluate, sample.
 }
 dependencies = {
   "lua >= 5.4, < 5.5",
+  -- the `glow` command's option parser and folder handling
+  "argparse >= 0.7",
+  "luafilesystem >= 1.8",
+}
+-- C libraries the core links (Debian: libopenblas-dev, libpng-dev,
+-- zlib1g-dev, libjpeg62-turbo-dev); CMakeLists.txt finds them itself and
+-- names the package to install when one is missing
+external_dependencies = {
+  OPENBLAS = { library = "openblas" },
+  PNG = { header = "png.h", library = "png" },
+  ZLIB = { header = "zlib.h", library = "z" },
+  JPEG = { header = "jpeglib.h", library = "jpeg" },
+}
+test_dependencies = {
+  "busted >= 2.0",
+}
+test = {
+  type = "busted",
 }
 build = {
   type = "cmake",
@@ -26,5 +44,10 @@ build = {
     LUA_INCDIR = "$(LUA_INCDIR)",
     INSTALL_LIBDIR = "$(LIBDIR)",
     INSTALL_LUADIR = "$(LUADIR)",
+  },
+  install = {
+    bin = {
+      glow = "lua/bin/glow",
+    },
   },
 }
