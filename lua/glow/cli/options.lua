@@ -101,6 +101,12 @@ function M.add(parser, spec)
   return parser
 end
 
+--- How the user writes the option: "-n" for a one-letter name with that
+--- short form, else "--name".
+local function written(key, s)
+  return (#key == 1 and s.short) or ("--" .. key)
+end
+
 --- Check and convert what argparse gave for spec; fill in the defaults.
 function M.finish(prog, raw, spec, quick)
   local opts, given = { given = {} }, {}
@@ -110,10 +116,10 @@ function M.finish(prog, raw, spec, quick)
       given[key] = true
       if s[1] ~= "flag" then
         local x, want = convert(s[1], v)
-        if x == nil then M.usage_error(prog, "option --%s needs %s, got '%s'", key, want, v) end
+        if x == nil then M.usage_error(prog, "option %s needs %s, got '%s'", written(key, s), want, v) end
         for _, item in ipairs(type(x) == "table" and x or { x }) do
           local why = out_of_range(s, item)
-          if why then M.usage_error(prog, "option --%s %s, got %s", key, why, tostring(item)) end
+          if why then M.usage_error(prog, "option %s %s, got %s", written(key, s), why, tostring(item)) end
         end
         v = x
       end

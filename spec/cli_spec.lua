@@ -1,0 +1,228 @@
+local H = require "spec.helper"
+
+local glow = H.glow
+local build = os.getenv("GLOW_BUILD") or (H.root .. "build")
+
+--- Run lua/bin/glow with args (a string) from the repository root: exit
+--- code, stdout, stderr.
+local function glow_cmd(args, tmp)
+  local err = tmp .. "/stderr.txt"
+  local cmd = string.format("cd %q && LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='%s/?.so;;' "
+    .. "lua5.4 lua/bin/glow %s 2>%q", H.root, build, args, err)
+  local p = io.popen(cmd)
+  local out = p:read("a")
+  local _, _, code = p:close()
+  local stderr = H.read(err)
+  return code, out, stderr
+end
+
+local function size(path)
+  local f = io.open(path, "rb")
+  if not f then return 0 end
+  local n = f:seek("end")
+  f:close()
+  return n
+end
+
+local function png(path)
+  local f = io.open(path, "rb")
+  if not f then return false end
+  local sig = f:read(8)
+  f:close()
+  return sig == "\137PNG\r\n\26\n"
+end
+
+--- A folder DIR/train and DIR/test of 8x8 gray PNGs, two class subfolders
+--- each (a bright bar at a class-dependent column over a faint pattern).
+local function make_folder(dir, n_train, n_test)
+  for split, n in pairs { train = n_train, test = n_test } do
+    for k = 0, 1 do
+      local sub = string.format("%s/%s/class%d", dir, split, k)
+      assert(os.execute("mkdir -p '" .. sub .. "'"))
+      for i = 1, n // 2 do
+        local px = {}
+        for r = 0, 7 do
+          for c = 0, 7 do
+            local v = (c == 2 + 3 * k) and 220 or 30 + ((r + c + i) % 5) * 12
+            px[#px + 1] = (v + 0.5) / 256 - 0.5
+          end
+        end
+        local x = glow.Tensor.from(px, { 1, 8, 8, 1 })
+        assert(glow.image.save_grid(string.format("%s/%03d.png", sub, i), x, { cols = 1, padding = 0 }))
+      end
+    end
+  end
+end
+
+describe("the glow command", function()
+  local tmp, data, out
+  local TINY = "--levels 2 --depth 1 --width 8 --batch 16 --warmup 1 --no-progress"
+
+  setup(function()
+    tmp = H.tmpdir()
+    data = tmp .. "/data"
+    out = tmp .. "/run"
+    make_folder(data, 48, 16)
+  end)
+  teardown(function() H.rmdir(tmp) end)
+
+  it("with no command prints the commands and exits 2; --help exits 0", function()
+    local code, stdout = glow_cmd("", tmp)
+    assert.equal(2, code)
+    assert.matches("Usage: glow <command>", stdout, 1, true)
+    for _, name in ipairs { "train", "eval", "sample", "encode", "decode", "info", "plot", "pack" } do
+      assert.matches("   " .. name .. " ", stdout, 1, true)
+      local c2, help = glow_cmd(name .. " --help", tmp)
+      assert.equal(0, c2, name)
+      assert.matches("Usage: glow " .. name, help, 1, true)
+    end
+  end)
+
+  it("trains on a folder, then evaluates, samples, encodes, decodes, inspects and plots", function()
+    local code, stdout, stderr = glow_cmd(string.format("train --data %s --epochs 1 --out %s %s", data, out, TINY),
+      tmp)
+    assert.equal(0, code, stderr)
+    assert.matches("glow: 48 train / 16 test images 8x8x1", stdout, 1, true)
+    assert.matches("epoch 1: test bits/dim [%d.]+ %(train [%d.]+%)", stdout)
+    assert.matches("test bits/dim: [%d.]+ %(16 test images%)", stdout)
+    for _, f in ipairs { "checkpoint.safetensors", "log.csv", "samples.png", "curve.png" } do
+      assert.is_true(size(out .. "/" .. f) > 0, f)
+    end
+    local ckpt = out .. "/checkpoint.safetensors"
+
+    -- eval: the set's figure, one CSV row per image with its path, a histogram of two sets
+    code, stdout, stderr = glow_cmd(string.format("eval %s %s --csv %s/per.csv --histogram %s/h.png --against %s/train",
+      ckpt, data, tmp, tmp, data), tmp)
+    assert.equal(0, code, stderr)
+    local mean = tonumber(stdout:match(data:gsub("%p", "%%%0") .. ": ([%d.]+) bits/dim %(mean of 16 images%)"))
+    assert.is_number(mean)
+    local rows = {}
+    for line in H.read(tmp .. "/per.csv"):gmatch("[^\n]+") do rows[#rows + 1] = line end
+    assert.equal("set,index,path,label,bpd", rows[1])
+    assert.equal(1 + 16 + 48, #rows)
+    assert.matches("^" .. data:gsub("%p", "%%%0") .. ",1,[^,]*class0/001%.png,0,[%d.]+$", rows[2])
+    local sum = 0
+    for i = 2, 17 do sum = sum + tonumber(rows[i]:match("([%d.]+)$")) end
+    assert.close(mean, sum / 16, 1e-4)
+    assert.is_true(png(tmp .. "/h.png"))
+    -- the same figure as the library gives
+    local m = assert(glow.load(ckpt, { average = true }))
+    local test = assert(glow.data.images(data .. "/test"))
+    assert.close(m:bits_per_dim(test), mean, 1e-4)
+
+    code, stdout, stderr = glow_cmd(string.format("sample %s %s/s.png -n 6 -t 0.5 --cols 3", ckpt, tmp), tmp)
+    assert.equal(0, code, stderr)
+    assert.matches("wrote " .. tmp .. "/s.png: 6 samples at temperature 0.5", stdout, 1, true)
+    assert.is_true(png(tmp .. "/s.png"))
+
+    code, stdout, stderr = glow_cmd(string.format("encode %s %s %s/z.safetensors --limit 5", ckpt, data, tmp), tmp)
+    assert.equal(0, code, stderr)
+    local z = assert(glow.checkpoint.read(tmp .. "/z.safetensors"))
+    assert.same({ 5, 4, 4, 2 }, z.z1:shape())
+    assert.same({ 5, 2, 2, 8 }, z.z2:shape())
+    assert.same({ 5 }, z.y:shape())
+    code, stdout, stderr = glow_cmd(string.format("decode %s %s/z.safetensors %s/d.png --cols 5", ckpt, tmp, tmp), tmp)
+    assert.equal(0, code, stderr)
+    assert.matches("wrote " .. tmp .. "/d.png: 5 images", stdout, 1, true)
+    -- decode(encode(x)) gives the images back: compare with the library's decode
+    local x = m:decode({ z.z1, z.z2 })
+    local idx = { 1, 2, 3, 4, 5 }
+    local x0 = test:batch(idx, { noise = true, seed = 0 })
+    assert.is_true(x:max_abs_diff(x0) < 1e-3)
+
+    code, stdout, stderr = glow_cmd("info " .. ckpt, tmp)
+    assert.equal(0, code, stderr)
+    assert.matches("shape        8x8x1", stdout, 1, true)
+    assert.matches("parameters   %d+ %(%d+ tensors%)", stdout)
+    assert.matches("finished: 1 epochs, 3 steps", stdout, 1, true)
+    assert.matches("Polyak average: yes", stdout, 1, true)
+
+    code, stdout, stderr = glow_cmd(string.format("plot %s/log.csv %s/c.png", out, tmp), tmp)
+    assert.equal(0, code, stderr)
+    assert.is_true(png(tmp .. "/c.png"))
+  end)
+
+  it("extends a finished run with --resume and more epochs; refuses a contradicting architecture", function()
+    local dir = tmp .. "/ext"
+    local code, _, stderr = glow_cmd(string.format("train --data %s --epochs 1 --out %s %s", data, dir, TINY), tmp)
+    assert.equal(0, code, stderr)
+    local ckpt = dir .. "/checkpoint.safetensors"
+    local stdout
+    code, stdout, stderr = glow_cmd(string.format("train --data %s --resume %s --epochs 3 --out %s %s", data, ckpt,
+      dir, TINY), tmp)
+    assert.equal(0, code, stderr)
+    assert.matches("extending a finished run of 1 epochs to 3", stdout, 1, true)
+    assert.matches("epoch 2: test bits/dim", stdout, 1, true)
+    assert.matches("epoch 3: test bits/dim", stdout, 1, true)
+    assert.equal(9, assert(glow.load(ckpt)).checkpoint.trainer.step)
+    code, _, stderr = glow_cmd(string.format("train --data %s --resume %s --epochs 4 --width 32 --out %s", data,
+      ckpt, dir), tmp)
+    assert.equal(2, code)
+    assert.equal("glow train: option --width 32 contradicts the checkpoint " .. ckpt .. ", which has width = 8 (the "
+      .. "model comes from the checkpoint on --resume; leave the option out) (see glow train --help)\n", stderr)
+  end)
+
+  it("reports test bits/dim when --max-steps stops within an epoch, on --eval-limit images", function()
+    local code, stdout, stderr = glow_cmd(string.format("train --data %s --max-steps 2 --eval-limit 6 --out %s/ms %s",
+      data, tmp, TINY), tmp)
+    assert.equal(0, code, stderr)
+    assert.matches("test bits/dim: [%d.]+ %(6 test images%)", stdout)
+  end)
+
+  it("gives each bad argument one line and exit code 2, before any work", function()
+    local ckpt = out .. "/checkpoint.safetensors"
+    for _, case in ipairs {
+      { "bogus", "glow: unknown command 'bogus'" },
+      { "train --coupling foo", "glow train: option --coupling must be one of affine, additive, got foo" },
+      { "train --levels 3", "glow train: 28x28 images cannot be squeezed 3 times (--levels 3)" },
+      { "train --width 0", "glow train: option --width must be >= 1, got 0" },
+      { "train --temperature -1", "glow train: option --temperature must be >= 0, got -1" },
+      { "train --clip -1", "glow train: option --clip must be >= 0, got -1" },
+      { "train --polyak 1.5", "glow train: option --polyak must be <= 0.999999, got 1.5" },
+      { "train --checkpoint-every -3", "glow train: option --checkpoint-every must be >= 0, got -3" },
+      { "train --lr abc", "glow train: option --lr needs a finite number, got 'abc'" },
+      { "train --epochs 1.5", "glow train: option --epochs needs an integer, got '1.5'" },
+      { "train --bogus 1", "glow train: unknown option '--bogus'" },
+      { "train --width", "glow train: option '--width' requires an argument" },
+      { "train --data cifar100:x", "glow train: unknown data set 'cifar100:x'" },
+      { "train --data /nonexistent/folder", "glow train: data set /nonexistent/folder: no such folder or file" },
+      { "train --data " .. data .. " --size 12 --levels 3", "glow train: 12x12 images cannot be squeezed 3 times" },
+      { "train --size 8 --load-size 4", "glow train: option --load-size 4 must be >= --size 8" },
+      { "train --crop middle", "glow train: option --crop must be one of center, random, got middle" },
+      { "eval " .. ckpt, "glow eval: missing argument 'data'" },
+      { "eval " .. ckpt .. " fashion-mnist:valid", "glow eval: data set fashion-mnist:valid: the split must be" },
+      { "eval " .. ckpt .. " " .. data .. " --against " .. data, "glow eval: option --against needs --histogram" },
+      { "eval " .. ckpt .. " " .. data .. " --bins 1", "glow eval: option --bins must be >= 2, got 1" },
+      { "sample " .. ckpt .. " " .. tmp .. "/x.png -n 0", "glow sample: option -n must be >= 1, got 0" },
+      { "sample " .. ckpt .. " " .. tmp .. "/x.png -t -1", "glow sample: option --temperature must be >= 0, got -1" },
+      { "sample " .. ckpt .. " " .. tmp .. "/x.png -y 3", "glow sample: option -y: the checkpoint's model is not class-conditional" },
+      { "sample " .. ckpt, "glow sample: missing argument 'out'" },
+      { "encode " .. ckpt .. " " .. data .. " z.st --limit 0", "glow encode: option --limit must be >= 1, got 0" },
+      { "decode " .. ckpt .. " a b c", "glow decode: too many arguments" },
+      { "info", "glow info: missing argument 'checkpoint'" },
+      { "plot a.csv", "glow plot: missing argument 'out'" },
+      { "pack " .. data .. " p.glowpack --channels 2", "glow pack: option --channels must be one of 1, 3, got 2" },
+    } do
+      local code, stdout, stderr = glow_cmd(case[1], tmp)
+      assert.equal(2, code, case[1] .. ": " .. stderr)
+      assert.matches(case[2], stderr, 1, true)
+      assert.is_nil(stderr:find("traceback", 1, true), stderr)
+      assert.is_nil(stderr:find("\n.", 1), "more than one line: " .. stderr)
+      assert.equal("", stdout, case[1])
+    end
+  end)
+
+  it("gives a missing or corrupt checkpoint one line and exit code 1", function()
+    H.write(tmp .. "/bad.safetensors", "not a checkpoint")
+    for _, case in ipairs {
+      { "info /nonexistent.safetensors", "glow info: checkpoint /nonexistent.safetensors: no such file" },
+      { "info " .. tmp .. "/bad.safetensors", "glow info: " .. tmp .. "/bad.safetensors" },
+      { "sample " .. tmp .. "/bad.safetensors " .. tmp .. "/x.png", "glow sample: " .. tmp .. "/bad.safetensors" },
+    } do
+      local code, _, stderr = glow_cmd(case[1], tmp)
+      assert.equal(1, code, case[1] .. ": " .. stderr)
+      assert.matches(case[2], stderr, 1, true)
+      assert.is_nil(stderr:find("\n.", 1), "more than one line: " .. stderr)
+    end
+  end)
+end)
