@@ -13,6 +13,7 @@
 --- --data-dir DIR (where Fashion-MNIST lies). Set GLOW_TRACEBACK=1 to get a
 --- stack traceback instead of the one-line message.
 local glow = require "glow"
+local options = require "glow.cli.options"
 io.stdout:setvbuf("line")
 
 -- luacheck: ignore 581 (not (a <= b) is also true for NaN, on purpose)
@@ -39,26 +40,21 @@ local COMMON = {
   ["data-dir"] = { "string" },
 }
 
---- The options of the scripts that train (conditional, ablation): the
---- default model and schedule of examples/train.lua, and a tiny one under
+--- The options of the scripts that train (conditional, ablation): those of
+--- `glow train` (the default model and schedule), and a tiny model under
 --- --quick. C.train reads them.
-C.TRAIN_OPTIONS = {
-  epochs = { "int", 1, min = 1 },
-  ["max-steps"] = { "int", 0, quick = 20, min = 0 },
-  batch = { "int", 64, quick = 16, min = 1 },
-  lr = { "number", 1e-3, min = 0 },
-  warmup = { "int", 200, quick = 2, min = 0 },
-  schedule = { "string", "wsd", choices = { "wsd", "cosine", "linear", "constant" } },
-  ["decay-frac"] = { "number", 0.2, min = 0 },
-  clip = { "number", 100, min = 0 },
-  polyak = { "number", 0.999, min = 0 },
-  levels = { "int", 2, quick = 2, min = 1 },
-  depth = { "int", 8, quick = 2, min = 1 },
-  width = { "int", 128, quick = 16, min = 1 },
-  coupling = { "string", "affine", choices = { "affine", "additive" } },
-  permutation = { "string", "invconv_lu", choices = { "invconv_lu", "invconv", "shuffle", "reverse" } },
-  ["eval-limit"] = { "int", 0, quick = 64, min = 0 },
-}
+C.TRAIN_OPTIONS = {}
+do
+  local train_spec = require("glow.cli.train").SPEC
+  local quick = { ["max-steps"] = 20, batch = 16, warmup = 2, levels = 2, depth = 2, width = 16, ["eval-limit"] = 64 }
+  for _, k in ipairs { "epochs", "max-steps", "batch", "lr", "warmup", "schedule", "decay-frac", "clip", "polyak",
+    "levels", "depth", "width", "coupling", "permutation", "eval-limit" } do
+    local s = {}
+    for key, v in pairs(train_spec[k]) do s[key] = v end
+    s.quick = quick[k]
+    C.TRAIN_OPTIONS[k] = s
+  end
+end
 
 --- A spec made of several specs (later ones win).
 function C.merge(...)
@@ -69,80 +65,15 @@ function C.merge(...)
   return all
 end
 
-local function split_list(s)
-  local items = {}
-  for item in s:gmatch("[^,%s]+") do items[#items + 1] = item end
-  return items
-end
-
-local function convert(key, kind, v)
-  local function need(what) C.fail("option --%s needs %s, got '%s'", key, what, v) end
-  if kind == "int" then
-    return math.tointeger(tonumber(v)) or need("an integer")
-  elseif kind == "number" then
-    return tonumber(v) or need("a number")
-  elseif kind == "numbers" then
-    local list = split_list(v)
-    if #list == 0 then need("a comma-separated list of numbers") end
-    for i, item in ipairs(list) do list[i] = tonumber(item) or need("a comma-separated list of numbers") end
-    return list
-  elseif kind == "strings" then
-    local list = split_list(v)
-    if #list == 0 then need("a comma-separated list") end
-    return list
-  end
-  return v
-end
-
-local function check_value(key, s, v)
-  local values = type(v) == "table" and v or { v }
-  for _, x in ipairs(values) do
-    if s.min and x < s.min then C.fail("option --%s must be >= %s, got %s", key, tostring(s.min), tostring(x)) end
-    if s.choices then
-      local ok = false
-      for _, c in ipairs(s.choices) do ok = ok or c == x end
-      if not ok then
-        C.fail("option --%s must be one of %s, got '%s'", key, table.concat(s.choices, ", "), tostring(x))
-      end
-    end
-  end
-end
-
---- Parse argv against spec (plus the common options) for script name:
+--- Parse argv against spec (plus the common options) for script name with
+--- the parser of the `glow` command (glow.cli.options, on lua-argparse):
 --- returns a table keyed by option name, with opts.argv the command line
---- as given. A bad option raises a one-line message.
+--- as given. --help prints every option; a bad option is one line on
+--- stderr and exit code 2.
 function C.parse(name, argv, spec)
   spec = C.merge(COMMON, spec)
-  local opts, given = {}, {}
-  local see = " (see the comment at the top of examples/" .. name .. ".lua)"
-  local i = 1
-  while i <= #argv do
-    local a = argv[i]
-    local key, inline = a:match("^%-%-([%w%-]+)=(.*)$")
-    key = key or a:match("^%-%-([%w%-]+)$")
-    local s = key and spec[key]
-    if not s then C.fail("unknown option %s%s", a, see) end
-    if given[key] then C.fail("option --%s given twice", key) end
-    given[key] = true
-    if s[1] == "flag" then
-      if inline then C.fail("option --%s takes no value", key) end
-      opts[key] = true
-      i = i + 1
-    else
-      local v = inline or argv[i + 1]
-      if v == nil then C.fail("option --%s needs a value%s", key, see) end
-      opts[key] = convert(key, s[1], v)
-      check_value(key, s, opts[key])
-      i = i + (inline and 1 or 2)
-    end
-  end
-  for key, s in pairs(spec) do
-    if not given[key] then
-      if opts.quick and s.quick ~= nil then opts[key] = s.quick
-      elseif s[1] == "flag" then opts[key] = false
-      else opts[key] = s[2] end
-    end
-  end
+  local opts = options.parse("examples/" .. name .. ".lua", argv, spec,
+    { description = C.DESCRIPTION and C.DESCRIPTION[name] })
   opts.out = opts.out or ("out/" .. name)
   opts.argv = table.concat(argv, " ", 1, #argv)
   return opts

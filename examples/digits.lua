@@ -13,10 +13,10 @@
 --- The PNG files are written by glow's own writer (glow.image.save_grid).
 local glow = require "glow"
 local lfs = require "lfs"
+local options = require "glow.cli.options"
 
 local NAME = "examples/digits.lua"
 local DEFAULT_CSV = "/usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz"
-local USAGE = "usage: lua5.4 examples/digits.lua OUTDIR [--csv PATH]"
 
 local function fail(msg, ...)
   error(select("#", ...) > 0 and string.format(msg, ...) or msg, 0)
@@ -25,25 +25,10 @@ end
 local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
 local function parse(argv)
-  local o = { csv = DEFAULT_CSV }
-  local i = 1
-  while i <= #argv do
-    local a = argv[i]
-    if a == "--csv" then
-      if not argv[i + 1] then fail("--csv needs a path (%s)", USAGE) end
-      o.csv, i = argv[i + 1], i + 2
-    elseif a == "-h" or a == "--help" then
-      print(USAGE)
-      os.exit(0)
-    elseif a:sub(1, 2) == "--" then
-      fail("unknown option %s (%s)", a, USAGE)
-    elseif o.out then
-      fail("one OUTDIR only, got %s and %s (%s)", o.out, a, USAGE)
-    else
-      o.out, i = a, i + 1
-    end
-  end
-  if not o.out then fail(USAGE) end
+  local o = options.parse(NAME, argv, { csv = { "string", DEFAULT_CSV, help = "the digits CSV (.gz or plain)" } },
+    { args = { { "outdir", "the folder to write (one subfolder per digit)" } },
+      description = "scikit-learn's 8x8 handwritten digits as a folder of PNG files." })
+  o.out = o.args.outdir
   return o
 end
 

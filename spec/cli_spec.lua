@@ -117,6 +117,7 @@ describe("the glow command", function()
 
     code, stdout, stderr = glow_cmd(string.format("encode %s %s %s/z.safetensors --limit 5", ckpt, data, tmp), tmp)
     assert.equal(0, code, stderr)
+    assert.matches("wrote " .. tmp .. "/z.safetensors: 2 latents (z1 5x4x4x2, z2 5x2x2x8)", stdout, 1, true)
     local z = assert(glow.checkpoint.read(tmp .. "/z.safetensors"))
     assert.same({ 5, 4, 4, 2 }, z.z1:shape())
     assert.same({ 5, 2, 2, 8 }, z.z2:shape())
@@ -139,6 +140,7 @@ describe("the glow command", function()
 
     code, stdout, stderr = glow_cmd(string.format("plot %s/log.csv %s/c.png", out, tmp), tmp)
     assert.equal(0, code, stderr)
+    assert.equal("wrote " .. tmp .. "/c.png\n", stdout)
     assert.is_true(png(tmp .. "/c.png"))
   end)
 
@@ -195,7 +197,8 @@ describe("the glow command", function()
       { "eval " .. ckpt .. " " .. data .. " --bins 1", "glow eval: option --bins must be >= 2, got 1" },
       { "sample " .. ckpt .. " " .. tmp .. "/x.png -n 0", "glow sample: option -n must be >= 1, got 0" },
       { "sample " .. ckpt .. " " .. tmp .. "/x.png -t -1", "glow sample: option --temperature must be >= 0, got -1" },
-      { "sample " .. ckpt .. " " .. tmp .. "/x.png -y 3", "glow sample: option -y: the checkpoint's model is not class-conditional" },
+      { "sample " .. ckpt .. " " .. tmp .. "/x.png -y 3",
+        "glow sample: option -y: the checkpoint's model is not class-conditional" },
       { "sample " .. ckpt, "glow sample: missing argument 'out'" },
       { "encode " .. ckpt .. " " .. data .. " z.st --limit 0", "glow encode: option --limit must be >= 1, got 0" },
       { "decode " .. ckpt .. " a b c", "glow decode: too many arguments" },

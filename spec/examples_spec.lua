@@ -228,11 +228,22 @@ describe("the experiment scripts", function()
   end)
 
   describe("bad input", function()
+    --- A usage error: exit code 2 and one line on stderr that holds msg.
+    local function assert_usage(code, stderr, msg)
+      assert.are.equal(2, code, stderr)
+      assert.matches(msg, stderr, 1, true)
+      assert.is_nil(stderr:find("\n.", 1), "more than one line: " .. stderr)
+    end
+
     for _, script in ipairs { "conditional.lua", "temperature.lua", "interpolate.lua", "manipulate.lua",
-      "ablation.lua" } do
-      it(script .. " refuses an unknown option", function()
+      "ablation.lua", "realnvp.lua", "flowpp.lua", "superres.lua", "custom_multiscale.lua" } do
+      it(script .. " refuses an unknown option, and has --help", function()
         local code, _, err = run(script, "--quick --no-such-option 1", tmp)
-        assert_fails(code, err, "unknown option --no-such-option")
+        assert_usage(code, err, "examples/" .. script .. ": unknown option '--no-such-option'")
+        local c2, out = run(script, "--help", tmp)
+        assert.are.equal(0, c2)
+        assert.matches("Usage: examples/" .. script, out, 1, true)
+        assert.matches("--quick", out, 1, true)
       end)
     end
 
@@ -244,19 +255,21 @@ describe("the experiment scripts", function()
     end
 
     for _, case in ipairs {
-      { "an option without its value", "temperature.lua", "--quick --rows", "option --rows needs a value" },
-      { "a value of the wrong kind", "ablation.lua", "--quick --eval-every x", "option --eval-every needs an integer" },
+      { "an option without its value", "temperature.lua", "--quick --rows", "option '--rows' requires an argument" },
+      { "a value of the wrong kind", "ablation.lua", "--quick --eval-every x",
+        "option --eval-every needs an integer, got 'x'" },
       { "a value not among the choices", "manipulate.lua", "--quick --attribute hats",
         "option --attribute must be one of footwear, sleeves, top" },
-      { "an option given twice", "temperature.lua", "--quick --rows 2 --rows 3", "option --rows given twice" },
-      { "a flag given a value", "temperature.lua", "--quick=yes", "option --quick takes no value" },
+      { "an option given twice", "temperature.lua", "--quick --rows 2 --rows 3",
+        "option '--rows' must be used at most 1 time" },
+      { "a flag given a value", "temperature.lua", "--quick=yes", "option '--quick' does not take arguments" },
       { "an integer below its minimum", "temperature.lua", "--quick --rows 0", "option --rows must be >= 1, got 0" },
       { "a number below its minimum", "conditional.lua", "--quick --class-weight -1",
         "option --class-weight must be >= 0, got -1" },
     } do
-      it("reports " .. case[1], function()
+      it("reports " .. case[1] .. " with exit code 2", function()
         local code, _, err = run(case[2], case[3], tmp)
-        assert_fails(code, err, case[4])
+        assert_usage(code, err, "examples/" .. case[2] .. ": " .. case[4])
       end)
     end
 
@@ -302,21 +315,25 @@ describe("examples/train.lua", function()
     assert.is_not_nil(glow.load(tmp .. "/checkpoint.safetensors"))
   end)
 
-  it("ends with one line and exit code 1 when training cannot start (schedule shorter than its warmup)", function()
-    local code, _, stderr = run("train.lua", string.format("--max-steps 5 --depth 1 --width 8 --out %q", tmp), tmp)
-    assert.equal(1, code)
-    assert.equal('examples/train.lua: optim: schedule "wsd" needs total_steps larger than warmup\n', stderr)
+  it("refuses a run shorter than its warmup with one line and exit code 2, before any work", function()
+    local code, _, stderr = run("train.lua", string.format("--max-steps 5 --depth 1 --width 8 --out %q", tmp .. "/o"),
+      tmp)
+    assert.equal(2, code)
+    assert.equal("glow train: --max-steps 5 leaves no steps after the 200-step warmup, which the wsd schedule decays "
+      .. "over; lower --warmup or use --schedule constant (see glow train --help)\n", stderr)
+    assert.is_nil(io.open(tmp .. "/o"))
   end)
 
   it("ends with one line and exit code 1 when the output folder cannot be made", function()
     H.write(tmp .. "/file", "a file, not a folder")
     local code, _, stderr = run("train.lua", string.format("--max-steps 3 --out %q", tmp .. "/file/out"), tmp)
-    assert_fails(code, stderr, "examples/train.lua: cannot make the output folder " .. tmp .. "/file/out (mkdir: ")
+    assert_fails(code, stderr, "glow train: cannot make the folder " .. tmp
+      .. "/file: a file of that name is in the way")
   end)
 
   it("refuses an unknown option with exit code 2", function()
     local code, _, stderr = run("train.lua", "--epoch 1", tmp)
     assert.equal(2, code)
-    assert.matches("examples/train.lua: unknown option --epoch", stderr, 1, true)
+    assert.matches("glow train: unknown option '--epoch'", stderr, 1, true)
   end)
 end)

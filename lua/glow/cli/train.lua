@@ -129,6 +129,10 @@ local function check_early(opts)
         .. "%d; choose fewer levels, or --size for a folder", size, size, opts.levels, opts.levels, math.tointeger(f))
     end
   end
+  if opts.schedule ~= "constant" and opts["max-steps"] > 0 and opts["max-steps"] <= opts.warmup then
+    C.usage_error(PROG, "--max-steps %d leaves no steps after the %d-step warmup, which the %s schedule decays over; "
+      .. "lower --warmup or use --schedule constant", opts["max-steps"], opts.warmup, opts.schedule)
+  end
   if opts["load-size"] and opts.size and opts["load-size"] < opts.size then
     C.usage_error(PROG, "option --load-size %d must be >= --size %d", opts["load-size"], opts.size)
   end
@@ -173,6 +177,14 @@ function M.run(opts)
     if s[1] % f ~= 0 or s[2] % f ~= 0 then
       C.usage_error(PROG, "%dx%d images cannot be squeezed %d times (--levels %d): choose fewer levels, or --size",
         s[1], s[2], opts.levels, opts.levels)
+    end
+  end
+  if opts.schedule ~= "constant" and opts["max-steps"] == 0 then
+    local steps = opts.epochs * math.ceil(train:size() / opts.batch)
+    if steps <= opts.warmup then
+      C.usage_error(PROG, "%d epochs of %d images at --batch %d are %d steps, no more than the %d-step warmup, "
+        .. "which the %s schedule decays after; lower --warmup or use --schedule constant", opts.epochs, train:size(),
+        opts.batch, steps, opts.warmup, opts.schedule)
     end
   end
   C.mkdir_p(PROG, opts.out)
