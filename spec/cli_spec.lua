@@ -185,6 +185,8 @@ describe("the glow command", function()
       { "train --lr abc", "glow train: option --lr needs a finite number, got 'abc'" },
       { "train --epochs 1.5", "glow train: option --epochs needs an integer, got '1.5'" },
       { "train --bogus 1", "glow train: unknown option '--bogus'" },
+      { "train --flip --flip", "glow train: option '--flip' must be used at most 1 time" },
+      { "train --depth 2 --depth 3", "glow train: option '--depth' must be used at most 1 time" },
       { "train --width", "glow train: option '--width' requires an argument" },
       { "train --data cifar100:x", "glow train: unknown data set 'cifar100:x'" },
       { "train --data /nonexistent/folder", "glow train: data set /nonexistent/folder: no such folder or file" },

@@ -97,6 +97,7 @@ function M.add(parser, spec)
     end
     o:target(key)
     o:show_default(false)
+    o:count("0-1"):overwrite(false) -- an option given twice is an error, not a silent overwrite
   end
   return parser
 end
