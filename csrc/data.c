@@ -1150,7 +1150,7 @@ int glow_open_pack(const char *path, glow_dataset *ds, char *err, size_t errlen)
   }
   uint64_t size = (uint64_t)st.st_size;
   uint8_t fixed[PACK_FIXED];
-  ssize_t got = size >= PACK_FIXED ? pread(fd, fixed, PACK_FIXED, 0) : (ssize_t)size;
+  ssize_t got = pread(fd, fixed, size < PACK_FIXED ? (size_t)size : PACK_FIXED, 0);
   if (got >= 8 && memcmp(fixed, PACK_MAGIC, 8) != 0) {
     rc = fail(err, errlen, GLOW_EDATA, "%s: not a glow pack file (bad magic)", path);
     goto done;
