@@ -14,15 +14,19 @@
  * do not depend on the batch size, the order or where an epoch resumed; the
  * shuffle is a Fisher-Yates permutation seeded by (seed, epoch) alone.
  */
+#define _DEFAULT_SOURCE /* madvise */
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "glow.h"
@@ -31,7 +35,10 @@
 
 void glow_dataset_free(glow_dataset *ds) {
   if (!ds) return;
-  free(ds->x);
+  if (ds->map)
+    munmap(ds->map, ds->map_len);
+  else
+    free(ds->x);
   free(ds->y);
   if (ds->class_names)
     for (int k = 0; k < ds->classes; k++) free(ds->class_names[k]);
@@ -273,7 +280,7 @@ done:
   return rc;
 }
 
-/* ------------------------------------------------------------------ PNG folders */
+/* ------------------------------------------------------------------ image folders */
 typedef struct {
   char **v;
   size_t n, cap;
@@ -293,15 +300,19 @@ static int sl_push(strlist *l, const char *s) {
     l->v = v;
     l->cap = cap;
   }
-  char *d = (char *)malloc(strlen(s) + 1);
+  char *d = strdup(s);
   if (!d) return -1;
-  strcpy(d, s);
   l->v[l->n++] = d;
   return 0;
 }
 
 static int cmp_str(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void sl_sort(strlist *l) {
+  /* qsort's array must not be NULL, even for 0 elements (an empty folder) */
+  if (l->n > 1) qsort(l->v, l->n, sizeof(char *), cmp_str);
 }
 
 static char *join(const char *dir, const char *name) {
@@ -315,13 +326,19 @@ static char *join(const char *dir, const char *name) {
   return p;
 }
 
-static int is_png_name(const char *name) {
-  size_t n = strlen(name);
-  return n > 4 && strcasecmp(name + n - 4, ".png") == 0;
+static int has_suffix(const char *name, const char *suffix) {
+  size_t n = strlen(name), m = strlen(suffix);
+  return n > m && strcasecmp(name + n - m, suffix) == 0;
 }
 
-/* names (not paths) of the PNG files and of the subfolders in dir, sorted;
- * hidden entries are skipped */
+static int is_image_name(const char *name) {
+  return has_suffix(name, ".png") || has_suffix(name, ".jpg") || has_suffix(name, ".jpeg");
+}
+
+#define NO_IMAGES "no image files (.png, .jpg, .jpeg)"
+
+/* names (not paths) of the image files and of the subfolders in dir;
+ * hidden entries are skipped, symbolic links followed */
 static int list_dir(const char *dir, strlist *files, strlist *dirs, char *err, size_t errlen) {
   DIR *d = opendir(dir);
   if (!d) return fail(err, errlen, GLOW_EDATA, "cannot open directory %s: %s", dir, strerror(errno));
@@ -337,8 +354,8 @@ static int list_dir(const char *dir, strlist *files, strlist *dirs, char *err, s
     }
     if (stat(p, &st) == 0) {
       if (S_ISDIR(st.st_mode)) {
-        if (dirs && sl_push(dirs, e->d_name)) rc = GLOW_ENOMEM;
-      } else if (S_ISREG(st.st_mode) && is_png_name(e->d_name)) {
+        if (sl_push(dirs, e->d_name)) rc = GLOW_ENOMEM;
+      } else if (S_ISREG(st.st_mode) && is_image_name(e->d_name)) {
         if (sl_push(files, e->d_name)) rc = GLOW_ENOMEM;
       }
     }
@@ -347,134 +364,370 @@ static int list_dir(const char *dir, strlist *files, strlist *dirs, char *err, s
   }
   closedir(d);
   if (rc) return rc;
-  /* qsort's array must not be NULL, even for 0 elements (an empty folder) */
-  if (files->n > 1) qsort(files->v, files->n, sizeof(char *), cmp_str);
-  if (dirs && dirs->n > 1) qsort(dirs->v, dirs->n, sizeof(char *), cmp_str);
+  sl_sort(files);
+  sl_sort(dirs);
   return GLOW_OK;
 }
 
-static const char *channels_name(int c) { return c == 1 ? "grayscale" : "color"; }
+/* the folders a walk has entered, by (device, inode): a link back to one of
+   them (a loop) or a second link to one is not walked again */
+typedef struct {
+  dev_t *dev;
+  ino_t *ino;
+  size_t n, cap;
+} dir_set;
 
-int glow_load_images(const char *dir, int size, glow_dataset *ds, char *err, size_t errlen) {
-  memset(ds, 0, sizeof *ds);
-  strlist files = {0}, dirs = {0}, paths = {0};
-  int *labels = NULL;
-  uint8_t *pix = NULL;
-  char *first = NULL;
+static void ds_set_free(dir_set *s) {
+  free(s->dev);
+  free(s->ino);
+  memset(s, 0, sizeof *s);
+}
+
+/* 1: newly added, 0: seen before, -1: out of memory */
+static int ds_set_add(dir_set *s, dev_t dev, ino_t ino) {
+  for (size_t i = 0; i < s->n; i++)
+    if (s->dev[i] == dev && s->ino[i] == ino) return 0;
+  if (s->n == s->cap) {
+    size_t cap = s->cap ? 2 * s->cap : 16;
+    dev_t *d = (dev_t *)realloc(s->dev, sizeof(dev_t) * cap);
+    if (!d) return -1;
+    s->dev = d;
+    ino_t *i = (ino_t *)realloc(s->ino, sizeof(ino_t) * cap);
+    if (!i) return -1;
+    s->ino = i;
+    s->cap = cap;
+  }
+  s->dev[s->n] = dev;
+  s->ino[s->n++] = ino;
+  return 1;
+}
+
+/* the paths of the image files under dir, recursively, appended to out */
+static int walk(const char *dir, strlist *out, dir_set *seen, int depth, char *err,
+                size_t errlen) {
+  struct stat st;
+  if (stat(dir, &st) != 0)
+    return fail(err, errlen, GLOW_EDATA, "cannot open directory %s: %s", dir, strerror(errno));
+  int added = ds_set_add(seen, st.st_dev, st.st_ino);
+  if (added < 0) return fail(err, errlen, GLOW_ENOMEM, "%s: out of memory", dir);
+  if (added == 0) return GLOW_OK;
+  if (depth > 256) return fail(err, errlen, GLOW_EDATA, "%s: folders nested too deep", dir);
+  strlist files = {0}, dirs = {0};
+  int rc = list_dir(dir, &files, &dirs, err, errlen);
+  for (size_t i = 0; i < files.n && !rc; i++) {
+    char *p = join(dir, files.v[i]);
+    if (!p || sl_push(out, p)) rc = fail(err, errlen, GLOW_ENOMEM, "%s: out of memory", dir);
+    free(p);
+  }
+  for (size_t i = 0; i < dirs.n && !rc; i++) {
+    char *p = join(dir, dirs.v[i]);
+    if (!p)
+      rc = fail(err, errlen, GLOW_ENOMEM, "%s: out of memory", dir);
+    else
+      rc = walk(p, out, seen, depth + 1, err, errlen);
+    free(p);
+  }
+  sl_free(&files);
+  sl_free(&dirs);
+  return rc;
+}
+
+/* the image files of a folder: paths sorted by path; with class subfolders,
+   class by class (classes sorted by name), labels[i] the class of paths[i] */
+static int collect(const char *dir, strlist *paths, int **labels, strlist *classes, char *err,
+                   size_t errlen) {
+  strlist files = {0}, dirs = {0};
+  dir_set seen = {0};
+  *labels = NULL;
   int rc = list_dir(dir, &files, &dirs, err, errlen);
   if (rc) goto done;
-  if (files.n && dirs.n) {
-    rc = fail(err, errlen, GLOW_EDATA,
-              "%s: holds both PNG files and subfolders; expected PNG files, or one subfolder of "
-              "PNG files per class",
-              dir);
-    goto done;
-  }
-  if (!files.n && !dirs.n) {
-    rc = fail(err, errlen, GLOW_EDATA, "%s: no PNG files and no class subfolders", dir);
-    goto done;
-  }
-  /* the full list of (path, label) */
-  size_t cap = 0;
-  if (files.n) {
-    for (size_t i = 0; i < files.n && !rc; i++) {
-      char *p = join(dir, files.v[i]);
-      if (!p || sl_push(&paths, p)) rc = fail(err, errlen, GLOW_ENOMEM, "%s: out of memory", dir);
-      free(p);
-    }
-  } else {
+  if (dirs.n && !files.n) { /* one class per top-level subfolder */
     for (size_t k = 0; k < dirs.n && !rc; k++) {
       char *sub = join(dir, dirs.v[k]);
       strlist cf = {0};
+      ds_set_free(&seen);
       if (!sub) {
         rc = fail(err, errlen, GLOW_ENOMEM, "%s: out of memory", dir);
         break;
       }
-      rc = list_dir(sub, &cf, NULL, err, errlen);
-      if (!rc && !cf.n)
-        rc = fail(err, errlen, GLOW_EDATA, "class folder %s holds no PNG files", sub);
-      if (!rc && paths.n + cf.n > cap) {
-        size_t nc = 2 * (paths.n + cf.n);
-        int *nl = (int *)realloc(labels, sizeof(int) * nc);
+      rc = walk(sub, &cf, &seen, 1, err, errlen);
+      if (!rc && !cf.n) rc = fail(err, errlen, GLOW_EDATA, "class folder %s holds " NO_IMAGES, sub);
+      sl_sort(&cf);
+      if (!rc) {
+        int *nl = (int *)realloc(*labels, sizeof(int) * (paths->n + cf.n));
         if (!nl)
           rc = fail(err, errlen, GLOW_ENOMEM, "%s: out of memory", dir);
-        else {
-          labels = nl;
-          cap = nc;
-        }
+        else
+          *labels = nl;
       }
       for (size_t i = 0; i < cf.n && !rc; i++) {
-        char *p = join(sub, cf.v[i]);
-        if (!p || sl_push(&paths, p))
+        if (sl_push(paths, cf.v[i]))
           rc = fail(err, errlen, GLOW_ENOMEM, "%s: out of memory", dir);
         else
-          labels[paths.n - 1] = (int)k;
-        free(p);
+          (*labels)[paths->n - 1] = (int)k;
       }
       sl_free(&cf);
       free(sub);
     }
-  }
-  if (rc) goto done;
-  int64_t n = (int64_t)paths.n;
-  size_t per = 0;
-  for (int64_t i = 0; i < n; i++) {
-    int h, w, c;
-    rc = glow_png_read(paths.v[i], &pix, &h, &w, &c, err, errlen);
-    if (rc) goto done;
-    if (i == 0) {
-      if (size > 0 && (h != size || w != size)) {
-        rc = fail(err, errlen, GLOW_EDATA, "%s: image is %dx%d (h x w), expected %dx%d",
-                  paths.v[i], h, w, size, size);
-        goto done;
-      }
-      ds->h = h;
-      ds->w = w;
-      ds->c = c;
-      per = (size_t)h * w * c;
-      ds->x = (uint8_t *)malloc(per * (size_t)n);
-      if (!ds->x) {
-        rc = fail(err, errlen, GLOW_ENOMEM, "%s: out of memory for %lld images", dir,
-                  (long long)n);
-        goto done;
-      }
-      first = paths.v[0];
-    } else if (h != ds->h || w != ds->w) {
-      if (size > 0)
-        rc = fail(err, errlen, GLOW_EDATA, "%s: image is %dx%d (h x w), expected %dx%d",
-                  paths.v[i], h, w, size, size);
-      else
-        rc = fail(err, errlen, GLOW_EDATA,
-                  "%s: image is %dx%d (h x w), expected %dx%d like the first image %s",
-                  paths.v[i], h, w, ds->h, ds->w, first);
-      goto done;
-    } else if (c != ds->c) {
-      rc = fail(err, errlen, GLOW_EDATA,
-                "%s: %s image, but the first image %s is %s (all images must have the same "
-                "channels)",
-                paths.v[i], channels_name(c), first, channels_name(ds->c));
-      goto done;
+    if (!rc) {
+      *classes = dirs; /* hand over the names */
+      memset(&dirs, 0, sizeof dirs);
     }
-    memcpy(ds->x + per * (size_t)i, pix, per);
-    free(pix);
-    pix = NULL;
-  }
-  ds->n = n;
-  if (dirs.n) {
-    ds->y = labels;
-    labels = NULL;
-    ds->classes = (int)dirs.n;
-    ds->class_names = dirs.v; /* hand over the names */
-    dirs.v = NULL;
-    dirs.n = dirs.cap = 0;
+  } else {
+    rc = walk(dir, paths, &seen, 0, err, errlen);
+    sl_sort(paths);
+    if (!rc && !paths->n) rc = fail(err, errlen, GLOW_EDATA, "%s: " NO_IMAGES, dir);
   }
 done:
-  free(pix);
-  free(labels);
   sl_free(&files);
   sl_free(&dirs);
-  sl_free(&paths);
-  if (rc) glow_dataset_free(ds);
+  ds_set_free(&seen);
+  if (rc) {
+    free(*labels);
+    *labels = NULL;
+    sl_free(paths);
+    sl_free(classes);
+  }
+  return rc;
+}
+
+void glow_skips_free(glow_skips *s) {
+  if (!s) return;
+  for (int64_t i = 0; i < s->n; i++) {
+    free(s->path[i]);
+    free(s->reason[i]);
+  }
+  free(s->path);
+  free(s->reason);
+  memset(s, 0, sizeof *s);
+}
+
+/* record a skipped file; the reason loses a leading "path: " */
+static int skip_push(glow_skips *s, const char *path, const char *msg) {
+  if (s->n == s->cap) {
+    int64_t cap = s->cap ? 2 * s->cap : 16;
+    char **p = (char **)realloc(s->path, sizeof(char *) * (size_t)cap);
+    if (!p) return GLOW_ENOMEM;
+    s->path = p;
+    char **r = (char **)realloc(s->reason, sizeof(char *) * (size_t)cap);
+    if (!r) return GLOW_ENOMEM;
+    s->reason = r;
+    s->cap = cap;
+  }
+  size_t lp = strlen(path);
+  if (!msg) msg = "unreadable";
+  if (strncmp(msg, path, lp) == 0 && msg[lp] == ':' && msg[lp + 1] == ' ') msg += lp + 2;
+  char *a = strdup(path), *b = strdup(msg);
+  if (!a || !b) {
+    free(a);
+    free(b);
+    return GLOW_ENOMEM;
+  }
+  s->path[s->n] = a;
+  s->reason[s->n++] = b;
+  return GLOW_OK;
+}
+
+/* pix {ph, pw, pc} -> dst {h, w, c}: to gray before resizing, to RGB after */
+static int convert_fit(const uint8_t *pix, int ph, int pw, int pc, int h, int w, int c,
+                       uint8_t *dst) {
+  if (c == pc) return glow_fit(pix, ph, pw, pc, dst, h, w);
+  size_t n = c < pc ? (size_t)ph * pw : (size_t)h * w;
+  uint8_t *g = (uint8_t *)malloc(n);
+  if (!g) return GLOW_ENOMEM;
+  int rc;
+  if (c < pc) {
+    glow_convert_channels(pix, pc, g, c, n);
+    rc = glow_fit(g, ph, pw, c, dst, h, w);
+  } else {
+    rc = glow_fit(pix, ph, pw, pc, g, h, w);
+    if (!rc) glow_convert_channels(g, pc, dst, c, n);
+  }
+  free(g);
+  return rc;
+}
+
+/* decode one file, convert it and fit it to {h, w, c} at dst */
+static int load_one(const char *path, int h, int w, int c, uint8_t *dst, char *err,
+                    size_t errlen) {
+  uint8_t *pix = NULL;
+  int ph, pw, pc;
+  int rc = glow_image_read(path, &pix, &ph, &pw, &pc, err, errlen);
+  if (rc) return rc;
+  rc = convert_fit(pix, ph, pw, pc, h, w, c, dst);
+  free(pix);
+  if (rc) fail(err, errlen, rc, "%s: out of memory", path);
+  return rc;
+}
+
+/* The shared start of loading and packing: the file list, and the size and
+   channels (the first readable image's where o leaves them 0; that image's
+   pixels are kept in *first, its index in *i0, the files before it that
+   failed recorded in st/msg, or the error returned when strict). */
+typedef struct {
+  strlist paths, classes;
+  int *labels;
+  int h, w, c;
+  int64_t i0;
+  uint8_t *first;
+  int fh, fw, fc;
+  int *st;    /* {n}: each file's result */
+  char **msg; /* {n}: its message when it failed */
+} folder;
+
+static void folder_free(folder *f) {
+  for (size_t i = 0; f->msg && i < f->paths.n; i++) free(f->msg[i]);
+  free(f->msg);
+  free(f->st);
+  free(f->first);
+  free(f->labels);
+  sl_free(&f->paths);
+  sl_free(&f->classes);
+  memset(f, 0, sizeof *f);
+}
+
+static int folder_open(const char *dir, const glow_image_opts *o, folder *f, char *err,
+                       size_t errlen) {
+  memset(f, 0, sizeof *f);
+  if ((o->c != 0 && o->c != 1 && o->c != 3) || o->h < 0 || o->w < 0 || (o->h == 0) != (o->w == 0))
+    return fail(err, errlen, GLOW_EDATA, "%s: bad image options %dx%dx%d", dir, o->h, o->w, o->c);
+  int rc = collect(dir, &f->paths, &f->labels, &f->classes, err, errlen);
+  if (rc) return rc;
+  size_t n = f->paths.n;
+  f->st = (int *)calloc(n, sizeof(int));
+  f->msg = (char **)calloc(n, sizeof(char *));
+  if (!f->st || !f->msg) {
+    rc = fail(err, errlen, GLOW_ENOMEM, "%s: out of memory for %zu files", dir, n);
+    goto done;
+  }
+  f->h = o->h;
+  f->w = o->w;
+  f->c = o->c;
+  f->i0 = -1;
+  if (!f->h || !f->c) {
+    for (size_t i = 0; i < n; i++) {
+      char e[512];
+      int r = glow_image_read(f->paths.v[i], &f->first, &f->fh, &f->fw, &f->fc, e, sizeof e);
+      if (r == GLOW_OK) {
+        f->i0 = (int64_t)i;
+        break;
+      }
+      if (r == GLOW_ENOMEM || o->strict) {
+        rc = fail(err, errlen, r, "%s", e);
+        goto done;
+      }
+      f->st[i] = r;
+      f->msg[i] = strdup(e);
+    }
+    if (f->i0 < 0) {
+      rc = fail(err, errlen, GLOW_EDATA, "%s: none of its %zu image files could be read (%s)", dir,
+                n, f->msg[n - 1] ? f->msg[n - 1] : "unreadable");
+      goto done;
+    }
+    if (!f->h) {
+      f->h = f->fh;
+      f->w = f->fw;
+    }
+    if (!f->c) f->c = f->fc;
+  }
+  if ((int64_t)f->h * f->w > (int64_t)1 << 28)
+    rc = fail(err, errlen, GLOW_EDATA, "%s: images of %dx%d are too large", dir, f->h, f->w);
+done:
+  if (rc) folder_free(f);
+  return rc;
+}
+
+/* file i's outcome st (with message m, or NULL) against strict: GLOW_OK to
+   skip it (recorded in sk), or the error */
+static int folder_failed(const char *path, int st, const char *m, int strict, glow_skips *sk,
+                         char *err, size_t errlen) {
+  if (st == GLOW_ENOMEM || strict)
+    return fail(err, errlen, st, "%s", m ? m : "out of memory");
+  if (skip_push(sk, path, m)) return fail(err, errlen, GLOW_ENOMEM, "%s: out of memory", path);
+  return GLOW_OK;
+}
+
+int glow_load_images(const char *dir, const glow_image_opts *o, glow_dataset *ds, glow_skips *sk,
+                     char *err, size_t errlen) {
+  memset(ds, 0, sizeof *ds);
+  glow_skips local;
+  if (!sk) sk = &local;
+  memset(sk, 0, sizeof *sk);
+  folder f;
+  int rc = folder_open(dir, o, &f, err, errlen);
+  if (rc) return rc;
+  int64_t n = (int64_t)f.paths.n;
+  sk->total = n;
+  int h = f.h, w = f.w, c = f.c;
+  size_t per = (size_t)h * w * c;
+  if (per && (size_t)n > SIZE_MAX / per) {
+    rc = fail(err, errlen, GLOW_ENOMEM, "%s: %lld images of %zu bytes are too many", dir,
+              (long long)n, per);
+    goto done;
+  }
+  ds->x = (uint8_t *)malloc(per * (size_t)n);
+  if (!ds->x) {
+    rc = fail(err, errlen, GLOW_ENOMEM, "%s: out of memory for %lld images of %dx%dx%d", dir,
+              (long long)n, h, w, c);
+    goto done;
+  }
+  int64_t start = 0;
+  if (f.first) {
+    f.st[f.i0] = convert_fit(f.first, f.fh, f.fw, f.fc, h, w, c, ds->x + per * (size_t)f.i0);
+    start = f.i0 + 1;
+  }
+  /* decode in parallel, each file into its own slot */
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t i = start; i < n; i++) {
+    char e[512];
+    int r = load_one(f.paths.v[i], h, w, c, ds->x + per * (size_t)i, e, sizeof e);
+    if (r) {
+      f.st[i] = r;
+      f.msg[i] = strdup(e);
+    }
+  }
+  /* in path order: the first failure is the error (strict), or each is
+     recorded and the good slots move down over the skipped ones */
+  int64_t k = 0;
+  for (int64_t i = 0; i < n && !rc; i++) {
+    if (f.st[i]) {
+      rc = folder_failed(f.paths.v[i], f.st[i], f.msg[i], o->strict, sk, err, errlen);
+      continue;
+    }
+    if (k != i) memcpy(ds->x + per * (size_t)k, ds->x + per * (size_t)i, per);
+    if (f.labels) f.labels[k] = f.labels[i];
+    k++;
+  }
+  if (rc) goto done;
+  if (k == 0) {
+    rc = fail(err, errlen, GLOW_EDATA, "%s: none of its %lld image files could be read", dir,
+              (long long)n);
+    goto done;
+  }
+  if (k < n) {
+    uint8_t *shrunk = (uint8_t *)realloc(ds->x, per * (size_t)k);
+    if (shrunk) ds->x = shrunk;
+  }
+  ds->n = k;
+  ds->h = h;
+  ds->w = w;
+  ds->c = c;
+  ds->skipped = n - k;
+  if (f.labels) {
+    ds->y = f.labels;
+    f.labels = NULL;
+    ds->classes = (int)f.classes.n;
+    ds->class_names = f.classes.v; /* hand over the names */
+    memset(&f.classes, 0, sizeof f.classes);
+  }
+done:
+  folder_free(&f);
+  if (rc) {
+    glow_dataset_free(ds);
+    glow_skips_free(sk);
+  } else if (sk == &local) {
+    glow_skips_free(sk);
+  }
   return rc;
 }
 
@@ -528,4 +781,477 @@ void glow_dataset_batch(const glow_dataset *ds, const int64_t *idx, int64_t b, i
   }
   if (y && ds->y)
     for (int64_t k = 0; k < b; k++) y[k] = ds->y[idx[k]];
+}
+
+/* ------------------------------------------------------------------ windows, flips */
+uint64_t glow_data_aug_hash(uint64_t seed, uint64_t epoch, uint64_t index) {
+  uint64_t h = mix64(seed + 0xA0761D6478BD642Full);
+  h = mix64(h ^ (epoch + 0xE7037ED1A0B428DBull));
+  return mix64(h ^ (index + 0x8EBC6AF09C88C6E3ull));
+}
+
+#define OUT_H(ds) ((ds)->oh ? (ds)->oh : (ds)->h)
+#define OUT_W(ds) ((ds)->ow ? (ds)->ow : (ds)->w)
+
+void glow_dataset_window(const glow_dataset *ds, int64_t i, uint64_t seed, uint64_t epoch,
+                         int flip, int crop_random, int *y0, int *x0, int *flipped) {
+  int oh = OUT_H(ds), ow = OUT_W(ds);
+  uint64_t hi = flip || crop_random ? glow_data_aug_hash(seed, epoch, (uint64_t)i + 1) : 0;
+  if (crop_random) {
+    *y0 = (int)(((hi >> 32) & 0x7FFFFFFFu) % (uint64_t)(ds->h - oh + 1));
+    *x0 = (int)(((hi >> 1) & 0x7FFFFFFFu) % (uint64_t)(ds->w - ow + 1));
+  } else {
+    *y0 = (ds->h - oh) / 2;
+    *x0 = (ds->w - ow) / 2;
+  }
+  *flipped = flip ? (int)(hi & 1) : 0;
+}
+
+void glow_dataset_touch(glow_dataset *ds, size_t bytes) {
+  if (!ds->map) return;
+  ds->touched += bytes;
+  if (ds->touched > GLOW_DROP_BYTES) {
+    madvise(ds->map, ds->map_len, MADV_DONTNEED);
+    ds->touched = 0;
+  }
+}
+
+int glow_dataset_batch_aug(glow_dataset *ds, const int64_t *idx, int64_t b, int n_bits,
+                           uint64_t seed, uint64_t epoch, int noise, int flip, int crop_random,
+                           float *x, int *y) {
+  int oh = OUT_H(ds), ow = OUT_W(ds), c = ds->c;
+  size_t per = (size_t)ds->h * ds->w * c;
+  if (!flip && !crop_random && oh == ds->h && ow == ds->w) {
+    glow_dataset_batch(ds, idx, b, n_bits, seed, epoch, noise, x, y);
+  } else {
+    size_t d = (size_t)oh * ow * c, row = (size_t)ow * c;
+    uint8_t *win = (uint8_t *)malloc(d * (size_t)b);
+    if (!win) return GLOW_ENOMEM;
+#pragma omp parallel for if ((size_t)b * d > 262144)
+    for (int64_t k = 0; k < b; k++) {
+      int y0, x0, fl;
+      glow_dataset_window(ds, idx[k], seed, epoch, flip, crop_random, &y0, &x0, &fl);
+      const uint8_t *src = ds->x + per * (size_t)idx[k];
+      uint8_t *dst = win + d * (size_t)k;
+      for (int i = 0; i < oh; i++) {
+        const uint8_t *s = src + ((size_t)(y0 + i) * ds->w + x0) * c;
+        uint8_t *o = dst + row * i;
+        if (!fl) {
+          memcpy(o, s, row);
+        } else {
+          for (int j = 0; j < ow; j++) memcpy(o + (size_t)j * c, s + (size_t)(ow - 1 - j) * c, (size_t)c);
+        }
+      }
+      glow_rng r;
+      glow_rng_seed(&r, glow_data_hash(seed, epoch, (uint64_t)idx[k] + 1));
+      glow_preprocess(dst, x + d * (size_t)k, d, n_bits, noise ? &r : NULL);
+    }
+    free(win);
+    if (y && ds->y)
+      for (int64_t k = 0; k < b; k++) y[k] = ds->y[idx[k]];
+  }
+  glow_dataset_touch(ds, per * (size_t)b);
+  return GLOW_OK;
+}
+
+/* ------------------------------------------------------------------ packed files */
+/* docs/FORMAT.md, "Packed image sets". Little-endian:
+ *   0  "GLOWPACK"   8  u32 version (1)   12 u32 reserved (0)   16 u64 n
+ *   24 u32 h   28 u32 w   32 u32 c   36 u32 classes   40 u64 data offset
+ *   48 classes x (u32 length, the name's bytes), then n x i32 labels when
+ *   classes > 0, zeros up to the data offset (a multiple of 4096), then
+ *   the n x h x w x c pixels (NHWC); the file ends there. */
+#define PACK_MAGIC "GLOWPACK"
+#define PACK_VERSION 1u
+#define PACK_FIXED 48
+#define PACK_ALIGN 4096
+#define PACK_MAX_NAME 4096
+
+static void put32(uint8_t *p, uint32_t v) {
+  for (int k = 0; k < 4; k++) p[k] = (uint8_t)(v >> (8 * k));
+}
+static void put64(uint8_t *p, uint64_t v) {
+  for (int k = 0; k < 8; k++) p[k] = (uint8_t)(v >> (8 * k));
+}
+static uint32_t get32(const uint8_t *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static uint64_t get64(const uint8_t *p) { return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32; }
+
+typedef struct {
+  FILE *f;
+  char *tmp;
+  const char *path;
+  int64_t nmax, n;
+  int h, w, c, classes;
+  char *const *names;
+  int *labels;
+  uint64_t data_off;
+  size_t per;
+} pack_writer;
+
+static void pw_abort(pack_writer *p) {
+  if (p->f) fclose(p->f);
+  if (p->tmp) remove(p->tmp);
+  free(p->tmp);
+  free(p->labels);
+  memset(p, 0, sizeof *p);
+}
+
+static int pw_begin(pack_writer *p, const char *path, int64_t nmax, int h, int w, int c,
+                    int classes, char *const *names, char *err, size_t errlen) {
+  memset(p, 0, sizeof *p);
+  p->path = path;
+  p->nmax = nmax;
+  p->h = h;
+  p->w = w;
+  p->c = c;
+  p->classes = classes;
+  p->names = names;
+  p->per = (size_t)h * w * c;
+  uint64_t len = PACK_FIXED;
+  for (int k = 0; k < classes; k++) {
+    size_t l = strlen(names[k]);
+    if (l > PACK_MAX_NAME)
+      return fail(err, errlen, GLOW_EDATA, "%s: class name %d is longer than %d bytes", path, k,
+                  PACK_MAX_NAME);
+    len += 4 + l;
+  }
+  if (classes) len += 4 * (uint64_t)nmax;
+  p->data_off = (len + PACK_ALIGN - 1) / PACK_ALIGN * PACK_ALIGN;
+  if (classes) {
+    p->labels = (int *)malloc(sizeof(int) * (size_t)(nmax ? nmax : 1));
+    if (!p->labels) return fail(err, errlen, GLOW_ENOMEM, "%s: out of memory for labels", path);
+  }
+  size_t lp = strlen(path);
+  p->tmp = (char *)malloc(lp + 16);
+  if (!p->tmp) {
+    pw_abort(p);
+    return fail(err, errlen, GLOW_ENOMEM, "%s: out of memory", path);
+  }
+  snprintf(p->tmp, lp + 16, "%s.tmp.XXXXXX", path);
+  int fd = mkstemp(p->tmp);
+  if (fd < 0) {
+    int e = errno;
+    free(p->tmp);
+    p->tmp = NULL;
+    pw_abort(p);
+    return fail(err, errlen, GLOW_EDATA, "cannot write %s: %s", path, strerror(e));
+  }
+  fchmod(fd, 0644);
+  p->f = fdopen(fd, "wb");
+  if (!p->f) {
+    int e = errno;
+    close(fd);
+    pw_abort(p);
+    return fail(err, errlen, GLOW_EDATA, "cannot write %s: %s", path, strerror(e));
+  }
+  if (fseeko(p->f, (off_t)p->data_off, SEEK_SET) != 0) {
+    int e = errno;
+    pw_abort(p);
+    return fail(err, errlen, GLOW_EDATA, "cannot write %s: %s", path, strerror(e));
+  }
+  return GLOW_OK;
+}
+
+static int pw_add(pack_writer *p, const uint8_t *img, int label, char *err, size_t errlen) {
+  if (fwrite(img, 1, p->per, p->f) != p->per)
+    return fail(err, errlen, GLOW_EDATA, "cannot write %s: %s", p->path,
+                strerror(errno ? errno : EIO));
+  if (p->labels) p->labels[p->n] = label;
+  p->n++;
+  return GLOW_OK;
+}
+
+/* the header, then flush, sync, close and rename into place; aborts on failure */
+static int pw_finish(pack_writer *p, char *err, size_t errlen) {
+  uint8_t *hdr = (uint8_t *)calloc(1, (size_t)p->data_off);
+  if (!hdr) {
+    pw_abort(p);
+    return fail(err, errlen, GLOW_ENOMEM, "%s: out of memory", p->path);
+  }
+  memcpy(hdr, PACK_MAGIC, 8);
+  put32(hdr + 8, PACK_VERSION);
+  put64(hdr + 16, (uint64_t)p->n);
+  put32(hdr + 24, (uint32_t)p->h);
+  put32(hdr + 28, (uint32_t)p->w);
+  put32(hdr + 32, (uint32_t)p->c);
+  put32(hdr + 36, (uint32_t)p->classes);
+  put64(hdr + 40, p->data_off);
+  size_t at = PACK_FIXED;
+  for (int k = 0; k < p->classes; k++) {
+    size_t l = strlen(p->names[k]);
+    put32(hdr + at, (uint32_t)l);
+    memcpy(hdr + at + 4, p->names[k], l);
+    at += 4 + l;
+  }
+  for (int64_t i = 0; p->labels && i < p->n; i++, at += 4) put32(hdr + at, (uint32_t)p->labels[i]);
+  int e = 0;
+  if (fflush(p->f) != 0 || fseeko(p->f, 0, SEEK_SET) != 0 ||
+      fwrite(hdr, 1, (size_t)p->data_off, p->f) != (size_t)p->data_off || fflush(p->f) != 0 ||
+      fsync(fileno(p->f)) != 0)
+    e = errno ? errno : EIO;
+  free(hdr);
+  if (fclose(p->f) != 0 && !e) e = errno ? errno : EIO;
+  p->f = NULL;
+  if (!e && rename(p->tmp, p->path) != 0) e = errno;
+  if (e) {
+    pw_abort(p);
+    return fail(err, errlen, GLOW_EDATA, "cannot write %s: %s", p->path, strerror(e));
+  }
+  free(p->tmp);
+  p->tmp = NULL;
+  pw_abort(p); /* frees the rest; the file is in place */
+  return GLOW_OK;
+}
+
+int glow_pack_images(const char *dir, const glow_image_opts *o, int64_t limit, const char *path,
+                     glow_skips *sk, int64_t *written, char *err, size_t errlen) {
+  glow_skips local;
+  if (!sk) sk = &local;
+  memset(sk, 0, sizeof *sk);
+  *written = 0;
+  folder f;
+  int rc = folder_open(dir, o, &f, err, errlen);
+  if (rc) return rc;
+  int64_t n = (int64_t)f.paths.n, nmax = limit > 0 && limit < n ? limit : n;
+  sk->total = n;
+  pack_writer p;
+  uint8_t *img = NULL;
+  rc = pw_begin(&p, path, nmax, f.h, f.w, f.c, f.labels ? (int)f.classes.n : 0, f.classes.v, err,
+                errlen);
+  if (rc) goto done;
+  img = (uint8_t *)malloc(p.per);
+  if (!img) rc = fail(err, errlen, GLOW_ENOMEM, "%s: out of memory", path);
+  /* one image at a time: decode, convert, fit, write */
+  for (int64_t i = 0; i < n && p.n < nmax && !rc; i++) {
+    char e[512];
+    int r = f.st[i];
+    const char *m = f.msg[i];
+    if (!r) {
+      if (i == f.i0) {
+        r = convert_fit(f.first, f.fh, f.fw, f.fc, f.h, f.w, f.c, img);
+        free(f.first);
+        f.first = NULL;
+        if (r) m = "out of memory";
+      } else {
+        r = load_one(f.paths.v[i], f.h, f.w, f.c, img, e, sizeof e);
+        m = e;
+      }
+    }
+    if (r)
+      rc = folder_failed(f.paths.v[i], r, m, o->strict, sk, err, errlen);
+    else
+      rc = pw_add(&p, img, f.labels ? f.labels[i] : 0, err, errlen);
+  }
+  if (!rc && p.n == 0)
+    rc = fail(err, errlen, GLOW_EDATA, "%s: none of its %lld image files could be read", dir,
+              (long long)n);
+  if (!rc) {
+    *written = p.n;
+    rc = pw_finish(&p, err, errlen);
+    if (rc) *written = 0;
+  } else {
+    pw_abort(&p);
+  }
+done:
+  free(img);
+  folder_free(&f);
+  if (rc || sk == &local) glow_skips_free(sk);
+  return rc;
+}
+
+int glow_pack_dataset(glow_dataset *src, char *const *names, int h, int w, int c, int repeat,
+                      int flip, int64_t limit, const char *path, int64_t *written, char *err,
+                      size_t errlen) {
+  *written = 0;
+  if (!h || !w) {
+    h = src->h;
+    w = src->w;
+  }
+  if (!c) c = src->c;
+  if (h < 1 || w < 1 || (c != 1 && c != 3) || repeat < 1 || src->n < 1)
+    return fail(err, errlen, GLOW_EDATA, "%s: cannot pack %lld images %dx%dx%d %d times", path,
+                (long long)src->n, h, w, c, repeat);
+  int64_t total = src->n * repeat, nmax = limit > 0 && limit < total ? limit : total;
+  size_t sper = (size_t)src->h * src->w * src->c;
+  int classes = src->y ? src->classes : 0;
+  char **fallback = NULL; /* class names "0", "1", ... when none are given */
+  if (classes && !names) names = src->class_names;
+  if (classes && !names) {
+    fallback = (char **)calloc((size_t)classes, sizeof(char *));
+    int bad = !fallback;
+    for (int k = 0; !bad && k < classes; k++) {
+      char b[16];
+      snprintf(b, sizeof b, "%d", k);
+      bad = !(fallback[k] = strdup(b));
+    }
+    names = fallback;
+    if (bad) {
+      for (int k = 0; fallback && k < classes; k++) free(fallback[k]);
+      free(fallback);
+      return fail(err, errlen, GLOW_ENOMEM, "%s: out of memory", path);
+    }
+  }
+  pack_writer p;
+  int rc = pw_begin(&p, path, nmax, h, w, c, classes, names, err, errlen);
+  uint8_t *img = NULL, *mirror = NULL;
+  if (!rc) {
+    img = (uint8_t *)malloc(p.per);
+    mirror = (uint8_t *)malloc(sper);
+    if (!img || !mirror) rc = fail(err, errlen, GLOW_ENOMEM, "%s: out of memory", path);
+  }
+  for (int64_t r = 0; r < repeat && p.n < nmax && !rc; r++)
+    for (int64_t i = 0; i < src->n && p.n < nmax && !rc; i++) {
+      const uint8_t *s = src->x + sper * (size_t)i;
+      if (flip && (r & 1)) {
+        size_t row = (size_t)src->w * src->c;
+        for (int y = 0; y < src->h; y++)
+          for (int x = 0; x < src->w; x++)
+            memcpy(mirror + row * y + (size_t)x * src->c,
+                   s + row * y + (size_t)(src->w - 1 - x) * src->c, (size_t)src->c);
+        s = mirror;
+      }
+      if (convert_fit(s, src->h, src->w, src->c, h, w, c, img))
+        rc = fail(err, errlen, GLOW_ENOMEM, "%s: out of memory", path);
+      else
+        rc = pw_add(&p, img, src->y ? src->y[i] : 0, err, errlen);
+      glow_dataset_touch(src, sper);
+    }
+  if (!rc) {
+    *written = p.n;
+    rc = pw_finish(&p, err, errlen);
+    if (rc) *written = 0;
+  } else if (p.f) {
+    pw_abort(&p);
+  }
+  for (int k = 0; fallback && k < classes; k++) free(fallback[k]);
+  free(fallback);
+  free(img);
+  free(mirror);
+  return rc;
+}
+
+int glow_open_pack(const char *path, glow_dataset *ds, char *err, size_t errlen) {
+  memset(ds, 0, sizeof *ds);
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) return fail(err, errlen, GLOW_EDATA, "cannot open %s: %s", path, strerror(errno));
+  uint8_t *hdr = NULL;
+  void *map = MAP_FAILED;
+  int rc = GLOW_OK;
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    rc = fail(err, errlen, GLOW_EDATA, "cannot read %s: %s", path, strerror(errno));
+    goto done;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    rc = fail(err, errlen, GLOW_EDATA, "%s: not a regular file", path);
+    goto done;
+  }
+  uint64_t size = (uint64_t)st.st_size;
+  uint8_t fixed[PACK_FIXED];
+  ssize_t got = pread(fd, fixed, size < PACK_FIXED ? (size_t)size : PACK_FIXED, 0);
+  if (got >= 8 && memcmp(fixed, PACK_MAGIC, 8) != 0) {
+    rc = fail(err, errlen, GLOW_EDATA, "%s: not a glow pack file (bad magic)", path);
+    goto done;
+  }
+  if (got != PACK_FIXED) {
+    rc = fail(err, errlen, GLOW_EDATA, "%s: truncated: %llu bytes, shorter than a pack header",
+              path, (unsigned long long)size);
+    goto done;
+  }
+  uint32_t version = get32(fixed + 8), h = get32(fixed + 24), w = get32(fixed + 28);
+  uint32_t c = get32(fixed + 32), classes = get32(fixed + 36);
+  uint64_t n = get64(fixed + 16), off = get64(fixed + 40);
+  if (version != PACK_VERSION) {
+    rc = fail(err, errlen, GLOW_EDATA, "%s: pack version %u, this build reads version %u", path,
+              (unsigned)version, PACK_VERSION);
+    goto done;
+  }
+  if (n < 1 || h < 1 || w < 1 || h > 65535 || w > 65535 || (c != 1 && c != 3) ||
+      classes > 1u << 16 || off % PACK_ALIGN || off < PACK_FIXED) {
+    rc = fail(err, errlen, GLOW_EDATA,
+              "%s: bad header (%llu images of %ux%ux%u, %u classes, data at %llu)", path,
+              (unsigned long long)n, (unsigned)h, (unsigned)w, (unsigned)c, (unsigned)classes,
+              (unsigned long long)off);
+    goto done;
+  }
+  uint64_t per = (uint64_t)h * w * c;
+  if (off > size || n > (size - off) / per || size - off != n * per) {
+    if (off <= size && n <= (size - off) / per)
+      rc = fail(err, errlen, GLOW_EDATA, "%s: longer than its header says (%llu bytes, expected %llu)",
+                path, (unsigned long long)size, (unsigned long long)(off + n * per));
+    else
+      rc = fail(err, errlen, GLOW_EDATA,
+                "%s: truncated: %llu bytes, its header says %llu images of %ux%ux%u at %llu", path,
+                (unsigned long long)size, (unsigned long long)n, (unsigned)h, (unsigned)w,
+                (unsigned)c, (unsigned long long)off);
+    goto done;
+  }
+  hdr = (uint8_t *)malloc((size_t)off);
+  if (!hdr) {
+    rc = fail(err, errlen, GLOW_ENOMEM, "%s: out of memory for its header", path);
+    goto done;
+  }
+  if (pread(fd, hdr, (size_t)off, 0) != (ssize_t)off) {
+    rc = fail(err, errlen, GLOW_EDATA, "cannot read %s: %s", path, strerror(errno ? errno : EIO));
+    goto done;
+  }
+  ds->n = (int64_t)n;
+  ds->h = (int)h;
+  ds->w = (int)w;
+  ds->c = (int)c;
+  uint64_t at = PACK_FIXED;
+  if (classes) {
+    ds->classes = (int)classes;
+    ds->class_names = (char **)calloc(classes, sizeof(char *));
+    ds->y = (int *)malloc(sizeof(int) * (size_t)n);
+    if (!ds->class_names || !ds->y) {
+      rc = fail(err, errlen, GLOW_ENOMEM, "%s: out of memory for %llu labels", path,
+                (unsigned long long)n);
+      goto done;
+    }
+    for (uint32_t k = 0; k < classes; k++) {
+      uint32_t l = at + 4 <= off ? get32(hdr + at) : 0;
+      if (at + 4 > off || l > PACK_MAX_NAME || at + 4 + l > off) {
+        rc = fail(err, errlen, GLOW_EDATA, "%s: class name %u runs past the header", path,
+                  (unsigned)k);
+        goto done;
+      }
+      ds->class_names[k] = (char *)malloc(l + 1);
+      if (!ds->class_names[k]) {
+        rc = fail(err, errlen, GLOW_ENOMEM, "%s: out of memory", path);
+        goto done;
+      }
+      memcpy(ds->class_names[k], hdr + at + 4, l);
+      ds->class_names[k][l] = 0;
+      at += 4 + l;
+    }
+    if (n > (off - at) / 4) {
+      rc = fail(err, errlen, GLOW_EDATA, "%s: the labels run past the header", path);
+      goto done;
+    }
+    for (uint64_t i = 0; i < n; i++, at += 4) {
+      uint32_t v = get32(hdr + at);
+      if (v >= classes) {
+        rc = fail(err, errlen, GLOW_EDATA, "%s: image %llu has label %u, expected 0..%u", path,
+                  (unsigned long long)i + 1, (unsigned)v, (unsigned)classes - 1);
+        goto done;
+      }
+      ds->y[i] = (int)v;
+    }
+  }
+  map = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fd, 0);
+  if (map == MAP_FAILED) {
+    rc = fail(err, errlen, GLOW_EDATA, "cannot map %s: %s", path, strerror(errno));
+    goto done;
+  }
+  ds->map = map;
+  ds->map_len = (size_t)size;
+  ds->x = (uint8_t *)map + off;
+done:
+  free(hdr);
+  close(fd);
+  if (rc) glow_dataset_free(ds);
+  return rc;
 }

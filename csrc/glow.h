@@ -254,14 +254,20 @@ double glow_log_softmax_xent(const float *logits, const int *y, float *logp, flo
  * left empty (zeroed) and nothing is held. */
 #define GLOW_EDATA (-20)
 typedef struct {
-  uint8_t *x;         /* {n, h, w, c} pixels, NHWC */
+  uint8_t *x;         /* {n, h, w, c} pixels, NHWC (malloc'd, or inside map) */
   int *y;             /* {n} 0-based labels, or NULL when unlabelled */
   int64_t n;          /* number of images */
-  int h, w, c;        /* one image: h x w, c = 1 (gray) or 3 (RGB) */
+  int h, w, c;        /* one stored image: h x w, c = 1 (gray) or 3 (RGB) */
   int classes;        /* number of classes, 0 when unlabelled */
   char **class_names; /* {classes} or NULL */
+  int oh, ow;         /* the size of a batch's images (a window of the stored
+                         ones, see glow_dataset_batch_aug); 0: h, w */
+  int64_t skipped;    /* files skipped while loading (glow_load_images) */
+  void *map;          /* a packed file's read-only mapping (x points into it), or NULL */
+  size_t map_len;     /* its length in bytes */
+  size_t touched;     /* bytes of the mapping read by batches since the last drop */
 } glow_dataset;
-void glow_dataset_free(glow_dataset *ds); /* frees and zeroes; idempotent */
+void glow_dataset_free(glow_dataset *ds); /* frees (or unmaps) and zeroes; idempotent */
 /* gzipped (or plain) IDX pair: images magic 0x00000803 {n, rows, cols},
  * labels magic 0x00000801 {n}; -> x {n, rows, cols, 1}, y {n},
  * classes = max label + 1 */
@@ -271,10 +277,49 @@ int glow_load_idx(const char *images_path, const char *labels_path, glow_dataset
  * channel-planar R, G, B 32x32, in file order -> x {n, 32, 32, 3}, y {n} */
 int glow_load_cifar10(const char *const *paths, int npaths, glow_dataset *ds, char *err,
                       size_t errlen);
-/* a folder of PNG files sorted by name (y NULL), or of class subfolders
- * sorted by name (labels 0..k-1, class_names the folder names); every image
- * size x size (size <= 0: the first image's size), all the same channels */
-int glow_load_images(const char *dir, int size, glow_dataset *ds, char *err, size_t errlen);
+/* Image folders. The folder is walked recursively (hidden entries skipped,
+ * symbolic links followed, a folder met twice walked once), files named
+ * .png, .jpg or .jpeg (any case) decoded by their signature. When the top
+ * level holds subfolders and no image file, each top-level subfolder (sorted
+ * by name) is a class: labels 0..k-1, class_names the folder names, the
+ * files of a class sorted by path; otherwise all files sorted by path, y
+ * NULL. Every image is converted to c channels and fit (glow_fit) to h x w. */
+typedef struct {
+  int h, w;   /* the stored size; 0, 0: the first readable image's */
+  int c;      /* 1 or 3; 0: the first readable image's */
+  int strict; /* 1: the first unreadable file is an error; 0: it is skipped */
+} glow_image_opts;
+/* the files skipped (strict = 0), in path order, with the reason (the
+ * reader's message); total: the image files found */
+typedef struct {
+  char **path, **reason; /* {n} */
+  int64_t n, cap, total;
+} glow_skips;
+void glow_skips_free(glow_skips *s); /* frees and zeroes; idempotent */
+/* Decodes in parallel (OpenMP over files) into preallocated slots, then
+ * compacts the skipped ones away. sk may be NULL. */
+int glow_load_images(const char *dir, const glow_image_opts *o, glow_dataset *ds, glow_skips *sk,
+                     char *err, size_t errlen);
+/* Packed files (docs/FORMAT.md, "Packed image sets"): the images of a folder
+ * or of a dataset written one at a time (bounded memory) to a temporary file
+ * beside path, renamed into place when complete. limit > 0: at most limit
+ * images. *written: the images in the file. */
+int glow_pack_images(const char *dir, const glow_image_opts *o, int64_t limit, const char *path,
+                     glow_skips *sk, int64_t *written, char *err, size_t errlen);
+/* src's stored images, converted to c channels and fit to h x w (0: src's),
+ * repeat times (copy r = 0..repeat-1 of every image in turn; with flip, the
+ * odd copies mirrored left-right), at most limit (> 0) images; names
+ * {src->classes}: the class names to write (NULL: src's, else "0", "1", ...) */
+int glow_pack_dataset(glow_dataset *src, char *const *names, int h, int w, int c, int repeat,
+                      int flip, int64_t limit, const char *path, int64_t *written, char *err,
+                      size_t errlen);
+/* map a packed file read-only: ds->x points into the mapping, ds->y is a
+ * copy of the labels; every field is checked against the file's length */
+int glow_open_pack(const char *path, glow_dataset *ds, char *err, size_t errlen);
+/* after batches have read more than GLOW_DROP_BYTES of a mapped dataset,
+ * drop its pages (madvise MADV_DONTNEED) so the resident set stays bounded */
+#define GLOW_DROP_BYTES ((size_t)64 << 20)
+void glow_dataset_touch(glow_dataset *ds, size_t bytes);
 /* a 64-bit hash of (seed, epoch, index): the seed of image index's noise
  * (index 1-based) and, with index 0, of the epoch's shuffle */
 uint64_t glow_data_hash(uint64_t seed, uint64_t epoch, uint64_t index);
@@ -288,6 +333,23 @@ void glow_preprocess(const uint8_t *x, float *out, size_t d, int n_bits, glow_rn
  * u = 0.5); y {b} gets the labels when both y and ds->y are non-NULL */
 void glow_dataset_batch(const glow_dataset *ds, const int64_t *idx, int64_t b, int n_bits,
                         uint64_t seed, uint64_t epoch, int noise, float *x, int *y);
+/* the seed of image index's crop offset and flip in an epoch (index 1-based):
+ * a stream apart from the noise's glow_data_hash */
+uint64_t glow_data_aug_hash(uint64_t seed, uint64_t epoch, uint64_t index);
+/* the window of stored image i that a batch takes: oh x ow at (*y0, *x0),
+ * mirrored when *flipped. crop_random 0: the centre ((h - oh) / 2, (w - ow) / 2);
+ * 1: hi = glow_data_aug_hash(seed, epoch, i + 1), y0 = (hi >> 32) % (h - oh + 1),
+ * x0 = (hi & 0xffffffff) % (w - ow + 1). flip: *flipped = hi >> 63 (else 0) */
+void glow_dataset_window(const glow_dataset *ds, int64_t i, uint64_t seed, uint64_t epoch,
+                         int flip, int crop_random, int *y0, int *x0, int *flipped);
+/* x {b, oh, ow, c}: each image's window (glow_dataset_window), then
+ * preprocessed as glow_dataset_batch does (the same noise, in the window's
+ * element order); with flip 0, crop_random 0 and oh, ow = h, w the result is
+ * glow_dataset_batch's bit for bit. Counts the bytes read from a mapping
+ * (glow_dataset_touch). Returns GLOW_OK or GLOW_ENOMEM. */
+int glow_dataset_batch_aug(glow_dataset *ds, const int64_t *idx, int64_t b, int n_bits,
+                           uint64_t seed, uint64_t epoch, int noise, int flip, int crop_random,
+                           float *x, int *y);
 /* ---------------------------------------------------------------- end data */
 
 /* ---------------------------------------------------------------- image (image.c) */
@@ -302,12 +364,41 @@ int glow_png_read(const char *path, uint8_t **pixels, int *h, int *w, int *c, ch
  * renamed into place */
 int glow_png_write(const char *path, const uint8_t *pixels, int h, int w, int c, char *err,
                    size_t errlen);
+/* JPEG through libjpeg(-turbo), the same contract: c = 1 (gray) or 3 (RGB;
+ * CMYK and YCCK converted); a warning about corrupt data (premature end of
+ * file, bad Huffman code, ...) is GLOW_EDATA with libjpeg's message; images
+ * above 2^28 pixels are refused */
+int glow_jpeg_read(const char *path, uint8_t **pixels, int *h, int *w, int *c, char *err,
+                   size_t errlen);
+/* for tests: pixels {h, w, c} at quality 1..100 (100: no chroma subsampling) */
+int glow_jpeg_write(const char *path, const uint8_t *pixels, int h, int w, int c, int quality,
+                    char *err, size_t errlen);
+/* PNG or JPEG, chosen by the file's first bytes (not its name) */
+int glow_image_read(const char *path, uint8_t **pixels, int *h, int *w, int *c, char *err,
+                    size_t errlen);
 /* the grid of n images h x w: min(cols, n) per row, padding pixels between */
 void glow_grid_size(int n, int h, int w, int cols, int padding, int *gh, int *gw);
 /* x {n, h, w, c} in [-0.5, 0.5] -> out {gh, gw, c}: v = floor((x + 0.5) * 256)
  * clipped to [0, 255] (NaN -> 0), background 0 */
 void glow_image_grid(const float *x, int n, int h, int w, int c, int cols, int padding,
                      uint8_t *out);
+/* resize.c: uint8 HWC images. Channels: gray -> RGB replicates, RGB -> gray
+ * is (299 R + 587 G + 114 B + 500) / 1000; src and dst may be the same buffer
+ * only when cout <= cin */
+void glow_convert_channels(const uint8_t *src, int cin, uint8_t *dst, int cout, size_t pixels);
+/* the region {rh, rw} at (y0, x0) of src {sh, sw, c} -> dst {dh, dw, c}:
+ * per axis, AREA (box coverage) when it shrinks, BILINEAR (half-pixel
+ * centres, edges clamped) when it grows, the identity when equal; rounded
+ * half up. Returns GLOW_OK or GLOW_ENOMEM. */
+int glow_resize(const uint8_t *src, int sh, int sw, int c, int y0, int x0, int rh, int rw,
+                uint8_t *dst, int dh, int dw);
+/* the same from the definitions, a full 2-D sum per output value (tests) */
+void glow_resize_naive(const uint8_t *src, int sh, int sw, int c, int y0, int x0, int rh, int rw,
+                       uint8_t *dst, int dh, int dw);
+/* the centre region of {sh, sw} with dh x dw's aspect ratio (whole source
+ * pixels; the longer side cropped), which glow_fit scales to cover dh x dw */
+void glow_fit_region(int sh, int sw, int dh, int dw, int *y0, int *x0, int *rh, int *rw);
+int glow_fit(const uint8_t *src, int sh, int sw, int c, uint8_t *dst, int dh, int dw);
 /* ---------------------------------------------------------------- end image */
 
 /* ---------------------------------------------------------------- checkpoint (checkpoint.c) */

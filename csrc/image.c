@@ -1,5 +1,6 @@
 /*
- * image.c -- PNG files through libpng, and sample grids.
+ * image.c -- PNG files through libpng, JPEG files through libjpeg(-turbo),
+ * and sample grids.
  *
  * glow_png_read decodes any PNG into 8-bit gray (c = 1) or RGB (c = 3):
  * palettes expand to RGB, low-depth gray expands to 8 bits, 16-bit samples
@@ -8,7 +9,15 @@
  * place, so a reader never sees half a file. glow_image_grid lays a batch of
  * preprocessed float images out as one uint8 picture.
  *
- * libpng reports errors by longjmp: each setjmp sits in a small function
+ * glow_jpeg_read decodes a baseline or progressive JPEG into gray (c = 1)
+ * or RGB (c = 3); CMYK and YCCK files are converted to RGB (Adobe files
+ * store inverted CMYK, as Photoshop writes them). A libjpeg warning about
+ * corrupt data (a premature end of file, a bad Huffman code, extraneous
+ * bytes) counts as corruption: the file is refused, not half-decoded.
+ * glow_image_read picks the decoder by the file's first bytes (the PNG
+ * signature, or FF D8 FF for JPEG), never by its name.
+ *
+ * libpng and libjpeg report errors by longjmp: each setjmp sits in a small function
  * whose state lives in a struct owned by its caller, so nothing the error
  * path needs is an automatic variable changed after setjmp. The caller then
  * frees everything and returns a code with a message; nothing aborts.
@@ -17,10 +26,14 @@
 #include <errno.h>
 #include <math.h>
 #include <png.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+/* after stdio.h: jpeglib.h uses FILE and size_t */
+#include <jpeglib.h>
+#include <jerror.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -220,6 +233,240 @@ int glow_png_write(const char *path, const uint8_t *pixels, int h, int w, int c,
   if (rc != GLOW_OK) remove(tmp);
   free(tmp);
   return rc;
+}
+
+/* ------------------------------------------------------------------ JPEG */
+/* the largest image glow_jpeg_read decodes (16384 x 16384): a header can
+   claim 65500 x 65500 in a few bytes */
+#define JPEG_MAX_PIXELS ((int64_t)1 << 28)
+
+typedef struct {
+  struct jpeg_error_mgr pub;
+  jmp_buf jb;
+  char msg[JMSG_LENGTH_MAX];
+} jpeg_errmgr;
+
+static void jpeg_on_error(j_common_ptr cinfo) {
+  jpeg_errmgr *e = (jpeg_errmgr *)cinfo->err;
+  if (!e->msg[0]) (*cinfo->err->format_message)(cinfo, e->msg);
+  longjmp(e->jb, 1);
+}
+
+/* level < 0: a warning. Those about corrupt data end the decoding (as
+   libjpeg-turbo's own TJFLAG_STOPONWARNING does); the two harmless ones
+   (an unknown JFIF revision, an unknown Adobe transform code) pass. Trace
+   messages (level >= 0) are ignored. */
+static void jpeg_on_message(j_common_ptr cinfo, int level) {
+  if (level >= 0) return;
+  int code = cinfo->err->msg_code;
+  if (code == JWRN_JFIF_MAJOR || code == JWRN_ADOBE_XFORM) return;
+  jpeg_on_error(cinfo);
+}
+
+static void jpeg_errmgr_init(jpeg_errmgr *e, struct jpeg_error_mgr **slot) {
+  memset(e, 0, sizeof *e);
+  *slot = jpeg_std_error(&e->pub);
+  e->pub.error_exit = jpeg_on_error;
+  e->pub.emit_message = jpeg_on_message;
+}
+
+typedef struct {
+  FILE *fp;
+  struct jpeg_decompress_struct cinfo;
+  jpeg_errmgr jerr;
+  int created;
+  uint8_t *pix, *row;
+  int h, w, c;
+  int nomem;
+  char why[160]; /* a refusal that is not libjpeg's (set before returning -1) */
+} jpeg_reader;
+
+static int jpeg_body(jpeg_reader *s) {
+  if (setjmp(s->jerr.jb)) return -1;
+  jpeg_create_decompress(&s->cinfo);
+  s->created = 1;
+  jpeg_stdio_src(&s->cinfo, s->fp);
+  jpeg_read_header(&s->cinfo, TRUE);
+  int cmyk = 0;
+  switch (s->cinfo.jpeg_color_space) {
+  case JCS_GRAYSCALE:
+    s->cinfo.out_color_space = JCS_GRAYSCALE;
+    break;
+  case JCS_YCbCr:
+  case JCS_RGB:
+    s->cinfo.out_color_space = JCS_RGB;
+    break;
+  case JCS_CMYK:
+  case JCS_YCCK:
+    s->cinfo.out_color_space = JCS_CMYK;
+    cmyk = 1;
+    break;
+  default:
+    snprintf(s->why, sizeof s->why, "unsupported colour space (%d components)",
+             s->cinfo.num_components);
+    return -1;
+  }
+  if ((int64_t)s->cinfo.image_width * s->cinfo.image_height > JPEG_MAX_PIXELS) {
+    snprintf(s->why, sizeof s->why, "its header says %ux%u pixels, more than glow decodes (2^28)",
+             (unsigned)s->cinfo.image_width, (unsigned)s->cinfo.image_height);
+    return -1;
+  }
+  jpeg_start_decompress(&s->cinfo);
+  int oc = s->cinfo.output_components, w = (int)s->cinfo.output_width;
+  int h = (int)s->cinfo.output_height, c = cmyk ? 3 : oc;
+  if ((cmyk && oc != 4) || (!cmyk && oc != 1 && oc != 3) || w < 1 || h < 1) {
+    snprintf(s->why, sizeof s->why, "unsupported pixel layout (%d components)", oc);
+    return -1;
+  }
+  s->pix = (uint8_t *)malloc((size_t)h * w * c);
+  if (cmyk) s->row = (uint8_t *)malloc((size_t)w * 4);
+  if (!s->pix || (cmyk && !s->row)) {
+    s->nomem = 1;
+    return -1;
+  }
+  /* Adobe's CMYK is stored inverted (0 = full ink) */
+  int inverted = s->cinfo.saw_Adobe_marker;
+  while (s->cinfo.output_scanline < s->cinfo.output_height) {
+    size_t y = s->cinfo.output_scanline;
+    JSAMPROW r = cmyk ? s->row : s->pix + y * (size_t)w * c;
+    if (jpeg_read_scanlines(&s->cinfo, &r, 1) != 1) {
+      snprintf(s->why, sizeof s->why, "the decoder stopped at row %zu of %d", y, h);
+      return -1;
+    }
+    if (cmyk) {
+      uint8_t *d = s->pix + y * (size_t)w * 3;
+      for (int x = 0; x < w; x++) {
+        const uint8_t *p = s->row + 4 * (size_t)x;
+        unsigned k = inverted ? p[3] : 255u - p[3];
+        for (int ch = 0; ch < 3; ch++) {
+          unsigned v = inverted ? p[ch] : 255u - p[ch];
+          d[3 * x + ch] = (uint8_t)((v * k + 127u) / 255u);
+        }
+      }
+    }
+  }
+  jpeg_finish_decompress(&s->cinfo);
+  s->h = h;
+  s->w = w;
+  s->c = c;
+  return 0;
+}
+
+int glow_jpeg_read(const char *path, uint8_t **pixels, int *h, int *w, int *c, char *err,
+                   size_t errlen) {
+  *pixels = NULL;
+  jpeg_reader *s = (jpeg_reader *)calloc(1, sizeof *s);
+  if (!s) return fail(err, errlen, GLOW_ENOMEM, "%s: out of memory", path);
+  s->fp = fopen(path, "rb");
+  if (!s->fp) {
+    int e = errno;
+    free(s);
+    return fail(err, errlen, GLOW_EDATA, "cannot open %s: %s", path, strerror(e));
+  }
+  jpeg_errmgr_init(&s->jerr, &s->cinfo.err);
+  int rc = GLOW_OK;
+  if (jpeg_body(s)) {
+    if (s->nomem)
+      rc = fail(err, errlen, GLOW_ENOMEM, "%s: out of memory", path);
+    else
+      rc = fail(err, errlen, GLOW_EDATA, "%s: corrupt or unsupported JPEG (%s)", path,
+                s->why[0] ? s->why : s->jerr.msg[0] ? s->jerr.msg : "libjpeg error");
+  }
+  if (s->created) jpeg_destroy_decompress(&s->cinfo);
+  fclose(s->fp);
+  free(s->row);
+  if (rc == GLOW_OK) {
+    *pixels = s->pix;
+    *h = s->h;
+    *w = s->w;
+    *c = s->c;
+  } else {
+    free(s->pix);
+  }
+  free(s);
+  return rc;
+}
+
+typedef struct {
+  FILE *fp;
+  struct jpeg_compress_struct cinfo;
+  jpeg_errmgr jerr;
+  int created;
+  const uint8_t *pix;
+  int h, w, c, quality;
+} jpeg_writer;
+
+static int jpeg_write_body(jpeg_writer *s) {
+  if (setjmp(s->jerr.jb)) return -1;
+  jpeg_create_compress(&s->cinfo);
+  s->created = 1;
+  jpeg_stdio_dest(&s->cinfo, s->fp);
+  s->cinfo.image_width = (JDIMENSION)s->w;
+  s->cinfo.image_height = (JDIMENSION)s->h;
+  s->cinfo.input_components = s->c;
+  s->cinfo.in_color_space = s->c == 1 ? JCS_GRAYSCALE : JCS_RGB;
+  jpeg_set_defaults(&s->cinfo);
+  jpeg_set_quality(&s->cinfo, s->quality, TRUE);
+  if (s->quality >= 100 && s->c == 3) /* no chroma subsampling at the top quality */
+    for (int k = 0; k < 3; k++) s->cinfo.comp_info[k].h_samp_factor = s->cinfo.comp_info[k].v_samp_factor = 1;
+  jpeg_start_compress(&s->cinfo, TRUE);
+  size_t stride = (size_t)s->w * s->c;
+  while (s->cinfo.next_scanline < s->cinfo.image_height) {
+    JSAMPROW r = (JSAMPROW)(s->pix + s->cinfo.next_scanline * stride);
+    jpeg_write_scanlines(&s->cinfo, &r, 1);
+  }
+  jpeg_finish_compress(&s->cinfo);
+  return 0;
+}
+
+int glow_jpeg_write(const char *path, const uint8_t *pixels, int h, int w, int c, int quality,
+                    char *err, size_t errlen) {
+  if (h < 1 || w < 1 || h > 65500 || w > 65500 || (c != 1 && c != 3) || quality < 1 ||
+      quality > 100)
+    return fail(err, errlen, GLOW_EDATA,
+                "%s: cannot write a %dx%d JPEG of %d channels at quality %d", path, h, w, c,
+                quality);
+  jpeg_writer *s = (jpeg_writer *)calloc(1, sizeof *s);
+  if (!s) return fail(err, errlen, GLOW_ENOMEM, "%s: out of memory", path);
+  s->fp = fopen(path, "wb");
+  if (!s->fp) {
+    int e = errno;
+    free(s);
+    return fail(err, errlen, GLOW_EDATA, "cannot write %s: %s", path, strerror(e));
+  }
+  s->pix = pixels;
+  s->h = h;
+  s->w = w;
+  s->c = c;
+  s->quality = quality;
+  jpeg_errmgr_init(&s->jerr, &s->cinfo.err);
+  int rc = GLOW_OK;
+  if (jpeg_write_body(s))
+    rc = fail(err, errlen, GLOW_EDATA, "cannot write %s: %s", path,
+              s->jerr.msg[0] ? s->jerr.msg : "libjpeg error");
+  if (s->created) jpeg_destroy_compress(&s->cinfo);
+  if (fclose(s->fp) != 0 && rc == GLOW_OK)
+    rc = fail(err, errlen, GLOW_EDATA, "cannot write %s: %s", path, strerror(errno));
+  free(s);
+  return rc;
+}
+
+/* ------------------------------------------------------------------ by signature */
+int glow_image_read(const char *path, uint8_t **pixels, int *h, int *w, int *c, char *err,
+                    size_t errlen) {
+  *pixels = NULL;
+  FILE *f = fopen(path, "rb");
+  if (!f) return fail(err, errlen, GLOW_EDATA, "cannot open %s: %s", path, strerror(errno));
+  unsigned char sig[8] = {0};
+  size_t got = fread(sig, 1, 8, f);
+  int e = ferror(f) ? errno : 0;
+  fclose(f);
+  if (e) return fail(err, errlen, GLOW_EDATA, "cannot read %s: %s", path, strerror(e));
+  if (got == 8 && !png_sig_cmp(sig, 0, 8)) return glow_png_read(path, pixels, h, w, c, err, errlen);
+  if (got >= 3 && sig[0] == 0xFF && sig[1] == 0xD8 && sig[2] == 0xFF)
+    return glow_jpeg_read(path, pixels, h, w, c, err, errlen);
+  return fail(err, errlen, GLOW_EDATA, "%s: not a PNG or JPEG file (unknown signature%s)", path,
+              got == 0 ? ": empty file" : "");
 }
 
 /* ------------------------------------------------------------------ grid */

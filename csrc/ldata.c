@@ -63,14 +63,135 @@ static int l_load_cifar10(lua_State *L) {
   return loaded(L, d, glow_load_cifar10(paths, n, &d->ds, err, sizeof err), err);
 }
 
-/* load_images(dir, size) -> dataset | nil, message; size 0: any */
+/* The files a loader skipped, held by a userdata whose __gc frees them, so
+ * a Lua error while they are turned into a table leaks nothing. */
+#define SKNAME "glow.Skips"
+
+static int sk_gc(lua_State *L) {
+  glow_skips_free((glow_skips *)luaL_checkudata(L, 1, SKNAME));
+  return 0;
+}
+
+static glow_skips *newskips(lua_State *L) {
+  glow_skips *s = (glow_skips *)lua_newuserdatauv(L, sizeof(glow_skips), 0);
+  memset(s, 0, sizeof *s);
+  if (luaL_newmetatable(L, SKNAME)) {
+    lua_pushcfunction(L, sk_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  return s;
+}
+
+/* push {{path = ..., reason = ...}, ...} and the number of files found */
+static void push_skips(lua_State *L, const glow_skips *s) {
+  lua_createtable(L, (int)s->n, 0);
+  for (int64_t i = 0; i < s->n; i++) {
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, s->path[i]);
+    lua_setfield(L, -2, "path");
+    lua_pushstring(L, s->reason[i]);
+    lua_setfield(L, -2, "reason");
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_pushinteger(L, s->total);
+}
+
+/* h, w, c and strict at arguments i..i+3: 0 means "the first image's" */
+static glow_image_opts image_opts(lua_State *L, int i, const char *what) {
+  glow_image_opts o;
+  lua_Integer h = luaL_optinteger(L, i, 0), w = luaL_optinteger(L, i + 1, 0);
+  lua_Integer c = luaL_optinteger(L, i + 2, 0);
+  if (h < 0 || w < 0 || h > 65535 || w > 65535 || (h == 0) != (w == 0))
+    lg_fail(L, "%s: the size must be positive integers up to 65535, got %Ix%I", what, h, w);
+  if (c != 0 && c != 1 && c != 3) lg_fail(L, "%s: channels must be 1 or 3, got %I", what, c);
+  o.h = (int)h;
+  o.w = (int)w;
+  o.c = (int)c;
+  o.strict = lua_isnoneornil(L, i + 3) ? 1 : lua_toboolean(L, i + 3);
+  return o;
+}
+
+/* load_images(dir, h, w, c, strict) -> dataset, skips, files | nil, message;
+ * h, w, c 0: the first readable image's */
 static int l_load_images(lua_State *L) {
   const char *dir = luaL_checkstring(L, 1);
-  lua_Integer size = luaL_optinteger(L, 2, 0);
-  if (size < 0 || size > 1 << 20) lg_fail(L, "images: size must be a positive integer");
+  glow_image_opts o = image_opts(L, 2, "images");
+  char err[512];
+  glow_skips *sk = newskips(L);
+  Dataset *d = newds(L);
+  int rc = glow_load_images(dir, &o, &d->ds, sk, err, sizeof err);
+  if (rc != GLOW_OK) return loaded(L, d, rc, err);
+  push_skips(L, sk);
+  glow_skips_free(sk);
+  return 3;
+}
+
+/* pack_images(dir, path, h, w, c, strict, limit) -> n, skips, files | nil, message */
+static int l_pack_images(lua_State *L) {
+  const char *dir = luaL_checkstring(L, 1), *path = luaL_checkstring(L, 2);
+  glow_image_opts o = image_opts(L, 3, "pack");
+  lua_Integer limit = luaL_optinteger(L, 7, 0);
+  char err[512];
+  glow_skips *sk = newskips(L);
+  int64_t written = 0;
+  int rc = glow_pack_images(dir, &o, limit > 0 ? (int64_t)limit : 0, path, sk, &written, err,
+                            sizeof err);
+  if (rc != GLOW_OK) {
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  lua_pushinteger(L, written);
+  push_skips(L, sk);
+  glow_skips_free(sk);
+  return 3;
+}
+
+/* pack_dataset(ds, path, names | nil, h, w, c, repeat, flip, limit) -> n | nil, message */
+static int l_pack_dataset(lua_State *L) {
+  Dataset *d = checkds(L, 1);
+  const char *path = luaL_checkstring(L, 2);
+  char **names = NULL;
+  if (!lua_isnoneornil(L, 3) && d->ds.y) {
+    luaL_checktype(L, 3, LUA_TTABLE);
+    if (luaL_len(L, 3) != d->ds.classes)
+      lg_fail(L, "pack: %d class names expected, got %I", d->ds.classes, luaL_len(L, 3));
+    names = (char **)lua_newuserdatauv(L, sizeof(char *) * (size_t)(d->ds.classes + 1), 0);
+    for (int k = 0; k < d->ds.classes; k++) {
+      lua_geti(L, 3, k + 1);
+      if (lua_type(L, -1) != LUA_TSTRING) lg_fail(L, "pack: class name %d must be a string", k + 1);
+      names[k] = (char *)lua_tostring(L, -1); /* anchored by the table */
+      lua_pop(L, 1);
+    }
+  }
+  lua_Integer h = luaL_optinteger(L, 4, 0), w = luaL_optinteger(L, 5, 0);
+  lua_Integer c = luaL_optinteger(L, 6, 0), rep = luaL_optinteger(L, 7, 1);
+  int flip = lua_toboolean(L, 8);
+  lua_Integer limit = luaL_optinteger(L, 9, 0);
+  if (h < 0 || w < 0 || h > 65535 || w > 65535 || (h == 0) != (w == 0))
+    lg_fail(L, "pack: the size must be positive integers up to 65535, got %Ix%I", h, w);
+  if (c != 0 && c != 1 && c != 3) lg_fail(L, "pack: channels must be 1 or 3, got %I", c);
+  if (rep < 1 || rep > 1 << 20) lg_fail(L, "pack: repeat must be an integer >= 1, got %I", rep);
+  char err[512];
+  int64_t written = 0;
+  int rc = glow_pack_dataset(&d->ds, names, (int)h, (int)w, (int)c, (int)rep, flip,
+                             limit > 0 ? (int64_t)limit : 0, path, &written, err, sizeof err);
+  if (rc != GLOW_OK) {
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  lua_pushinteger(L, written);
+  return 1;
+}
+
+/* open_pack(path) -> dataset | nil, message */
+static int l_open_pack(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
   char err[512];
   Dataset *d = newds(L);
-  return loaded(L, d, glow_load_images(dir, (int)size, &d->ds, err, sizeof err), err);
+  return loaded(L, d, glow_open_pack(path, &d->ds, err, sizeof err), err);
 }
 
 /* permutation(n, seed, epoch) -> a Lua array holding 1..n shuffled */
@@ -94,16 +215,38 @@ static int d_size(lua_State *L) {
   return 1;
 }
 
-static int d_shape(lua_State *L) {
-  Dataset *d = checkds(L, 1);
+static int push_shape(lua_State *L, int h, int w, int c) {
   lua_createtable(L, 3, 0);
-  lua_pushinteger(L, d->ds.h);
+  lua_pushinteger(L, h);
   lua_rawseti(L, -2, 1);
-  lua_pushinteger(L, d->ds.w);
+  lua_pushinteger(L, w);
   lua_rawseti(L, -2, 2);
-  lua_pushinteger(L, d->ds.c);
+  lua_pushinteger(L, c);
   lua_rawseti(L, -2, 3);
   return 1;
+}
+
+/* shape() -> {h, w, c} of a batch's images (the window) */
+static int d_shape(lua_State *L) {
+  Dataset *d = checkds(L, 1);
+  return push_shape(L, d->ds.oh ? d->ds.oh : d->ds.h, d->ds.ow ? d->ds.ow : d->ds.w, d->ds.c);
+}
+
+/* stored_shape() -> {h, w, c} of the stored images */
+static int d_stored_shape(lua_State *L) {
+  Dataset *d = checkds(L, 1);
+  return push_shape(L, d->ds.h, d->ds.w, d->ds.c);
+}
+
+/* set_window(h, w): the size of a batch's images, at most the stored size */
+static int d_set_window(lua_State *L) {
+  Dataset *d = checkds(L, 1);
+  lua_Integer h = luaL_checkinteger(L, 2), w = luaL_checkinteger(L, 3);
+  if (h < 1 || w < 1 || h > d->ds.h || w > d->ds.w)
+    lg_fail(L, "the size %Ix%I must lie within the stored size %dx%d", h, w, d->ds.h, d->ds.w);
+  d->ds.oh = (int)h;
+  d->ds.ow = (int)w;
+  return 0;
 }
 
 /* classes() -> number of classes (nil when unlabelled), class names (or nil) */
@@ -144,8 +287,8 @@ static int d_labels(lua_State *L) {
   return 1;
 }
 
-/* batch(indices, n_bits, seed, epoch, noise) -> x {b, h, w, c}, y | nil;
- * indices: a Lua array of 1-based image indices */
+/* batch(indices, n_bits, seed, epoch, noise, flip, crop_random) -> x {b, h, w, c}, y | nil;
+ * indices: a Lua array of 1-based image indices; h, w the window's size */
 static int d_batch(lua_State *L) {
   Dataset *d = checkds(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
@@ -167,10 +310,13 @@ static int d_batch(lua_State *L) {
     lua_pop(L, 1);
   }
   int *y = d->ds.y ? (int *)lua_newuserdatauv(L, sizeof(int) * (size_t)b, 0) : NULL;
-  int64_t shape[4] = {b, d->ds.h, d->ds.w, d->ds.c};
+  int flip = lua_toboolean(L, 7), crop_random = lua_toboolean(L, 8);
+  int64_t shape[4] = {b, d->ds.oh ? d->ds.oh : d->ds.h, d->ds.ow ? d->ds.ow : d->ds.w, d->ds.c};
   lg_newt(L, 4, shape);
   Tensor *x = lg_checkt(L, -1);
-  glow_dataset_batch(&d->ds, idx, b, (int)nb, seed, epoch, noise, x->data, y);
+  if (glow_dataset_batch_aug(&d->ds, idx, b, (int)nb, seed, epoch, noise, flip, crop_random,
+                             x->data, y) != GLOW_OK)
+    lg_fail(L, "batch: out of memory for %I images", b);
   if (!y) return 1;
   lua_createtable(L, (int)b, 0);
   for (lua_Integer k = 0; k < b; k++) {
@@ -188,14 +334,19 @@ static int d_gc(lua_State *L) {
 
 static int d_tostring(lua_State *L) {
   Dataset *d = checkds(L, 1);
-  lua_pushfstring(L, "glow.Dataset(%I images of %dx%dx%d)", (lua_Integer)d->ds.n, d->ds.h,
-                  d->ds.w, d->ds.c);
+  lua_pushfstring(L, "glow.Dataset(%I images of %dx%dx%d%s)", (lua_Integer)d->ds.n, d->ds.h,
+                  d->ds.w, d->ds.c, d->ds.map ? ", mapped" : "");
   return 1;
 }
 
-static const luaL_Reg methods[] = {{"size", d_size},     {"shape", d_shape},
-                                   {"classes", d_classes}, {"set_classes", d_set_classes},
-                                   {"labels", d_labels}, {"batch", d_batch},
+static const luaL_Reg methods[] = {{"size", d_size},
+                                   {"shape", d_shape},
+                                   {"stored_shape", d_stored_shape},
+                                   {"set_window", d_set_window},
+                                   {"classes", d_classes},
+                                   {"set_classes", d_set_classes},
+                                   {"labels", d_labels},
+                                   {"batch", d_batch},
                                    {NULL, NULL}};
 
 static const luaL_Reg meta[] = {
@@ -204,6 +355,9 @@ static const luaL_Reg meta[] = {
 static const luaL_Reg funcs[] = {{"load_idx", l_load_idx},
                                  {"load_cifar10", l_load_cifar10},
                                  {"load_images", l_load_images},
+                                 {"pack_images", l_pack_images},
+                                 {"pack_dataset", l_pack_dataset},
+                                 {"open_pack", l_open_pack},
                                  {"permutation", l_permutation},
                                  {NULL, NULL}};
 

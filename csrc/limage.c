@@ -75,8 +75,31 @@ static int l_read_png(lua_State *L) {
   return 1;
 }
 
+/* jpeg_write(path, bytes, h, w, c, quality) -> true | nil, message: bytes a
+ * string of h * w * c uint8 values (HWC); for the specs, which need JPEG files */
+static int l_jpeg_write(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  size_t len;
+  const char *bytes = luaL_checklstring(L, 2, &len);
+  lua_Integer h = luaL_checkinteger(L, 3), w = luaL_checkinteger(L, 4), c = luaL_checkinteger(L, 5);
+  lua_Integer q = luaL_optinteger(L, 6, 95);
+  if (h < 1 || w < 1 || h > 65500 || w > 65500 || (c != 1 && c != 3) || (lua_Integer)len != h * w * c)
+    lg_fail(L, "jpeg_write: expected %Ix%Ix%I bytes (c 1 or 3), got %I", h, w, c, (lua_Integer)len);
+  if (q < 1 || q > 100) lg_fail(L, "jpeg_write: quality must be in 1..100, got %I", q);
+  char err[512];
+  int rc = glow_jpeg_write(path, (const uint8_t *)bytes, (int)h, (int)w, (int)c, (int)q, err,
+                           sizeof err);
+  if (rc != GLOW_OK) {
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static const luaL_Reg funcs[] = {
-    {"save_grid", l_save_grid}, {"read_png", l_read_png}, {NULL, NULL}};
+    {"save_grid", l_save_grid}, {"read_png", l_read_png}, {"jpeg_write", l_jpeg_write}, {NULL, NULL}};
 
 void lg_open_image(lua_State *L) {
   if (luaL_newmetatable(L, BOXNAME)) {

@@ -7,7 +7,7 @@ source = {
 description = {
   summary = "Glow: generative flow with invertible 1x1 convolutions, a C core with a Lua front end",
   detailed = [[
-Glow (Kingma & Dhariwal, 2018) as a C11 library (OpenBLAS, OpenMP, libpng,
+Glow (Kingma & Dhariwal, 2018) as a C11 library (OpenBLAS, OpenMP, libpng, libjpeg,
 zlib) with a Lua 5.4 package: compose flows, train, evaluate, sample.
 ]],
   license = "MIT",

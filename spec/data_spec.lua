@@ -399,29 +399,55 @@ describe("glow.data.images", function()
     rmdir(dir)
   end)
 
-  it("returns nil and a message naming the file and both sizes for a wrong size", function()
+  it("fits images of another size to the first image's size, or to the size asked for", function()
     local dir = tmpdir()
     save_png(dir .. "/a.png", pattern(1, 16), 4, 4, 1)
-    save_png(dir .. "/b.png", pattern(2, 12), 3, 4, 1)
-    local ds, err = glow.data.images(dir, { size = 4 })
-    assert.is_nil(ds)
-    assert.matches("b%.png: image is 3x4 %(h x w%), expected 4x4", err)
-    ds, err = glow.data.images(dir)
-    assert.is_nil(ds)
-    assert.matches("b%.png: image is 3x4 %(h x w%), expected 4x4 like the first image .*a%.png", err)
-    ds, err = glow.data.images(dir, { size = 8 })
-    assert.is_nil(ds)
-    assert.matches("a%.png: image is 4x4 %(h x w%), expected 8x8", err)
+    local grey = {}
+    for i = 1, 12 do grey[i] = 77 end
+    save_png(dir .. "/b.png", grey, 3, 4, 1)
+    local ds = assert(glow.data.images(dir))
+    assert.same({ 4, 4, 1 }, ds:shape())
+    local got = bytes_back(ds:batch({ 1, 2 }, { noise = false }))
+    local want = pattern(1, 16)
+    for i = 17, 32 do want[i] = 77 end -- a constant image stays constant
+    assert.same(want, got)
+    -- size = 2: the 4x4 image shrinks to its 2x2 block means (rounded half up)
+    ds = assert(glow.data.images(dir, { size = 2 }))
+    assert.same({ 2, 2, 1 }, ds:shape())
+    local p, means = pattern(1, 16), {}
+    for by = 0, 1 do
+      for bx = 0, 1 do
+        local sum = 0
+        for dy = 0, 1 do
+          for dx = 0, 1 do sum = sum + p[(2 * by + dy) * 4 + 2 * bx + dx + 1] end
+        end
+        means[#means + 1] = math.floor(sum / 4 + 0.5)
+      end
+    end
+    assert.same({ means[1], means[2], means[3], means[4], 77, 77, 77, 77 },
+      bytes_back(ds:batch({ 1, 2 }, { noise = false })))
     rmdir(dir)
   end)
 
-  it("returns nil and a message for mixed gray and color images", function()
+  it("converts every image to the first image's channels, or to the channels asked for", function()
     local dir = tmpdir()
+    local rgb = pattern(2, 12)
     save_png(dir .. "/a.png", pattern(1, 4), 2, 2, 1)
-    save_png(dir .. "/b.png", pattern(2, 12), 2, 2, 3)
-    local ds, err = glow.data.images(dir)
-    assert.is_nil(ds)
-    assert.matches("b%.png: color image, but the first image .*a%.png is grayscale", err)
+    save_png(dir .. "/b.png", rgb, 2, 2, 3)
+    local ds = assert(glow.data.images(dir))
+    assert.same({ 2, 2, 1 }, ds:shape())
+    local luma = {}
+    for k = 0, 3 do
+      local r, g, b = rgb[3 * k + 1], rgb[3 * k + 2], rgb[3 * k + 3]
+      luma[k + 1] = (299 * r + 587 * g + 114 * b + 500) // 1000
+    end
+    assert.same(luma, bytes_back(ds:batch({ 2 }, { noise = false })))
+    ds = assert(glow.data.images(dir, { channels = 3 }))
+    assert.same({ 2, 2, 3 }, ds:shape())
+    local rep = {}
+    for _, v in ipairs(pattern(1, 4)) do rep[#rep + 1] = v; rep[#rep + 1] = v; rep[#rep + 1] = v end
+    assert.same(rep, bytes_back(ds:batch({ 1 }, { noise = false })))
+    assert.same(rgb, bytes_back(ds:batch({ 2 }, { noise = false })))
     rmdir(dir)
   end)
 
@@ -431,7 +457,7 @@ describe("glow.data.images", function()
     write(dir .. "/b.png", "this is not a PNG file at all")
     local ds, err = glow.data.images(dir)
     assert.is_nil(ds)
-    assert.matches("b%.png: not a PNG file", err)
+    assert.matches("b%.png: not a PNG or JPEG file", err)
     rmdir(dir)
   end)
 
@@ -442,15 +468,15 @@ describe("glow.data.images", function()
     local dir = tmpdir()
     ds, err = glow.data.images(dir)
     assert.is_nil(ds)
-    assert.matches("no PNG files", err)
+    assert.matches(": no image files %(%.png, %.jpg, %.jpeg%)", err)
     rmdir(dir)
   end)
 
   it("raises on an unknown option or a bad size", function()
     assert.has_error(function() glow.data.images("/tmp", { sz = 3 }) end,
-      "images: unknown option 'sz' (known: size)")
+      "images: unknown option 'sz' (known: channels, crop, flip, load_size, on_skip, size, strict)")
     assert.has_error(function() glow.data.images("/tmp", { size = 0 }) end,
-      "images: size must be a positive integer, got 0")
+      "images: size must be a positive integer or {h, w}, got 0")
   end)
 end)
 
@@ -512,7 +538,7 @@ describe("Dataset:batch", function()
     assert.has_error(function() ds:batch({ 1 }, { n_bits = 9 }) end,
       "batch: n_bits must be an integer in 1..8, got 9")
     assert.has_error(function() ds:batch({ 1 }, { bits = 5 }) end,
-      "batch: unknown option 'bits' (known: epoch, n_bits, noise, seed)")
+      "batch: unknown option 'bits' (known: crop, epoch, flip, n_bits, noise, seed)")
   end)
 end)
 
@@ -605,8 +631,8 @@ describe("Dataset:batches", function()
   it("raises on unknown options, listing the known ones", function()
     local ds = small_dataset(3)
     assert.has_error(function() ds:batches { batch_size = 3 } end,
-      "batches: unknown option 'batch_size' (known: drop_last, epoch, limit, n_bits, noise, ranks, seed, shuffle, "
-        .. "size, start)")
+      "batches: unknown option 'batch_size' (known: crop, drop_last, epoch, flip, limit, n_bits, noise, ranks, "
+        .. "seed, shuffle, size, start)")
     assert.has_error(function() ds:batches { limit = 0 } end, "batches: limit must be an integer >= 1, got 0")
     assert.has_error(function() ds:batches { size = 2.5 } end, "batches: size must be an integer >= 1, got 2.5")
   end)

@@ -1,4 +1,5 @@
---- glow.data: datasets of uint8 images in memory, and their preprocessed batches.
+--- glow.data: datasets of uint8 images (in memory, or mapped from a packed
+--- file), and their preprocessed batches.
 ---
 --- Loaders return a Dataset, or nil plus a message naming the file and the
 --- problem when a file is missing, truncated or corrupt (io.open's
@@ -6,11 +7,16 @@
 ---
 ---   glow.data.fashion_mnist("train" | "test" | {split = ..., dir = ...})
 ---   glow.data.cifar10(dir, "train" | "test")
----   glow.data.images(dir, {size = s})
+---   glow.data.images(dir, {size, load_size, channels, crop, flip, strict, on_skip})
+---   glow.data.pack(folder | dataset, path, opts) -> n | nil, message
+---   glow.data.open_pack(path, {size, crop, flip})
 ---
---- A Dataset: ds:size(), ds:shape() -> {h, w, c}, ds.classes (nil when
---- unlabelled), ds.class_names, ds:labels(i, j), ds:batch(indices, opts),
---- ds:batches(opts). Preprocessing runs in C (csrc/data.c):
+--- A Dataset: ds:size(), ds:shape() -> {h, w, c} (of a batch's images),
+--- ds:stored_shape(), ds.classes (nil when unlabelled), ds.class_names,
+--- ds:labels(i, j), ds:batch(indices, opts), ds:batches(opts), and
+--- ds.skipped for image folders. Every pixel is handled in C (csrc/data.c,
+--- image.c, resize.c): decoding, conversion, resizing, windows, flips and
+--- the preprocessing:
 --- xq = floor(x / 2^(8 - n_bits)); x~ = (xq + u) / 2^n_bits - 0.5, where
 --- image i's u ~ U[0, 1) in an epoch come from a generator seeded by a hash
 --- of (seed, epoch, i): they do not depend on the batch size, the order or
@@ -29,6 +35,8 @@ local CIFAR_NAMES = { "airplane", "automobile", "bird", "cat", "deer", "dog", "f
 
 local Dataset = util.class("glow.data.Dataset")
 M.Dataset = Dataset
+
+local int_opt = util.int_opt
 
 local function wrap(c, name, classes, names)
   local ds = setmetatable({ _c = c, name = name }, Dataset)
@@ -110,19 +118,195 @@ function M.cifar10(dir, split)
   return wrap(c, "cifar10 " .. split, 10, CIFAR_NAMES)
 end
 
---- A folder of PNG files (sorted by name; no labels), or of one subfolder
---- per class (sorted by name; labels 0..k-1, class_names the folder names).
---- opts.size: every image must be size x size (default: the first one's size).
+local function describe_value(v)
+  if type(v) == "table" then
+    local parts = {}
+    for i, x in ipairs(v) do parts[i] = tostring(x) end
+    return "{" .. table.concat(parts, ", ") .. "}"
+  end
+  return tostring(v)
+end
+
+-- size options: an integer s (s x s) or {h, w}; nil when absent
+local function size_opt(v, what)
+  if v == nil then return nil end
+  if math.type(v) == "integer" and v >= 1 and v <= 65535 then return v, v end
+  if type(v) == "table" and #v == 2 and math.type(v[1]) == "integer" and math.type(v[2]) == "integer"
+      and v[1] >= 1 and v[2] >= 1 and v[1] <= 65535 and v[2] <= 65535 then
+    return v[1], v[2]
+  end
+  error(string.format("%s must be a positive integer or {h, w}, got %s", what, describe_value(v)), 0)
+end
+
+local function flip_opt(v, default, what)
+  if v == nil then return default end
+  if type(v) ~= "boolean" then error(string.format("%s must be a boolean, got %s", what, type(v)), 0) end
+  return v
+end
+
+local function crop_opt(v, default, what)
+  if v == nil then return default end
+  if v ~= "center" and v ~= "random" then
+    error(string.format("%s must be 'center' or 'random', got %s", what, describe_value(v)), 0)
+  end
+  return v
+end
+
+-- the options of a folder (images and pack): the stored size (lh, lw), the
+-- window (oh, ow), channels, strict, on_skip
+local function folder_opts(opts, what)
+  local o = {}
+  o.oh, o.ow = size_opt(opts.size, what .. ": size")
+  o.lh, o.lw = size_opt(opts.load_size, what .. ": load_size")
+  if o.lh and o.oh and (o.lh < o.oh or o.lw < o.ow) then
+    error(string.format("%s: load_size %dx%d must be at least size %dx%d", what, o.lh, o.lw, o.oh, o.ow), 0)
+  end
+  if not o.lh then o.lh, o.lw = o.oh, o.ow end
+  if not o.oh then o.oh, o.ow = o.lh, o.lw end
+  local c = opts.channels
+  if c ~= nil and c ~= 1 and c ~= 3 then
+    error(string.format("%s: channels must be 1 or 3, got %s", what, describe_value(c)), 0)
+  end
+  o.c = c
+  o.strict = flip_opt(opts.strict, true, what .. ": strict")
+  if opts.on_skip ~= nil and type(opts.on_skip) ~= "function" then
+    error(string.format("%s: on_skip must be a function, got %s", what, type(opts.on_skip)), 0)
+  end
+  o.on_skip = opts.on_skip
+  return o
+end
+
+-- each skipped file to on_skip(path, reason), or one line on stderr; then
+-- one line with the count
+local function report_skips(what, skips, total, on_skip)
+  for _, s in ipairs(skips) do
+    if on_skip then
+      on_skip(s.path, s.reason)
+    else
+      io.stderr:write(string.format("%s: skipped %s: %s\n", what, s.path, s.reason))
+    end
+  end
+  if #skips > 0 then
+    io.stderr:write(string.format("%s: skipped %d of %d files\n", what, #skips, total))
+  end
+end
+
+local IMAGE_OPTS = { size = true, channels = true, load_size = true, crop = true, flip = true,
+  strict = true, on_skip = true }
+
+--- A folder of PNG and JPEG images, in memory (uint8, decoded in parallel).
+---
+--- The folder is walked recursively (hidden entries skipped, symbolic links
+--- followed, a folder reached twice walked once); files named .png, .jpg or
+--- .jpeg (any case) are read by their content (PNG or JPEG signature), in
+--- path order. When the top level holds subfolders and no image file, each
+--- top-level subfolder is a class (sorted by name; its whole subtree belongs
+--- to it): labels 0..k-1, ds.class_names the folder names. Otherwise the set
+--- is unlabelled (ds.classes nil).
+---
+--- opts:
+---   size = s or {h, w}: the size of the images a batch yields (ds:shape());
+---     default: load_size, else the first readable image's size.
+---   load_size = L or {h, w} (at least size; default size): every image is
+---     fit to it when loaded (scaled to cover it keeping its aspect ratio,
+---     the centre cropped; per axis AREA averaging when shrinking, bilinear
+---     with half-pixel centres when growing) and stored so
+---     (ds:stored_shape()). A batch takes a size window of it.
+---   channels = 1 or 3 (default: the first readable image's): every image
+---     is converted (gray -> RGB replicates; RGB -> gray is ITU-R 601 luma
+---     0.299 R + 0.587 G + 0.114 B, rounded; alpha is dropped).
+---   crop = "center" (default) or "random": the window a batch takes by
+---     default, see Dataset:batch.
+---   flip = false (default) or true: the default of Dataset:batch's flip.
+---   strict = true (default): the first unreadable or corrupt file makes
+---     the load fail (nil, message naming the file). strict = false skips
+---     such files: each is reported as "glow.data.images: skipped PATH:
+---     reason" on stderr, or given to on_skip(path, reason) when set; then
+---     one line "glow.data.images: skipped N of M files" on stderr, and
+---     ds.skipped = N (0 when none).
+---   on_skip = function(path, reason): see strict.
 function M.images(dir, opts)
   check_string(dir, "images: dir")
-  opts = util.check_options(opts, { size = true }, "images")
-  local size = opts.size
-  if size ~= nil and (math.type(size) ~= "integer" or size < 1) then
-    error("images: size must be a positive integer, got " .. tostring(size), 0)
+  opts = util.check_options(opts, IMAGE_OPTS, "images")
+  local o = folder_opts(opts, "images")
+  local crop = crop_opt(opts.crop, "center", "images: crop")
+  local flip = flip_opt(opts.flip, false, "images: flip")
+  local c, skips, total = core.load_images(dir, o.lh or 0, o.lw or 0, o.c or 0, o.strict)
+  if not c then return nil, skips end
+  if o.oh then c:set_window(o.oh, o.ow) end
+  local ds = wrap(c, "images " .. dir)
+  ds.skipped, ds._flip, ds._crop = #skips, flip, crop
+  report_skips("glow.data.images", skips, total, o.on_skip)
+  return ds
+end
+
+local PACK_FOLDER_OPTS = { size = true, channels = true, load_size = true, strict = true,
+  on_skip = true, limit = true }
+local PACK_DATASET_OPTS = { size = true, channels = true, ["repeat"] = true, flip = true, limit = true }
+
+--- Pack images into one file that open_pack maps (for sets larger than
+--- memory). source: a folder (opts as in images: size, load_size, channels,
+--- strict, on_skip; the file holds the load_size images) or a Dataset (its
+--- stored images; opts.size and opts.channels convert and fit them,
+--- opts["repeat"] = k writes k copies, copy after copy, flip = true mirrors
+--- every second copy left-right). opts.limit = n stops after n images.
+--- Images are decoded, converted, resized and written one at a time to a
+--- temporary file beside path, renamed into place when complete.
+--- Returns the number of images written (and, for a folder, the number of
+--- files skipped), or nil, message. The format: docs/FORMAT.md.
+function M.pack(source, path, opts)
+  check_string(path, "pack: path")
+  if type(source) == "string" then
+    opts = util.check_options(opts, PACK_FOLDER_OPTS, "pack")
+    local o = folder_opts(opts, "pack")
+    local limit = int_opt(opts.limit, 0, "pack: limit", 1)
+    local n, skips, total = core.pack_images(source, path, o.lh or 0, o.lw or 0, o.c or 0, o.strict, limit)
+    if not n then return nil, skips end
+    report_skips("glow.data.pack", skips, total, o.on_skip)
+    return n, #skips
   end
-  local c, err = core.load_images(dir, size or 0)
+  if getmetatable(source) ~= Dataset then
+    error("pack: source must be a folder path or a glow.data.Dataset, got " .. type(source), 0)
+  end
+  opts = util.check_options(opts, PACK_DATASET_OPTS, "pack")
+  local h, w = size_opt(opts.size, "pack: size")
+  local c = opts.channels
+  if c ~= nil and c ~= 1 and c ~= 3 then
+    error("pack: channels must be 1 or 3, got " .. describe_value(c), 0)
+  end
+  local rep = int_opt(opts["repeat"], 1, "pack: repeat", 1)
+  local flip = flip_opt(opts.flip, false, "pack: flip")
+  local limit = int_opt(opts.limit, 0, "pack: limit", 1)
+  return core.pack_dataset(source._c, path, source.class_names, h or 0, w or 0, c or 0, rep, flip, limit)
+end
+
+local OPEN_PACK_OPTS = { size = true, crop = true, flip = true }
+
+--- A Dataset over a packed file (glow.data.pack), mapped read-only: the
+--- images stay in the file and the page cache, not in the process's memory.
+--- Batches drop the mapping's pages after every ~64 MiB they read, so the
+--- resident set stays bounded over a long training run. opts: size (the
+--- window a batch takes, at most the stored size; default the stored
+--- size), crop and flip (the defaults of Dataset:batch), as in images.
+--- Returns nil, message for a missing, truncated or malformed file.
+function M.open_pack(path, opts)
+  check_string(path, "open_pack: path")
+  opts = util.check_options(opts, OPEN_PACK_OPTS, "open_pack")
+  local h, w = size_opt(opts.size, "open_pack: size")
+  local crop = crop_opt(opts.crop, "center", "open_pack: crop")
+  local flip = flip_opt(opts.flip, false, "open_pack: flip")
+  local c, err = core.open_pack(path)
   if not c then return nil, err end
-  return wrap(c, "images " .. dir)
+  if h then
+    local s = c:stored_shape()
+    if h > s[1] or w > s[2] then
+      error(string.format("open_pack: size %dx%d must lie within the stored size %dx%d", h, w, s[1], s[2]), 0)
+    end
+    c:set_window(h, w)
+  end
+  local ds = wrap(c, "pack " .. path)
+  ds._flip, ds._crop = flip, crop
+  return ds
 end
 
 --- A permutation of 1..n determined by (seed, epoch) alone (Fisher-Yates in C).
@@ -132,7 +316,11 @@ end
 
 ------------------------------------------------------------------------ Dataset
 function Dataset:size() return self._c:size() end
+--- {h, w, c} of a batch's images (the window; see Dataset:batch)
 function Dataset:shape() return self._c:shape() end
+--- {h, w, c} of the stored images (the load size; equal to shape() unless
+--- a window smaller than the stored images was asked for)
+function Dataset:stored_shape() return self._c:stored_shape() end
 function Dataset.__len(self) return self._c:size() end
 function Dataset.__tostring(self)
   local s = self:shape()
@@ -146,40 +334,58 @@ function Dataset:labels(i, j)
   return self._c:labels(i, j)
 end
 
-local int_opt = util.int_opt
-
 local function bool_opt(v, default, what)
   if v == nil then return default end
   if type(v) ~= "boolean" then error(string.format("%s must be a boolean, got %s", what, type(v)), 0) end
   return v
 end
 
-local PRE_OPTS = { n_bits = true, seed = true, epoch = true, noise = true }
+local PRE_OPTS = { n_bits = true, seed = true, epoch = true, noise = true, flip = true, crop = true }
 
 local function pre_opts(opts, what)
   return int_opt(opts.n_bits, 8, what .. ": n_bits", 1, 8), int_opt(opts.seed, 0, what .. ": seed", 0),
     int_opt(opts.epoch, 0, what .. ": epoch", 0), bool_opt(opts.noise, true, what .. ": noise")
 end
 
+-- flip, crop_random from opts, the dataset's defaults where absent
+local function aug_opts(self, opts, what)
+  local flip = flip_opt(opts.flip, self._flip or false, what .. ": flip")
+  local crop = crop_opt(opts.crop, self._crop or "center", what .. ": crop")
+  return flip, crop == "random"
+end
+
 --- x, y for a Lua array of 1-based image indices: x a float tensor
 --- {b, h, w, c} preprocessed, y the 0-based labels (nil when unlabelled).
---- opts: n_bits = 8, seed = 0, epoch = 0, noise = true.
+--- opts: n_bits = 8, seed = 0, epoch = 0, noise = true,
+--- crop = "center" | "random" and flip = false | true (defaults: those
+--- given to images/open_pack, else "center" and false).
+--- Each image yields an h x w window (ds:shape()) of its stored image
+--- (ds:stored_shape()): the centre ((H - h) // 2, (W - w) // 2), or with
+--- crop = "random" an offset drawn per image; flip = true mirrors the window
+--- left-right for about half the images. Offsets and flips come from a hash
+--- of (seed, epoch, image index) on a stream apart from the noise's: the
+--- same for the same seed and epoch whatever the batch size, order or
+--- start, new in another epoch. With flip false, crop "center" and a window
+--- the stored size, a batch is exactly what it was before windows existed.
 function Dataset:batch(indices, opts)
   if type(indices) ~= "table" then error("batch: indices must be a Lua array, got " .. type(indices), 0) end
   opts = util.check_options(opts, PRE_OPTS, "batch")
   local n_bits, seed, epoch, noise = pre_opts(opts, "batch")
-  return self._c:batch(indices, n_bits, seed, epoch, noise)
+  local flip, crop_random = aug_opts(self, opts, "batch")
+  return self._c:batch(indices, n_bits, seed, epoch, noise, flip, crop_random)
 end
 
 local BATCH_OPTS = { size = true, shuffle = true, seed = true, epoch = true, start = true,
-  n_bits = true, drop_last = true, limit = true, noise = true, ranks = true }
+  n_bits = true, drop_last = true, limit = true, noise = true, ranks = true, flip = true, crop = true }
 
 --- Iterate over one epoch: for x, y in ds:batches{...} do ... end.
 --- opts: size = 64, shuffle = false, seed = 0, epoch = 0, start = 1 (the
 --- 1-based batch to begin at, to resume an interrupted epoch), n_bits = 8,
 --- drop_last = false, limit = nil (use only the first limit images; all
 --- of them when there are fewer),
---- noise = true, ranks = nil. The shuffle depends on (seed, epoch) only.
+--- noise = true, ranks = nil, flip and crop (as in Dataset:batch). The
+--- shuffle, the noise, the windows and the flips depend on (seed, epoch)
+--- and the image only, so resuming at start = k repeats them.
 --- ranks = {rank, size} (0-based rank): yield this rank's contiguous share
 --- of each batch (the batches, their order and each image's noise stay
 --- those of one process); a batch with fewer images than ranks (only the
@@ -192,6 +398,7 @@ function Dataset:batches(opts)
   local shuffle = bool_opt(opts.shuffle, false, "batches: shuffle")
   local drop_last = bool_opt(opts.drop_last, false, "batches: drop_last")
   local n_bits, seed, epoch, noise = pre_opts(opts, "batches")
+  local flip, crop_random = aug_opts(self, opts, "batches")
   local count = drop_last and limit // size or (limit + size - 1) // size
   local b = int_opt(opts.start, 1, "batches: start", 1, count + 1)
   local order = shuffle and core.permutation(limit, seed, epoch) or nil
@@ -221,7 +428,7 @@ function Dataset:batches(opts)
       for k = first, last do idx[k - first + 1] = k end
     end
     b = b + 1
-    return c:batch(idx, n_bits, seed, epoch, noise)
+    return c:batch(idx, n_bits, seed, epoch, noise, flip, crop_random)
   end
 end
 

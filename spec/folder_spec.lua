@@ -1,0 +1,448 @@
+local H = require "spec.helper"
+local glow = H.glow
+local core = require "glow.core"
+
+-- Image folders (PNG and JPEG, nested, resized, windows and flips) and
+-- packed files. Every test writes its own small images into a fresh
+-- temporary directory: PNG through glow.image.save_grid, JPEG through
+-- core.jpeg_write (libjpeg, there for the specs).
+local tmpdir, rmdir, write = H.tmpdir, H.rmdir, H.write
+
+local function mkdir(p) assert(os.execute("mkdir -p '" .. p .. "'")) end
+
+local function save_png(path, values, h, w, c)
+  local x = {}
+  for i, v in ipairs(values) do x[i] = (v + 0.5) / 256 - 0.5 end
+  assert(glow.image.save_grid(path, glow.Tensor.from(x, { 1, h, w, c })))
+end
+
+local function bytes(values)
+  local t = {}
+  for i, v in ipairs(values) do t[i] = string.char(v) end
+  return table.concat(t)
+end
+
+local function save_jpeg(path, values, h, w, c, quality)
+  assert(core.jpeg_write(path, bytes(values), h, w, c, quality or 100))
+end
+
+local function const(v, n)
+  local t = {}
+  for i = 1, n do t[i] = v end
+  return t
+end
+
+-- the uint8 values back from a batch taken with noise = false, n_bits = 8
+local function bytes_back(x)
+  local out = {}
+  for i, v in ipairs(x:totable()) do out[i] = math.floor((v + 0.5) * 256) end
+  return out
+end
+
+-- image k (1-based) of a batch as a flat list
+local function image(list, k, d)
+  local out = {}
+  for i = 1, d do out[i] = list[(k - 1) * d + i] end
+  return out
+end
+
+local function range(i, j)
+  local t = {}
+  for k = i, j do t[#t + 1] = k end
+  return t
+end
+
+-- a 6x6 gray image whose pixel (y, x) is 10 * y + x + base (0-based y, x)
+local function grid6(base)
+  local t = {}
+  for y = 0, 5 do
+    for x = 0, 5 do t[#t + 1] = 10 * y + x + (base or 0) end
+  end
+  return t
+end
+
+-- the h x w window at (y0, x0) of a 6x6 image, mirrored when flipped
+local function window(img, y0, x0, h, w, flipped)
+  local out = {}
+  for y = 0, h - 1 do
+    for x = 0, w - 1 do
+      local sx = flipped and (w - 1 - x) or x
+      out[#out + 1] = img[(y0 + y) * 6 + x0 + sx + 1]
+    end
+  end
+  return out
+end
+
+local function same(a, b)
+  if #a ~= #b then return false end
+  for i = 1, #a do if a[i] ~= b[i] then return false end end
+  return true
+end
+
+-- which window of img a batch image is: "y0,x0,f" (f = 1 when flipped), or nil
+local function which_window(img, got, h, w)
+  for y0 = 0, 6 - h do
+    for x0 = 0, 6 - w do
+      for _, f in ipairs { false, true } do
+        if same(window(img, y0, x0, h, w, f), got) then return y0 .. "," .. x0 .. "," .. (f and 1 or 0) end
+      end
+    end
+  end
+  return nil
+end
+
+-- n copies of the 6x6 grid image, as PNG files img01.png ..
+local function grid_folder(n)
+  local dir = tmpdir()
+  for i = 1, n do save_png(string.format("%s/img%02d.png", dir, i), grid6(), 6, 6, 1) end
+  return dir
+end
+
+describe("glow.data.images on a folder tree", function()
+  it("reads JPEG and PNG files of mixed sizes in nested folders, sorted by path", function()
+    local dir = tmpdir()
+    mkdir(dir .. "/x/y")
+    mkdir(dir .. "/.hidden")
+    save_jpeg(dir .. "/c.JPEG", (function()
+      local t = {}
+      for _ = 1, 16 do t[#t + 1] = 200; t[#t + 1] = 40; t[#t + 1] = 90 end
+      return t
+    end)(), 4, 4, 3)
+    save_png(dir .. "/x/a.png", const(100, 64), 8, 8, 1)
+    save_jpeg(dir .. "/x/y/b.jpg", const(200, 128), 16, 8, 1)
+    save_png(dir .. "/.hidden/h.png", const(1, 16), 4, 4, 1)
+    save_png(dir .. "/x/.h.png", const(1, 16), 4, 4, 1)
+    write(dir .. "/x/notes.txt", "not an image")
+    assert(os.execute("ln -s '" .. dir .. "' '" .. dir .. "/x/loop'")) -- a loop: walked once
+    local ds = assert(glow.data.images(dir, { size = 4, channels = 1 }))
+    assert.equal(3, ds:size())
+    assert.is_nil(ds.classes)
+    assert.same({ 4, 4, 1 }, ds:shape())
+    assert.same({ 4, 4, 1 }, ds:stored_shape())
+    assert.equal(0, ds.skipped)
+    local got = bytes_back(ds:batch({ 1, 2, 3 }, { noise = false }))
+    -- c.JPEG: RGB (200, 40, 90) to gray: (299 * 200 + 587 * 40 + 114 * 90 + 500) // 1000 = 94,
+    -- within JPEG's rounding of the colour transform
+    for i = 1, 16 do assert.is_true(math.abs(got[i] - 94) <= 2, "c.JPEG pixel " .. got[i]) end
+    assert.same(const(100, 16), image(got, 2, 16)) -- 8x8 -> 4x4: a constant stays constant
+    assert.same(const(200, 16), image(got, 3, 16)) -- 16x8: the centre 8x8, shrunk
+    rmdir(dir)
+  end)
+
+  it("labels each top-level subfolder with its whole subtree as a class", function()
+    local dir = tmpdir()
+    mkdir(dir .. "/cat/deep/er")
+    mkdir(dir .. "/dog")
+    save_jpeg(dir .. "/cat/deep/er/1.jpg", const(50, 16), 4, 4, 1)
+    save_png(dir .. "/cat/2.png", const(60, 16), 4, 4, 1)
+    save_png(dir .. "/dog/1.png", const(70, 4), 2, 2, 1)
+    local ds = assert(glow.data.images(dir))
+    assert.same({ "cat", "dog" }, ds.class_names)
+    assert.same({ 0, 0, 1 }, ds:labels())
+    local x, y = ds:batch({ 1, 2, 3 }, { noise = false })
+    assert.same({ 0, 0, 1 }, y)
+    local got = bytes_back(x)
+    assert.same(const(60, 16), image(got, 1, 16)) -- cat/2.png sorts before cat/deep/...
+    assert.same(const(50, 16), image(got, 2, 16))
+    assert.same(const(70, 16), image(got, 3, 16)) -- 2x2 -> 4x4: bilinear keeps a constant
+    rmdir(dir)
+  end)
+
+  it("takes size and load_size as {h, w}, fitting (cover, then the centre) before the window", function()
+    local dir = tmpdir()
+    -- 2x4: left half 0, right half 200; fit to 2x2 keeps the centre columns 1..2
+    save_png(dir .. "/a.png", { 0, 0, 200, 200, 0, 0, 200, 200 }, 2, 4, 1)
+    local ds = assert(glow.data.images(dir, { size = { 2, 2 } }))
+    assert.same({ 0, 200, 0, 200 }, bytes_back(ds:batch({ 1 }, { noise = false })))
+    ds = assert(glow.data.images(dir, { size = { 1, 2 }, load_size = { 2, 4 } }))
+    assert.same({ 2, 4, 1 }, ds:stored_shape())
+    assert.same({ 1, 2, 1 }, ds:shape())
+    -- the centre window: row (2 - 1) // 2 = 0, columns (4 - 2) // 2 = 1..2
+    assert.same({ 0, 200 }, bytes_back(ds:batch({ 1 }, { noise = false })))
+    assert.has_error(function() glow.data.images(dir, { size = 4, load_size = 3 }) end,
+      "images: load_size 3x3 must be at least size 4x4")
+    assert.has_error(function() glow.data.images(dir, { channels = 2 }) end, "images: channels must be 1 or 3, got 2")
+    assert.has_error(function() glow.data.images(dir, { crop = "middle" }) end,
+      "images: crop must be 'center' or 'random', got middle")
+    rmdir(dir)
+  end)
+end)
+
+describe("Dataset windows and flips", function()
+  local N = 24
+
+  it("takes the centre window by default and leaves batches unchanged without flip or crop", function()
+    local dir = grid_folder(2)
+    local plain = assert(glow.data.images(dir))
+    local ds = assert(glow.data.images(dir, { size = 4, load_size = 6 }))
+    assert.same({ 4, 4, 1 }, ds:shape())
+    assert.same(window(grid6(), 1, 1, 4, 4, false), image(bytes_back(ds:batch({ 1 }, { noise = false })), 1, 16))
+    -- noise and all: the same tensor as a dataset without the options (exact: the same generator)
+    local opts = { seed = 3, epoch = 2 }
+    local a = plain:batch({ 1, 2 }, opts)
+    local b = assert(glow.data.images(dir, { size = 6 })):batch({ 1, 2 }, opts)
+    assert.tensor_equal(a, b)
+    rmdir(dir)
+  end)
+
+  it("flips per image, the same for the same seed and epoch, new in another epoch", function()
+    local dir = grid_folder(N)
+    local ds = assert(glow.data.images(dir))
+    local function pattern(opts)
+      local got, t = bytes_back(ds:batch(range(1, N), opts)), {}
+      for k = 1, N do
+        local w = which_window(grid6(), image(got, k, 36), 6, 6)
+        assert.is_not_nil(w)
+        t[k] = w
+      end
+      return table.concat(t, " ")
+    end
+    local e1 = pattern { flip = true, seed = 1, epoch = 1, noise = false }
+    assert.equal(e1, pattern { flip = true, seed = 1, epoch = 1, noise = false })
+    assert.not_equal(e1, pattern { flip = true, seed = 1, epoch = 2, noise = false })
+    assert.not_equal(e1, pattern { flip = true, seed = 2, epoch = 1, noise = false })
+    assert.matches("0,0,1", e1)
+    assert.matches("0,0,0", e1)
+    assert.equal(string.rep("0,0,0", N, " "), pattern { seed = 1, epoch = 1, noise = false })
+    -- the dataset's default, and the batch option over it
+    local flipping = assert(glow.data.images(dir, { flip = true }))
+    local ds_default = bytes_back(flipping:batch(range(1, N), { seed = 1, epoch = 1, noise = false }))
+    assert.same(bytes_back(ds:batch(range(1, N), { flip = true, seed = 1, epoch = 1, noise = false })), ds_default)
+    assert.same(bytes_back(ds:batch(range(1, N), { noise = false })),
+      bytes_back(flipping:batch(range(1, N), { flip = false, noise = false })))
+    rmdir(dir)
+  end)
+
+  it("draws random windows per image, restored when an epoch resumes at a later batch", function()
+    local dir = grid_folder(N)
+    local ds = assert(glow.data.images(dir, { size = 4, load_size = 6, crop = "random", flip = true }))
+    local opts = { size = 5, shuffle = true, seed = 7, epoch = 3 }
+    local all = {}
+    for x in ds:batches(opts) do all[#all + 1] = x end
+    assert.equal(5, #all)
+    -- resume at the third batch: the same tensors (windows, flips and noise), bit for bit
+    opts.start = 3
+    local k = 3
+    for x in ds:batches(opts) do
+      assert.tensor_equal(all[k], x)
+      k = k + 1
+    end
+    assert.equal(6, k)
+    -- each image is a 4x4 window of the grid; the windows vary over images and epochs
+    local function windows(epoch)
+      local got, seen, t = bytes_back(ds:batch(range(1, N), { seed = 7, epoch = epoch, noise = false })), {}, {}
+      for i = 1, N do
+        local w = which_window(grid6(), image(got, i, 16), 4, 4)
+        assert.is_not_nil(w)
+        seen[w:sub(1, 3)] = true
+        t[i] = w
+      end
+      local offsets = 0
+      for _ in pairs(seen) do offsets = offsets + 1 end
+      return table.concat(t, " "), offsets
+    end
+    local w3, offsets = windows(3)
+    assert.is_true(offsets >= 4, "only " .. offsets .. " distinct offsets")
+    assert.equal(w3, (windows(3)))
+    assert.not_equal(w3, (windows(4)))
+    -- the same windows whatever the batch size: image i alone
+    local alone = bytes_back(ds:batch({ 5 }, { seed = 7, epoch = 3, noise = false }))
+    local parts = {}
+    for w in w3:gmatch("%S+") do parts[#parts + 1] = w end
+    assert.equal(parts[5], which_window(grid6(), alone, 4, 4))
+    -- crop = "center" overrides the dataset's default
+    local c = bytes_back(ds:batch({ 1 }, { crop = "center", flip = false, noise = false }))
+    assert.same(window(grid6(), 1, 1, 4, 4, false), c)
+    rmdir(dir)
+  end)
+end)
+
+describe("glow.data.images with corrupt files", function()
+  local function corrupt_folder()
+    local dir = tmpdir()
+    local noise = {}
+    for i = 1, 32 * 32 do noise[i] = (i * 37 + (i // 7) * 11) % 256 end
+    save_jpeg(dir .. "/a.jpg", noise, 32, 32, 1, 90)
+    save_png(dir .. "/b.png", const(9, 1024), 32, 32, 1)
+    write(dir .. "/c.jpg", "\255\216\255\224 this is not really a JPEG")
+    local f = assert(io.open(dir .. "/a.jpg", "rb"))
+    local full = f:read("a")
+    f:close()
+    write(dir .. "/d.jpg", full:sub(1, #full // 2))
+    return dir
+  end
+
+  it("is an error by default (strict), naming the first bad file", function()
+    local dir = corrupt_folder()
+    local ds, err = glow.data.images(dir)
+    assert.is_nil(ds)
+    assert.matches("c%.jpg: corrupt or unsupported JPEG %(", err)
+    ds, err = glow.data.images(dir, { strict = true })
+    assert.is_nil(ds)
+    assert.matches("c%.jpg", err)
+    rmdir(dir)
+  end)
+
+  it("skips them with strict = false, one report each, and counts them", function()
+    local dir = corrupt_folder()
+    local seen = {}
+    local ds = assert(glow.data.images(dir, { strict = false, on_skip = function(path, reason)
+      seen[#seen + 1] = { path, reason }
+    end }))
+    assert.equal(2, ds:size())
+    assert.equal(2, ds.skipped)
+    assert.equal(2, #seen)
+    assert.equal(dir .. "/c.jpg", seen[1][1])
+    assert.equal(dir .. "/d.jpg", seen[2][1])
+    assert.matches("^corrupt or unsupported JPEG", seen[1][2])
+    assert.matches("Premature end of JPEG file", seen[2][2])
+    assert.same(const(9, 1024), image(bytes_back(ds:batch({ 1, 2 }, { noise = false })), 2, 1024))
+    rmdir(dir)
+  end)
+
+  it("says each skipped file on one line of stderr, then the count", function()
+    local dir = corrupt_folder()
+    local script = string.format([[
+      package.path = %q .. "lua/?.lua;" .. %q .. "lua/?/init.lua;" .. package.path
+      package.cpath = %q .. "/?.so;" .. package.cpath
+      local ds = assert(require("glow").data.images(%q, { strict = false }))
+      io.write(ds:size(), " ", ds.skipped)]], H.root, H.root, os.getenv("GLOW_BUILD") or (H.root .. "build"), dir)
+    write(dir .. "/run.lua", script)
+    local p = assert(io.popen("lua5.4 '" .. dir .. "/run.lua' 2> '" .. dir .. "/err.txt'"))
+    local out = p:read("a")
+    p:close()
+    assert.equal("2 2", out)
+    local lines = {}
+    for line in io.lines(dir .. "/err.txt") do lines[#lines + 1] = line end
+    assert.equal(3, #lines)
+    assert.matches("^glow%.data%.images: skipped .*/c%.jpg: corrupt or unsupported JPEG", lines[1])
+    assert.matches("^glow%.data%.images: skipped .*/d%.jpg: corrupt or unsupported JPEG %(Premature end", lines[2])
+    assert.equal("glow.data.images: skipped 2 of 4 files", lines[3])
+    rmdir(dir)
+  end)
+end)
+
+describe("glow.data.pack and open_pack", function()
+  local function class_folder()
+    local dir = tmpdir()
+    for _, cls in ipairs { "b", "a" } do mkdir(dir .. "/" .. cls) end
+    save_png(dir .. "/a/1.png", grid6(0), 6, 6, 1)
+    save_jpeg(dir .. "/a/2.jpg", const(120, 64), 8, 8, 1)
+    save_png(dir .. "/b/1.png", grid6(100), 6, 6, 1)
+    save_png(dir .. "/b/2.png", grid6(50), 6, 6, 1)
+    return dir
+  end
+
+  it("packs a folder that reopens with the same batches as loading it", function()
+    local dir = class_folder()
+    local path = dir .. "/set.glowpack"
+    local n, skipped = glow.data.pack(dir, path, { size = 6 })
+    assert.equal(4, n)
+    assert.equal(0, skipped)
+    local mem = assert(glow.data.images(dir, { size = 6 }))
+    local map = assert(glow.data.open_pack(path))
+    assert.equal(4, map:size())
+    assert.same(mem:shape(), map:shape())
+    assert.same(mem.class_names, map.class_names)
+    assert.equal(mem.classes, map.classes)
+    assert.same(mem:labels(), map:labels())
+    local opts = { size = 3, shuffle = true, seed = 4, epoch = 1 }
+    local it = map:batches(opts)
+    for x, y in mem:batches(opts) do
+      local x2, y2 = it()
+      assert.tensor_equal(x, x2) -- the same bytes through the same preprocessing
+      assert.same(y, y2)
+    end
+    -- a window and flips on the mapped set, as on the in-memory one
+    local win = assert(glow.data.open_pack(path, { size = 4, crop = "random", flip = true }))
+    local memwin = assert(glow.data.images(dir, { size = 4, load_size = 6, crop = "random", flip = true }))
+    assert.tensor_equal(memwin:batch({ 1, 2, 3, 4 }, { seed = 2 }), win:batch({ 1, 2, 3, 4 }, { seed = 2 }))
+    assert.has_error(function() glow.data.open_pack(path, { size = 7 }) end,
+      "open_pack: size 7x7 must lie within the stored size 6x6")
+    rmdir(dir)
+  end)
+
+  it("returns nil and a message for a missing, truncated or foreign file", function()
+    local dir = class_folder()
+    local path = dir .. "/set.glowpack"
+    assert(glow.data.pack(dir, path, { size = 6 }))
+    local f = assert(io.open(path, "rb"))
+    local full = f:read("a")
+    f:close()
+    local ds, err = glow.data.open_pack(dir .. "/missing.glowpack")
+    assert.is_nil(ds)
+    assert.matches("cannot open .*missing%.glowpack: No such file", err)
+    write(dir .. "/short.glowpack", full:sub(1, #full - 1))
+    ds, err = glow.data.open_pack(dir .. "/short.glowpack")
+    assert.is_nil(ds)
+    assert.matches("short%.glowpack: truncated: " .. (#full - 1) .. " bytes, its header says 4 images of 6x6x1", err)
+    write(dir .. "/long.glowpack", full .. "x")
+    ds, err = glow.data.open_pack(dir .. "/long.glowpack")
+    assert.is_nil(ds)
+    assert.matches("long%.glowpack: longer than its header says", err)
+    write(dir .. "/magic.glowpack", "GLOWPACX" .. full:sub(9))
+    ds, err = glow.data.open_pack(dir .. "/magic.glowpack")
+    assert.is_nil(ds)
+    assert.matches("magic%.glowpack: not a glow pack file %(bad magic%)", err)
+    write(dir .. "/tiny.glowpack", "GLOWPACK")
+    ds, err = glow.data.open_pack(dir .. "/tiny.glowpack")
+    assert.is_nil(ds)
+    assert.matches("tiny%.glowpack: truncated", err)
+    -- a label outside the classes
+    local bad = full:sub(1, 48 + 5 + 5) .. string.pack("<i4", 7) .. full:sub(48 + 5 + 5 + 5)
+    write(dir .. "/label.glowpack", bad)
+    ds, err = glow.data.open_pack(dir .. "/label.glowpack")
+    assert.is_nil(ds)
+    assert.matches("label%.glowpack: image 1 has label 7, expected 0%.%.1", err)
+    -- nothing is left beside a pack that could not be written
+    local n2, err2 = glow.data.pack(dir, "/nonexistent/dir/set.glowpack")
+    assert.is_nil(n2)
+    assert.matches("cannot write /nonexistent/dir/set%.glowpack", err2)
+    rmdir(dir)
+  end)
+
+  it("packs a dataset with repeat, flip, size, channels and limit", function()
+    local dir = class_folder()
+    local src = assert(glow.data.images(dir, { size = 6 }))
+    local path = dir .. "/rep.glowpack"
+    assert.equal(10, glow.data.pack(src, path, { ["repeat"] = 3, flip = true, channels = 3, limit = 10 }))
+    local ds = assert(glow.data.open_pack(path))
+    assert.equal(10, ds:size())
+    assert.same({ 6, 6, 3 }, ds:shape())
+    assert.same(src.class_names, ds.class_names)
+    local labels = src:labels()
+    assert.same({ labels[1], labels[2], labels[3], labels[4], labels[1], labels[2], labels[3], labels[4],
+      labels[1], labels[2] }, ds:labels())
+    local got = bytes_back(ds:batch(range(1, 10), { noise = false }))
+    local orig = bytes_back(src:batch({ 1 }, { noise = false }))
+    local function gray(k) -- image k of the pack, its first channel
+      local t = {}
+      for i = 1, 36 do t[i] = got[(k - 1) * 108 + 3 * (i - 1) + 1] end
+      return t
+    end
+    assert.same(orig, gray(1))
+    assert.same(orig, gray(9)) -- copy 2: not flipped
+    local mirrored = {}
+    for y = 0, 5 do
+      for x = 0, 5 do mirrored[#mirrored + 1] = orig[y * 6 + (5 - x) + 1] end
+    end
+    assert.same(mirrored, gray(5)) -- copy 1: flipped
+    -- size: fit (here a 2x shrink to the block means of a constant: the constant)
+    assert(glow.data.pack(src, path, { size = 3 }))
+    ds = assert(glow.data.open_pack(path))
+    assert.same({ 3, 3, 1 }, ds:shape())
+    assert.same(const(120, 9), bytes_back(ds:batch({ 2 }, { noise = false })))
+    -- a dataset from the IDX loader keeps its class names, labels and bytes
+    local fm = glow.data.fashion_mnist("test")
+    if fm then
+      assert.equal(5, glow.data.pack(fm, path, { limit = 5 }))
+      ds = assert(glow.data.open_pack(path))
+      assert.same(fm.class_names, ds.class_names)
+      assert.same(fm:labels(1, 5), ds:labels())
+      assert.tensor_equal(fm:batch(range(1, 5), { seed = 1 }), ds:batch(range(1, 5), { seed = 1 }))
+    end
+    assert.has_error(function() glow.data.pack({}, path) end,
+      "pack: source must be a folder path or a glow.data.Dataset, got table")
+    rmdir(dir)
+  end)
+end)
