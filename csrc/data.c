@@ -43,6 +43,9 @@ void glow_dataset_free(glow_dataset *ds) {
   if (ds->class_names)
     for (int k = 0; k < ds->classes; k++) free(ds->class_names[k]);
   free(ds->class_names);
+  if (ds->paths)
+    for (int64_t i = 0; i < ds->n; i++) free(ds->paths[i]);
+  free(ds->paths);
   memset(ds, 0, sizeof *ds);
 }
 
@@ -694,7 +697,12 @@ int glow_load_images(const char *dir, const glow_image_opts *o, glow_dataset *ds
       rc = folder_failed(f.paths.v[i], f.st[i], f.msg[i], o->strict, sk, err, errlen);
       continue;
     }
-    if (k != i) memcpy(ds->x + per * (size_t)k, ds->x + per * (size_t)i, per);
+    if (k != i) {
+      memcpy(ds->x + per * (size_t)k, ds->x + per * (size_t)i, per);
+      char *t = f.paths.v[k]; /* a swap: every path stays owned by f.paths once */
+      f.paths.v[k] = f.paths.v[i];
+      f.paths.v[i] = t;
+    }
     if (f.labels) f.labels[k] = f.labels[i];
     k++;
   }
@@ -713,6 +721,16 @@ int glow_load_images(const char *dir, const glow_image_opts *o, glow_dataset *ds
   ds->w = w;
   ds->c = c;
   ds->skipped = n - k;
+  /* the kept images' paths, handed over (f.paths frees the skipped ones) */
+  ds->paths = (char **)malloc(sizeof(char *) * (size_t)k);
+  if (!ds->paths) {
+    rc = fail(err, errlen, GLOW_ENOMEM, "%s: out of memory", dir);
+    goto done;
+  }
+  for (int64_t i = 0; i < k; i++) {
+    ds->paths[i] = f.paths.v[i];
+    f.paths.v[i] = NULL;
+  }
   if (f.labels) {
     ds->y = f.labels;
     f.labels = NULL;

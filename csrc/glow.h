@@ -266,6 +266,7 @@ typedef struct {
   void *map;          /* a packed file's read-only mapping (x points into it), or NULL */
   size_t map_len;     /* its length in bytes */
   size_t touched;     /* bytes of the mapping read by batches since the last drop */
+  char **paths;       /* {n} the file each image came from (glow_load_images), or NULL */
 } glow_dataset;
 void glow_dataset_free(glow_dataset *ds); /* frees (or unmaps) and zeroes; idempotent */
 /* gzipped (or plain) IDX pair: images magic 0x00000803 {n, rows, cols},

@@ -263,6 +263,19 @@ static int d_classes(lua_State *L) {
   return 2;
 }
 
+/* paths() -> the file of each image (a Lua array), or nil when the
+   dataset was not loaded from a folder */
+static int d_paths(lua_State *L) {
+  Dataset *d = checkds(L, 1);
+  if (!d->ds.paths) return 0;
+  lua_createtable(L, (int)d->ds.n, 0);
+  for (int64_t i = 0; i < d->ds.n; i++) {
+    lua_pushstring(L, d->ds.paths[i]);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  return 1;
+}
+
 /* set_classes(k): declare the number of classes (the loaders' labels all lie below it) */
 static int d_set_classes(lua_State *L) {
   Dataset *d = checkds(L, 1);
@@ -343,7 +356,7 @@ static const luaL_Reg methods[] = {{"size", d_size},
                                    {"shape", d_shape},
                                    {"stored_shape", d_stored_shape},
                                    {"set_window", d_set_window},
-                                   {"classes", d_classes},
+                                   {"classes", d_classes}, {"paths", d_paths},
                                    {"set_classes", d_set_classes},
                                    {"labels", d_labels},
                                    {"batch", d_batch},

@@ -451,11 +451,18 @@ describe("glow.data.images", function()
     rmdir(dir)
   end)
 
-  it("returns nil and a message for a corrupt PNG", function()
+  it("skips a corrupt PNG by default, and with strict = true returns nil and a message", function()
     local dir = tmpdir()
     save_png(dir .. "/a.png", pattern(1, 4), 2, 2, 1)
     write(dir .. "/b.png", "this is not a PNG file at all")
-    local ds, err = glow.data.images(dir)
+    local said = {}
+    local function note(path, why) said[#said + 1] = path .. ": " .. why end
+    local ds = assert(glow.data.images(dir, { on_skip = note }))
+    assert.equal(1, ds:size())
+    assert.equal(1, ds.skipped)
+    assert.same({ dir .. "/b.png: not a PNG or JPEG file (unknown signature)" }, said)
+    local err
+    ds, err = glow.data.images(dir, { strict = true })
     assert.is_nil(ds)
     assert.matches("b%.png: not a PNG or JPEG file", err)
     rmdir(dir)

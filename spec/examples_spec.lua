@@ -326,7 +326,8 @@ describe("examples/train.lua", function()
 
   it("ends with one line and exit code 1 when the output folder cannot be made", function()
     H.write(tmp .. "/file", "a file, not a folder")
-    local code, _, stderr = run("train.lua", string.format("--max-steps 3 --warmup 1 --out %q", tmp .. "/file/out"), tmp)
+    local code, _, stderr = run("train.lua", string.format("--max-steps 3 --warmup 1 --out %q", tmp .. "/file/out"),
+      tmp)
     assert_fails(code, stderr, "glow train: cannot make the folder " .. tmp
       .. "/file: a file of that name is in the way")
   end)

@@ -160,6 +160,27 @@ describe("glow.train.run", function()
     assert.are_not.same(again, seen_idx)
   end)
 
+  it("with flips: a resumed run follows the same curve; resuming without them is refused", function()
+    local dir = tmpdir()
+    assert(glow.data.pack(ds, dir .. "/bars.glowpack"))
+    local flipped = assert(glow.data.open_pack(dir .. "/bars.glowpack", { flip = true }))
+    local plain = assert(glow.data.open_pack(dir .. "/bars.glowpack"))
+    local whole = run(flipped, {})
+    local unflipped = run(plain, {})
+    assert.are_not.same(whole, unflipped) -- the flips change the batches
+    local first = run(flipped, { max_steps = 5, checkpoint = dir .. "/c.safetensors" })
+    local rest = run(flipped, { model = assert(glow.load(dir .. "/c.safetensors")), resume = true })
+    for i = 1, 16 do
+      assert.close(whole[i], i <= 5 and first[i] or rest[i - 5], 1e-5, 0, string.format("step %d", i))
+    end
+    assert.is_true(assert(glow.load(dir .. "/c.safetensors")).checkpoint.trainer.settings.flip)
+    assert.has_error(function()
+      run(plain, { model = assert(glow.load(dir .. "/c.safetensors")), resume = true })
+    end, "glow.train.run: the checkpoint was trained with flip = true; resuming with false would not continue the "
+      .. "same run (the training set's augmentation)")
+    rmdir(dir)
+  end)
+
   it("extends a finished run with more epochs: a new stage of its decaying schedule", function()
     local dir = tmpdir()
     local path = dir .. "/c.safetensors"

@@ -168,7 +168,7 @@ local function folder_opts(opts, what)
     error(string.format("%s: channels must be 1 or 3, got %s", what, describe_value(c)), 0)
   end
   o.c = c
-  o.strict = flip_opt(opts.strict, true, what .. ": strict")
+  o.strict = flip_opt(opts.strict, false, what .. ": strict")
   if opts.on_skip ~= nil and type(opts.on_skip) ~= "function" then
     error(string.format("%s: on_skip must be a function, got %s", what, type(opts.on_skip)), 0)
   end
@@ -218,12 +218,12 @@ local IMAGE_OPTS = { size = true, channels = true, load_size = true, crop = true
 ---   crop = "center" (default) or "random": the window a batch takes by
 ---     default, see Dataset:batch.
 ---   flip = false (default) or true: the default of Dataset:batch's flip.
----   strict = true (default): the first unreadable or corrupt file makes
----     the load fail (nil, message naming the file). strict = false skips
----     such files: each is reported as "glow.data.images: skipped PATH:
----     reason" on stderr, or given to on_skip(path, reason) when set; then
----     one line "glow.data.images: skipped N of M files" on stderr, and
----     ds.skipped = N (0 when none).
+---   strict = false (default): an unreadable or corrupt file is skipped:
+---     each is reported as "glow.data.images: skipped PATH: reason" on
+---     stderr, or given to on_skip(path, reason) when set; then one line
+---     "glow.data.images: skipped N of M files" on stderr, and ds.skipped =
+---     N (0 when none). strict = true: the first such file makes the load
+---     fail instead (nil, message naming the file).
 ---   on_skip = function(path, reason): see strict.
 function M.images(dir, opts)
   check_string(dir, "images: dir")
@@ -332,6 +332,18 @@ end
 --- nil for an unlabelled dataset.
 function Dataset:labels(i, j)
   return self._c:labels(i, j)
+end
+
+--- The dataset's default augmentation: flip (boolean) and crop ("center"
+--- or "random"), as batch and batches use them unless told otherwise.
+function Dataset:augmentation()
+  return { flip = self._flip or false, crop = self._crop or "center" }
+end
+
+--- The file each image came from (a Lua array, in dataset order) for a
+--- dataset from glow.data.images, else nil.
+function Dataset:paths()
+  return self._c:paths()
 end
 
 local function bool_opt(v, default, what)

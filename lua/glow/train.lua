@@ -208,6 +208,11 @@ local function setup(o, cfg)
     lr = o.lr or 1e-3, warmup = o.warmup or 0, schedule = type(o.schedule) == "string" and o.schedule or nil,
     clip = o.clip or 0, polyak = o.polyak or 0, weight_decay = o.weight_decay or 0,
     decay_frac = o.decay_frac }
+  -- the training set's augmentation (flips, random crops) is part of the
+  -- run: recorded only when on, so runs without it compare as before
+  local aug = o.train.augmentation and o.train:augmentation() or {}
+  run.settings.flip = aug.flip or nil
+  run.settings.crop = aug.crop == "random" and "random" or nil
   run.state = { epoch = 1, batch = 1, step = 0, seed = cfg.seed, wall = 0, settings = run.settings }
   return run
 end
@@ -268,6 +273,14 @@ local function resume(run)
   local tr = info.trainer
   local saved = tr.settings or {}
   local change = epochs_change(run, tr, saved)
+  local off = { flip = "false", crop = "center" } -- how an augmentation that is off reads
+  for _, k in ipairs { "flip", "crop" } do
+    if saved[k] ~= run.settings[k] then
+      error(string.format("glow.train.run: the checkpoint was trained with %s = %s; resuming with %s would not "
+        .. "continue the same run (the training set's augmentation)", k, tostring(saved[k] or off[k]),
+        tostring(run.settings[k] or off[k])), 0)
+    end
+  end
   for k, v in pairs(run.settings) do
     -- the epoch count is checked above
     if saved[k] ~= nil and saved[k] ~= v and k ~= "epochs" then
