@@ -3,7 +3,8 @@
 --- than the data it came from.
 ---
 ---   lua5.4 bench/stream.lua compare [--reps 3] [--steps 20] [--threads 2] [--out bench/out]
----   lua5.4 bench/stream.lua big [--n 200000] [--steps 300] [--quick 0] [--out bench/out]
+---   lua5.4 bench/stream.lua big [--n 200000] [--steps 300] [--quick 0] [--out bench/out] [--epoch 1]
+---       [--config big64-tiny]
 ---   lua5.4 bench/stream.lua train SOURCE STEPS   (one measurement, one JSON line; used by the above)
 local glow = require "glow"
 local json = require "glow.json"
@@ -39,6 +40,9 @@ end
 local CONFIGS = {
   ["fmnist-small"] = { shape = { 28, 28, 1 }, levels = 2, depth = 8, width = 128, batch = 64 },
   ["big64"] = { shape = { 64, 64, 3 }, levels = 3, depth = 4, width = 64, batch = 32 },
+  -- a model small enough that one whole epoch of 200,000 images (every
+  -- page of the file read) fits a bench run
+  ["big64-tiny"] = { shape = { 64, 64, 3 }, levels = 3, depth = 1, width = 16, batch = 64 },
 }
 
 if mode == "train" then
@@ -120,8 +124,11 @@ if mode == "big" then
   local rest = {}
   for i = 2, #arg do rest[#rest + 1] = arg[i] end
   local opts = bench.options("stream.lua big", { n = 200000, steps = 300, quick = 0, out = "bench/out",
-    threads = 2 }, rest)
+    threads = 2, epoch = 0, config = "big64" }, rest)
   if opts.quick ~= 0 then opts.n, opts.steps = 5000, 5 end
+  local cfg = assert(CONFIGS[opts.config], "unknown config " .. tostring(opts.config))
+  -- --epoch 1: one whole shuffled epoch (the first, untimed step included)
+  if opts.epoch ~= 0 then opts.steps = opts.n // cfg.batch - 1 end
   THREADS = opts.threads
   os.execute("mkdir -p '" .. opts.out .. "'")
   local path = string.format("%s/fmnist64-%d.glowpack", opts.out, opts.n)
@@ -135,10 +142,10 @@ if mode == "big" then
     io.stderr:write(string.format("packed %d images of 64x64x3 into %s (%.2f GiB) in %.1f s\n", n, path,
       size / 2 ^ 30, core.now() - t))
   end
-  local v = child(path, opts.steps, "big64")
+  local v = child(path, opts.steps, opts.config)
   print(string.format("%s; %d threads; a %d-image 64x64x3 pack (%.2f GiB), model %s, %d steps of batch %d on "
     .. "shuffled batches", cpu(), opts.threads, v.images, size / 2 ^ 30,
-    "levels 3, depth 4, width 64", v.steps, CONFIGS.big64.batch))
+    string.format("levels %d, depth %d, width %d", cfg.levels, cfg.depth, cfg.width), v.steps + 1, cfg.batch))
   print(string.format("open %.3f s; %.2f images/s; peak RSS %.0f MiB (%s 1 GiB)", v.open_s, v.images_per_s,
     v.peak_rss_mib, v.peak_rss_mib < 1024 and "under" or "OVER"))
   if v.peak_rss_mib >= 1024 then os.exit(1) end

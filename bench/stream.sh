@@ -5,7 +5,7 @@
 #     and trains fmnist-small (bench/ab.lua's configuration) on shuffled
 #     batches from each, alternating rounds, one process per round; prints
 #     the medians, packed / in-memory and the CPU (lscpu).
-#   sh bench/stream.sh big [--n 200000] [--steps 300] [--quick 1]
+#   sh bench/stream.sh big [--n 200000] [--steps 300] [--quick 1] [--epoch 1 --config big64-tiny]
 #     (b) packs n 64x64x3 images made from Fashion-MNIST (resized by glow,
 #     gray -> RGB, repeat and flip), trains a small model on shuffled batches
 #     of the mapped file for --steps steps and prints the peak RSS (VmHWM),
