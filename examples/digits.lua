@@ -3,7 +3,7 @@
 --- one subfolder per digit, which glow.data.images reads as a labelled
 --- dataset (a small second data set: out-of-distribution checks, quick runs).
 ---
----   lua5.4 examples/digits.lua OUTDIR [--csv PATH]
+---   lua5.4 examples/digits.lua OUTDIR [--csv PATH] [--layout 8x8|mnist]
 ---
 --- PATH (default the Debian copy,
 --- /usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz) holds
@@ -25,7 +25,10 @@ end
 local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
 local function parse(argv)
-  local o = options.parse(NAME, argv, { csv = { "string", DEFAULT_CSV, help = "the digits CSV (.gz or plain)" } },
+  local o = options.parse(NAME, argv, { csv = { "string", DEFAULT_CSV, help = "the digits CSV (.gz or plain)" },
+    layout = { "string", "8x8", choices = { "8x8", "mnist" },
+      help = "8x8: the images as they are; mnist: enlarged to 20x20 by glow's resize and centred in a 28x28 black "
+        .. "frame, as MNIST lays out its digits" } },
     { args = { { "outdir", "the folder to write (one subfolder per digit)" } },
       description = "scikit-learn's 8x8 handwritten digits as a folder of PNG files." })
   o.out = o.args.outdir
@@ -69,8 +72,36 @@ local function parse_row(line, row, flat)
   return label
 end
 
+--- The 8x8 folder src rewritten into dst as MNIST lays digits out: each
+--- enlarged to 20x20 by glow's resize (bilinear), centred in a 28x28 frame
+--- of background (0). Returns the number of images.
+local function mnist_layout(src, dst)
+  local ds = assert(glow.data.images(src, { size = 20, channels = 1, strict = true }))
+  local paths, n = ds:paths(), ds:size()
+  local idx = {}
+  for i = 1, n do idx[i] = i end
+  local x = ds:batch(idx, { noise = false }) -- bin centres: (v + 0.5) / 256 - 0.5
+  local bg = (0 + 0.5) / 256 - 0.5
+  local side = glow.full({ n, 20, 4, 1 }, bg)
+  x = glow.cat({ side, x, side }, 3) -- {n, 20, 28, 1}
+  local top = glow.full({ n, 4, 28, 1 }, bg)
+  x = glow.cat({ top, x, top }, 2) -- {n, 28, 28, 1}
+  for i = 1, n do
+    local rel = paths[i]:sub(#src + 2)
+    mkdirs(dst .. "/" .. rel:match("^(.*)/[^/]*$"))
+    local saved, why = glow.image.save_grid(dst .. "/" .. rel, x:narrow(1, i, 1), { cols = 1, padding = 0 })
+    if not saved then fail("%s", why) end
+  end
+  return n
+end
+
 local function main(argv)
   local o = parse(argv)
+  local final = o.out
+  if o.layout == "mnist" then -- the 8x8 files go to a scratch folder first
+    o.out = os.tmpname()
+    os.remove(o.out)
+  end
   local f = io.open(o.csv, "rb")
   if not f then
     fail("cannot read %s (the digits of scikit-learn: apt-get install python3-sklearn, or give --csv PATH)", o.csv)
@@ -114,7 +145,14 @@ local function main(argv)
   if not closed then fail("%s failed (%s %s)%s", cmd, how, tostring(code), said ~= "" and ": " .. said or "") end
   if not ok then error(err, 0) end
   if n == 0 then fail("%s holds no rows", o.csv) end
-  print(string.format("wrote %d images to %s", n, o.out))
+  if o.layout == "mnist" then
+    local ok2, err2 = pcall(mnist_layout, o.out, final)
+    os.execute("rm -rf " .. shell_quote(o.out))
+    if not ok2 then error(err2, 0) end
+    o.out = final
+  end
+  print(string.format("wrote %d images to %s (%s)", n, o.out, o.layout == "mnist" and
+    "20x20 in a 28x28 frame, MNIST's layout" or "8x8"))
 end
 
 local ok, err = pcall(main, arg)
