@@ -64,7 +64,10 @@ function M.load_data(prog, name, split, folder)
   elseif kind == "cifar10" then
     ds, err = glow.data.cifar10(where, sp)
   elseif kind == "pack" then
-    ds, err = glow.data.open_pack(where)
+    local f = folder or {}
+    local ok
+    ok, ds, err = pcall(glow.data.open_pack, where, { size = f.size, crop = f.crop, flip = f.flip })
+    if not ok then M.fail(prog, "%s: %s", where, tostring(ds)) end
   else
     local sub = where .. "/" .. sp
     if sp and lfs.attributes(sub, "mode") == "directory" then where = sub end
