@@ -340,6 +340,26 @@ describe("glow.Glow bad input", function()
     assert.matches("loss_and_grad: x contains a non-finite value", err_of(m.loss_and_grad, m, x), 1, true)
   end)
 
+  it("refuses inputs far outside the preprocessed range, such as raw pixels, with a hint about n_bits", function()
+    local m, x = ready(opts, 2)
+    local raw = x:clone():add(glow.Tensor(x:shape()):fill(0.5)):scale(255) -- 0..255, as a PNG holds them
+    local e = err_of(m.log_prob, m, raw)
+    assert.matches("^log_prob: x holds values in %[[%d.]+, [%d.]+%], far outside the preprocessed range "
+      .. "%[%-0%.5, 0%.5%]", e)
+    assert.matches("with n_bits = 8", e, 1, true)
+    assert.matches("encode: x holds values in", err_of(m.encode, m, raw), 1, true)
+    -- values near the range (a little noise, an interpolation) are fine
+    local near = x:clone():scale(1.5)
+    assert.is_true(m:log_prob(near):all_finite())
+  end)
+
+  it("prints glow.info() as readable lines", function()
+    local text = tostring(glow.info())
+    assert.matches("^glow scm%-1\n  kernels: x86%-64", text)
+    assert.matches("\n  OpenBLAS: %S+ kernel, %d+ threads", text)
+    assert.matches("\n  OpenMP: %d+ threads$", text)
+  end)
+
   it("refuses an unknown option name or value", function()
     assert.matches("glow.Glow: unknown option 'widht'",
       err_of(glow.Glow, { shape = { 16, 16, 3 }, widht = 8 }), 1, true)

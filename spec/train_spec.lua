@@ -121,43 +121,42 @@ describe("glow.train.run", function()
       table.concat(lines, "\n"))
   end)
 
-  it("draws the initialization images at random across the whole set (every class of a sorted set)", function()
-    -- a set sorted by label: the first 32 images are all class 0
-    local n, per = 64, 16
-    local sorted = {}
-    for i = 1, n do sorted[i] = i end
+  it("draws the initialization images at random across the whole set (every class of a sorted folder)", function()
+    -- a folder with one subfolder per class: glow.data.images lists it sorted by class, so the
+    -- first 16 of its 64 images are all class 0
+    local dir = tmpdir()
     local labels = ds:labels()
-    table.sort(sorted, function(a, b)
-      if labels[a] ~= labels[b] then return labels[a] < labels[b] end
-      return a < b
-    end)
-    local seen_idx
-    local view = setmetatable({}, { __index = function(_, k)
-      if k == "batch" then
-        return function(_, idx, opts)
-          seen_idx = idx
-          local mapped = {}
-          for i, v in ipairs(idx) do mapped[i] = sorted[v] end
-          return ds:batch(mapped, opts)
-        end
-      end
-      local f = ds[k]
-      if type(f) == "function" then return function(_, ...) return f(ds, ...) end end
-      return f
-    end })
-    run(view, { max_steps = 1, init_size = per, eval = false })
-    assert.equal(per, #seen_idx)
-    local classes = {}
-    for _, v in ipairs(seen_idx) do classes[labels[sorted[v]]] = true end
-    local k = 0
-    for _ in pairs(classes) do k = k + 1 end
-    assert.is_true(k >= 3, "the initialization sample holds " .. k .. " classes")
+    for i = 1, ds:size() do
+      local sub = string.format("%s/class%d", dir, labels[i])
+      os.execute("mkdir -p '" .. sub .. "'")
+      assert(glow.image.save_grid(string.format("%s/%03d.png", sub, i), ds:batch({ i }, { noise = false }),
+        { cols = 1, padding = 0 }))
+    end
+    local folder = assert(glow.data.images(dir))
+    local flabels = folder:labels()
+    for i = 2, #flabels do assert.is_true(flabels[i - 1] <= flabels[i]) end
+    local per = 16
+    local seen
+    local batch = folder.batch
+    folder.batch = function(self, idx, opts)
+      seen = idx
+      return batch(self, idx, opts)
+    end
+    run(folder, { max_steps = 1, init_size = per, eval = false })
+    assert.equal(per, #seen)
+    local classes, k = {}, 0
+    for _, v in ipairs(seen) do
+      if not classes[flabels[v]] then k = k + 1 end
+      classes[flabels[v]] = true
+    end
+    assert.is_true(k >= 3, "the initialization sample holds " .. k .. " of 4 classes")
     -- seeded: the same sample again, another with another seed
-    local again = seen_idx
-    run(view, { max_steps = 1, init_size = per, eval = false })
-    assert.same(again, seen_idx)
-    run(view, { max_steps = 1, init_size = per, eval = false, seed = 4 })
-    assert.are_not.same(again, seen_idx)
+    local again = seen
+    run(folder, { max_steps = 1, init_size = per, eval = false })
+    assert.same(again, seen)
+    run(folder, { max_steps = 1, init_size = per, eval = false, seed = 4 })
+    assert.are_not.same(again, seen)
+    rmdir(dir)
   end)
 
   it("with flips: a resumed run follows the same curve; resuming without them is refused", function()
