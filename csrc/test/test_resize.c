@@ -152,7 +152,8 @@ static void test_jpeg(void) {
   /* garbage after a JPEG signature */
   f = fopen(bad, "wb");
   if (f) {
-    fwrite("\xff\xd8\xff\xe0 garbage garbage garbage", 1, 30, f);
+    static const char junk[] = "\xff\xd8\xff\xe0 garbage garbage garbage";
+    fwrite(junk, 1, sizeof junk - 1, f);
     fclose(f);
   }
   rc = glow_image_read(bad, &pix, &h, &w, &c, err, sizeof err);
