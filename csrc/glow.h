@@ -339,8 +339,9 @@ void glow_dataset_batch(const glow_dataset *ds, const int64_t *idx, int64_t b, i
 uint64_t glow_data_aug_hash(uint64_t seed, uint64_t epoch, uint64_t index);
 /* the window of stored image i that a batch takes: oh x ow at (*y0, *x0),
  * mirrored when *flipped. crop_random 0: the centre ((h - oh) / 2, (w - ow) / 2);
- * 1: hi = glow_data_aug_hash(seed, epoch, i + 1), y0 = (hi >> 32) % (h - oh + 1),
- * x0 = (hi & 0xffffffff) % (w - ow + 1). flip: *flipped = hi >> 63 (else 0) */
+ * 1: a = glow_data_aug_hash(seed, epoch, i + 1),
+ * y0 = ((a >> 32) & 0x7fffffff) % (h - oh + 1),
+ * x0 = ((a >> 1) & 0x7fffffff) % (w - ow + 1). flip: *flipped = a & 1 (else 0) */
 void glow_dataset_window(const glow_dataset *ds, int64_t i, uint64_t seed, uint64_t epoch,
                          int flip, int crop_random, int *y0, int *x0, int *flipped);
 /* x {b, oh, ow, c}: each image's window (glow_dataset_window), then

@@ -150,8 +150,9 @@ describe("the glow command", function()
     assert.equal(0, code, stderr)
     local ckpt = dir .. "/checkpoint.safetensors"
     local stdout
-    code, stdout, stderr = glow_cmd(string.format("train --data %s --resume %s --epochs 3 --out %s %s", data, ckpt,
-      dir, TINY), tmp)
+    -- the training options (batch, warmup, ...) come from the checkpoint; only the data is named again
+    code, stdout, stderr = glow_cmd(string.format("train --data %s --resume %s --epochs 3 --out %s --no-progress",
+      data, ckpt, dir), tmp)
     assert.equal(0, code, stderr)
     assert.matches("extending a finished run of 1 epochs to 3", stdout, 1, true)
     assert.matches("epoch 2: test bits/dim", stdout, 1, true)
@@ -162,6 +163,19 @@ describe("the glow command", function()
     assert.equal(2, code)
     assert.equal("glow train: option --width 32 contradicts the checkpoint " .. ckpt .. ", which has width = 8 (the "
       .. "model comes from the checkpoint on --resume; leave the option out) (see glow train --help)\n", stderr)
+    -- a training option that contradicts it: refused before the data is read (the folder named does not exist)
+    code, _, stderr = glow_cmd(string.format("train --data %s/none --resume %s --epochs 4 --batch 32", tmp, ckpt), tmp)
+    assert.equal(2, code)
+    assert.matches("glow train: option --batch 32 contradicts the checkpoint " .. ckpt .. ", which was trained with "
+      .. "batch = 16", stderr, 1, true)
+    code, _, stderr = glow_cmd(string.format("train --data %s/none --resume %s --epochs 4 --flip", tmp, ckpt), tmp)
+    assert.equal(2, code)
+    assert.matches("option --flip true contradicts the checkpoint", stderr, 1, true)
+    -- resumed into a new folder, the log starts with its header
+    code, _, stderr = glow_cmd(string.format("train --data %s --resume %s --epochs 4 --out %s/new --no-progress", data,
+      ckpt, tmp), tmp)
+    assert.equal(0, code, stderr)
+    assert.matches("^step,epoch,batch,bpd,", H.read(tmp .. "/new/log.csv"))
   end)
 
   it("reports test bits/dim when --max-steps stops within an epoch, on --eval-limit images", function()
@@ -173,6 +187,7 @@ describe("the glow command", function()
 
   it("gives each bad argument one line and exit code 2, before any work", function()
     local ckpt = out .. "/checkpoint.safetensors"
+    assert(os.execute("mkdir -p '" .. tmp .. "/only-test/test'"))
     for _, case in ipairs {
       { "bogus", "glow: unknown command 'bogus'" },
       { "train --coupling foo", "glow train: option --coupling must be one of affine, additive, got foo" },
@@ -193,6 +208,10 @@ describe("the glow command", function()
       { "train --data " .. data .. " --size 12 --levels 3", "glow train: 12x12 images cannot be squeezed 3 times" },
       { "train --size 8 --load-size 4", "glow train: option --load-size 4 must be >= --size 8" },
       { "train --crop middle", "glow train: option --crop must be one of center, random, got middle" },
+      { "train --size 32", "glow train: option --size applies to a folder or a .glowpack file, not to fashion-mnist" },
+      { "train --crop random", "glow train: option --crop random needs images stored larger than the model's" },
+      { "train --levels 70", "glow train: option --levels must be <= 16, got 70" },
+      { "train --data " .. tmp .. "/only-test", "glow train: " .. tmp .. "/only-test holds test/ but no train/" },
       { "eval " .. ckpt, "glow eval: missing argument 'data'" },
       { "eval " .. ckpt .. " fashion-mnist:valid", "glow eval: data set fashion-mnist:valid: the split must be" },
       { "eval " .. ckpt .. " " .. data .. " --against " .. data, "glow eval: option --against needs --histogram" },
@@ -223,11 +242,14 @@ describe("the glow command", function()
       { "info /nonexistent.safetensors", "glow info: checkpoint /nonexistent.safetensors: no such file" },
       { "info " .. tmp .. "/bad.safetensors", "glow info: " .. tmp .. "/bad.safetensors" },
       { "sample " .. tmp .. "/bad.safetensors " .. tmp .. "/x.png", "glow sample: " .. tmp .. "/bad.safetensors" },
+      { "sample /nonexistent.safetensors " .. tmp .. "/made/not/x.png", "glow sample: checkpoint /nonexistent" },
     } do
       local code, _, stderr = glow_cmd(case[1], tmp)
       assert.equal(1, code, case[1] .. ": " .. stderr)
       assert.matches(case[2], stderr, 1, true)
       assert.is_nil(stderr:find("\n.", 1), "more than one line: " .. stderr)
     end
+    -- nothing was made for an output that was never written
+    assert.is_nil(io.open(tmp .. "/made"))
   end)
 end)

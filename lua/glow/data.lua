@@ -340,6 +340,16 @@ function Dataset:augmentation()
   return { flip = self._flip or false, crop = self._crop or "center" }
 end
 
+--- Set the dataset's default augmentation: {flip = bool, crop = "center"
+--- | "random"} (either may be left out). A random crop needs images stored
+--- larger than the window (load_size, or a pack opened with a smaller size).
+function Dataset:set_augmentation(opts)
+  opts = util.check_options(opts, { flip = true, crop = true }, "set_augmentation")
+  if opts.flip ~= nil then self._flip = flip_opt(opts.flip, false, "set_augmentation: flip") end
+  if opts.crop ~= nil then self._crop = crop_opt(opts.crop, "center", "set_augmentation: crop") end
+  return self
+end
+
 --- The file each image came from (a Lua array, in dataset order) for a
 --- dataset from glow.data.images, else nil.
 function Dataset:paths()

@@ -70,6 +70,8 @@ local function open_log(path, append)
   if not path then return nil end
   local f, err = io.open(path, append and "a" or "w")
   if not f then error("train: cannot write the log " .. path .. ": " .. tostring(err), 0) end
+  -- a resumed run appends to its log; a new or empty file gets the header
+  if append and f:seek("end") == 0 then append = false end
   -- fully buffered and flushed after each line by the caller: readable while
   -- the run goes on, and a failed write shows in flush's result (a
   -- line-buffered stream loses the error of its implicit flush)
@@ -213,6 +215,8 @@ local function setup(o, cfg)
   local aug = o.train.augmentation and o.train:augmentation() or {}
   run.settings.flip = aug.flip or nil
   run.settings.crop = aug.crop == "random" and "random" or nil
+  -- a random crop's windows depend on the stored size it crops from
+  run.settings.crop_from = run.settings.crop and table.concat(o.train:stored_shape(), "x") or nil
   run.state = { epoch = 1, batch = 1, step = 0, seed = cfg.seed, wall = 0, settings = run.settings }
   return run
 end
@@ -273,8 +277,8 @@ local function resume(run)
   local tr = info.trainer
   local saved = tr.settings or {}
   local change = epochs_change(run, tr, saved)
-  local off = { flip = "false", crop = "center" } -- how an augmentation that is off reads
-  for _, k in ipairs { "flip", "crop" } do
+  local off = { flip = "false", crop = "center", crop_from = "none" } -- how an augmentation that is off reads
+  for _, k in ipairs { "flip", "crop", "crop_from" } do
     if saved[k] ~= run.settings[k] then
       error(string.format("glow.train.run: the checkpoint was trained with %s = %s; resuming with %s would not "
         .. "continue the same run (the training set's augmentation)", k, tostring(saved[k] or off[k]),

@@ -112,16 +112,32 @@ function M.parent_of(path)
   return path:match("^(.*)/[^/]*$")
 end
 
---- Check that path can be written (before any work): its folder exists or
---- can be made, and a probe file can be created there.
+--- Check that path can be written, before any work and without making
+--- anything: the nearest folder above it that exists must be a folder in
+--- which a probe file can be created (the folders below it are made by
+--- M.prepare_output when the file is written).
 function M.check_writable(prog, path)
   local dir = M.parent_of(path)
-  if dir and dir ~= "" then M.mkdir_p(prog, dir) end
-  local probe = path .. ".probe-" .. tostring(os.time())
+  if dir == "" then dir = "/" end
+  dir = dir or "."
+  while lfs.attributes(dir, "mode") == nil do
+    local up = M.parent_of(dir)
+    dir = up == "" and "/" or up or "."
+  end
+  if lfs.attributes(dir, "mode") ~= "directory" then
+    M.fail(prog, "cannot write %s: %s is not a folder", path, dir)
+  end
+  local probe = string.format("%s/.glow-probe-%d-%d", dir, os.time(), math.random(1 << 30))
   local f, err = io.open(probe, "w")
   if not f then M.fail(prog, "cannot write %s: %s", path, tostring(err)) end
   f:close()
   os.remove(probe)
+end
+
+--- Make the folders above path, just before it is written.
+function M.prepare_output(prog, path)
+  local dir = M.parent_of(path)
+  if dir and dir ~= "" then M.mkdir_p(prog, dir) end
 end
 
 --- Labels for a conditional model from a comma-separated list or one

@@ -83,6 +83,7 @@ function M.run(opts)
     print(string.format("%s: %.4f bits/dim (mean of %d images)", set.name, set.mean, #set.values))
   end
   if opts.csv then
+    C.prepare_output(PROG, opts.csv)
     local tmp = opts.csv .. ".tmp"
     local f, err = io.open(tmp, "w")
     if not f then C.fail(PROG, "cannot write %s: %s", opts.csv, tostring(err)) end
@@ -104,6 +105,7 @@ function M.run(opts)
     local plot = require "glow.plot"
     local list = {}
     for i, set in ipairs(sets) do list[i] = { name = set.name, values = set.values } end
+    C.prepare_output(PROG, opts.histogram)
     local ok, err = plot.histogram(list, opts.histogram, { bins = opts.bins,
       title = "per-image bits/dim under " .. ckpt:match("[^/]*$") })
     if not ok then C.fail(PROG, "%s", err) end

@@ -31,6 +31,7 @@ function M.sample.run(opts)
     y = C.labels(prog, opts.y, opts.n, model.config.classes)
   end
   local x = model:sample(opts.n, { temperature = opts.temperature, y = y, seed = opts.seed })
+  C.prepare_output(prog, opts.args.out)
   local ok, err = glow.image.save_grid(opts.args.out, x, { cols = opts.cols })
   if not ok then C.fail(prog, "%s", err) end
   print(string.format("wrote %s: %d samples at temperature %g", opts.args.out, opts.n, opts.temperature))
@@ -70,6 +71,7 @@ function M.encode.run(opts)
     for i = 1, n do t:set(i, y[i]) end
     tensors[#tensors + 1] = { name = "y", value = t }
   end
+  C.prepare_output(prog, opts.args.out)
   local ok, err = glow.checkpoint.write(opts.args.out, tensors, { format = "glow-latents",
     checkpoint = opts.args.checkpoint, data = opts.args.data, images = tostring(n) })
   if not ok then C.fail(prog, "%s", err) end
@@ -114,6 +116,7 @@ function M.decode.run(opts)
   end
   local ok, x = pcall(model.decode, model, zs, y)
   if not ok then C.fail(prog, "%s: %s", opts.args.latents, tostring(x)) end
+  C.prepare_output(prog, opts.args.out)
   local saved, why = glow.image.save_grid(opts.args.out, x, { cols = opts.cols })
   if not saved then C.fail(prog, "%s", why) end
   print(string.format("wrote %s: %d images", opts.args.out, x:shape()[1]))
@@ -193,6 +196,8 @@ M.plot = {
 function M.plot.run(opts)
   local prog = "glow plot"
   local plot = require "glow.plot"
+  C.check_writable(prog, opts.args.out)
+  C.prepare_output(prog, opts.args.out)
   local ok, err = plot.curve(opts.args.log, opts.args.out, { title = opts.title or opts.args.log, logy = opts.logy })
   if not ok then C.fail(prog, "%s", err) end
   print("wrote " .. opts.args.out)
@@ -219,6 +224,7 @@ function M.pack.run(opts)
   local o = { size = opts.size, channels = opts.channels, strict = opts.strict or nil }
   local source = where
   if kind ~= "folder" then source = C.load_data(prog, opts.args.data, opts.split) end
+  C.prepare_output(prog, opts.args.out)
   local ok, err = glow.data.pack(source, opts.args.out, o)
   if not ok then C.fail(prog, "%s", err) end
   local ds = glow.data.open_pack(opts.args.out)

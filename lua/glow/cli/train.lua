@@ -21,7 +21,7 @@ M.description = "Train Glow on a data set; report test bits/dim; write a checkpo
 
 --- The model's options: checked against the checkpoint on --resume.
 local ARCH = {
-  levels = { "int", 2, min = 1, help = "levels of the multi-scale model (each halves h and w)" },
+  levels = { "int", 2, min = 1, max = 16, help = "levels of the multi-scale model (each halves h and w)" },
   depth = { "int", 8, min = 1, help = "flow steps per level" },
   width = { "int", 128, min = 1, help = "channels of each coupling's network" },
   coupling = { "string", "affine", choices = { "affine", "additive" }, help = "coupling layer" },
@@ -85,20 +85,8 @@ end
 --- The model: from the checkpoint on --resume (where an architecture
 --- option given must agree with it), else a new glow.Glow.
 local function make_model(opts, shape, model)
-  if model then
+  if model then -- resumed: the options were checked against it (resume_options)
     local cfg = model.config
-    for key in pairs(ARCH) do
-      if opts.given[key] then
-        local want, have
-        if key == "no-learn-top" then want, have = not opts[key], cfg.learn_top
-        else want, have = opts[key], cfg[ARCH_KEY[key]] end
-        if want ~= have then
-          C.usage_error(PROG, "option --%s %s contradicts the checkpoint %s, which has %s = %s (the model comes from "
-            .. "the checkpoint on --resume; leave the option out)", key, tostring(opts[key]), opts.resume,
-            key == "no-learn-top" and "learn_top" or ARCH_KEY[key], tostring(have))
-        end
-      end
-    end
     if shape and (shape[1] ~= cfg.shape[1] or shape[2] ~= cfg.shape[2] or shape[3] ~= cfg.shape[3]) then
       C.usage_error(PROG, "the data's images are %s, the checkpoint's model takes %s", table.concat(shape, "x"),
         table.concat(cfg.shape, "x"))
@@ -112,6 +100,98 @@ local function make_model(opts, shape, model)
   local ok, err = pcall(require("glow.config").check, cfg)
   if not ok then C.usage_error(PROG, "%s", (tostring(err):gsub("^glow%.Glow: ", ""))) end
   return glow.Glow(cfg)
+end
+
+--- The training options a checkpoint records (glow.train.run's settings):
+--- option -> {settings key, how an option's value is recorded}.
+local RECORDED = {
+  batch = { "batch" }, seed = { "seed" }, optimizer = { "optimizer" }, lr = { "lr" }, warmup = { "warmup" },
+  schedule = { "schedule" }, clip = { "clip" }, polyak = { "polyak" }, ["decay-frac"] = { "decay_frac" },
+  flip = { "flip", function(v) return v or nil end },
+  crop = { "crop", function(v) return v == "random" and "random" or nil end },
+}
+
+--- On --resume, before any data is read: the checkpoint's model, and the
+--- options it records. An option given that contradicts it is a usage
+--- error; one left out takes the checkpoint's value.
+local function resume_options(opts)
+  if require("lfs").attributes(opts.resume, "mode") ~= "file" then
+    C.fail(PROG, "checkpoint %s: no such file", opts.resume)
+  end
+  local model, err = glow.load(opts.resume)
+  if not model then C.fail(PROG, "%s", err) end
+  local cfg = model.config
+  for key in pairs(ARCH) do
+    if opts.given[key] then
+      local want, have
+      if key == "no-learn-top" then want, have = not opts[key], cfg.learn_top
+      else want, have = opts[key], cfg[ARCH_KEY[key]] end
+      if want ~= have then
+        C.usage_error(PROG, "option --%s %s contradicts the checkpoint %s, which has %s = %s (the model comes from "
+          .. "the checkpoint on --resume; leave the option out)", key, tostring(opts[key]), opts.resume,
+          key == "no-learn-top" and "learn_top" or ARCH_KEY[key], tostring(have))
+      end
+    end
+  end
+  local s = cfg.shape
+  if (opts.size and opts.size ~= s[1]) or (opts.channels and opts.channels ~= s[3]) then
+    C.usage_error(PROG, "options --size %s --channels %s contradict the checkpoint %s, whose model takes %s images",
+      tostring(opts.size or s[1]), tostring(opts.channels or s[3]), opts.resume, table.concat(s, "x"))
+  end
+  local tr = model.checkpoint and model.checkpoint.trainer
+  local settings = type(tr) == "table" and type(tr.settings) == "table" and tr.settings or {}
+  -- a random crop's stored size: --load-size
+  local from = settings.crop_from and math.tointeger(tonumber(tostring(settings.crop_from):match("^(%d+)x")))
+  if from then
+    if opts.given["load-size"] and opts["load-size"] ~= from then
+      C.usage_error(PROG, "option --load-size %d contradicts the checkpoint %s, whose random crops were taken from "
+        .. "%s images", opts["load-size"], opts.resume, settings.crop_from)
+    end
+    opts["load-size"] = from
+  end
+  local off = { flip = false, crop = "center" } -- augmentations are recorded only when on
+  for key, r in pairs(RECORDED) do
+    local have = settings[r[1]]
+    if opts.given[key] then
+      local want = r[2] and r[2](opts[key]) or opts[key]
+      if (have ~= nil or off[key] ~= nil) and want ~= have then
+        C.usage_error(PROG, "option --%s %s contradicts the checkpoint %s, which was trained with %s = %s (leave "
+          .. "the option out to continue its run)", key, tostring(opts[key]), opts.resume, r[1],
+          tostring(have == nil and off[key] or have))
+      end
+    elseif have ~= nil then
+      opts[key] = have
+    elseif off[key] ~= nil then
+      opts[key] = off[key]
+    end
+  end
+  return model
+end
+
+--- The data options that apply to the kind of training set: folders take
+--- them all, packs a window, flips and random crops; named sets (Fashion-
+--- MNIST, CIFAR-10) flips only.
+local function check_data_options(opts, kind)
+  if kind == "fashion-mnist" or kind == "cifar10" then
+    for _, k in ipairs { "size", "load-size", "channels" } do
+      if opts.given[k] and not opts.resume then
+        C.usage_error(PROG, "option --%s applies to a folder or a .glowpack file, not to %s (its images are %s)", k,
+          opts.data, kind == "cifar10" and "32x32x3" or "28x28x1")
+      end
+    end
+    if opts.crop == "random" then
+      C.usage_error(PROG, "option --crop random needs images stored larger than the model's (--load-size), which %s "
+        .. "is not", opts.data)
+    end
+  elseif kind == "folder" then
+    local lfs = require "lfs"
+    -- the whole folder would be the training set, its test/ included
+    if lfs.attributes(opts.data .. "/test", "mode") == "directory"
+        and lfs.attributes(opts.data .. "/train", "mode") ~= "directory" then
+      C.usage_error(PROG, "%s holds test/ but no train/: its test images would be trained on; put the training "
+        .. "images in %s/train", opts.data, opts.data)
+    end
+  end
 end
 
 --- Check what can be checked before loading anything: the image size
@@ -144,23 +224,29 @@ function M.run(opts)
   if dist.launched() then dist.init() end
   local root = dist.is_root()
   local function say(...) if root then print(...) end end
-  -- on --resume the checkpoint's model sets the shape a folder is brought to
-  local resumed
-  if opts.resume then
-    local err
-    if require("lfs").attributes(opts.resume, "mode") ~= "file" then
-      C.fail(PROG, "checkpoint %s: no such file", opts.resume)
-    end
-    resumed, err = glow.load(opts.resume)
-    if not resumed then C.fail(PROG, "%s", err) end
-  end
+  -- on --resume the checkpoint's model sets the shape a folder is brought
+  -- to, and the training options it records
+  local resumed = opts.resume and resume_options(opts) or nil
+  local kind = C.data_kind(PROG, opts.data, "train")
+  check_data_options(opts, kind)
+  if opts.test then C.data_kind(PROG, opts.test, "test") end
   local folder = M.folder_options(opts, resumed and resumed.config.shape)
   local train = C.load_data(PROG, opts.data, "train", folder)
+  if kind == "fashion-mnist" or kind == "cifar10" then
+    train:set_augmentation { flip = opts.flip }
+  elseif kind == "pack" then
+    local st = train:stored_shape()
+    if (opts["load-size"] and opts["load-size"] ~= st[1]) or (opts.channels and opts.channels ~= st[3]) then
+      C.usage_error(PROG, "%s holds %s images: --load-size and --channels cannot change a pack (pack it again with "
+        .. "glow pack --size --channels)", opts.data, table.concat(st, "x"))
+    end
+  end
   local test
   if opts.test then
-    test = C.load_data(PROG, opts.test, "test", M.folder_options(opts, train:shape()))
+    local f = M.folder_options(opts, train:shape())
+    f.flip, f.crop = nil, nil -- the test set is seen as it is
+    test = C.load_data(PROG, opts.test, "test", f)
   else
-    local kind = C.data_kind(PROG, opts.data, "train")
     if kind ~= "pack" then
       local lfs = require "lfs"
       if kind ~= "folder" or lfs.attributes(opts.data .. "/test", "mode") == "directory" then
