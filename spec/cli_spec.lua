@@ -1,28 +1,11 @@
 local H = require "spec.helper"
 
 local glow = H.glow
-local build = os.getenv("GLOW_BUILD") or (H.root .. "build")
 
---- Run lua/bin/glow with args (a string) from the repository root: exit
---- code, stdout, stderr.
-local function glow_cmd(args, tmp)
-  local err = tmp .. "/stderr.txt"
-  local cmd = string.format("cd %q && LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='%s/?.so;;' "
-    .. "lua5.4 lua/bin/glow %s 2>%q", H.root, build, args, err)
-  local p = io.popen(cmd)
-  local out = p:read("a")
-  local _, _, code = p:close()
-  local stderr = H.read(err)
-  return code, out, stderr
-end
+--- Run lua/bin/glow with args (a string): exit code, stdout, stderr.
+local function glow_cmd(args, tmp) return H.run_lua("lua/bin/glow " .. args, tmp) end
 
-local function size(path)
-  local f = io.open(path, "rb")
-  if not f then return 0 end
-  local n = f:seek("end")
-  f:close()
-  return n
-end
+local size = H.size
 
 local function png(path)
   local f = io.open(path, "rb")

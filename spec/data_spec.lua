@@ -4,7 +4,7 @@ local glow = H.glow
 -- Every test writes its own small files into a fresh temporary directory.
 local tmpdir, rmdir = H.tmpdir, H.rmdir
 
-local function mkdir(p) assert(os.execute("mkdir -p '" .. p .. "'")) end
+local mkdir = H.mkdir
 
 local write = H.write
 
@@ -52,12 +52,7 @@ local function fashion_files(dir, prefix, images, labels, h, w)
   return ip .. ".gz", lp .. ".gz"
 end
 
--- the uint8 values back from a batch taken with noise = false, n_bits = 8
-local function bytes_back(x)
-  local out = {}
-  for i, v in ipairs(x:totable()) do out[i] = math.floor((v + 0.5) * 256) end
-  return out
-end
+local bytes_back = H.bytes_back
 
 local function flat(list)
   local out = {}
@@ -67,11 +62,7 @@ local function flat(list)
   return out
 end
 
-local function range(i, j)
-  local t = {}
-  for k = i, j do t[#t + 1] = k end
-  return t
-end
+local range = H.range
 
 -- a dataset of n synthetic 2x3 gray images, labels (i - 1) % 10
 local function small_dataset(n)

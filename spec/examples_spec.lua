@@ -1,30 +1,11 @@
 local H = require "spec.helper"
 
 local glow = H.glow
-local build = os.getenv("GLOW_BUILD") or (H.root .. "build")
 
---- Run examples/<script> with args (a string) from the repository root:
---- exit code, stdout, stderr.
-local function run(script, args, tmp)
-  local err = tmp .. "/stderr.txt"
-  local cmd = string.format("cd %q && LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='%s/?.so;;' "
-    .. "lua5.4 examples/%s %s 2>%q", H.root, build, script, args, err)
-  local p = io.popen(cmd)
-  local out = p:read("a")
-  local _, _, code = p:close()
-  local f = assert(io.open(err))
-  local stderr = f:read("a")
-  f:close()
-  return code, out, stderr
-end
+--- Run examples/<script> with args (a string): exit code, stdout, stderr.
+local function run(script, args, tmp) return H.run_lua("examples/" .. script .. " " .. args, tmp) end
 
-local function size(path)
-  local f = io.open(path, "rb")
-  if not f then return 0 end
-  local n = f:seek("end")
-  f:close()
-  return n
-end
+local size = H.size
 
 --- Every file in dir is there and not empty.
 local function assert_files(dir, files)

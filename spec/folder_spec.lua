@@ -8,7 +8,7 @@ local core = require "glow.core"
 -- core.jpeg_write (libjpeg, there for the specs).
 local tmpdir, rmdir, write = H.tmpdir, H.rmdir, H.write
 
-local function mkdir(p) assert(os.execute("mkdir -p '" .. p .. "'")) end
+local mkdir = H.mkdir
 
 local function save_png(path, values, h, w, c)
   local x = {}
@@ -32,12 +32,7 @@ local function const(v, n)
   return t
 end
 
--- the uint8 values back from a batch taken with noise = false, n_bits = 8
-local function bytes_back(x)
-  local out = {}
-  for i, v in ipairs(x:totable()) do out[i] = math.floor((v + 0.5) * 256) end
-  return out
-end
+local bytes_back = H.bytes_back
 
 -- image k (1-based) of a batch as a flat list
 local function image(list, k, d)
@@ -46,11 +41,7 @@ local function image(list, k, d)
   return out
 end
 
-local function range(i, j)
-  local t = {}
-  for k = i, j do t[#t + 1] = k end
-  return t
-end
+local range = H.range
 
 -- a 6x6 gray image whose pixel (y, x) is 10 * y + x + base (0-based y, x)
 local function grid6(base)

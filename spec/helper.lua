@@ -157,6 +157,55 @@ function H.write(path, bytes)
   f:close()
 end
 
+--- Make a folder and its parents.
+function H.mkdir(p) assert(os.execute("mkdir -p '" .. p .. "'")) end
+
+--- The names in a folder (hidden ones too), sorted.
+function H.listdir(dir)
+  local out = {}
+  local p = assert(io.popen("ls -A '" .. dir .. "'"))
+  for line in p:lines() do out[#out + 1] = line end
+  p:close()
+  table.sort(out)
+  return out
+end
+
+--- The size of a file in bytes, 0 when it is missing.
+function H.size(path)
+  local f = io.open(path, "rb")
+  if not f then return 0 end
+  local n = f:seek("end")
+  f:close()
+  return n
+end
+
+--- {i, i + 1, ..., j}
+function H.range(i, j)
+  local t = {}
+  for k = i, j do t[#t + 1] = k end
+  return t
+end
+
+--- The uint8 values back from a batch taken with noise = false and n_bits =
+--- 8 (or from read_png's bin-centre floats).
+function H.bytes_back(x)
+  local out = {}
+  for i, v in ipairs(x:totable()) do out[i] = math.floor((v + 0.5) * 256) end
+  return out
+end
+
+--- Run `lua5.4 <args>` from the repository root with the checkout's package
+--- and build on the path: exit code, stdout, stderr (kept in tmp).
+function H.run_lua(args, tmp)
+  local err = tmp .. "/stderr.txt"
+  local cmd = string.format("cd %q && LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='%s/?.so;;' lua5.4 %s 2>%q",
+    H.root, os.getenv("GLOW_BUILD") or (H.root .. "build"), args, err)
+  local p = io.popen(cmd)
+  local out = p:read("a")
+  local _, _, code = p:close()
+  return code, out, H.read(err) or ""
+end
+
 --- Input-like data in [-0.5, 0.5).
 function H.data(shape, seed)
   return glow.rand(shape, seed):add(glow.Tensor(shape):fill(-0.5))

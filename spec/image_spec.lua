@@ -5,20 +5,9 @@ local tmpdir, rmdir = H.tmpdir, H.rmdir
 
 local write = H.write
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = H.read
 
-local function listdir(dir)
-  local out = {}
-  local p = assert(io.popen("ls -A '" .. dir .. "'"))
-  for line in p:lines() do out[#out + 1] = line end
-  p:close()
-  return out
-end
+local listdir = H.listdir
 
 -- A minimal PNG encoder for test files in formats save_grid does not write
 -- (palette, gray + alpha, RGBA, 16-bit, 1-bit): stored (uncompressed)
@@ -71,12 +60,7 @@ local function encode_png(w, h, depth, ctype, rows, palette)
   return table.concat(out)
 end
 
--- the uint8 values back from read_png's bin-centre floats
-local function bytes_back(x)
-  local out = {}
-  for i, v in ipairs(x:totable()) do out[i] = math.floor((v + 0.5) * 256) end
-  return out
-end
+local bytes_back = H.bytes_back
 
 local function from_bytes(values, shape)
   local x = {}

@@ -4,22 +4,9 @@ local plot = require "glow.plot"
 local PNG_SIGNATURE = "\137PNG\r\n\26\n"
 local HEADER = "step,epoch,batch,bpd,loss,lr,grad_norm,images_per_s,wall_s,test_bpd,skipped\n"
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = H.read
 
-local function listdir(dir)
-  local out = {}
-  local p = assert(io.popen("ls -A '" .. dir .. "'"))
-  for line in p:lines() do out[#out + 1] = line end
-  p:close()
-  table.sort(out)
-  return out
-end
+local listdir = H.listdir
 
 --- A log as glow.train writes it: a row per step, a row per evaluation, and
 --- a skipped step whose bits/dim is not finite.
