@@ -161,6 +161,27 @@ describe("the glow command", function()
     assert.matches("^step,epoch,batch,bpd,", H.read(tmp .. "/new/log.csv"))
   end)
 
+  it("samples a class-conditional checkpoint with -y, and evaluates it with the folder's labels", function()
+    local m = glow.Glow { shape = { 8, 8, 1 }, levels = 2, depth = 1, width = 8, classes = 2 }
+    local test = assert(glow.data.images(data .. "/test"))
+    local x, y = test:batch(H.range(1, 16), {})
+    m:initialize(x, y)
+    local ckpt = tmp .. "/cond.safetensors"
+    assert(m:save(ckpt))
+    local code, stdout, stderr = glow_cmd(string.format("sample %s -n 4 -t 0.5 -y 1 %s/cond.png", ckpt, tmp), tmp)
+    assert.equal(0, code, stderr)
+    assert.matches("wrote " .. tmp .. "/cond.png: 4 samples at temperature 0.5", stdout, 1, true)
+    assert.is_true(png(tmp .. "/cond.png"))
+    code, stdout, stderr = glow_cmd(string.format("sample %s -n 4 -y 2 %s/cond.png", ckpt, tmp), tmp)
+    assert.equal(2, code)
+    assert.equal("", stdout)
+    assert.matches("glow sample: option -y: labels must be integers in 0..1, got '2'", stderr, 1, true)
+    code, stdout, stderr = glow_cmd(string.format("eval %s %s --no-average", ckpt, data), tmp)
+    assert.equal(0, code, stderr)
+    local got = tonumber(stdout:match(": ([%d.]+) bits/dim %(mean of 16 images%)"))
+    assert.close(m:bits_per_dim(test), got, 1e-4)
+  end)
+
   it("reports test bits/dim when --max-steps stops within an epoch, on --eval-limit images", function()
     local code, stdout, stderr = glow_cmd(string.format("train --data %s --max-steps 2 --eval-limit 6 --out %s/ms %s",
       data, tmp, TINY), tmp)
