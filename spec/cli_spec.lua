@@ -121,6 +121,14 @@ describe("the glow command", function()
     assert.matches("finished: 1 epochs, 3 steps", stdout, 1, true)
     assert.matches("Polyak average: yes", stdout, 1, true)
 
+    -- pack the test folder once; evaluating the pack gives the folder's figure
+    code, stdout, stderr = glow_cmd(string.format("pack %s/test %s/t.glowpack", data, tmp), tmp)
+    assert.equal(0, code, stderr)
+    assert.matches("wrote " .. tmp .. "/t.glowpack: 16 images of 8x8x1, 2 classes", stdout, 1, true)
+    code, stdout, stderr = glow_cmd(string.format("eval %s %s/t.glowpack", ckpt, tmp), tmp)
+    assert.equal(0, code, stderr)
+    assert.close(mean, tonumber(stdout:match("t%.glowpack: ([%d.]+) bits/dim %(mean of 16 images%)")), 1e-6)
+
     code, stdout, stderr = glow_cmd(string.format("plot %s/log.csv %s/c.png", out, tmp), tmp)
     assert.equal(0, code, stderr)
     assert.equal("wrote " .. tmp .. "/c.png\n", stdout)
