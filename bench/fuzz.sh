@@ -12,7 +12,7 @@ ROOT=$PWD
 SECONDS_EACH=${1:-600}
 OUT=${2:-out/fuzz}
 if [ $# -ge 2 ]; then shift 2; else set --; fi
-TARGETS=${*:-idx cifar png checkpoint load}
+TARGETS=${*:-idx cifar png jpeg pack checkpoint load}
 case $OUT in /*) ;; *) OUT=$ROOT/$OUT ;; esac
 
 if ! command -v clang-14 >/dev/null || [ ! -e /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a ]; then
