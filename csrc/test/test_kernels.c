@@ -22,33 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "glow.h"
 
-static int passed, failed;
-
-static void check(int ok, const char *what) {
-  if (ok)
-    passed++;
-  else {
-    failed++;
-    printf("FAIL: %s\n", what);
-  }
-}
-
-#define RTOL(n) (4.0 * FLT_EPSILON * sqrt((double)(n)))
-
-/* the largest |a - ref| / (rtol * mag) over n elements: <= 1 passes; a
- * zero mag allows no difference */
-static double worst_ratio(const float *a, const float *ref, const float *mag, size_t n,
-                          double rtol) {
-  double m = 0;
-  for (size_t i = 0; i < n; i++) {
-    double d = fabs((double)a[i] - ref[i]), allowed = rtol * mag[i];
-    double r = d == 0 ? 0 : allowed > 0 ? d / allowed : INFINITY;
-    if (r > m || isnan(r)) m = r;
-  }
-  return m;
-}
 
 static void abs_copy(const float *a, float *out, size_t n) {
   for (size_t i = 0; i < n; i++) out[i] = fabsf(a[i]);
@@ -380,6 +356,5 @@ int main(void) {
   reduce_case(70000, 1, 1);
   test_actnorm_relu();
   test_ops_reduce();
-  printf("%d passed, %d failed\n", passed, failed);
-  return failed ? 1 : 0;
+  return check_report(NULL);
 }

@@ -17,32 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "glow.h"
 
-static int passed, failed;
-
-static void check(int ok, const char *what) {
-  if (ok)
-    passed++;
-  else {
-    failed++;
-    printf("FAIL: %s\n", what);
-  }
-}
-
-#define RTOL(n) (4.0 * FLT_EPSILON * sqrt((double)(n)))
-
-/* the largest |a - ref| / (rtol * mag): <= 1 passes; a zero mag allows no difference */
-static double worst_ratio(const float *a, const float *ref, const float *mag, size_t n,
-                          double rtol) {
-  double m = 0;
-  for (size_t i = 0; i < n; i++) {
-    double d = fabs((double)a[i] - ref[i]), allowed = rtol * mag[i];
-    double r = d == 0 ? 0 : allowed > 0 ? d / allowed : INFINITY;
-    if (r > m || isnan(r)) m = r;
-  }
-  return m;
-}
 
 static float *absdup(const float *a, size_t n) {
   float *o = glow_alloc(n);
@@ -272,6 +249,5 @@ int main(void) {
   resample_case(1, 1, 1, 1);
   resample_case(2, 3, 5, 4);
   resample_case(3, 17, 9, 70); /* large enough for threads */
-  printf("%d passed, %d failed\n", passed, failed);
-  return failed ? 1 : 0;
+  return check_report(NULL);
 }

@@ -18,18 +18,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "glow.h"
 
-static int passed, failed;
-
-static void check(int ok, const char *what) {
-  if (ok)
-    passed++;
-  else {
-    failed++;
-    printf("FAIL: %s\n", what);
-  }
-}
 
 static void resize_case(glow_rng *r, int sh, int sw, int c, int y0, int x0, int rh, int rw, int dh,
                         int dw) {
@@ -174,6 +165,5 @@ int main(void) {
   test_against_naive();
   test_exact();
   test_jpeg();
-  printf("test_resize: %d passed, %d failed\n", passed, failed);
-  return failed ? 1 : 0;
+  return check_report("test_resize");
 }
