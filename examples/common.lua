@@ -14,6 +14,7 @@
 --- stack traceback instead of the one-line message.
 local glow = require "glow"
 local options = require "glow.cli.options"
+local make_dirs = require("glow.cli.common").make_dirs
 io.stdout:setvbuf("line")
 
 -- luacheck: ignore 581 (not (a <= b) is also true for NaN, on purpose)
@@ -96,11 +97,8 @@ end
 --- The path of file in the output folder.
 function Output:path(file)
   if not self.made then
-    local p = io.popen("mkdir -p -- " .. shell_quote(self.dir) .. " 2>&1")
-    local said = p and p:read("a"):gsub("%s+$", "") or "cannot run mkdir"
-    if not p or not p:close() then
-      C.fail("cannot make the output folder %s%s", self.dir, said ~= "" and " (" .. said .. ")" or "")
-    end
+    local ok, err = make_dirs(self.dir)
+    if not ok then C.fail("output folder %s: %s", self.dir, err) end
     self.made = true
   end
   return self.dir .. "/" .. file

@@ -12,8 +12,8 @@
 --- scaled to v * 255 / 16 rounded, 0 the background as in Fashion-MNIST.
 --- The PNG files are written by glow's own writer (glow.image.save_grid).
 local glow = require "glow"
-local lfs = require "lfs"
 local options = require "glow.cli.options"
+local make_dirs = require("glow.cli.common").make_dirs
 
 local NAME = "examples/digits.lua"
 local DEFAULT_CSV = "/usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz"
@@ -37,13 +37,8 @@ end
 
 --- Make dir and the folders above it that are missing (mkdir -p).
 local function mkdirs(dir)
-  if lfs.attributes(dir, "mode") == "directory" then return end
-  local parent = dir:match("^(.*[^/])/+[^/]+/*$")
-  if parent then mkdirs(parent) end
-  local ok, err = lfs.mkdir(dir)
-  if not ok and lfs.attributes(dir, "mode") ~= "directory" then
-    fail("cannot make the folder %s: %s", dir, err)
-  end
+  local ok, err = make_dirs(dir)
+  if not ok then fail("%s", err) end
 end
 
 --- The preprocessed value that save_grid writes back as byte b:

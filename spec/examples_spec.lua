@@ -257,7 +257,8 @@ describe("the experiment scripts", function()
     it("reports an output folder that cannot be made", function()
       H.write(tmp .. "/file", "a file, not a folder")
       local code, _, err = run("temperature.lua", string.format("--quick --out %q", tmp .. "/file/out"), tmp)
-      assert_fails(code, err, "cannot make the output folder " .. tmp .. "/file/out (mkdir: ")
+      assert_fails(code, err, "examples/temperature.lua: output folder " .. tmp .. "/file/out: cannot make the folder "
+        .. tmp .. "/file: a file of that name is in the way")
     end)
 
     it("refuses a checkpoint of a model that was never initialized", function()

@@ -90,8 +90,9 @@ function M.load_model(prog, path, average)
   return m, false
 end
 
---- Make a folder and its parents (luafilesystem); raises a runtime failure.
-function M.mkdir_p(prog, dir)
+--- Make a folder and the folders above it (luafilesystem, no shell):
+--- true, or nil and a message naming the folder that could not be made.
+function M.make_dirs(dir)
   local path = ""
   for part in dir:gmatch("[^/]+") do
     path = (path == "" and dir:sub(1, 1) == "/") and "/" .. part or (path == "" and part or path .. "/" .. part)
@@ -99,12 +100,19 @@ function M.mkdir_p(prog, dir)
     if mode == nil then
       local ok, err = lfs.mkdir(path)
       if not ok and lfs.attributes(path, "mode") ~= "directory" then
-        M.fail(prog, "cannot make the folder %s: %s", path, tostring(err))
+        return nil, string.format("cannot make the folder %s: %s", path, tostring(err))
       end
     elseif mode ~= "directory" then
-      M.fail(prog, "cannot make the folder %s: a file of that name is in the way", path)
+      return nil, string.format("cannot make the folder %s: a file of that name is in the way", path)
     end
   end
+  return true
+end
+
+--- M.make_dirs, or a runtime failure of prog.
+function M.mkdir_p(prog, dir)
+  local ok, err = M.make_dirs(dir)
+  if not ok then M.fail(prog, "%s", err) end
 end
 
 --- The folder a file will be written into must exist (or be made).
