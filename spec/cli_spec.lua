@@ -203,7 +203,8 @@ describe("the glow command", function()
     for _, case in ipairs {
       { "bogus", "glow: unknown command 'bogus'" },
       { "train --coupling foo", "glow train: option --coupling must be one of affine, additive, got foo" },
-      { "train --levels 3", "glow train: 28x28 images cannot be squeezed 3 times (--levels 3)" },
+      { "train --levels 3", "glow train: image size 28x28 cannot be squeezed 3 times (levels = 3): height and width "
+        .. "must be divisible by 8; choose fewer --levels, or --size for a folder" },
       { "train --width 0", "glow train: option --width must be >= 1, got 0" },
       { "train --temperature -1", "glow train: option --temperature must be >= 0, got -1" },
       { "train --clip -1", "glow train: option --clip must be >= 0, got -1" },
@@ -217,7 +218,7 @@ describe("the glow command", function()
       { "train --width", "glow train: option '--width' requires an argument" },
       { "train --data cifar100:x", "glow train: unknown data set 'cifar100:x'" },
       { "train --data /nonexistent/folder", "glow train: data set /nonexistent/folder: no such folder or file" },
-      { "train --data " .. data .. " --size 12 --levels 3", "glow train: 12x12 images cannot be squeezed 3 times" },
+      { "train --data " .. data .. " --size 12 --levels 3", "glow train: image size 12x12 cannot be squeezed 3 times" },
       { "train --size 8 --load-size 4", "glow train: option --load-size 4 must be >= --size 8" },
       { "train --crop middle", "glow train: option --crop must be one of center, random, got middle" },
       { "train --size 32", "glow train: option --size applies to a folder or a .glowpack file, not to fashion-mnist" },

@@ -82,6 +82,22 @@ function M.folder_options(opts, shape)
     load_size = opts["load-size"], crop = opts.crop, flip = opts.flip or nil, strict = opts.strict or nil }
 end
 
+--- The configuration of a new model for images of shape, checked by
+--- glow.Glow's own checks (an image size the levels cannot squeeze, ...):
+--- a failed check is a usage error.
+function M.model_config(opts, shape)
+  local cfg = { shape = shape, levels = opts.levels, depth = opts.depth, width = opts.width,
+    coupling = opts.coupling, permutation = opts.permutation, learn_top = not opts["no-learn-top"],
+    n_bits = opts["n-bits"], seed = opts.seed, memory = opts.memory }
+  local ok, err = pcall(require("glow.config").check, cfg)
+  if not ok then
+    err = tostring(err):gsub("^glow%.Glow: ", "")
+    if err:find("cannot be squeezed", 1, true) then err = err .. "; choose fewer --levels, or --size for a folder" end
+    C.usage_error(PROG, "%s", err)
+  end
+  return cfg
+end
+
 --- The model: from the checkpoint on --resume (where an architecture
 --- option given must agree with it), else a new glow.Glow.
 local function make_model(opts, shape, model)
@@ -94,12 +110,7 @@ local function make_model(opts, shape, model)
     cfg.memory = opts.memory -- how to train is not part of the checkpoint
     return model
   end
-  local cfg = { shape = shape, levels = opts.levels, depth = opts.depth, width = opts.width,
-    coupling = opts.coupling, permutation = opts.permutation, learn_top = not opts["no-learn-top"],
-    n_bits = opts["n-bits"], seed = opts.seed, memory = opts.memory }
-  local ok, err = pcall(require("glow.config").check, cfg)
-  if not ok then C.usage_error(PROG, "%s", (tostring(err):gsub("^glow%.Glow: ", ""))) end
-  return glow.Glow(cfg)
+  return glow.Glow(M.model_config(opts, shape))
 end
 
 --- The training options a checkpoint records (glow.train.run's settings):
@@ -194,20 +205,15 @@ local function check_data_options(opts, kind)
   end
 end
 
---- Check what can be checked before loading anything: the image size
---- against the levels when --size is given or the data is a known set.
+--- Check what can be checked before loading anything: the model's
+--- options against the image size when --size is given or the data is a
+--- known set.
 local function check_early(opts)
-  local size = opts.size
-  if not size and not opts.resume then
+  if not opts.resume then
     local kind = C.data_kind(PROG, opts.data, "train")
-    if kind == "fashion-mnist" then size = 28 elseif kind == "cifar10" then size = 32 end
-  end
-  if size and not opts.resume then
-    local f = 2 ^ opts.levels
-    if size % f ~= 0 then
-      C.usage_error(PROG, "%dx%d images cannot be squeezed %d times (--levels %d): the size must be a multiple of "
-        .. "%d; choose fewer levels, or --size for a folder", size, size, opts.levels, opts.levels, math.tointeger(f))
-    end
+    local shape = opts.size and { opts.size, opts.size, opts.channels or 1 }
+      or kind == "fashion-mnist" and { 28, 28, 1 } or kind == "cifar10" and { 32, 32, 3 } or nil
+    if shape then M.model_config(opts, shape) end
   end
   if opts.schedule ~= "constant" and opts["max-steps"] > 0 and opts["max-steps"] <= opts.warmup then
     C.usage_error(PROG, "--max-steps %d leaves no steps after the %d-step warmup, which the %s schedule decays over; "
@@ -241,30 +247,17 @@ function M.run(opts)
         .. "glow pack --size --channels)", opts.data, table.concat(st, "x"))
     end
   end
+  -- the test set: --test, or the data's own test split (a folder's test/);
+  -- a pack has none. It is seen as it is: no flips, the centre window.
+  local test_data = opts.test or kind ~= "pack" and (kind ~= "folder"
+    or require("lfs").attributes(opts.data .. "/test", "mode") == "directory") and opts.data or nil
   local test
-  if opts.test then
+  if test_data then
     local f = M.folder_options(opts, train:shape())
-    f.flip, f.crop = nil, nil -- the test set is seen as it is
-    test = C.load_data(PROG, opts.test, "test", f)
-  else
-    if kind ~= "pack" then
-      local lfs = require "lfs"
-      if kind ~= "folder" or lfs.attributes(opts.data .. "/test", "mode") == "directory" then
-        local f = M.folder_options(opts, train:shape())
-        f.flip, f.crop = nil, nil -- the test set is seen as it is
-        test = C.load_data(PROG, opts.data, "test", f)
-      end
-    end
+    f.flip, f.crop = nil, nil
+    test = C.load_data(PROG, test_data, "test", f)
   end
   local model = make_model(opts, train:shape(), resumed)
-  if opts.resume == nil and opts.size == nil then
-    local s = train:shape()
-    local f = 2 ^ opts.levels
-    if s[1] % f ~= 0 or s[2] % f ~= 0 then
-      C.usage_error(PROG, "%dx%d images cannot be squeezed %d times (--levels %d): choose fewer levels, or --size",
-        s[1], s[2], opts.levels, opts.levels)
-    end
-  end
   if opts.schedule ~= "constant" and opts["max-steps"] == 0 then
     local steps = opts.epochs * math.ceil(train:size() / opts.batch)
     if steps <= opts.warmup then
