@@ -39,6 +39,15 @@ end
 --- it runs at the fast figure every time.
 util.TORCH_MALLOC = "GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824"
 
+--- This process's peak resident set (VmHWM) in MiB. (bench/glow_bench.lua
+--- keeps its own copy: bench/ab.lua runs it without bench/ on the path.)
+function util.peak_rss_mib()
+  for l in io.lines("/proc/self/status") do
+    local v = l:match("^VmHWM:%s+(%d+)")
+    if v then return tonumber(v) / 1024 end
+  end
+end
+
 --- The CPU's model name, as /proc/cpuinfo gives it (every figure names it).
 function util.cpu_model()
   for l in io.lines("/proc/cpuinfo") do

@@ -13,20 +13,6 @@ local core = glow.core
 
 local mode = arg[1]
 
-local function peak_rss_mib()
-  for l in io.lines("/proc/self/status") do
-    local v = l:match("^VmHWM:%s+(%d+)")
-    if v then return tonumber(v) / 1024 end
-  end
-end
-
-local function cpu()
-  local p = io.popen("lscpu 2>/dev/null")
-  local out = p and p:read("a") or ""
-  if p then p:close() end
-  return out:match("Model name:%s*(.-)%s*\n") or bench.cpu_model()
-end
-
 local function file_size(path)
   local f = io.open(path, "rb")
   if not f then return nil end
@@ -71,7 +57,7 @@ if mode == "train" then
   end
   local dt = core.now() - t0
   print(json.encode { source = source, config = name, steps = steps, images = ds:size(),
-    images_per_s = steps * cfg.batch / dt, open_s = t_open, peak_rss_mib = peak_rss_mib() })
+    images_per_s = steps * cfg.batch / dt, open_s = t_open, peak_rss_mib = bench.peak_rss_mib() })
   os.exit(0)
 end
 
@@ -109,7 +95,7 @@ if mode == "compare" then
   end
   local m, p = bench.median(got.memory), bench.median(got.pack)
   print(string.format("%s; %d threads; fmnist-small training on shuffled batches of 64; medians of %d alternating "
-    .. "rounds of %d steps", cpu(), opts.threads, opts.reps, opts.steps))
+    .. "rounds of %d steps", bench.cpu_model(), opts.threads, opts.reps, opts.steps))
   print()
   print("| data | images/s | peak RSS MiB |")
   print("|---|---|---|")
@@ -144,7 +130,7 @@ if mode == "big" then
   end
   local v = child(path, opts.steps, opts.config)
   print(string.format("%s; %d threads; a %d-image 64x64x3 pack (%.2f GiB), model %s, %d steps of batch %d on "
-    .. "shuffled batches", cpu(), opts.threads, v.images, size / 2 ^ 30,
+    .. "shuffled batches", bench.cpu_model(), opts.threads, v.images, size / 2 ^ 30,
     string.format("levels %d, depth %d, width %d", cfg.levels, cfg.depth, cfg.width), v.steps + 1, cfg.batch))
   print(string.format("open %.3f s; %.2f images/s; peak RSS %.0f MiB (%s 1 GiB)", v.open_s, v.images_per_s,
     v.peak_rss_mib, v.peak_rss_mib < 1024 and "under" or "OVER"))
