@@ -179,8 +179,7 @@ function M.info.run(opts)
   else
     print("training: no trainer state (saved by model:save without a run)")
   end
-  local avg = glow.load(opts.args.checkpoint, { average = true })
-  print("Polyak average: " .. (avg and "yes" or "no"))
+  print("Polyak average: " .. ((info.tensors or {})["optim.ema"] and "yes" or "no"))
 end
 
 ------------------------------------------------------------------------ plot
