@@ -542,7 +542,7 @@ void glow_rows(const float *src, int64_t srows, int64_t soff, float *dst, int64_
 void glow_index_rows(const float *x, int64_t xrows, float *y, const int64_t *idx, int64_t nidx,
                      int64_t outer, int64_t inner, int add);
 /* scatter = 0: y[i] = x[i with i_dim replaced by idx[i]]; scatter = 1:
- * x[...] += y[i]. x {xshape}, idx and y {ishape}, 0-based indices */
+ * x[...] += y[i]; scatter = 2: x[...] = y[i]. x {xshape}, idx and y {ishape}, 0-based indices */
 void glow_gather(float *x, const int64_t *xshape, const int64_t *idx, const int64_t *ishape, int nd, int dim,
                  float *y, int scatter);
 /* y {n, h, w, c}: 1 where (i + j + parity) is even (i, j 0-based row and column), else 0 */
@@ -570,5 +570,40 @@ void glow_adamax_update(float *w, const float *g, float *m, float *u, size_t n, 
 /* ema = decay ema + (1 - decay) w */
 void glow_ema_update(float *ema, const float *w, size_t n, float decay);
 /* ---------------------------------------------------------------- end optim */
+
+/* ---------------------------------------------------------------- scan (scan.c) */
+/* Ops along the middle dim of x {outer, n, inner}; y the same shape. */
+/* cumulative sum (prod 0) or product (prod 1); reverse: from the last element */
+void glow_cumulative(int prod, int reverse, const float *x, float *y, int64_t outer, int64_t n, int64_t inner);
+/* dx = d/dx of sum(g * cumprod(x)), exact when x holds zeros */
+void glow_cumprod_backward(const float *x, const float *g, float *dx, int64_t outer, int64_t n, int64_t inner);
+/* stable sort (NaN last ascending, first descending, as torch): values y,
+ * 1-based source positions idx (NULL: not wanted). GLOW_OK or GLOW_ENOMEM. */
+int glow_sort(const float *x, float *y, float *idx, int64_t outer, int64_t n, int64_t inner, int descending);
+/* out {outer, nv}: how many of b {outer, nb} (shared: one row {nb} for all)
+ * lie below v (right: at most v); b sorted ascending; NaN counts above all */
+void glow_searchsorted(const float *b, int64_t nb, int shared, const float *v, float *out, int64_t outer,
+                       int64_t nv, int right);
+/* softmax (log_out: log-softmax) along n; m, s {outer, inner} scratch */
+void glow_softmax(const float *x, float *y, float *m, float *s, int64_t outer, int64_t n, int64_t inner,
+                  int log_out);
+/* big {bshape}, small {sshape} (nd dims): crop 0 copies small into big at
+ * offsets off (padding), crop 1 copies that block of big into small */
+void glow_pad(float *big, const int64_t *bshape, float *small, const int64_t *sshape, const int64_t *off, int nd,
+              int crop);
+/* x, y {batch, r, c}: keep j - i >= k (upper) or j - i <= k (lower), else 0 */
+void glow_tri(const float *x, float *y, int64_t batch, int64_t r, int64_t c, int64_t k, int upper);
+void glow_range(float *y, int64_t n, double start, double step); /* y[i] = start + i step */
+void glow_eye(float *y, int64_t batch, int64_t r, int64_t c);    /* y {batch, r, c} */
+/* ---------------------------------------------------------------- end scan */
+
+/* ---------------------------------------------------------------- matrix (matrix.c) */
+/* A {batch, n, n}, in double inside (LU with partial pivoting). logabsdet,
+ * sign {batch} (a singular matrix: -inf and 0). inverse X {batch, n, n};
+ * solve X {batch, n, k} = A^-1 B. GLOW_ESINGULAR (NaN there) if one is singular. */
+int glow_batch_slogdet(const float *A, float *logabsdet, float *sign, int64_t batch_n, int64_t n);
+int glow_batch_inverse(const float *A, float *X, int64_t batch_n, int64_t n);
+int glow_batch_solve(const float *A, const float *B, float *X, int64_t batch_n, int64_t n, int64_t k);
+/* ---------------------------------------------------------------- end matrix */
 
 #endif

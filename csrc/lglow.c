@@ -49,5 +49,6 @@ int GLOW_CORE_OPEN(lua_State *L) {
   lg_open_checkpoint(L);
   lg_open_linalg(L);
   lg_open_ops(L);
+  lg_open_scan(L);
   return 1;
 }

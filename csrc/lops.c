@@ -645,6 +645,27 @@ static int l_scatter_add(lua_State *L) {
   return 1;
 }
 
+/* scatter(t, dim, index, src): a copy of t with t[.. index ..] = src (where
+ * an index repeats, one of the sources wins) */
+static int l_scatter(lua_State *L) {
+  Tensor *t = checkt(L, 1, "scatter");
+  int d = checkdim(L, 2, t->ndim, "scatter");
+  Tensor *ix = checkt(L, 3, "scatter");
+  Tensor *s = checkt(L, 4, "scatter");
+  int64_t *idx = gather_index(L, t, d, ix, "scatter");
+  int same = s->ndim == ix->ndim;
+  for (int i = 0; same && i < s->ndim; i++) same = s->shape[i] == ix->shape[i];
+  if (!same) {
+    char b1[160], b2[160];
+    return lg_fail(L, "scatter: source %s and index %s differ in shape", lg_shapestr(s, b1, sizeof b1),
+                   lg_shapestr(ix, b2, sizeof b2));
+  }
+  Tensor *y = lg_newlike(L, t);
+  memcpy(y->data, t->data, sizeof(float) * (size_t)t->n);
+  glow_gather(y->data, y->shape, idx, ix->shape, t->ndim, d, s->data, 2);
+  return 1;
+}
+
 /* ------------------------------------------------------------------ masks */
 /* checkerboard(shape, parity): shape {h, w, c} or {n, h, w, c} */
 static int l_checkerboard(lua_State *L) {
@@ -704,6 +725,7 @@ static const luaL_Reg funcs[] = {{"where", l_where},
                                  {"index_add", l_index_add},
                                  {"gather", l_gather},
                                  {"scatter_add", l_scatter_add},
+                                 {"scatter", l_scatter},
                                  {"checkerboard", l_checkerboard},
                                  {"one_hot", l_one_hot},
                                  {NULL, NULL}};

@@ -341,7 +341,9 @@ void glow_gather(float *x, const int64_t *xshape, const int64_t *idx, const int6
         rest /= ishape[d];
         off += (d == dim ? idx[i] : k) * xs[d];
       }
-      if (scatter)
+      if (scatter == 2)
+        x[off] = y[i];
+      else if (scatter)
         x[off] += y[i];
       else
         y[i] = x[off];

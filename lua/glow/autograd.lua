@@ -328,14 +328,116 @@ function ag.upsample2(x, mode)
   return node(F.upsample2(x.v, mode), { x }, function(g) return { F.upsample2_backward(g, mode) } end)
 end
 
---- slogdet(w) -> log|det w| of a square matrix, as a tensor {1}; its gradient is w^-T.
-function ag.slogdet(w)
-  local y = F.full({ 1 }, (core.slogdet(raw(w))))
-  if not is_value(w) then return y end
-  return node(y, { w }, function(g) return { core.inverse(w.v):transpose(1, 2) * g:sum() } end)
+V.matmul = ag.matmul
+
+----------------------------------------------------------------- along a dimension, copies
+-- one input: V[name](x, ...) records y = x:name(...) with rule(g, x, y, ...)
+local function op1(name, rule)
+  V[name] = function(x, ...)
+    local args = table.pack(...)
+    local y = x.v[name](x.v, ...)
+    return node(y, { x }, function(g, out) return { rule(g, x.v, out.v, table.unpack(args, 1, args.n)) } end)
+  end
 end
 
-V.matmul = ag.matmul
+op1("cumsum", function(g, _, _, dim) return core.cumsum(g, dim, true) end)
+op1("cumprod", function(g, x, _, dim) return core.cumprod_backward(x, g, dim) end)
+op1("softmax", function(g, _, y, dim) return y * (g - (g * y):sum(dim, true)) end)
+op1("log_softmax", function(g, _, y, dim) return g - y:exp() * g:sum(dim, true) end)
+op1("pad", function(g, _, _, pads) return g:crop(pads) end)
+op1("crop", function(g, _, _, pads) return g:pad(pads) end)
+op1("flip", function(g, _, _, dims) return g:flip(dims) end)
+op1("triu", function(g, _, _, k) return g:triu(k) end)
+op1("tril", function(g, _, _, k) return g:tril(k) end)
+
+--- sort on a value: the values taped (their gradient goes back to where
+--- each came from), the indices a plain tensor.
+function V:sort(dim, descending)
+  local s = self.v:shape()
+  local y, idx = self.v:sort(dim, descending)
+  local d = dim or -1
+  if d < 0 then d = #s + 1 + d end
+  return node(y, { self }, function(g) return { F.zeros(s):scatter_add(d, idx, g) } end), idx
+end
+-- not differentiable: plain tensors from the values
+function V:argsort(dim, descending) return self.v:argsort(dim, descending) end
+function V:bucketize(boundaries, opts) return F.bucketize(self.v, raw(boundaries), opts) end
+
+function V:roll(shifts, dims) return F.roll_with(self, shifts, dims, ag.cat) end
+
+--- scatter(dim, index, src): gradients as for unique indices (as torch).
+function ag.scatter(x, dim, index, src)
+  if not is_value(x) and not is_value(src) then return raw(x):scatter(dim, index, src) end
+  local xv, sv = raw(x), raw(src)
+  return node(xv:scatter(dim, index, sv), { x, src }, function(g)
+    return { is_value(x) and g:scatter(dim, index, F.zeros(index:shape())) or nil,
+      is_value(src) and g:gather(dim, index) or nil }
+  end)
+end
+V.scatter = ag.scatter
+
+----------------------------------------------------------------- small matrices
+-- the last two dims swapped
+local function mT(t)
+  local nd = #t:shape()
+  return t:transpose(nd - 1, nd)
+end
+-- g {...} (a batch of scalars) as {..., 1, 1} against matrices a {..., n, n}
+local function per_matrix(g, a)
+  local s, k = a:shape(), {}
+  for i = 1, #s - 2 do k[i] = s[i] end
+  k[#k + 1], k[#k + 2] = 1, 1
+  return g:reshape(k)
+end
+
+--- slogdet(a) -> log|det a|, sign for a {..., n, n}: the log taped (its
+--- gradient is a^-T), the sign a plain tensor.
+function ag.slogdet(a)
+  local ld, sign = raw(a):slogdet()
+  if not is_value(a) then return ld, sign end
+  return node(ld, { a }, function(g) return { mT(a.v:inverse()) * per_matrix(g, a.v) } end), sign
+end
+V.slogdet = ag.slogdet
+
+function ag.logdet(a)
+  local y = raw(a):logdet()
+  if not is_value(a) then return y end
+  return node(y, { a }, function(g) return { mT(a.v:inverse()) * per_matrix(g, a.v) } end)
+end
+V.logdet = ag.logdet
+
+--- inverse(a): d(a^-1) = -a^-1 da a^-1, so da = -Y^T g Y^T.
+function ag.inverse(a)
+  if not is_value(a) then return raw(a):inverse() end
+  local y = a.v:inverse()
+  return node(y, { a }, function(g)
+    local yt = mT(y)
+    return { -F.matmul(F.matmul(yt, g), yt) }
+  end)
+end
+V.inverse = ag.inverse
+
+--- solve(a, b) -> x = a^-1 b: db = solve(a^T, g), da = -db x^T.
+function ag.solve(a, b)
+  local av, bv = raw(a), raw(b)
+  local x = F.solve(av, bv)
+  if not is_value(a) and not is_value(b) then return x end
+  return node(x, { a, b }, function(g)
+    local db = F.solve(mT(av), g)
+    local da
+    if is_value(a) then
+      local vec = #bv:shape() == #av:shape() - 1
+      local d2, x2 = db, x
+      if vec then
+        local s = db:shape()
+        s[#s + 1] = 1
+        d2, x2 = db:reshape(s), x:reshape(s)
+      end
+      da = -F.matmul(d2, mT(x2))
+    end
+    return { da, is_value(b) and db or nil }
+  end)
+end
 
 ----------------------------------------------------------------- differentiation
 local function scalar_seed(y)

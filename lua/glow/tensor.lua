@@ -154,6 +154,102 @@ function methods.matmul(a, b, ...)
   return core.matmul(a, b, ...)
 end
 
+----------------------------------------------------------------- along a dimension
+--- cumsum(dim) and cumprod(dim): running sums and products along dim.
+methods.cumsum, methods.cumprod = core.cumsum, core.cumprod
+
+--- softmax(dim) and log_softmax(dim), stable (the maximum taken out).
+methods.softmax, methods.log_softmax = core.softmax, core.log_softmax
+
+--- sort([dim = -1 [, descending]]) -> values, indices: stable (equal
+--- values keep their order), NaN last (first when descending), as torch;
+--- indices are 1-based positions along dim, ready for gather.
+methods.sort = core.sort
+--- argsort([dim = -1 [, descending]]) -> the indices of sort.
+function methods.argsort(t, dim, descending)
+  local _, idx = core.sort(t, dim, descending)
+  return idx
+end
+
+local function right_of(opts, what)
+  if opts == nil then return false end
+  if type(opts) ~= "table" then error(what .. ": options must be a table {right = true}, got " .. type(opts), 3) end
+  for k in pairs(opts) do
+    if k ~= "right" then error(string.format("%s: unknown option %q", what, tostring(k)), 3) end
+  end
+  return opts.right and true or false
+end
+
+--- searchsorted(boundaries, values [, {right = true}]): for each value the
+--- number of boundaries below it (right: at most it), as torch.searchsorted.
+--- boundaries {nb} is shared by every value; {..., nb} pairs with values
+--- {..., nv} row by row. With 1-based indices the count is the number of
+--- the bucket [b_k, b_k+1) that holds the value (right), 0 below the first.
+function T.searchsorted(boundaries, values, opts)
+  return core.searchsorted(boundaries, values, right_of(opts, "searchsorted"))
+end
+--- bucketize(values, boundaries {nb} [, {right = true}]) = searchsorted(boundaries, values, opts).
+function T.bucketize(values, boundaries, opts)
+  if util_is_tensor(boundaries) and #boundaries:shape() ~= 1 then
+    error("bucketize: the boundaries must be one-dimensional {nb}, got " .. shapestr(boundaries:shape()), 2)
+  end
+  return core.searchsorted(boundaries, values, right_of(opts, "bucketize"))
+end
+methods.bucketize = T.bucketize
+
+----------------------------------------------------------------- copies
+--- pad(pads [, value = 0]): pads = {{before, after}, ...} from dim 1 (later dims unpadded).
+methods.pad = core.pad
+--- crop(pads): the inverse of pad with the same pads.
+methods.crop = core.crop
+--- flip(dims): reverse the order along each of dims (an integer or an array).
+methods.flip = core.flip
+--- roll(shifts, dims): elements shifted cyclically along each dim by its
+--- shift (an integer or arrays of equal length), as torch.roll.
+--- roll_with(t, shifts, dims, cat): roll with the given cat (autograd's for values)
+function T.roll_with(t, shifts, dims, cat)
+  if type(shifts) == "number" then shifts, dims = { shifts }, { dims } end
+  if type(shifts) ~= "table" or type(dims) ~= "table" or #shifts ~= #dims then
+    error("roll: give a shift and a dim, or two arrays of equal length", 2)
+  end
+  local s, moved = t:shape(), false
+  for i, k in ipairs(shifts) do
+    local d = dims[i]
+    if math.type(d) ~= "integer" or math.type(k) ~= "integer" then
+      error("roll: shifts and dims must be integers", 2)
+    end
+    if d < 0 then d = #s + 1 + d end
+    if d < 1 or d > #s then
+      error(string.format("roll: dimension %d out of range for %d dimensions", dims[i], #s), 2)
+    end
+    k = k % s[d]
+    if k ~= 0 then t, moved = cat({ t:narrow(d, s[d] - k + 1, k), t:narrow(d, 1, s[d] - k) }, d), true end
+  end
+  return moved and t or t * 1 -- a new tensor (a value: a new node) when nothing moves
+end
+function methods.roll(t, shifts, dims) return T.roll_with(t, shifts, dims, T.cat) end
+--- triu([k = 0]) and tril([k = 0]): the upper (j - i >= k) or lower (j - i <= k)
+--- triangle of the last two dims, zeros elsewhere.
+methods.triu, methods.tril = core.triu, core.tril
+--- scatter(dim, index, src): a copy with the elements at index along dim
+--- replaced by src (gather's inverse; with a repeated index one source wins).
+methods.scatter = core.scatter
+
+----------------------------------------------------------------- small matrices
+--- slogdet() -> log|det|, sign of square matrices {..., n, n}: tensors {...}
+--- ({1} for one matrix). The log comes first (glow's order; torch returns
+--- the sign first). LU with partial pivoting in double.
+methods.slogdet = core.slogdet_batch
+--- logdet(): log det, NaN where det < 0 and -inf where det = 0 (as torch).
+function methods.logdet(t)
+  local ld, sign = core.slogdet_batch(t)
+  return T.where((-sign):relu(), 0 / 0, ld) -- the mask: 1 where sign < 0
+end
+--- inverse(): the inverses of square matrices {..., n, n}.
+methods.inverse = core.inverse_batch
+--- solve(A, B) -> X with A X = B: A {..., n, n}, B {..., n, k} or {..., n}.
+T.solve = core.solve
+
 ----------------------------------------------------------------- makers
 function T.zeros(shape) return core.tensor(shape) end
 function T.full(shape, v)
@@ -161,6 +257,43 @@ function T.full(shape, v)
   return core.tensor(shape):fill(v)
 end
 function T.ones(shape) return core.tensor(shape):fill(1) end
+function T.zeros_like(t) return core.tensor(t:shape()) end
+function T.ones_like(t) return core.tensor(t:shape()):fill(1) end
+function T.full_like(t, v) return T.full(t:shape(), v) end
+--- eye(n [, m]): {n, m} with ones on the diagonal.
+T.eye = core.eye
+
+local function num(v, what, name)
+  if type(v) ~= "number" or v ~= v or v == math.huge or v == -math.huge then
+    error(string.format("%s: %s must be a finite number, got %s", what, name, tostring(v)), 3)
+  end
+  return v
+end
+
+--- arange([start = 0,] stop [, step = 1]): start, start + step, ... up to
+--- stop exclusive, as torch.arange.
+function T.arange(start, stop, step)
+  if stop == nil then start, stop = 0, start end
+  step = step or 1
+  num(start, "arange", "start")
+  num(stop, "arange", "stop")
+  num(step, "arange", "step")
+  if step == 0 then error("arange: step must not be 0", 2) end
+  local n = math.ceil((stop - start) / step)
+  if n < 1 then error(string.format("arange: no values from %g to %g by %g", start, stop, step), 2) end
+  return core.range(math.tointeger(n), start, step)
+end
+
+--- linspace(start, stop, n): n values evenly from start to stop, both included.
+function T.linspace(start, stop, n)
+  num(start, "linspace", "start")
+  num(stop, "linspace", "stop")
+  if math.type(n) ~= "integer" or n < 1 then error("linspace: n must be a positive integer, got " .. tostring(n), 2) end
+  if n == 1 then return core.range(1, start, 0) end
+  local t = core.range(n, start, (stop - start) / (n - 1))
+  t:set(n, stop)
+  return t
+end
 
 --- install(glow, autograd): the functions in the glow table, each taking
 --- autograd values as well as tensors.
@@ -183,8 +316,18 @@ function T.install(glow, ag)
     "expand", "index_select", "gather" } do
     glow[name] = method(name)
   end
+  for _, name in ipairs { "cumsum", "cumprod", "softmax", "log_softmax", "sort", "argsort", "pad", "crop", "flip",
+    "roll", "triu", "tril", "bucketize" } do
+    glow[name] = method(name)
+  end
+  for _, name in ipairs { "scatter", "slogdet", "logdet", "inverse", "solve" } do glow[name] = ag[name] end
+  glow.searchsorted = function(boundaries, values, opts)
+    return T.searchsorted(ag.value_of(boundaries), ag.value_of(values), opts)
+  end
   glow.checkerboard, glow.one_hot = T.checkerboard, T.one_hot
   glow.zeros, glow.ones, glow.full = T.zeros, T.ones, T.full
+  glow.zeros_like, glow.ones_like, glow.full_like = T.zeros_like, T.ones_like, T.full_like
+  glow.eye, glow.arange, glow.linspace = T.eye, T.arange, T.linspace
 end
 
 return T
