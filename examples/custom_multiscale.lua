@@ -102,7 +102,7 @@ function Mixture:backward(z, dlp, cond)
     local dzj = self.children[j].module:backward(z, glow.Tensor.from(w, { n }), cond)
     dz = dz and dz:add(dzj) or dzj
   end
-  self._params[1].grad:add(glow.Tensor.from(dlogits, { self.k }))
+  self.grad.logits:add(glow.Tensor.from(dlogits, { self.k }))
   return dz
 end
 

@@ -85,4 +85,21 @@ describe("glow.module", function()
       assert.same({ "done", "error" }, log)
     end)
   end)
+  describe("named gradients", function()
+    it("self.grad.<name> is each parameter's gradient, also after flattening into an arena", function()
+      local a = glow.ActNorm(3)
+      assert.equal(a._params[1].grad, a.grad.bias)
+      assert.equal(a._params[2].grad, a.grad.logs)
+      assert.is_nil(a.grad.nothing)
+      local f = glow.Flow { a }
+      glow.optim.SGD(f, { lr = 0.1 }) -- flattens the parameters into one arena
+      assert.is_true(a.grad.logs ~= nil and a.grad.logs == a._params[2].grad)
+      a.grad.logs:fill(2)
+      assert.same({ 0, 0, 0, 2, 2, 2 }, f._arena.grad:totable())
+      assert.has_error(function() a.grad.bias = glow.zeros({ 3 }) end,
+        "grad: gradients are registered with module.param, not assigned")
+      assert.has_error(function() module.param(a, "bias", glow.zeros({ 3 })) end,
+        "module.param: a parameter named bias exists already")
+    end)
+  end)
 end)

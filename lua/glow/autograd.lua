@@ -466,15 +466,87 @@ function ag.grad(fn, ...)
   return util.is_tensor(out) and out:numel() == 1 and out:totable()[1] or out, grads
 end
 
+----------------------------------------------------------------- built-in pieces on the tape
+-- The classes ag.builtin made tape-aware: their parameters stay tensors
+-- (their fused kernels need them) and their backward accumulates the
+-- parameters' gradients itself.
+local builtin = setmetatable({}, { __mode = "k" })
+
+local function is_builtin(m) return builtin[getmetatable(m)] ~= nil end
+ag.is_builtin = is_builtin
+
+--- ag.builtin(cls, kind): a built-in piece's class takes autograd values as
+--- well as tensors. Given a value, its forward runs its own kernel on the
+--- value's tensor and records ONE tape node whose backward is the piece's
+--- own hand-written backward (the parameters' gradients accumulate into
+--- their grads, as in training). kind:
+---   "net"   forward(x [, keep]) -> y; backward(x, dy) -> dx (glow.nn)
+---   "flow"  forward(x, ctx) -> y, logdet [, ctx]; backward(y, dy, dlogdet, ctx)
+---           -> x, dx (flow pieces): y and logdet are two values
+---   "prior" log_prob(z, cond) -> {n}; backward(z, dlp, cond) -> dz [, dz1]
+---           (z and cond.z1 may be values)
+function ag.builtin(cls, kind)
+  builtin[cls] = kind
+  if kind == "net" then
+    local fwd = cls.forward
+    cls.forward = function(self, x, keep)
+      if not is_value(x) then return fwd(self, x, keep) end
+      local xv = x.v
+      -- keep: the activations stay for the backward of this node (a second
+      -- call on another input before it makes that backward recompute them)
+      local y = fwd(self, xv, true)
+      return node(y, { x }, function(g) return { self:backward(xv, g) } end)
+    end
+  elseif kind == "flow" then
+    local fwd = cls.forward
+    cls.forward = function(self, x, ctx)
+      if not is_value(x) then return fwd(self, x, ctx) end
+      local y, ld, c = fwd(self, x.v, ctx)
+      local dld = {}
+      local yn = node(y, { x }, function(g)
+        local _, dx = self:backward(y, g, dld[1], ctx or c)
+        return { dx }
+      end)
+      -- the logdet node runs first in the backward walk: it hands its
+      -- gradient to y's node (and wakes it when y itself got none)
+      local ln = node(ld, { yn }, function(g)
+        dld[1] = g
+        return { F.zeros(y:shape()) }
+      end)
+      return yn, ln, c
+    end
+  elseif kind == "prior" then
+    local lp = cls.log_prob
+    cls.log_prob = function(self, z, cond)
+      local z1 = cond and cond.z1
+      if not is_value(z) and not is_value(z1) then return lp(self, z, cond) end
+      local zv, c = raw(z), cond and { z1 = raw(z1), y = cond.y }
+      return node(lp(self, zv, c), { z, z1 }, function(g)
+        local dz, dz1 = self:backward(zv, g, c)
+        return { dz, dz1 }
+      end)
+    end
+  else
+    error("autograd.builtin: kind must be \"net\", \"flow\" or \"prior\", got " .. tostring(kind), 2)
+  end
+  return cls
+end
+
 ----------------------------------------------------------------- modules
 -- Run fn with the parameters of the module and of every module inside it
 -- as leaves (restored afterwards, also on an error): returns the tape, the
--- leaves and fn's results. Modules inside are autograd modules or plain
--- tables whose methods use glow's ops (a built-in piece's fused kernels do
--- not take autograd values).
+-- leaves and fn's results. Modules inside are autograd modules, plain
+-- tables whose methods use glow's ops, or built-in pieces: those keep
+-- their tensors and record their own nodes (ag.builtin).
+local function walk_own(m, fn)
+  if is_builtin(m) then return end
+  fn(m)
+  for _, ch in ipairs(m.children or {}) do walk_own(ch.module, fn) end
+end
+
 local function taped(self, fn, ...)
   local leaves = {}
-  module.walk(self, function(m)
+  walk_own(self, function(m)
     for _, p in ipairs(m._params or {}) do
       local leaf = ag.leaf(m[p.name])
       leaves[#leaves + 1] = { m = m, p = p, leaf = leaf }

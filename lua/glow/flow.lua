@@ -112,8 +112,7 @@ function ActNorm:backward(y, dy, dlogdet)
   check_channels(y, self.c, "actnorm: input")
   local pix, n = pixels(y)
   local _, dsum = util.dlogdet(dlogdet, n)
-  local g = self._params
-  local dx = core.actnorm_backward(y, self.bias, self.logs, dy, g[1].grad, g[2].grad, pix * dsum)
+  local dx = core.actnorm_backward(y, self.bias, self.logs, dy, self.grad.bias, self.grad.logs, pix * dsum)
   return core.actnorm_inverse(y, self.bias, self.logs), dx
 end
 
@@ -203,11 +202,10 @@ function InvConv1x1:backward(y, dy, dlogdet)
   if self.lu then
     local dw = core.tensor({ self.c, self.c })
     dx = core.invconv_backward(x, w, nil, dy, dw, 0)
-    local g = self._params
-    core.lu_weight_backward(self.l, self.u, self.log_s, self.sign, self.perm, dw,
-      g[1].grad, g[2].grad, g[3].grad, pix * dsum)
+    local g = self.grad
+    core.lu_weight_backward(self.l, self.u, self.log_s, self.sign, self.perm, dw, g.l, g.u, g.log_s, pix * dsum)
   else
-    dx = core.invconv_backward(x, w, winv, dy, self._params[1].grad, pix * dsum)
+    dx = core.invconv_backward(x, w, winv, dy, self.grad.weight, pix * dsum)
   end
   return x, dx
 end
@@ -549,6 +547,13 @@ function Split:backward(z1, dz1, dlogdet, ctx)
     dz2 = core.tensor(z2:shape())
   end
   return core.concat_channels(z1, z2), core.concat_channels(dz1, dz2)
+end
+
+-- every piece above also takes autograd values: y and logdet become two tape
+-- values whose backward is the piece's own (glow.autograd.builtin)
+local ag = require "glow.autograd"
+for _, cls in ipairs { ActNorm, InvConv1x1, Permute, AffineCoupling, AdditiveCoupling, Flow, Squeeze, Split } do
+  ag.builtin(cls, "flow")
 end
 
 return flow

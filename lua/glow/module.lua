@@ -48,11 +48,27 @@ end
 --- Register a learned parameter: self[name] holds the value (a copy outside
 --- Lua's heap, see core.arena); its gradient lives beside it. Parameters are
 --- listed in registration order.
+---
+--- self.grad.<name> is that parameter's gradient (as torch/nn keeps
+--- gradWeight): a lookup by name that follows the entry, so it stays right
+--- when flattening moves the gradient into an arena.
+local grad_mt = {
+  __index = function(g, name)
+    for _, p in ipairs(rawget(g, "_owner")._params) do if p.name == name then return p.grad end end
+    return nil -- no such parameter (an optional one, such as a bias left out)
+  end,
+  __newindex = function() error("grad: gradients are registered with module.param, not assigned", 2) end,
+}
+
 function M.param(self, name, value)
   self._params = self._params or {}
+  for _, p in ipairs(self._params) do
+    if p.name == name then error("module.param: a parameter named " .. tostring(name) .. " exists already", 2) end
+  end
   value = core.arena(value:shape()):copy(value)
   self[name] = value
   self._params[#self._params + 1] = { name = name, value = value, grad = core.arena(value:shape()) }
+  if rawget(self, "grad") == nil then rawset(self, "grad", setmetatable({ _owner = self }, grad_mt)) end
 end
 
 function Module:parameters(prefix)

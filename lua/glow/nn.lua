@@ -28,8 +28,7 @@ function Conv2d:forward(x)
 end
 
 function Conv2d:backward(x, dy)
-  local g = self._params
-  return core.conv2d_backward(x, self.weight, dy, g[1].grad, g[2] and g[2].grad)
+  return core.conv2d_backward(x, self.weight, dy, self.grad.weight, self.bias and self.grad.bias)
 end
 
 ----------------------------------------------------------------- ActNorm
@@ -65,8 +64,7 @@ end
 
 function ActNorm:backward(x, dy, y)
   y = y or core.actnorm_forward(x, self.bias, self.logs)
-  local g = self._params
-  return core.actnorm_backward(y, self.bias, self.logs, dy, g[1].grad, g[2].grad, 0)
+  return core.actnorm_backward(y, self.bias, self.logs, dy, self.grad.bias, self.grad.logs, 0)
 end
 
 --- forward_relu(x) = ReLU(forward(x)) in one sweep; backward_relu(y, dy)
@@ -77,8 +75,7 @@ function ActNorm:forward_relu(x)
 end
 
 function ActNorm:backward_relu(y, dy)
-  local g = self._params
-  return core.actnorm_relu_backward(y, self.bias, self.logs, dy, g[1].grad, g[2].grad)
+  return core.actnorm_relu_backward(y, self.bias, self.logs, dy, self.grad.bias, self.grad.logs)
 end
 
 ----------------------------------------------------------------- ReLU
@@ -110,9 +107,9 @@ end
 
 function ZeroConv2d:backward(x, dy, y)
   y = y or self:forward(x)
-  local g = self._params
-  local dh = core.scale_exp_backward(y, self.logscale, self.factor, dy, g[3].grad)
-  return core.conv2d_backward(x, self.weight, dh, g[1].grad, g[2].grad)
+  local g = self.grad
+  local dh = core.scale_exp_backward(y, self.logscale, self.factor, dy, g.logscale)
+  return core.conv2d_backward(x, self.weight, dh, g.weight, g.bias)
 end
 
 ----------------------------------------------------------------- Sequential
@@ -229,5 +226,10 @@ function Sequential:backward(x, dy)
   end
   return dy
 end
+
+-- every piece above also takes autograd values: one tape node each, whose
+-- backward is the piece's own (glow.autograd.builtin)
+local ag = require "glow.autograd"
+for _, cls in ipairs { Conv2d, ActNorm, ReLU, ZeroConv2d, Sequential } do ag.builtin(cls, "net") end
 
 return nn

@@ -77,8 +77,7 @@ function TopPrior:backward(z, dlp, cond)
   if not mean then return core.gaussian_logp_backward(z, nil, nil, dlp) end
   local dmean, dlogs = core.tensor(mean:shape()), core.tensor(logs:shape())
   local dz = core.gaussian_logp_backward(z, mean, logs, dlp, dmean, dlogs)
-  local g = {}
-  for _, p in ipairs(self._params) do g[p.name] = p.grad end
+  local g = self.grad
   core.top_prior_backward(dmean, dlogs, labels(self, cond), g.mean, g.logs, g.class)
   return dz
 end
@@ -166,9 +165,15 @@ end
 function ClassHead:backward(z)
   local dlogits = self._dlogits
   self._dlogits = nil
-  return core.classifier_backward(z, self.weight, dlogits, self._params[1].grad, self._params[2].grad)
+  return core.classifier_backward(z, self.weight, dlogits, self.grad.weight, self.grad.bias)
 end
 
 function ClassHead:clear_state() self._dlogits = nil end
+
+-- the priors also take autograd values (z and cond.z1): one tape node whose
+-- backward is the prior's own (glow.autograd.builtin)
+local ag = require "glow.autograd"
+ag.builtin(TopPrior, "prior")
+ag.builtin(SplitPrior, "prior")
 
 return prior
