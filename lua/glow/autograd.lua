@@ -118,7 +118,13 @@ end
 -- a gradient of the shape of target (sum over broadcast dims); nil for a number
 local function to_shape(g, target)
   if type(raw(target)) == "number" then return nil end
-  return g:sum_to(raw(target):shape())
+  local s, gs = raw(target):shape(), g:shape()
+  if #s == #gs then
+    local same = true
+    for i = 1, #s do same = same and s[i] == gs[i] end
+    if same then return g end -- nothing was broadcast: g itself, not a copy
+  end
+  return g:sum_to(s)
 end
 
 ----------------------------------------------------------------- elementwise ops
@@ -604,7 +610,11 @@ function Net:backward(x, dy)
   end
   backprop(t.nodes, { { t.y, dy } })
   collect(t.leaves)
-  return t.xl.g or F.zeros(x:shape())
+  local dx = t.xl.g
+  if dx == nil then return F.zeros(x:shape()) end
+  -- gradients pass through some rules uncopied: never hand the caller its own dy back
+  if rawequal(dx, dy) then dx = dx:clone() end
+  return dx
 end
 
 function Net:clear_state() self._tape = nil end
@@ -646,7 +656,10 @@ function Flow:backward(y, dy, dlogdet, ctx)
   if d and is_value(r[2]) then seeds[2] = { r[2], d } end
   backprop(nodes, seeds)
   collect(leaves)
-  return x, xl.g or F.zeros(x:shape())
+  local dx = xl.g
+  if dx == nil then return x, F.zeros(x:shape()) end
+  if rawequal(dx, dy) then dx = dx:clone() end
+  return x, dx
 end
 
 --- autograd.Prior{log_prob = fn(self, z, cond) -> {n}, sample = fn(self,
