@@ -100,21 +100,33 @@ void glow_squeeze(const float *x, float *y, int n, int h, int w, int c);
 /* unsqueeze: the exact inverse; y {n, h/2, w/2, 4c} -> x {n, h, w, c} */
 void glow_unsqueeze(const float *y, float *x, int n, int h, int w, int c);
 
-/* ---------------------------------------------------------------- conv2d */
-/* Zero-padded ("same"), stride 1, k in {1, 3}.
- * x {n, h, w, cin}, wt {k, k, cin, cout}, b {cout} or NULL, y {n, h, w, cout}. */
-int glow_conv2d_forward(const float *x, const float *wt, const float *b, float *y,
-                        int n, int h, int w, int cin, int cout, int k);
-/* dy {n, h, w, cout}; dx {n, h, w, cin} overwritten (may be NULL);
- * dwt {k, k, cin, cout} and db {cout} accumulate (db may be NULL). */
-int glow_conv2d_backward(const float *x, const float *wt, const float *dy, float *dx,
-                         float *dwt, float *db, int n, int h, int w, int cin, int cout, int k);
-/* naive direct-loop references of the two above */
-void glow_conv2d_forward_naive(const float *x, const float *wt, const float *b, float *y,
-                               int n, int h, int w, int cin, int cout, int k);
-void glow_conv2d_backward_naive(const float *x, const float *wt, const float *dy, float *dx,
-                                float *dwt, float *db, int n, int h, int w, int cin, int cout,
-                                int k);
+/* ---------------------------------------------------------------- conv2d (conv.c) */
+/* The one 2D convolution: stride 1, any odd kernel kh x kw, zero padding
+ * pad_h, pad_w >= 0 and dilation dil >= 1 (the cross-correlation of PyTorch's
+ * Conv2d). Output ho = h + 2 pad_h - dil (kh - 1), wo = w + 2 pad_w - dil (kw - 1),
+ * both >= 1 (the caller checks). */
+typedef struct {
+  int n, h, w, cin, cout, kh, kw, pad_h, pad_w, dil;
+} glow_conv_geom;
+/* the "same" geometry of a k x k kernel (k odd): padding k / 2, dilation 1 */
+glow_conv_geom glow_conv_same(int n, int h, int w, int cin, int cout, int k);
+void glow_conv_out_size(const glow_conv_geom *g, int64_t *ho, int64_t *wo);
+/* x {n, h, w, cin}, wt {kh, kw, cin, cout}, b {cout} or NULL, y {n, ho, wo, cout}
+ * overwritten. Picks its kernel from the geometry: direct loops when
+ * kh*kw*cin <= 64, sgemm on x itself for a 1x1 kernel without padding, else
+ * im2col + sgemm or, with fewer output than input channels, the flipped-taps
+ * product + col2im (conv.c). Returns GLOW_OK or GLOW_ENOMEM. */
+int glow_conv_forward(const glow_conv_geom *g, const float *x, const float *wt, const float *b,
+                      float *y);
+/* dy {n, ho, wo, cout}: dx {n, h, w, cin} overwritten (NULL ok); dwt {kh, kw, cin, cout}
+ * and db {cout} accumulate (NULL ok); nothing is accumulated on GLOW_ENOMEM */
+int glow_conv_backward(const glow_conv_geom *g, const float *x, const float *wt, const float *dy,
+                       float *dx, float *dwt, float *db);
+/* direct-loop references of the two above (sums in double) */
+void glow_conv_forward_naive(const glow_conv_geom *g, const float *x, const float *wt,
+                             const float *b, float *y);
+void glow_conv_backward_naive(const glow_conv_geom *g, const float *x, const float *wt,
+                              const float *dy, float *dx, float *dwt, float *db);
 
 /* y[r, k] = x[r, k] * exp(factor * g[k]); x, y {rows, c}, g {c} */
 void glow_scale_exp_forward(const float *x, const float *g, float factor, float *y, size_t rows,
@@ -465,28 +477,6 @@ int glow_checkpoint_read_data(const char *path, uint64_t header_len, uint64_t fi
  * Returns GLOW_OK or GLOW_ENOMEM. */
 int glow_matmul(const float *a, const int64_t *ai, int ta, const float *b, const int64_t *bi,
                 int tb, float *c, const int64_t *ci, int64_t nb, int64_t nc, int m, int n, int k);
-
-/* The general stride-1 2D convolution: any odd kernel kh x kw, zero padding
- * pad_h, pad_w >= 0 and dilation dil >= 1 (the cross-correlation of PyTorch's
- * Conv2d). Output ho = h + 2 pad_h - dil (kh - 1), wo = w + 2 pad_w - dil (kw - 1),
- * both >= 1 (the caller checks). */
-typedef struct {
-  int n, h, w, cin, cout, kh, kw, pad_h, pad_w, dil;
-} glow_conv_geom;
-void glow_conv_out_size(const glow_conv_geom *g, int64_t *ho, int64_t *wo);
-/* im2col of a few images at a time + sgemm. x {n, h, w, cin}, wt {kh, kw, cin, cout},
- * b {cout} or NULL, y {n, ho, wo, cout} overwritten */
-int glow_conv_forward(const glow_conv_geom *g, const float *x, const float *wt, const float *b,
-                      float *y);
-/* dy {n, ho, wo, cout}: dx {n, h, w, cin} overwritten (NULL ok); dwt {kh, kw, cin, cout}
- * and db {cout} accumulate (NULL ok) */
-int glow_conv_backward(const glow_conv_geom *g, const float *x, const float *wt, const float *dy,
-                       float *dx, float *dwt, float *db);
-/* direct-loop references of the two above (sums in double) */
-void glow_conv_forward_naive(const glow_conv_geom *g, const float *x, const float *wt,
-                             const float *b, float *y);
-void glow_conv_backward_naive(const glow_conv_geom *g, const float *x, const float *wt,
-                              const float *dy, float *dx, float *dwt, float *db);
 
 /* 2x resampling of NHWC images; h, w, c are the SMALL image's: x {n, h, w, c},
  * the large one {n, 2h, 2w, c}. */

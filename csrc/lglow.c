@@ -12,7 +12,7 @@
  *   limage.c       PNG images
  *   loptim.c       the optimizer loops
  *   lcheckpoint.c  safetensors checkpoints
- *   llinalg.c      matmul, the general conv2d, avg_pool2, upsample2
+ *   llinalg.c      matmul, conv2d of any geometry, avg_pool2, upsample2
  *
  * Each of them depends only on lglow.h and the shared helpers of lhelpers.c;
  * only this file knows them all.

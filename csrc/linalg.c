@@ -3,20 +3,15 @@
  *
  *   glow_matmul      batched matrix products with broadcast (and reduced)
  *                    operands, through glow_sgemm
- *   glow_conv_*      stride-1 2D convolution with any odd kernel, padding
- *                    and dilation: im2col of a few images at a time + sgemm,
- *                    and direct-loop references for the tests
  *   avg_pool2, upsample2 (nearest, bilinear) and their adjoints
  *
- * conv.c keeps the fast "same" 1x1 / 3x3 kernels of the built-in layers;
- * these are the building blocks of networks written in Lua.
+ * (The convolution, every geometry of it, is conv.c's.)
  *
  * Threads: a batch of small products runs one product per OpenMP thread,
  * each a single-threaded sgemm (the OpenMP build of OpenBLAS runs inside a
- * parallel region on the calling thread); large products, and the
- * convolution's products, run one after another on OpenBLAS's own threads,
- * so the two never oversubscribe the cores. Every result depends on the
- * thread count only.
+ * parallel region on the calling thread); large products run one after
+ * another on OpenBLAS's own threads, so the two never oversubscribe the
+ * cores. Every result depends on the thread count only.
  */
 #include "glow.h"
 
@@ -25,8 +20,6 @@
 
 /* a product of at most this many multiply-adds is run one per thread */
 #define GLOW_MATMUL_SMALL ((double)(1 << 24))
-/* largest im2col buffer, in floats, before the batch is cut into chunks */
-#define GLOW_CONV_COL_BUDGET ((size_t)1 << 22)
 /* elementwise loops run in parallel above this many floats */
 #define GLOW_PAR_MIN ((size_t)65536)
 
@@ -74,196 +67,6 @@ int glow_matmul(const float *a, const int64_t *ai, int ta, const float *b, const
   free(start);
   free(order);
   return GLOW_OK;
-}
-
-/* ------------------------------------------------------------------ conv */
-void glow_conv_out_size(const glow_conv_geom *g, int64_t *ho, int64_t *wo) {
-  *ho = (int64_t)g->h + 2 * (int64_t)g->pad_h - (int64_t)g->dil * (g->kh - 1);
-  *wo = (int64_t)g->w + 2 * (int64_t)g->pad_w - (int64_t)g->dil * (g->kw - 1);
-}
-
-/* col {nb * ho * wo, kh * kw * cin}: row (b, oi, oj) holds the taps (di, dj) of
- * that output pixel, each cin channels, zero where a tap falls in the padding */
-static void im2col(const glow_conv_geom *g, const float *x, float *col, int nb, int ho, int wo) {
-  int h = g->h, w = g->w, cin = g->cin;
-  size_t kk = (size_t)g->kh * g->kw * cin;
-#pragma omp parallel for collapse(2) if ((size_t)nb * ho * wo * kk > GLOW_PAR_MIN)
-  for (int b = 0; b < nb; b++)
-    for (int oi = 0; oi < ho; oi++)
-      for (int oj = 0; oj < wo; oj++) {
-        float *row = col + (((size_t)b * ho + oi) * wo + oj) * kk;
-        for (int di = 0; di < g->kh; di++) {
-          int ii = oi - g->pad_h + di * g->dil;
-          for (int dj = 0; dj < g->kw; dj++) {
-            int jj = oj - g->pad_w + dj * g->dil;
-            float *dst = row + ((size_t)di * g->kw + dj) * cin;
-            if (ii < 0 || ii >= h || jj < 0 || jj >= w)
-              memset(dst, 0, sizeof(float) * cin);
-            else
-              memcpy(dst, x + (((size_t)b * h + ii) * w + jj) * cin, sizeof(float) * cin);
-          }
-        }
-      }
-}
-
-/* the adjoint of im2col, dx overwritten: each input pixel gathers the taps
- * that read it (race-free over input pixels) */
-static void col2im(const glow_conv_geom *g, const float *col, float *dx, int nb, int ho, int wo) {
-  int h = g->h, w = g->w, cin = g->cin;
-  size_t kk = (size_t)g->kh * g->kw * cin;
-#pragma omp parallel for collapse(2) if ((size_t)nb * h * w * kk > GLOW_PAR_MIN)
-  for (int b = 0; b < nb; b++)
-    for (int i = 0; i < h; i++)
-      for (int j = 0; j < w; j++) {
-        float *dst = dx + (((size_t)b * h + i) * w + j) * cin;
-        memset(dst, 0, sizeof(float) * cin);
-        for (int di = 0; di < g->kh; di++) {
-          int oi = i + g->pad_h - di * g->dil;
-          if (oi < 0 || oi >= ho) continue;
-          for (int dj = 0; dj < g->kw; dj++) {
-            int oj = j + g->pad_w - dj * g->dil;
-            if (oj < 0 || oj >= wo) continue;
-            const float *src =
-                col + (((size_t)b * ho + oi) * wo + oj) * kk + ((size_t)di * g->kw + dj) * cin;
-            for (int c = 0; c < cin; c++) dst[c] += src[c];
-          }
-        }
-      }
-}
-
-/* images per im2col chunk */
-static int conv_chunk(const glow_conv_geom *g, int64_t ho, int64_t wo) {
-  size_t pix = (size_t)ho * wo, per = pix * g->kh * g->kw * g->cin;
-  size_t c = per ? GLOW_CONV_COL_BUDGET / per : (size_t)g->n;
-  if (pix && c > (size_t)0x7fffffff / pix) c = (size_t)0x7fffffff / pix; /* sgemm's int m */
-  if (c < 1) c = 1;
-  if (c > (size_t)g->n) c = (size_t)g->n;
-  return (int)c;
-}
-
-/* a 1x1 kernel without padding reads x itself: no im2col */
-static int conv_is_plain(const glow_conv_geom *g) {
-  return g->kh == 1 && g->kw == 1 && g->pad_h == 0 && g->pad_w == 0;
-}
-
-int glow_conv_forward(const glow_conv_geom *g, const float *x, const float *wt, const float *b,
-                      float *y) {
-  int64_t ho, wo;
-  glow_conv_out_size(g, &ho, &wo);
-  size_t pix = (size_t)ho * wo, xpix = (size_t)g->h * g->w, rows = (size_t)g->n * pix;
-  int kk = g->kh * g->kw * g->cin, cout = g->cout, chunk = conv_chunk(g, ho, wo);
-  int plain = conv_is_plain(g);
-  float *col = plain ? NULL : glow_alloc_uninit((size_t)chunk * pix * kk);
-  if (!plain && !col) return GLOW_ENOMEM;
-  for (int b0 = 0; b0 < g->n; b0 += chunk) {
-    int nb = g->n - b0 < chunk ? g->n - b0 : chunk;
-    const float *src = x + (size_t)b0 * xpix * g->cin;
-    if (!plain) {
-      im2col(g, src, col, nb, (int)ho, (int)wo);
-      src = col;
-    }
-    glow_sgemm(0, 0, (int)(nb * pix), cout, kk, 1.0f, src, kk, wt, cout, 0.0f,
-               y + (size_t)b0 * pix * cout, cout);
-  }
-  glow_free(col);
-  if (b) {
-#pragma omp parallel for if (rows * cout > GLOW_PAR_MIN)
-    for (size_t r = 0; r < rows; r++)
-      for (int o = 0; o < cout; o++) y[r * cout + o] += b[o];
-  }
-  return GLOW_OK;
-}
-
-int glow_conv_backward(const glow_conv_geom *g, const float *x, const float *wt, const float *dy,
-                       float *dx, float *dwt, float *db) {
-  int64_t ho, wo;
-  glow_conv_out_size(g, &ho, &wo);
-  size_t pix = (size_t)ho * wo, xpix = (size_t)g->h * g->w, rows = (size_t)g->n * pix;
-  int kk = g->kh * g->kw * g->cin, cout = g->cout, chunk = conv_chunk(g, ho, wo);
-  int plain = conv_is_plain(g);
-  /* everything that can fail first: no partial accumulation on failure */
-  float *col = plain || (!dx && !dwt) ? NULL : glow_alloc_uninit((size_t)chunk * pix * kk);
-  double *s = db ? malloc(sizeof(double) * (size_t)cout) : NULL;
-  if ((!plain && (dx || dwt) && !col) || (db && !s)) {
-    glow_free(col);
-    free(s);
-    return GLOW_ENOMEM;
-  }
-  if (db) {
-    glow_channel_reduce(dy, NULL, 0, NULL, NULL, s, NULL, rows, cout);
-    for (int o = 0; o < cout; o++) db[o] += (float)s[o];
-    free(s);
-  }
-  for (int b0 = 0; b0 < g->n && (dx || dwt); b0 += chunk) {
-    int nb = g->n - b0 < chunk ? g->n - b0 : chunk, m = (int)(nb * pix);
-    const float *xb = x + (size_t)b0 * xpix * g->cin, *dyb = dy + (size_t)b0 * pix * cout;
-    float *dxb = dx ? dx + (size_t)b0 * xpix * g->cin : NULL;
-    if (plain) {
-      if (dwt) glow_sgemm(1, 0, kk, cout, m, 1.0f, xb, kk, dyb, cout, 1.0f, dwt, cout);
-      if (dxb) glow_sgemm(0, 1, m, kk, cout, 1.0f, dyb, cout, wt, cout, 0.0f, dxb, kk);
-      continue;
-    }
-    if (dwt) {
-      im2col(g, xb, col, nb, (int)ho, (int)wo);
-      glow_sgemm(1, 0, kk, cout, m, 1.0f, col, kk, dyb, cout, 1.0f, dwt, cout);
-    }
-    if (dxb) {
-      glow_sgemm(0, 1, m, kk, cout, 1.0f, dyb, cout, wt, cout, 0.0f, col, kk);
-      col2im(g, col, dxb, nb, (int)ho, (int)wo);
-    }
-  }
-  glow_free(col);
-  return GLOW_OK;
-}
-
-void glow_conv_forward_naive(const glow_conv_geom *g, const float *x, const float *wt,
-                             const float *b, float *y) {
-  int64_t ho, wo;
-  glow_conv_out_size(g, &ho, &wo);
-  int h = g->h, w = g->w, cin = g->cin, cout = g->cout;
-  for (int bi = 0; bi < g->n; bi++)
-    for (int64_t oi = 0; oi < ho; oi++)
-      for (int64_t oj = 0; oj < wo; oj++)
-        for (int o = 0; o < cout; o++) {
-          double s = b ? b[o] : 0.0;
-          for (int di = 0; di < g->kh; di++)
-            for (int dj = 0; dj < g->kw; dj++) {
-              int64_t ii = oi - g->pad_h + (int64_t)di * g->dil;
-              int64_t jj = oj - g->pad_w + (int64_t)dj * g->dil;
-              if (ii < 0 || ii >= h || jj < 0 || jj >= w) continue;
-              for (int c = 0; c < cin; c++)
-                s += (double)x[(((size_t)bi * h + ii) * w + jj) * cin + c] *
-                     wt[(((size_t)di * g->kw + dj) * cin + c) * cout + o];
-            }
-          y[(((size_t)bi * ho + oi) * wo + oj) * cout + o] = (float)s;
-        }
-}
-
-void glow_conv_backward_naive(const glow_conv_geom *g, const float *x, const float *wt,
-                              const float *dy, float *dx, float *dwt, float *db) {
-  int64_t ho, wo;
-  glow_conv_out_size(g, &ho, &wo);
-  int h = g->h, w = g->w, cin = g->cin, cout = g->cout;
-  if (dx) memset(dx, 0, sizeof(float) * (size_t)g->n * h * w * cin);
-  for (int bi = 0; bi < g->n; bi++)
-    for (int64_t oi = 0; oi < ho; oi++)
-      for (int64_t oj = 0; oj < wo; oj++)
-        for (int o = 0; o < cout; o++) {
-          float d = dy[(((size_t)bi * ho + oi) * wo + oj) * cout + o];
-          if (db) db[o] += d;
-          for (int di = 0; di < g->kh; di++)
-            for (int dj = 0; dj < g->kw; dj++) {
-              int64_t ii = oi - g->pad_h + (int64_t)di * g->dil;
-              int64_t jj = oj - g->pad_w + (int64_t)dj * g->dil;
-              if (ii < 0 || ii >= h || jj < 0 || jj >= w) continue;
-              for (int c = 0; c < cin; c++) {
-                size_t xi = (((size_t)bi * h + ii) * w + jj) * cin + c;
-                size_t wi = (((size_t)di * g->kw + dj) * cin + c) * cout + o;
-                if (dwt) dwt[wi] += d * x[xi];
-                if (dx) dx[xi] += d * wt[wi];
-              }
-            }
-        }
 }
 
 /* ------------------------------------------------------------------ 2x resampling */

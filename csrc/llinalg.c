@@ -1,8 +1,9 @@
 /*
  * llinalg.c -- the Lua binding of linalg.c: matmul (with broadcast batch
- * dimensions and transposed operands) and its backward, the general conv2d
- * (any odd kernel, padding, dilation) and its gradients, avg_pool2 and
- * upsample2 with their adjoints.
+ * dimensions and transposed operands) and its backward, avg_pool2 and
+ * upsample2 with their adjoints; and conv2d of any geometry (any odd kernel,
+ * padding, dilation) and its gradients, through conv.c's one entry, which
+ * picks the kernel.
  *
  * Each function checks its arguments' shapes before it touches memory,
  * raises a Lua error that names the op and prints the shapes on misuse, and

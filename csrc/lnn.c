@@ -31,14 +31,11 @@ static int conv_forward_impl(lua_State *L, int naive) {
   if (b) lg_neednumel(L, b, cout, "conv2d: bias");
   int64_t shape[4] = {n, h, w, cout};
   Tensor *y = lg_newt(L, 4, shape);
-  int rc = GLOW_OK;
+  glow_conv_geom g = glow_conv_same(n, h, w, cin, cout, k);
   if (naive)
-    glow_conv2d_forward_naive(x->data, wt->data, b ? b->data : NULL, y->data, n, h, w, cin, cout,
-                              k);
+    glow_conv_forward_naive(&g, x->data, wt->data, b ? b->data : NULL, y->data);
   else
-    rc = glow_conv2d_forward(x->data, wt->data, b ? b->data : NULL, y->data, n, h, w, cin, cout,
-                             k);
-  lg_checkrc(L, rc, "conv2d");
+    lg_checkrc(L, glow_conv_forward(&g, x->data, wt->data, b ? b->data : NULL, y->data), "conv2d");
   return 1;
 }
 
@@ -61,12 +58,13 @@ static int conv_backward_impl(lua_State *L, int naive) {
     dx = lg_newlike(L, x)->data;
   else
     lua_pushnil(L);
+  glow_conv_geom g = glow_conv_same(n, h, w, cin, cout, k);
   if (naive) {
-    glow_conv2d_backward_naive(x->data, wt->data, dy->data, dx, dwt ? dwt->data : NULL,
-                               db ? db->data : NULL, n, h, w, cin, cout, k);
+    glow_conv_backward_naive(&g, x->data, wt->data, dy->data, dx, dwt ? dwt->data : NULL,
+                             db ? db->data : NULL);
   } else {
-    int rc = glow_conv2d_backward(x->data, wt->data, dy->data, dx, dwt ? dwt->data : NULL,
-                                  db ? db->data : NULL, n, h, w, cin, cout, k);
+    int rc = glow_conv_backward(&g, x->data, wt->data, dy->data, dx, dwt ? dwt->data : NULL,
+                                db ? db->data : NULL);
     lg_checkrc(L, rc, "conv2d backward");
   }
   return 1;

@@ -47,17 +47,20 @@ static int threads_for(int n) {
 /* the two hidden layers of a chunk: a1 = relu(an1(conv3x3(x))), a2 = relu(an2(conv1x1(a1))) */
 static int hidden(const glow_net *p, const float *x, float *a1, float *a2, int nb, int h, int w) {
   size_t rows = (size_t)nb * h * w;
-  int rc = glow_conv2d_forward(x, p->w1, NULL, a1, nb, h, w, p->cin, p->width, 3);
+  glow_conv_geom g1 = glow_conv_same(nb, h, w, p->cin, p->width, 3);
+  glow_conv_geom g2 = glow_conv_same(nb, h, w, p->width, p->width, 1);
+  int rc = glow_conv_forward(&g1, x, p->w1, NULL, a1);
   if (rc) return rc;
   glow_actnorm_relu_forward(a1, p->an1_b, p->an1_s, a1, rows, p->width);
-  rc = glow_conv2d_forward(a1, p->w2, NULL, a2, nb, h, w, p->width, p->width, 1);
+  rc = glow_conv_forward(&g2, a1, p->w2, NULL, a2);
   if (rc) return rc;
   glow_actnorm_relu_forward(a2, p->an2_b, p->an2_s, a2, rows, p->width);
   return GLOW_OK;
 }
 
 static int out_layer(const glow_net *p, const float *a2, float *y, int nb, int h, int w) {
-  int rc = glow_conv2d_forward(a2, p->w3, p->b3, y, nb, h, w, p->width, p->cout, 3);
+  glow_conv_geom g3 = glow_conv_same(nb, h, w, p->width, p->cout, 3);
+  int rc = glow_conv_forward(&g3, a2, p->w3, p->b3, y);
   if (rc) return rc;
   glow_scale_exp_forward(y, p->g3, p->factor, y, (size_t)nb * h * w, p->cout);
   return GLOW_OK;
@@ -145,13 +148,16 @@ static int backward_chunk(const glow_net *p, const layout *l, float *g, const fl
   float *dh3 = dp; /* dp is free until the ActNorm2 backward; rows * cout <= its size */
   glow_channel_reduce(dy, y, 0, e3, dh3, NULL, s2, rows, co);
   for (int k = 0; k < co; k++) g[l->g3 + k] += (float)(p->factor * s2[k]);
-  rc = glow_conv2d_backward(a2, p->w3, dh3, da, g + l->w3, g + l->b3, nb, h, w, wd, co, 3);
+  glow_conv_geom g3 = glow_conv_same(nb, h, w, wd, co, 3);
+  glow_conv_geom g2 = glow_conv_same(nb, h, w, wd, wd, 1);
+  glow_conv_geom g1 = glow_conv_same(nb, h, w, p->cin, wd, 3);
+  rc = glow_conv_backward(&g3, a2, p->w3, dh3, da, g + l->w3, g + l->b3);
   if (rc) return rc;
   an_relu_back(a2, p->an2_s, da, dp, g + l->an2_b, g + l->an2_s, rows, wd, s1, s2);
-  rc = glow_conv2d_backward(a1, p->w2, dp, da, g + l->w2, NULL, nb, h, w, wd, wd, 1);
+  rc = glow_conv_backward(&g2, a1, p->w2, dp, da, g + l->w2, NULL);
   if (rc) return rc;
   an_relu_back(a1, p->an1_s, da, dp, g + l->an1_b, g + l->an1_s, rows, wd, s1, s2);
-  return glow_conv2d_backward(x, p->w1, dp, dx, g + l->w1, NULL, nb, h, w, p->cin, wd, 3);
+  return glow_conv_backward(&g1, x, p->w1, dp, dx, g + l->w1, NULL);
 }
 
 int glow_net_backward(const glow_net *p, glow_net_grad *gr, const float *x, const float *y,

@@ -1,6 +1,7 @@
 /*
- * test_kernels.c -- each fast kernel against its naive reference, and the
- * small linear algebra against identities. Prints "N passed, N failed".
+ * test_kernels.c -- each fast kernel against its naive reference (the one
+ * convolution entry over a sweep of geometries, every kernel it picks), and
+ * the small linear algebra against identities. Prints "N passed, N failed".
  *
  * Tolerances (as in spec/helper.lua): a sum of n float32 terms computed in
  * two orders differs by about sqrt(n) * FLT_EPSILON times the sum of the
@@ -39,79 +40,159 @@ static double maxdiff(const float *a, const float *b, size_t n) {
   return m;
 }
 
-/* fast conv vs naive, forward and backward, one shape */
-static void conv_case(int n, int h, int w, int cin, int cout, int k, int bias) {
+/* ------------------------------------------------------------------ conv */
+/* The one convolution entry against the one naive reference, forward and
+ * backward, one geometry. Parameter gradients accumulate: both start from
+ * the same nonzero values. The backward also runs without dx and without
+ * dwt, each of which must leave the other result exactly as it was. */
+static int conv_cases;
+
+static float *randn_alloc(glow_rng *r, size_t n, float std) {
+  float *p = glow_alloc(n);
+  if (p) glow_randn(r, p, n, std);
+  return p;
+}
+
+static float *absdup(const float *a, size_t n) {
+  float *o = glow_alloc(n);
+  if (o) abs_copy(a, o, n);
+  return o;
+}
+
+static void conv_case(int n, int h, int w, int cin, int cout, int kh, int kw, int pad_h, int pad_w,
+                      int dil, int bias) {
+  glow_conv_geom g = {n, h, w, cin, cout, kh, kw, pad_h, pad_w, dil};
+  int64_t ho, wo;
+  glow_conv_out_size(&g, &ho, &wo);
   glow_rng r;
-  glow_rng_seed(&r, (uint64_t)(n * 1000 + h * 100 + w * 10 + cin + cout * 7 + k));
-  size_t nx = (size_t)n * h * w * cin, ny = (size_t)n * h * w * cout, nw = (size_t)k * k * cin * cout;
-  float *x = glow_alloc(nx), *wt = glow_alloc(nw), *b = glow_alloc(cout), *dy = glow_alloc(ny);
-  float *y1 = glow_alloc(ny), *y2 = glow_alloc(ny);
-  float *dx1 = glow_alloc(nx), *dx2 = glow_alloc(nx), *dw1 = glow_alloc(nw), *dw2 = glow_alloc(nw);
-  float *db1 = glow_alloc(cout), *db2 = glow_alloc(cout);
-  glow_randn(&r, x, nx, 1.0f);
-  glow_randn(&r, wt, nw, 0.3f);
-  glow_randn(&r, b, cout, 1.0f);
-  glow_randn(&r, dy, ny, 1.0f);
-  /* accumulation: start both parameter grads from the same nonzero values */
-  glow_randn(&r, dw1, nw, 1.0f);
-  memcpy(dw2, dw1, nw * sizeof(float));
-  float *dw0 = glow_alloc(nw);
-  memcpy(dw0, dw1, nw * sizeof(float));
-  glow_conv2d_forward(x, wt, bias ? b : NULL, y1, n, h, w, cin, cout, k);
-  glow_conv2d_forward_naive(x, wt, bias ? b : NULL, y2, n, h, w, cin, cout, k);
-  glow_conv2d_backward(x, wt, dy, dx1, dw1, bias ? db1 : NULL, n, h, w, cin, cout, k);
-  glow_conv2d_backward_naive(x, wt, dy, dx2, dw2, bias ? db2 : NULL, n, h, w, cin, cout, k);
+  glow_rng_seed(&r, (uint64_t)(n * 7919 + h * 131 + w * 31 + cin * 17 + cout * 7 + kh * 3 + kw +
+                               pad_h * 101 + pad_w * 37 + dil * 1009));
+  size_t nx = (size_t)n * h * w * cin, ny = (size_t)n * ho * wo * cout;
+  size_t nw = (size_t)kh * kw * cin * cout;
+  float *x = randn_alloc(&r, nx, 1), *wt = randn_alloc(&r, nw, 0.3f), *b = randn_alloc(&r, cout, 1);
+  float *dy = randn_alloc(&r, ny, 1), *dw0 = randn_alloc(&r, nw, 1);
+  float *db0 = randn_alloc(&r, cout, 1);
+  float *y1 = glow_alloc(ny), *y2 = glow_alloc(ny), *dx1 = glow_alloc(nx), *dx2 = glow_alloc(nx);
+  float *dw1 = glow_alloc(nw), *dw2 = glow_alloc(nw), *db1 = glow_alloc(cout),
+        *db2 = glow_alloc(cout), *dx3 = glow_alloc(nx), *dw3 = glow_alloc(nw);
+  float *ax = absdup(x, nx), *aw = absdup(wt, nw), *ab = absdup(b, cout), *ady = absdup(dy, ny);
+  float *my = glow_alloc(ny), *mx = glow_alloc(nx), *mw = absdup(dw0, nw), *mb = absdup(db0, cout);
+  float *ps[] = {x,   wt,  b,   dy, dw0, db0, y1, y2, dx1, dx2, dw1, dw2, db1,
+                 db2, dx3, dw3, ax, aw,  ab,  ady, my, mx, mw,  mb};
+  size_t np = sizeof ps / sizeof *ps;
+  for (size_t i = 0; i < np; i++)
+    if (!ps[i]) {
+      check(0, "conv_case: out of memory");
+      for (size_t j = 0; j < np; j++) glow_free(ps[j]);
+      return;
+    }
+  memcpy(dw1, dw0, nw * sizeof(float));
+  memcpy(dw2, dw0, nw * sizeof(float));
+  memcpy(db1, db0, cout * sizeof(float));
+  memcpy(db2, db0, cout * sizeof(float));
+  int rc = glow_conv_forward(&g, x, wt, bias ? b : NULL, y1);
+  rc |= glow_conv_backward(&g, x, wt, dy, dx1, dw1, bias ? db1 : NULL);
+  glow_conv_forward_naive(&g, x, wt, bias ? b : NULL, y2);
+  glow_conv_backward_naive(&g, x, wt, dy, dx2, dw2, bias ? db2 : NULL);
   /* the sizes of the terms behind each value: the naive kernels on |inputs|
-   * (dw starts from |dw0|, accumulated into) */
-  float *ax = glow_alloc(nx), *aw = glow_alloc(nw), *ab = glow_alloc(cout), *ady = glow_alloc(ny);
-  float *my = glow_alloc(ny), *mx = glow_alloc(nx), *mw = glow_alloc(nw), *mb = glow_alloc(cout);
-  if (!ax || !aw || !ab || !ady || !my || !mx || !mw || !mb) {
-    check(0, "conv_case: out of memory");
-    return;
-  }
-  abs_copy(x, ax, nx);
-  abs_copy(wt, aw, nw);
-  abs_copy(b, ab, cout);
-  abs_copy(dy, ady, ny);
-  abs_copy(dw0, mw, nw);
-  glow_conv2d_forward_naive(ax, aw, bias ? ab : NULL, my, n, h, w, cin, cout, k);
-  glow_conv2d_backward_naive(ax, aw, ady, mx, mw, bias ? mb : NULL, n, h, w, cin, cout, k);
-  char what[160];
-  snprintf(what, sizeof what, "conv%dx%d n=%d %dx%d cin=%d cout=%d bias=%d", k, k, n, h, w, cin,
-           cout, bias);
-  /* y sums k*k*cin products (and the bias), dx k*k*cout, dw and db the n*h*w pixels */
-  size_t pixels = (size_t)n * h * w;
-  double e1 = worst_ratio(y1, y2, my, ny, RTOL(k * k * cin + 1)),
-         e2 = worst_ratio(dx1, dx2, mx, nx, RTOL(k * k * cout)),
+   * (dw and db start from |dw0| and |db0|, accumulated into) */
+  glow_conv_forward_naive(&g, ax, aw, bias ? ab : NULL, my);
+  glow_conv_backward_naive(&g, ax, aw, ady, mx, mw, bias ? mb : NULL);
+  char what[200];
+  snprintf(what, sizeof what,
+           "conv %dx%d n=%d %dx%d cin=%d cout=%d pad=%d,%d dil=%d bias=%d -> %lldx%lld", kh, kw, n,
+           h, w, cin, cout, pad_h, pad_w, dil, bias, (long long)ho, (long long)wo);
+  /* y sums kh*kw*cin products (and the bias), dx kh*kw*cout, dw and db the
+   * n*ho*wo pixels (and the value they started from) */
+  size_t pixels = (size_t)n * ho * wo;
+  double e1 = worst_ratio(y1, y2, my, ny, RTOL(kh * kw * cin + 1)),
+         e2 = worst_ratio(dx1, dx2, mx, nx, RTOL(kh * kw * cout)),
          e3 = worst_ratio(dw1, dw2, mw, nw, RTOL(pixels + 1)),
-         e4 = bias ? worst_ratio(db1, db2, mb, cout, RTOL(pixels)) : 0;
-  int ok = e1 <= 1 && e2 <= 1 && e3 <= 1 && e4 <= 1;
+         e4 = bias ? worst_ratio(db1, db2, mb, cout, RTOL(pixels + 1)) : 0;
+  int ok = rc == GLOW_OK && e1 <= 1 && e2 <= 1 && e3 <= 1 && e4 <= 1;
   if (!ok)
-    printf("  %s: forward %.3g, dx %.3g, dw %.3g, db %.3g x the allowed\n", what, e1, e2, e3, e4);
+    printf("  %s: rc %d, forward %.3g, dx %.3g, dw %.3g, db %.3g x the allowed\n", what, rc, e1,
+           e2, e3, e4);
   check(ok, what);
-  float *ps[] = {x,  wt, b,  dy, y1, y2, dx1, dx2, dw1, dw2, db1, db2,
-                 ax, aw, ab, ady, my, mx, mw,  mb,  dw0};
-  for (size_t i = 0; i < sizeof ps / sizeof *ps; i++) glow_free(ps[i]);
+  /* dx alone, dwt alone, db alone: the same values as all three together */
+  memcpy(dw3, dw0, nw * sizeof(float));
+  rc = glow_conv_backward(&g, x, wt, dy, dx3, NULL, NULL);
+  rc |= glow_conv_backward(&g, x, wt, dy, NULL, dw3, NULL);
+  int same = maxdiff(dx3, dx1, nx) == 0 && maxdiff(dw3, dw1, nw) == 0;
+  if (bias) {
+    memcpy(db2, db0, cout * sizeof(float));
+    rc |= glow_conv_backward(&g, x, wt, dy, NULL, NULL, db2);
+    same &= maxdiff(db2, db1, cout) == 0;
+  }
+  snprintf(what, sizeof what, "conv %dx%d n=%d cin=%d cout=%d pad=%d,%d dil=%d: dx, dw, db apart",
+           kh, kw, n, cin, cout, pad_h, pad_w, dil);
+  check(rc == GLOW_OK && same, what);
+  conv_cases++;
+  for (size_t i = 0; i < np; i++) glow_free(ps[i]);
+}
+
+/* a k x k kernel with the "same" padding (k - 1) / 2 * dil */
+static void conv_same(int n, int h, int w, int cin, int cout, int k, int bias) {
+  conv_case(n, h, w, cin, cout, k, k, k / 2, k / 2, 1, bias);
 }
 
 static void test_conv(void) {
-  int chans[] = {1, 3, 5, 7, 130};
+  /* The sweep: kernels 1, 3, 5; padding "same" ((k - 1) / 2 * dil), 0 to 3;
+   * dilation 1, 2; batches of 1 to 3; channel pairs that take each kernel
+   * of the entry: few input channels (direct loops: kh*kw*cin <= 64),
+   * cin <= cout (im2col), cout < cin (taps), and past 64 channels (a 1x1
+   * kernel without padding reads x itself; with padding, the taps lowering
+   * runs with a negative transposed padding) */
+  int ks[] = {1, 3, 5}, pads[] = {-1, 0, 1, 2, 3}, dils[] = {1, 2};
+  int chans[][2] = {{1, 4}, {3, 2}, {5, 1}, {2, 7}, {9, 11}, {13, 3}, {67, 5}, {65, 71}};
+  int images[][3] = {{1, 9, 11}, {2, 7, 6}, {3, 5, 9}};
+  int nch = sizeof chans / sizeof *chans, i = 0;
+  for (int a = 0; a < 3; a++)
+    for (int p = 0; p < 5; p++)
+      for (int d = 0; d < 2; d++)
+        for (int c = 0; c < nch; c++, i++) {
+          int k = ks[a], dil = dils[d], pad = pads[p] < 0 ? (k - 1) / 2 * dil : pads[p];
+          const int *im = images[i % 3];
+          int n = im[0], h = im[1], w = im[2];
+          if (h + 2 * pad - dil * (k - 1) < 1 || w + 2 * pad - dil * (k - 1) < 1) continue;
+          conv_case(n, h, w, chans[c][0], chans[c][1], k, k, pad, pad, dil, i % 2);
+        }
+  check(conv_cases >= 220, "conv: enough geometry cases");
+  /* "same" 1x1 and 3x3 kernels, the coupling network's, over odd sizes */
+  int same_chans[] = {1, 3, 5, 7, 130};
   int sizes[][2] = {{1, 1}, {2, 3}, {5, 5}, {9, 7}};
   for (int k = 1; k <= 3; k += 2)
     for (int a = 0; a < 5; a++)
-      for (int s = 0; s < 4; s++) {
-        int cin = chans[a], cout = chans[(a + 2) % 5];
-        conv_case(2, sizes[s][0], sizes[s][1], cin, cout, k, (a + s) % 2);
-      }
-  /* a batch large enough to be cut into im2col chunks */
-  conv_case(70, 16, 16, 130, 5, 3, 1);
+      for (int s = 0; s < 4; s++)
+        conv_same(2, sizes[s][0], sizes[s][1], same_chans[a], same_chans[(a + 2) % 5], k,
+                  (a + s) % 2);
+  /* a batch large enough to be cut into chunks, both lowerings */
+  conv_same(70, 16, 16, 130, 5, 3, 1);
+  conv_same(40, 16, 16, 20, 40, 3, 0);
+  conv_case(40, 24, 24, 40, 3, 5, 5, 2, 2, 1, 1);
   /* the direct kernel: channels past the 64-wide tiles in groups of 16
    * (37 = 16 + 16 + 5; 100 = 64 + 16 + 16 + 4), large enough for threads */
-  conv_case(3, 6, 5, 4, 37, 3, 0);
-  conv_case(2, 5, 4, 3, 100, 3, 1);
+  conv_same(3, 6, 5, 4, 37, 3, 0);
+  conv_same(2, 5, 4, 3, 100, 3, 1);
+  conv_case(2, 9, 12, 2, 100, 5, 5, 3, 1, 2, 1);
   /* exactly one tile on AVX and AVX-512 (64), two on SSE (32) */
-  conv_case(2, 5, 4, 3, 64, 3, 0);
-  conv_case(16, 14, 14, 2, 4, 3, 1);
+  conv_same(2, 5, 4, 3, 64, 3, 0);
+  conv_same(16, 14, 14, 2, 4, 3, 1);
+  /* kh != kw, unequal paddings */
+  conv_case(2, 6, 8, 3, 5, 3, 5, 1, 2, 1, 1);
+  conv_case(2, 6, 8, 3, 5, 5, 1, 0, 0, 1, 0);
+  conv_case(1, 9, 9, 2, 3, 1, 3, 2, 0, 2, 1);
+  conv_case(2, 8, 9, 17, 6, 3, 5, 0, 2, 1, 1);
+  conv_case(2, 8, 9, 6, 17, 5, 3, 2, 0, 2, 0);
+  /* a 1x1 kernel with and without padding, either side of 64 channels */
+  conv_case(3, 4, 5, 6, 7, 1, 1, 0, 0, 1, 1);
+  conv_case(3, 4, 5, 6, 7, 1, 1, 1, 1, 1, 1);
+  conv_case(3, 4, 5, 70, 7, 1, 1, 0, 0, 1, 1);
+  conv_case(3, 4, 5, 70, 7, 1, 1, 2, 1, 1, 0);
+  /* more channels, and padding past the kernel's reach (output larger than x) */
+  conv_case(2, 6, 6, 40, 33, 3, 3, 1, 1, 1, 1);
+  conv_case(2, 4, 5, 30, 3, 3, 3, 3, 3, 1, 1);
+  conv_case(1, 4, 5, 3, 30, 3, 3, 3, 3, 1, 0);
 }
 
 static void test_linalg(void) {

@@ -1,10 +1,9 @@
 /*
- * test_linalg.c -- the kernels of linalg.c against references: the general
- * conv2d (im2col + sgemm) against its direct loops over kernel sizes 1, 3,
- * 5 (and kh != kw), paddings and dilations; batched, broadcast and reduced
- * matmul against a naive triple loop; and the 2x resampling backward passes
- * against their forward ones by the adjoint identity <A x, y> = <x, A^T y>.
- * Prints "N passed, N failed".
+ * test_linalg.c -- the kernels of linalg.c against references: batched,
+ * broadcast and reduced matmul against a naive triple loop; and the 2x
+ * resampling backward passes against their forward ones by the adjoint
+ * identity <A x, y> = <x, A^T y>. (The convolution is tested in
+ * test_kernels.c.) Prints "N passed, N failed".
  *
  * Tolerances as in test_kernels.c: a sum of n float32 terms computed in two
  * orders differs by about sqrt(n) * FLT_EPSILON times the sum of the terms'
@@ -21,110 +20,10 @@
 #include "glow.h"
 
 
-static float *absdup(const float *a, size_t n) {
-  float *o = glow_alloc(n);
-  for (size_t i = 0; i < n && o; i++) o[i] = fabsf(a[i]);
-  return o;
-}
-
 static float *randn(glow_rng *r, size_t n, float std) {
   float *p = glow_alloc(n);
   if (p) glow_randn(r, p, n, std);
   return p;
-}
-
-/* ------------------------------------------------------------------ conv */
-static void conv_case(int n, int h, int w, int cin, int cout, int kh, int kw, int pad_h, int pad_w,
-                      int dil, int bias) {
-  glow_conv_geom g = {n, h, w, cin, cout, kh, kw, pad_h, pad_w, dil};
-  int64_t ho, wo;
-  glow_conv_out_size(&g, &ho, &wo);
-  glow_rng r;
-  glow_rng_seed(&r, (uint64_t)(n * 7919 + h * 131 + w * 31 + cin * 17 + cout * 7 + kh * 3 + kw +
-                               pad_h * 101 + dil * 1009));
-  size_t nx = (size_t)n * h * w * cin, ny = (size_t)n * ho * wo * cout;
-  size_t nw = (size_t)kh * kw * cin * cout;
-  float *x = randn(&r, nx, 1), *wt = randn(&r, nw, 0.3f), *b = randn(&r, cout, 1);
-  float *dy = randn(&r, ny, 1), *dw0 = randn(&r, nw, 1), *db0 = randn(&r, cout, 1);
-  float *y1 = glow_alloc(ny), *y2 = glow_alloc(ny), *dx1 = glow_alloc(nx), *dx2 = glow_alloc(nx);
-  float *dw1 = glow_alloc(nw), *dw2 = glow_alloc(nw), *db1 = glow_alloc(cout),
-        *db2 = glow_alloc(cout);
-  float *ax = absdup(x, nx), *aw = absdup(wt, nw), *ab = absdup(b, cout), *ady = absdup(dy, ny);
-  float *my = glow_alloc(ny), *mx = glow_alloc(nx), *mw = absdup(dw0, nw), *mb = absdup(db0, cout);
-  float *ps[] = {x,  wt, b,   dy,  dw0, db0, y1, y2, dx1, dx2, dw1, dw2,
-                 db1, db2, ax, aw, ab,  ady, my, mx, mw,  mb};
-  size_t np = sizeof ps / sizeof *ps;
-  for (size_t i = 0; i < np; i++)
-    if (!ps[i]) {
-      check(0, "conv_case: out of memory");
-      return;
-    }
-  /* parameter gradients accumulate: both start from the same nonzero values */
-  memcpy(dw1, dw0, nw * sizeof(float));
-  memcpy(dw2, dw0, nw * sizeof(float));
-  memcpy(db1, db0, cout * sizeof(float));
-  memcpy(db2, db0, cout * sizeof(float));
-  int rc = glow_conv_forward(&g, x, wt, bias ? b : NULL, y1);
-  rc |= glow_conv_backward(&g, x, wt, dy, dx1, dw1, bias ? db1 : NULL);
-  glow_conv_forward_naive(&g, x, wt, bias ? b : NULL, y2);
-  glow_conv_backward_naive(&g, x, wt, dy, dx2, dw2, bias ? db2 : NULL);
-  glow_conv_forward_naive(&g, ax, aw, bias ? ab : NULL, my);
-  glow_conv_backward_naive(&g, ax, aw, ady, mx, mw, bias ? mb : NULL);
-  char what[200];
-  snprintf(what, sizeof what,
-           "conv %dx%d n=%d %dx%d cin=%d cout=%d pad=%d,%d dil=%d bias=%d -> %lldx%lld", kh, kw, n,
-           h, w, cin, cout, pad_h, pad_w, dil, bias, (long long)ho, (long long)wo);
-  size_t pixels = (size_t)n * ho * wo;
-  double e1 = worst_ratio(y1, y2, my, ny, RTOL(kh * kw * cin + 1)),
-         e2 = worst_ratio(dx1, dx2, mx, nx, RTOL(kh * kw * cout)),
-         e3 = worst_ratio(dw1, dw2, mw, nw, RTOL(pixels + 1)),
-         e4 = bias ? worst_ratio(db1, db2, mb, cout, RTOL(pixels + 1)) : 0;
-  int ok = rc == GLOW_OK && e1 <= 1 && e2 <= 1 && e3 <= 1 && e4 <= 1;
-  if (!ok)
-    printf("  %s: rc %d, forward %.3g, dx %.3g, dw %.3g, db %.3g x the allowed\n", what, rc, e1,
-           e2, e3, e4);
-  check(ok, what);
-  /* without dx and dwt, only db */
-  if (bias) {
-    memcpy(db1, db0, cout * sizeof(float));
-    rc = glow_conv_backward(&g, x, wt, dy, NULL, NULL, db1);
-    check(rc == GLOW_OK && worst_ratio(db1, db2, mb, cout, RTOL(pixels + 1)) <= 1,
-          "conv backward with db alone");
-  }
-  for (size_t i = 0; i < np; i++) glow_free(ps[i]);
-}
-
-static void test_conv(void) {
-  /* k, padding (-1: "same", (k - 1) / 2 * dil), dilation */
-  int ks[] = {1, 3, 5};
-  int pads[] = {-1, 0, 1, 3};
-  int dils[] = {1, 2};
-  int shapes[][4] = {{2, 7, 6, 3}, {1, 9, 11, 5}, {3, 5, 5, 1}};
-  int coutv[] = {4, 2, 7};
-  int cases = 0;
-  for (int s = 0; s < 3; s++)
-    for (int a = 0; a < 3; a++)
-      for (int p = 0; p < 4; p++)
-        for (int d = 0; d < 2; d++) {
-          int k = ks[a], dil = dils[d];
-          int pad = pads[p] < 0 ? (k - 1) / 2 * dil : pads[p];
-          int h = shapes[s][1], w = shapes[s][2];
-          if (h + 2 * pad - dil * (k - 1) < 1 || w + 2 * pad - dil * (k - 1) < 1) continue;
-          conv_case(shapes[s][0], h, w, shapes[s][3], coutv[s], k, k, pad, pad, dil,
-                    (s + a + p + d) % 2);
-          cases++;
-        }
-  /* kh != kw, unequal paddings */
-  conv_case(2, 6, 8, 3, 5, 3, 5, 1, 2, 1, 1);
-  conv_case(2, 6, 8, 3, 5, 5, 1, 0, 0, 1, 0);
-  conv_case(1, 9, 9, 2, 3, 1, 3, 2, 0, 2, 1);
-  /* a 1x1 kernel without padding reads x directly; with padding it does not */
-  conv_case(3, 4, 5, 6, 7, 1, 1, 0, 0, 1, 1);
-  conv_case(3, 4, 5, 6, 7, 1, 1, 1, 1, 1, 1);
-  /* more channels than the tests above, and a batch cut into im2col chunks */
-  conv_case(2, 6, 6, 40, 33, 3, 3, 1, 1, 1, 1);
-  conv_case(40, 24, 24, 40, 3, 5, 5, 2, 2, 1, 1);
-  check(cases > 40, "conv: enough geometry cases");
 }
 
 /* ------------------------------------------------------------------ matmul */
@@ -244,7 +143,6 @@ int main(void) {
     printf("OpenBLAS: %s\n0 passed, 1 failed\n", glow_blas_error());
     return 1;
   }
-  test_conv();
   test_matmul();
   resample_case(1, 1, 1, 1);
   resample_case(2, 3, 5, 4);

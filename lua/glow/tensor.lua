@@ -120,33 +120,12 @@ T.checkerboard, T.one_hot = core.checkerboard, core.one_hot
 ----------------------------------------------------------------- linear algebra
 T.matmul = core.matmul
 
--- A 1x1 or 3x3 kernel with "same" padding and no dilation takes the fast
--- kernels the built-in networks use (csrc/conv.c: direct 3x3, GEMM 1x1);
--- any other goes through im2col and GEMM (csrc/linalg.c).
-local function fast(w, opts)
-  local s = w:shape()
-  if #s ~= 4 or s[1] ~= s[2] or (s[1] ~= 1 and s[1] ~= 3) then return false end
-  if opts == nil then return true end
-  local p = opts.padding
-  return (opts.dilation or 1) == 1 and (p == nil or p == "same" or p == (s[1] - 1) // 2)
-end
-
 --- conv2d(x, w [, b [, {padding = p, dilation = d}]]): NHWC x, w {kh, kw, cin, cout}, odd kernels.
-function T.conv2d(x, w, b, opts)
-  if util_is_tensor(x) and fast(w, opts) then return core.conv2d_forward(x, w, b) end
-  return core.conv2d(x, w, b, opts)
-end
+--- One C entry (csrc/conv.c) picks the kernel from the geometry.
+T.conv2d = core.conv2d
 
 --- conv2d_backward(x, w, dy [, opts [, need_b]]) -> dx, dw [, db]: new tensors.
-function T.conv2d_backward(x, w, dy, opts, need_b)
-  if fast(w, opts) then
-    local s = w:shape()
-    local dw, db = core.tensor(s), need_b and core.tensor({ s[4] }) or nil
-    local dx = core.conv2d_backward(x, w, dy, dw, db, true)
-    return dx, dw, db
-  end
-  return core.conv2d_grad(x, w, dy, opts, need_b)
-end
+T.conv2d_backward = core.conv2d_grad
 T.avg_pool2, T.upsample2, T.upsample2_backward = core.avg_pool2, core.upsample2, core.upsample2_backward
 -- t:matmul(b): an autograd value as b takes the product to glow.autograd
 function methods.matmul(a, b, ...)
