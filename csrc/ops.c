@@ -15,37 +15,105 @@
 #include <string.h>
 
 #include "glow.h"
+#include "vmath.h"
 
 #define PAR_MIN 32768 /* elements below which a loop stays on one thread */
+#define PAR_CHEAP PAR_MIN
+#define PAR_MATH PAR_MIN
 
-/* One loop per op, the switch outside it, so each loop vectorizes. */
-#define UNARY_LOOP(expr)                                                                                     \
-  _Pragma("omp parallel for schedule(static) if (n >= PAR_MIN)") for (int64_t i = 0; i < n; i++) {           \
-    float v = x[i];                                                                                          \
-    y[i] = (expr);                                                                                           \
-  }                                                                                                          \
+/* One loop per op, the switch outside it, so each loop vectorizes: the
+ * transcendental functions are vmath.h's branch-free kernels. */
+#define ELEMENTWISE(par, expr)                                                                               \
+  do {                                                                                                       \
+    const int64_t par_ = (par);                                                                              \
+    _Pragma("omp parallel for schedule(static) if (n >= par_)") for (int64_t i = 0; i < n; i++) {            \
+      float v = x[i];                                                                                        \
+      y[i] = (expr);                                                                                         \
+    }                                                                                                        \
+  } while (0)
+#define UNARY_LOOP(par, expr)                                                                                \
+  ELEMENTWISE(par, expr);                                                                                    \
   break
+
+/* pow(x, a): the exponents with an exact shortcut, the limits of an
+ * infinite or NaN exponent, and the rest through glow_vpowf */
+static void unary_pow(const float *x, float *y, int64_t n, float a) {
+  if (a == 0.0f) { /* 1 even for NaN, as C's pow */
+    ELEMENTWISE(PAR_CHEAP, ((void)v, 1.0f));
+  } else if (a == 1.0f) {
+    ELEMENTWISE(PAR_CHEAP, v);
+  } else if (a == 2.0f) {
+    ELEMENTWISE(PAR_CHEAP, v * v);
+  } else if (a == -1.0f) {
+    ELEMENTWISE(PAR_CHEAP, 1.0f / v);
+  } else if (a == 0.5f) { /* pow(-0, 0.5) = +0 and pow(-inf, 0.5) = +inf, unlike sqrt */
+    ELEMENTWISE(PAR_CHEAP, v == -INFINITY ? INFINITY : sqrtf(v) + 0.0f);
+  } else if (isnan(a)) {
+    ELEMENTWISE(PAR_CHEAP, v == 1.0f ? 1.0f : a);
+  } else if (isinf(a)) { /* |x| = 1 gives 1; |x| < 1 gives 0 for +inf; NaN stays */
+    float below = a > 0 ? 0.0f : INFINITY, above = a > 0 ? INFINITY : 0.0f;
+    ELEMENTWISE(PAR_CHEAP, v != v ? v : (fabsf(v) == 1.0f ? 1.0f : (fabsf(v) < 1.0f ? below : above)));
+  } else {
+    glow_vpow_t p = glow_vpow_prepare(a);
+    ELEMENTWISE(PAR_MATH, glow_vpowf(v, p));
+  }
+}
 
 void glow_unary(int op, const float *x, float *y, int64_t n, float a, float b) {
   switch (op) {
-  case GLOW_OP_EXP: UNARY_LOOP(expf(v));
-  case GLOW_OP_LOG: UNARY_LOOP(logf(v));
-  case GLOW_OP_LOG1P: UNARY_LOOP(log1pf(v));
-  case GLOW_OP_EXPM1: UNARY_LOOP(expm1f(v));
-  case GLOW_OP_SQRT: UNARY_LOOP(sqrtf(v));
-  case GLOW_OP_ABS: UNARY_LOOP(fabsf(v));
-  case GLOW_OP_NEG: UNARY_LOOP(-v);
-  /* e = e^-|v| never overflows; 1 / (1 + e) or e / (1 + e) by the sign of v */
-  case GLOW_OP_SIGMOID: UNARY_LOOP(v >= 0 ? 1.0f / (1.0f + expf(-v)) : expf(v) / (1.0f + expf(v)));
-  case GLOW_OP_LOG_SIGMOID: UNARY_LOOP(fminf(v, 0.0f) - log1pf(expf(-fabsf(v))));
-  case GLOW_OP_TANH: UNARY_LOOP(tanhf(v));
-  case GLOW_OP_SOFTPLUS: UNARY_LOOP(fmaxf(v, 0.0f) + log1pf(expf(-fabsf(v))));
-  case GLOW_OP_RELU: UNARY_LOOP(v > 0 ? v : 0.0f);
-  case GLOW_OP_ELU: UNARY_LOOP(v > 0 ? v : a * expm1f(v));
-  case GLOW_OP_CLAMP: UNARY_LOOP(v < a ? a : (v > b ? b : v));
-  case GLOW_OP_POW: UNARY_LOOP(powf(v, a));
-  case GLOW_OP_SCALE: UNARY_LOOP(v * a);
-  default: UNARY_LOOP(v + NAN);
+  case GLOW_OP_EXP: UNARY_LOOP(PAR_MATH, glow_vexpf(v));
+  case GLOW_OP_LOG: UNARY_LOOP(PAR_MATH, glow_vlogf(v));
+  case GLOW_OP_LOG1P: UNARY_LOOP(PAR_MATH, glow_vlog1pf(v));
+  case GLOW_OP_EXPM1: UNARY_LOOP(PAR_MATH, glow_vexpm1f(v));
+  case GLOW_OP_SQRT: UNARY_LOOP(PAR_MATH, sqrtf(v));
+  case GLOW_OP_ABS: UNARY_LOOP(PAR_CHEAP, fabsf(v));
+  case GLOW_OP_NEG: UNARY_LOOP(PAR_CHEAP, -v);
+  case GLOW_OP_SIGMOID: UNARY_LOOP(PAR_MATH, glow_vsigmoidf(v));
+  case GLOW_OP_LOG_SIGMOID: UNARY_LOOP(PAR_MATH, glow_vlog_sigmoidf(v));
+  case GLOW_OP_TANH: UNARY_LOOP(PAR_MATH, glow_vtanhf(v));
+  case GLOW_OP_SOFTPLUS: UNARY_LOOP(PAR_MATH, glow_vsoftplusf(v));
+  case GLOW_OP_RELU: UNARY_LOOP(PAR_CHEAP, v > 0 ? v : 0.0f);
+  case GLOW_OP_ELU: UNARY_LOOP(PAR_MATH, glow_veluf(v, a));
+  case GLOW_OP_CLAMP: UNARY_LOOP(PAR_CHEAP, v < a ? a : (v > b ? b : v));
+  case GLOW_OP_POW: unary_pow(x, y, n, a); break;
+  case GLOW_OP_SCALE: UNARY_LOOP(PAR_CHEAP, v * a);
+  case GLOW_OP_FLOOR: UNARY_LOOP(PAR_CHEAP, glow_vfloorf(v));
+  case GLOW_OP_CEIL: UNARY_LOOP(PAR_CHEAP, glow_vceilf(v));
+  case GLOW_OP_ROUND: UNARY_LOOP(PAR_CHEAP, glow_vrintf(v));
+  case GLOW_OP_SIGN: UNARY_LOOP(PAR_CHEAP, glow_vsignf(v));
+  default: UNARY_LOOP(PAR_CHEAP, v + NAN);
+  }
+}
+
+/* The reference: libm per element, one thread (the old glow_unary). */
+void glow_unary_naive(int op, const float *x, float *y, int64_t n, float a, float b) {
+  for (int64_t i = 0; i < n; i++) {
+    float v = x[i], r;
+    switch (op) {
+    case GLOW_OP_EXP: r = expf(v); break;
+    case GLOW_OP_LOG: r = logf(v); break;
+    case GLOW_OP_LOG1P: r = log1pf(v); break;
+    case GLOW_OP_EXPM1: r = expm1f(v); break;
+    case GLOW_OP_SQRT: r = sqrtf(v); break;
+    case GLOW_OP_ABS: r = fabsf(v); break;
+    case GLOW_OP_NEG: r = -v; break;
+    /* e = e^-|v| never overflows; 1 / (1 + e) or e / (1 + e) by the sign of v */
+    case GLOW_OP_SIGMOID: r = v >= 0 ? 1.0f / (1.0f + expf(-v)) : expf(v) / (1.0f + expf(v)); break;
+    case GLOW_OP_LOG_SIGMOID: r = fminf(v, 0.0f) - log1pf(expf(-fabsf(v))); break;
+    case GLOW_OP_TANH: r = tanhf(v); break;
+    case GLOW_OP_SOFTPLUS: r = fmaxf(v, 0.0f) + log1pf(expf(-fabsf(v))); break;
+    case GLOW_OP_RELU: r = v > 0 ? v : 0.0f; break;
+    case GLOW_OP_ELU: r = v > 0 ? v : a * expm1f(v); break;
+    case GLOW_OP_CLAMP: r = v < a ? a : (v > b ? b : v); break;
+    case GLOW_OP_POW: r = powf(v, a); break;
+    case GLOW_OP_SCALE: r = v * a; break;
+    case GLOW_OP_FLOOR: r = floorf(v); break;
+    case GLOW_OP_CEIL: r = ceilf(v); break;
+    case GLOW_OP_ROUND: r = rintf(v); break;
+    case GLOW_OP_SIGN: r = v > 0 ? 1.0f : (v < 0 ? -1.0f : v); break;
+    default: r = v + NAN; break;
+    }
+    y[i] = r;
   }
 }
 
@@ -121,6 +189,13 @@ static void step_run(int op, int kind, const float *a, int64_t i0, const float *
   case GLOW_OP_DIV: RUN(u / w);
   case GLOW_OP_MAX: RUN((u > w || u != u) ? u : w); /* NaN wins, as in torch */
   case GLOW_OP_MIN: RUN((u < w || u != u) ? u : w);
+  /* comparisons: 1 or 0; NaN compares false except in ne */
+  case GLOW_OP_LT: RUN(u < w ? 1.0f : 0.0f);
+  case GLOW_OP_LE: RUN(u <= w ? 1.0f : 0.0f);
+  case GLOW_OP_GT: RUN(u > w ? 1.0f : 0.0f);
+  case GLOW_OP_GE: RUN(u >= w ? 1.0f : 0.0f);
+  case GLOW_OP_EQ: RUN(u == w ? 1.0f : 0.0f);
+  case GLOW_OP_NE: RUN(u != w ? 1.0f : 0.0f);
   default: RUN(u + w + NAN);
   }
 }
