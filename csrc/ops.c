@@ -378,7 +378,7 @@ void glow_strided_copy(const float *x, const int64_t *sx, float *y, int nd, cons
 
 DEFINE_REDUCE(reduce_sum, 0.0f, a + v, a + b)
 DEFINE_REDUCE(reduce_max, -INFINITY, MAXV(a, v), MAXV(a, b))
-DEFINE_REDUCE(reduce_sumexp, 0.0f, a + expf(v - s), a + b)
+DEFINE_REDUCE(reduce_sumexp, 0.0f, a + glow_vexpf(v - s), a + b)
 
 void glow_reduce(int op, const float *x, const float *shift, float *y, int64_t outer, int64_t red,
                  int64_t inner) {
@@ -399,7 +399,7 @@ void glow_logsumexp(const float *x, float *m, float *y, int64_t outer, int64_t r
     if (isinf(m[i])) m[i] = 0.0f;
   reduce_sumexp(x, m, y, outer, red, inner);
 #pragma omp parallel for schedule(static) if (n >= PAR_MATH)
-  for (int64_t i = 0; i < n; i++) y[i] = logf(y[i]) + m[i];
+  for (int64_t i = 0; i < n; i++) y[i] = glow_vlogf(y[i]) + m[i];
 }
 
 void glow_rows(const float *src, int64_t srows, int64_t soff, float *dst, int64_t drows, int64_t doff,
