@@ -66,9 +66,9 @@ static double r_sign(double x, double a) { (void)a; return x > 0 ? 1.0 : (x < 0 
 
 /* The cases: op, its parameter a, the reference, the asserted bound in
  * ulps (0: exact), whether the sign of a zero result counts. The bounds
- * are those stated in vmath.h: the largest error measured on the three
- * ISA copies (AMD EPYC; the copies with FMA round a little differently
- * from SSE2), with some room for a denser sweep. */
+ * are those stated in vmath.h: above the largest error that a sweep of
+ * every 13th pattern found on each of the three ISA copies (AMD EPYC; the
+ * copies with FMA round a little differently from SSE2). */
 typedef struct {
   const char *name;
   int op;
