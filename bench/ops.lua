@@ -52,6 +52,7 @@ cases[#cases + 1] = { "where", function() return glow.where(x, y, p) end }
 
 -- ns per element: the median of the rounds' means
 local function time(f)
+  collectgarbage()
   f()
   local calls, t0 = 0, glow.core.now()
   repeat
