@@ -17,6 +17,7 @@
 #include <cblas.h>
 #include <dlfcn.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,7 @@ typedef void (*sgemm_fn)(const enum CBLAS_ORDER, const enum CBLAS_TRANSPOSE,
 static sgemm_fn p_sgemm;
 static char *(*p_corename)(void);
 static int (*p_get_threads)(void);
+static void (*p_set_threads)(int);
 static char blas_error[512];
 static char blas_lib[256];
 static char blas_forced[32];
@@ -82,6 +84,7 @@ static int load(const char *path) {
   p_sgemm = (sgemm_fn)dlsym(h, "cblas_sgemm");
   p_corename = (char *(*)(void))dlsym(h, "openblas_get_corename");
   p_get_threads = (int (*)(void))dlsym(h, "openblas_get_num_threads");
+  p_set_threads = (void (*)(int))dlsym(h, "openblas_set_num_threads");
   if (!p_sgemm) {
     snprintf(blas_error, sizeof blas_error, "%s has no cblas_sgemm", path);
     return 0;
@@ -123,6 +126,19 @@ const char *glow_blas_kernel(void) {
 const char *glow_blas_library(void) { return blas_lib; }
 
 int glow_blas_threads(void) { return p_sgemm && p_get_threads ? p_get_threads() : 0; }
+
+/* One count for both pools: OpenMP's (the core's loops, and the OpenMP build
+ * of OpenBLAS, which reads it at each call) and OpenBLAS's own (which the
+ * pthread build keeps apart). The core calls sgemm either from one thread,
+ * on OpenBLAS's threads, or one product per OpenMP thread, where the OpenMP
+ * build runs single-threaded: so at most n threads work at any time. */
+void glow_set_threads(int n) {
+  if (n < 1) n = 1;
+  omp_set_num_threads(n);
+  if (p_sgemm && p_set_threads) p_set_threads(n);
+}
+
+int glow_threads(void) { return omp_get_max_threads(); }
 
 void glow_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
                 int lda, const float *b, int ldb, float beta, float *c, int ldc) {

@@ -42,6 +42,9 @@ const char *glow_blas_error(void);   /* why glow_blas_init failed */
 const char *glow_blas_kernel(void);  /* OpenBLAS's name for its kernel */
 const char *glow_blas_library(void); /* the file it was loaded from */
 int glow_blas_threads(void);
+/* the threads of the core's loops and of OpenBLAS, both set to n >= 1 (and read) */
+void glow_set_threads(int n);
+int glow_threads(void);
 /* row-major C = alpha op(A) op(B) + beta C; op(A) {m, k}, op(B) {k, n} */
 void glow_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
                 int lda, const float *b, int ldb, float beta, float *c, int ldc);
@@ -502,13 +505,25 @@ void glow_upsample2_backward(const float *dy, float *dx, int n, int h, int w, in
 enum {
   GLOW_OP_EXP = 1, GLOW_OP_LOG, GLOW_OP_LOG1P, GLOW_OP_EXPM1, GLOW_OP_SQRT, GLOW_OP_ABS, GLOW_OP_NEG,
   GLOW_OP_SIGMOID, GLOW_OP_LOG_SIGMOID, GLOW_OP_TANH, GLOW_OP_SOFTPLUS, GLOW_OP_RELU, GLOW_OP_ELU,
-  GLOW_OP_CLAMP, GLOW_OP_POW, GLOW_OP_SCALE,
-  GLOW_OP_ADD = 32, GLOW_OP_SUB, GLOW_OP_MUL, GLOW_OP_DIV, GLOW_OP_MAX, GLOW_OP_MIN, GLOW_OP_SUMEXP
+  GLOW_OP_CLAMP, GLOW_OP_POW, GLOW_OP_SCALE, GLOW_OP_FLOOR, GLOW_OP_CEIL, GLOW_OP_ROUND, GLOW_OP_SIGN,
+  GLOW_OP_ADD = 32, GLOW_OP_SUB, GLOW_OP_MUL, GLOW_OP_DIV, GLOW_OP_MAX, GLOW_OP_MIN, GLOW_OP_SUMEXP,
+  GLOW_OP_LT, GLOW_OP_LE, GLOW_OP_GT, GLOW_OP_GE, GLOW_OP_EQ, GLOW_OP_NE
 };
+/* The size (elements) from which ops.c runs a loop of each class on threads:
+ * cheap elementwise ops and copies (row copies of index_select and index_add
+ * included), transcendental unary ops, reductions, gather and scatter_add
+ * (measured by bench/par.lua; the values and figures in ops.c) */
+enum { GLOW_PAR_CHEAP, GLOW_PAR_MATH, GLOW_PAR_REDUCE, GLOW_PAR_GATHER };
+int64_t glow_par_min(int cls);
 /* y[i] = f(x[i]): x, y {n}; a, b: elu's alpha, clamp's bounds, pow's exponent, scale's
- * factor. maximum, minimum and max propagate NaN. */
+ * factor. maximum, minimum and max propagate NaN. The transcendental functions are
+ * vmath.h's vectorized kernels (their ulp bounds beside each); ROUND rounds half to
+ * even (rintf); SIGN gives -1, 1, or x itself for ±0 and NaN. */
 void glow_unary(int op, const float *x, float *y, int64_t n, float a, float b);
-/* y {shape} = a op b, a and b read with strides sa, sb (nd each) */
+/* the same through libm per element, on one thread: the reference of the tests */
+void glow_unary_naive(int op, const float *x, float *y, int64_t n, float a, float b);
+/* y {shape} = a op b, a and b read with strides sa, sb (nd each); the comparisons
+ * (GLOW_OP_LT .. GLOW_OP_NE) give 1 or 0, NaN comparing false except in NE */
 void glow_binary(int op, const float *a, const int64_t *sa, const float *b, const int64_t *sb, float *y,
                  int nd, const int64_t *shape);
 /* y {shape} = m != 0 ? a : b, each read with its strides */

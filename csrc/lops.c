@@ -4,7 +4,8 @@
  * shape ops (permute, expand, sum_to, narrow, narrow_add, cat), row and
  * element selection (index_select, index_add, gather, scatter_add) and the
  * mask makers (checkerboard, one_hot). lua/glow/tensor.lua installs them as
- * glow.Tensor methods, operators and glow.* functions.
+ * glow.Tensor methods, operators and glow.* functions. The comparisons (lt,
+ * le, gt, ge, eq, ne) broadcast like the arithmetic and give 0/1 tensors.
  *
  * Before a strided kernel runs, its dimensions are coalesced: dims of size 1
  * dropped, neighbours merged where every operand steps through them as one,
@@ -707,9 +708,13 @@ static const struct {
              {"log_sigmoid", GLOW_OP_LOG_SIGMOID}, {"tanh", GLOW_OP_TANH},
              {"softplus", GLOW_OP_SOFTPLUS}, {"relu", GLOW_OP_RELU},
              {"elu", GLOW_OP_ELU},         {"clamp", GLOW_OP_CLAMP},
-             {"pow", GLOW_OP_POW}},
+             {"pow", GLOW_OP_POW},         {"floor", GLOW_OP_FLOOR},
+             {"ceil", GLOW_OP_CEIL},       {"round", GLOW_OP_ROUND},
+             {"sign", GLOW_OP_SIGN}},
   BINARY[] = {{"add", GLOW_OP_ADD}, {"sub", GLOW_OP_SUB},     {"mul", GLOW_OP_MUL},
-              {"div", GLOW_OP_DIV}, {"maximum", GLOW_OP_MAX}, {"minimum", GLOW_OP_MIN}},
+              {"div", GLOW_OP_DIV}, {"maximum", GLOW_OP_MAX}, {"minimum", GLOW_OP_MIN},
+              {"lt", GLOW_OP_LT},   {"le", GLOW_OP_LE},       {"gt", GLOW_OP_GT},
+              {"ge", GLOW_OP_GE},   {"eq", GLOW_OP_EQ},       {"ne", GLOW_OP_NE}},
   REDUCE[] = {{"sum", GLOW_OP_ADD}, {"mean", GLOW_OP_ADD}, {"max", GLOW_OP_MAX}, {"logsumexp", GLOW_OP_SUMEXP}};
 
 static const luaL_Reg funcs[] = {{"where", l_where},

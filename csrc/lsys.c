@@ -1,8 +1,9 @@
 /*
  * lsys.c -- the process utilities of glow.core: now (a monotonic clock),
- * trim (hand malloc's free memory back to the system), isatty, and info
- * (the BLAS kernel, library and threads, OpenMP threads and ISA level this
- * copy of the core runs with).
+ * trim (hand malloc's free memory back to the system), isatty, info (the
+ * BLAS kernel, library and threads, OpenMP threads and ISA level this copy
+ * of the core runs with), and set_threads / threads (the thread count of
+ * the core's loops and OpenBLAS, one number for both).
  */
 #include <lauxlib.h>
 #include <lua.h>
@@ -42,9 +43,9 @@ static int l_isatty(lua_State *L) {
   return 1;
 }
 
-/* info() -> {blas_kernel, blas_library, blas_threads, omp_threads, isa} */
+/* info() -> {blas_kernel, blas_library, blas_threads, omp_threads, isa, par_min} */
 static int l_info(lua_State *L) {
-  lua_createtable(L, 0, 5);
+  lua_createtable(L, 0, 6);
   lua_pushstring(L, glow_isa_name());
   lua_setfield(L, -2, "isa");
   lua_pushstring(L, glow_blas_kernel());
@@ -55,6 +56,35 @@ static int l_info(lua_State *L) {
   lua_setfield(L, -2, "blas_threads");
   lua_pushinteger(L, omp_get_max_threads());
   lua_setfield(L, -2, "omp_threads");
+  /* the sizes from which ops.c's loops run on threads, per class */
+  static const struct {
+    const char *name;
+    int cls;
+  } PAR[] = {{"cheap", GLOW_PAR_CHEAP}, {"math", GLOW_PAR_MATH}, {"reduce", GLOW_PAR_REDUCE}, {"gather", GLOW_PAR_GATHER}};
+  lua_createtable(L, 0, 4);
+  for (size_t i = 0; i < sizeof PAR / sizeof PAR[0]; i++) {
+    lua_pushinteger(L, (lua_Integer)glow_par_min(PAR[i].cls));
+    lua_setfield(L, -2, PAR[i].name);
+  }
+  lua_setfield(L, -2, "par_min");
+  return 1;
+}
+
+/* set_threads(n): OpenMP's and OpenBLAS's threads, n an integer >= 1 */
+static int l_set_threads(lua_State *L) {
+  int isint;
+  lua_Integer n = lua_tointegerx(L, 1, &isint);
+  if (!isint || n < 1 || n > 4096) {
+    const char *got = lua_type(L, 1) == LUA_TNUMBER ? luaL_tolstring(L, 1, NULL) : luaL_typename(L, 1);
+    return lg_fail(L, "set_threads: the thread count must be an integer in 1..4096, got %s", got);
+  }
+  glow_set_threads((int)n);
+  return 0;
+}
+
+/* threads() -> the thread count of the core's loops (and OpenBLAS's) */
+static int l_threads(lua_State *L) {
+  lua_pushinteger(L, glow_threads());
   return 1;
 }
 
@@ -63,6 +93,8 @@ static const luaL_Reg funcs[] = {
     {"trim", l_trim},
     {"isatty", l_isatty},
     {"info", l_info},
+    {"set_threads", l_set_threads},
+    {"threads", l_threads},
     {NULL, NULL}};
 
 void lg_open_sys(lua_State *L) { luaL_setfuncs(L, funcs, 0); }

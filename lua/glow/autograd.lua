@@ -146,6 +146,10 @@ local UNARY = {
   clamp = function(g, x, y) return F.where(y - x, 0, g) end,
   pow = function(g, x, _, p) return g * (x:pow(p - 1) * p) end,
 }
+-- piecewise constant: a zero gradient (the value stays on the tape)
+for _, name in ipairs { "floor", "ceil", "round", "sign" } do
+  UNARY[name] = function(g) return F.zeros(g:shape()) end
+end
 
 for name, rule in pairs(UNARY) do
   V[name] = function(x, ...)
@@ -184,6 +188,13 @@ for name, rule in pairs(BINARY) do
   end
 end
 V.maximum, V.minimum = ag.maximum, ag.minimum
+
+-- the comparisons are not differentiable: a plain 0/1 tensor of the raw values
+for _, name in ipairs(F.COMPARE) do
+  local fwd = F[name]
+  ag[name] = function(a, b) return fwd(raw(a), raw(b)) end
+  V[name] = ag[name]
+end
 Value.__add = ag.add
 Value.__sub = ag.sub
 Value.__mul = ag.mul

@@ -18,7 +18,9 @@ function glow.randn(shape, seed, std) return core.randn(shape, seed or 0, std or
 --- the ISA level of the core's own kernels: isa ("x86-64", "x86-64-v3",
 --- "x86-64-v4", or "native" for a GLOW_NATIVE build), isa_features (the CPU
 --- features that copy uses), isa_levels (the copies this build holds) and
---- isa_chosen_by ("cpu", or "GLOW_ISA" when the environment forced it).
+--- isa_chosen_by ("cpu", or "GLOW_ISA" when the environment forced it);
+--- par_min: the sizes (elements) from which the tensor ops run a loop on
+--- threads, per class (cheap, math, reduce, gather).
 --- print(glow.info()) gives one readable line per field.
 local Info = { __name = "glow.info" }
 function Info.__tostring(info)
@@ -35,6 +37,21 @@ function glow.info()
   info.isa_chosen_by = core.isa_chosen_by or "build"
   return setmetatable(info, Info)
 end
+--- glow.set_threads(n): the threads of glow's own loops (OpenMP) and of
+--- OpenBLAS, one count for both, so the two never oversubscribe the cores;
+--- glow.threads() reads it. It starts as OMP_NUM_THREADS, or the number of
+--- cores. Each loop still runs on one thread below the size where threads
+--- pay (docs/PROTOTYPING.md, "Threads").
+function glow.set_threads(n)
+  local k = math.tointeger(n)
+  if not k or k < 1 or k > 4096 then
+    error("set_threads: the thread count must be an integer in 1..4096, got " .. tostring(n), 2)
+  end
+  core.set_threads(k)
+end
+
+function glow.threads() return core.threads() end
+
 --- glow.rand(shape, seed): U[0, 1) values.
 function glow.rand(shape, seed) return core.rand(shape, seed or 0) end
 

@@ -20,14 +20,21 @@ local function util_is_tensor(x) return getmetatable(x) == mt end
 local function shapestr(s) return "{" .. table.concat(s, ", ") .. "}" end
 local methods = mt.__index
 
+--- round rounds half to even (as torch.round and C's rintf: 0.5 -> 0, 1.5 -> 2,
+--- -2.5 -> -2); sign gives -1, 1, or the value itself for 0 and NaN.
 local UNARY = { "exp", "log", "log1p", "expm1", "sqrt", "abs", "neg", "sigmoid", "log_sigmoid", "tanh",
-  "softplus", "relu", "elu", "clamp", "pow" }
+  "softplus", "relu", "elu", "clamp", "pow", "floor", "ceil", "round", "sign" }
 T.UNARY = UNARY
 
 for _, name in ipairs(UNARY) do methods[name] = core[name] end
 
 ----------------------------------------------------------------- binary, broadcasting
+--- The comparisons x:lt(y), le, gt, ge, eq, ne broadcast like + and give a
+--- tensor of 0 and 1 (NaN compares false, except in ne); y may be a number.
+local COMPARE = { "lt", "le", "gt", "ge", "eq", "ne" }
+T.COMPARE = COMPARE
 for _, name in ipairs { "add", "sub", "mul", "div", "maximum", "minimum" } do T[name] = core[name] end
+for _, name in ipairs(COMPARE) do T[name], methods[name] = core[name], core[name] end
 T.where = core.where
 methods.maximum, methods.minimum = core.maximum, core.minimum
 
@@ -291,6 +298,7 @@ function T.install(glow, ag)
     "avg_pool2", "upsample2" } do
     glow[name] = ag[name]
   end
+  for _, name in ipairs(COMPARE) do glow[name] = ag[name] end
   for _, name in ipairs { "sum", "mean", "max", "logsumexp", "reshape", "permute", "transpose", "narrow", "chunk",
     "expand", "index_select", "gather" } do
     glow[name] = method(name)
