@@ -7,7 +7,7 @@
  *
  * The binding (lscan.c) works out the layout and checks the shapes; these
  * kernels only loop. Threads take outer slices when the work is large
- * enough (GLOW_SCAN_PAR_MIN elements), so every output element is computed
+ * enough (the per-class sizes of ops.c), so every output element is computed
  * by one thread in one order: the results do not depend on the thread
  * count.
  */
@@ -17,12 +17,18 @@
 #include <string.h>
 
 #include "glow.h"
+#include "vmath.h"
 
-#define PAR_MIN 32768 /* elements below which a loop stays on one thread */
+/* the sizes from which a loop goes on threads, per class of op (ops.c,
+ * measured with bench/par.sh): copies and sums are cheap per element, the
+ * softmax's exp is maths, a sort or a binary search costs like a gather */
+#define PAR_CHEAP glow_par_min(GLOW_PAR_CHEAP)
+#define PAR_MATH glow_par_min(GLOW_PAR_MATH)
+#define PAR_SEARCH glow_par_min(GLOW_PAR_GATHER)
 
 /* ------------------------------------------------------------------ cumulative */
 void glow_cumulative(int prod, int reverse, const float *x, float *y, int64_t outer, int64_t n, int64_t inner) {
-#pragma omp parallel for schedule(static) if (outer * n * inner >= PAR_MIN && outer > 1)
+#pragma omp parallel for schedule(static) if (outer * n * inner >= PAR_CHEAP && outer > 1)
   for (int64_t o = 0; o < outer; o++) {
     const float *xo = x + o * n * inner;
     float *yo = y + o * n * inner;
@@ -47,7 +53,7 @@ void glow_cumulative(int prod, int reverse, const float *x, float *y, int64_t ou
  * Exact with zeros in x: before the first zero z, that is (sum_{i <= j < z} g_j y_j) / x_i;
  * at z, P_{z-1} * sum_{j >= z} g_j prod_{z < k <= j} x_k; after z, 0. Sums in double. */
 void glow_cumprod_backward(const float *x, const float *g, float *dx, int64_t outer, int64_t n, int64_t inner) {
-#pragma omp parallel for schedule(static) if (outer * n * inner >= PAR_MIN && outer * inner > 1)
+#pragma omp parallel for schedule(static) if (outer * n * inner >= PAR_CHEAP && outer * inner > 1)
   for (int64_t s = 0; s < outer * inner; s++) {
     int64_t o = s / inner, j = s % inner;
     const float *xs = x + o * n * inner + j, *gs = g + o * n * inner + j;
@@ -108,7 +114,7 @@ static int cmp_down(const void *pa, const void *pb) {
 
 int glow_sort(const float *x, float *y, float *idx, int64_t outer, int64_t n, int64_t inner, int descending) {
   int rc = GLOW_OK;
-#pragma omp parallel if (outer * inner > 1 && outer * n * inner >= PAR_MIN)
+#pragma omp parallel if (outer * inner > 1 && outer * n * inner >= PAR_SEARCH)
   {
     keyed *buf = malloc(sizeof(keyed) * (size_t)(n > 0 ? n : 1));
     if (!buf) {
@@ -149,7 +155,7 @@ static int64_t count_below(const float *b, int64_t nb, float v, int right) {
 
 void glow_searchsorted(const float *b, int64_t nb, int shared, const float *v, float *out, int64_t outer,
                        int64_t nv, int right) {
-#pragma omp parallel for schedule(static) if (outer * nv >= PAR_MIN)
+#pragma omp parallel for schedule(static) if (outer * nv >= PAR_SEARCH)
   for (int64_t i = 0; i < outer * nv; i++) {
     const float *bo = shared ? b : b + (i / nv) * nb;
     out[i] = (float)count_below(bo, nb, v[i], right);
@@ -160,7 +166,7 @@ void glow_searchsorted(const float *b, int64_t nb, int shared, const float *v, f
 /* y = softmax (or log-softmax) of x along n; m, s are {outer, inner} scratch */
 void glow_softmax(const float *x, float *y, float *m, float *s, int64_t outer, int64_t n, int64_t inner,
                   int log_out) {
-#pragma omp parallel for schedule(static) if (outer * n * inner >= PAR_MIN && outer > 1)
+#pragma omp parallel for schedule(static) if (outer * n * inner >= PAR_MATH && outer > 1)
   for (int64_t o = 0; o < outer; o++) {
     const float *xo = x + o * n * inner;
     float *yo = y + o * n * inner, *mo = m + o * inner, *so = s + o * inner;
@@ -174,12 +180,12 @@ void glow_softmax(const float *x, float *y, float *m, float *s, int64_t outer, i
       if (isinf(mo[j])) mo[j] = mo[j] > 0 ? mo[j] : 0.0f; /* all -inf: exp(-inf - 0) = 0 */
     for (int64_t r = 0; r < n; r++)
       for (int64_t j = 0; j < inner; j++) {
-        float e = expf(xo[r * inner + j] - mo[j]);
+        float e = glow_vexpf(xo[r * inner + j] - mo[j]);
         so[j] += e;
         if (!log_out) yo[r * inner + j] = e;
       }
     if (log_out) {
-      for (int64_t j = 0; j < inner; j++) so[j] = logf(so[j]) + mo[j];
+      for (int64_t j = 0; j < inner; j++) so[j] = glow_vlogf(so[j]) + mo[j];
       for (int64_t r = 0; r < n; r++)
         for (int64_t j = 0; j < inner; j++) yo[r * inner + j] = xo[r * inner + j] - so[j];
     } else {
@@ -200,7 +206,7 @@ void glow_pad(float *big, const int64_t *bshape, float *small, const int64_t *ss
   bs[nd - 1] = 1;
   for (int d = nd - 2; d >= 0; d--) bs[d] = bs[d + 1] * bshape[d + 1];
   int64_t len = sshape[nd - 1];
-#pragma omp parallel for schedule(static) if (rows * len >= PAR_MIN)
+#pragma omp parallel for schedule(static) if (rows * len >= PAR_CHEAP)
   for (int64_t r = 0; r < rows; r++) {
     int64_t rest = r, o = off[nd - 1];
     for (int d = nd - 2; d >= 0; d--) {
@@ -216,7 +222,7 @@ void glow_pad(float *big, const int64_t *bshape, float *small, const int64_t *ss
 
 /* y = x where j - i >= k (upper) or j - i <= k (lower), else 0, over batch r x c matrices */
 void glow_tri(const float *x, float *y, int64_t batch, int64_t r, int64_t c, int64_t k, int upper) {
-#pragma omp parallel for schedule(static) if (batch * r * c >= PAR_MIN)
+#pragma omp parallel for schedule(static) if (batch * r * c >= PAR_CHEAP)
   for (int64_t b = 0; b < batch; b++)
     for (int64_t i = 0; i < r; i++) {
       const float *xi = x + (b * r + i) * c;
@@ -230,7 +236,7 @@ void glow_tri(const float *x, float *y, int64_t batch, int64_t r, int64_t c, int
 
 /* y[i] = start + i * step, in double so the last value is as near as float allows */
 void glow_range(float *y, int64_t n, double start, double step) {
-#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
+#pragma omp parallel for schedule(static) if (n >= PAR_CHEAP)
   for (int64_t i = 0; i < n; i++) y[i] = (float)(start + (double)i * step);
 }
 
