@@ -77,7 +77,7 @@ local n = cfg.batch
 local model = glow.Glow { shape = cfg.shape, levels = cfg.levels, depth = cfg.depth, width = cfg.width,
   memory = over.memory, net = over.net == "autograd" and require("bench_util").ops_net or nil }
 local s = cfg.shape
-local x = glow.rand({ n, s[1], s[2], s[3] }, 1):add(glow.Tensor { n, s[1], s[2], s[3] }:fill(-0.5))
+local x = glow.rand({ n, s[1], s[2], s[3] }, 1):add_(glow.Tensor { n, s[1], s[2], s[3] }:fill_(-0.5))
 model:initialize(x)
 local opt = glow.optim.Adam(model, { lr = 1e-3 })
 local function once()

@@ -82,18 +82,18 @@ local CASES = {
   end },
   { "gather", "index_select {n/16, 16} dim 1", function(n)
     local a = glow.randn({ n // 16, 16 }, 1, 1)
-    local idx = glow.rand({ n // 16 }, 3):scale(n // 16):floor() + 1
+    local idx = glow.rand({ n // 16 }, 3):scale_(n // 16):floor() + 1
     return function() return a:index_select(1, idx) end
   end },
   { "gather", "gather {16, n/16} dim 2", function(n)
     local a = glow.randn({ 16, n // 16 }, 1, 1)
-    local idx = glow.rand({ 16, n // 16 }, 3):scale(n // 16):floor() + 1
+    local idx = glow.rand({ 16, n // 16 }, 3):scale_(n // 16):floor() + 1
     return function() return a:gather(2, idx) end
   end },
   { "gather", "scatter_add {16, n/16} dim 2", function(n)
     local a, src = glow.zeros({ 16, n // 16 }), glow.randn({ 16, n // 16 }, 2, 1)
-    local idx = glow.rand({ 16, n // 16 }, 3):scale(n // 16):floor() + 1
-    return function() return a:scatter_add(2, idx, src) end
+    local idx = glow.rand({ 16, n // 16 }, 3):scale_(n // 16):floor() + 1
+    return function() return a:scatter_add_(2, idx, src) end
   end },
 }
 

@@ -128,7 +128,7 @@ static int t_set(lua_State *L) {
 static int t_add(lua_State *L) {
   Tensor *t = lg_checkt(L, 1), *o = lg_checkt(L, 2);
   float alpha = (float)luaL_optnumber(L, 3, 1.0);
-  lg_samenumel(L, t, o, "add");
+  lg_samenumel(L, t, o, "add_");
   for (int64_t i = 0; i < t->n; i++) t->data[i] += alpha * o->data[i];
   lua_settop(L, 1);
   return 1;
@@ -136,7 +136,7 @@ static int t_add(lua_State *L) {
 
 static int t_mul(lua_State *L) {
   Tensor *t = lg_checkt(L, 1), *o = lg_checkt(L, 2);
-  lg_samenumel(L, t, o, "mul");
+  lg_samenumel(L, t, o, "mul_");
   for (int64_t i = 0; i < t->n; i++) t->data[i] *= o->data[i];
   lua_settop(L, 1);
   return 1;
@@ -160,8 +160,15 @@ static int t_fill(lua_State *L) {
 
 static int t_copy(lua_State *L) {
   Tensor *t = lg_checkt(L, 1), *o = lg_checkt(L, 2);
-  lg_samenumel(L, t, o, "copy");
+  lg_samenumel(L, t, o, "copy_");
   memmove(t->data, o->data, sizeof(float) * (size_t)t->n);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int t_zero(lua_State *L) {
+  Tensor *t = lg_checkt(L, 1);
+  memset(t->data, 0, sizeof(float) * (size_t)t->n);
   lua_settop(L, 1);
   return 1;
 }
@@ -363,9 +370,10 @@ static int t_arena(lua_State *L) {
 static const luaL_Reg tensor_methods[] = {
     {"shape", t_shape},       {"numel", t_numel},
     {"totable", t_totable},   {"get", t_get},
-    {"set", t_set},           {"add", t_add},
-    {"mul", t_mul},           {"scale", t_scale},
-    {"fill", t_fill},         {"copy", t_copy},
+    {"set", t_set},           {"add_", t_add},
+    {"mul_", t_mul},          {"scale_", t_scale},
+    {"fill_", t_fill},        {"copy_", t_copy},
+    {"zero_", t_zero},
     {"clone", t_clone},       {"view", t_view},
     {"dot", t_dot},           {"sum", t_sum},
     {"max_abs", t_max_abs},   {"max_abs_diff", t_max_abs_diff},

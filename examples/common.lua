@@ -280,15 +280,15 @@ end
 --- figures.
 function C.verify(out, make, shape, y_of)
   local m = make(shape)
-  local x = glow.rand({ 2, shape[1], shape[2], shape[3] }, 5):add(glow.Tensor { 2, shape[1], shape[2], shape[3] }
-    :fill(-0.5))
+  local x = glow.rand({ 2, shape[1], shape[2], shape[3] }, 5):add_(glow.Tensor { 2, shape[1], shape[2], shape[3] }
+    :fill_(-0.5))
   local y = y_of and y_of(x)
   m:initialize(x, y)
-  for i, p in ipairs(m:parameters()) do p.value:add(glow.randn(p.value:shape(), 100 + i, 0.05)) end
+  for i, p in ipairs(m:parameters()) do p.value:add_(glow.randn(p.value:shape(), 100 + i, 0.05)) end
   local inv = m:decode((m:encode(x, y)), y):max_abs_diff(x)
   if not (inv <= 1e-4) then C.fail("check: decode(encode(x)) is off by %g", inv) end
-  local one = glow.rand({ 1, shape[1], shape[2], shape[3] }, 6):add(glow.Tensor { 1, shape[1], shape[2], shape[3] }
-    :fill(-0.5))
+  local one = glow.rand({ 1, shape[1], shape[2], shape[3] }, 6):add_(glow.Tensor { 1, shape[1], shape[2], shape[3] }
+    :fill_(-0.5))
   local y1 = y_of and y_of(one)
   local _, ld = m:encode(one, y1)
   ld = ld:get(1)

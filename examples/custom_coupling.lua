@@ -22,11 +22,11 @@ function Residual.new(c, seed)
 end
 
 function Residual:forward(x)
-  return self.inner:forward(x):add(x)
+  return self.inner:forward(x):add_(x)
 end
 
 function Residual:backward(x, dy)
-  return self.inner:backward(x, dy):add(dy)
+  return self.inner:backward(x, dy):add_(dy)
 end
 
 function Residual:parameters(prefix)
@@ -50,10 +50,10 @@ local model = glow.Glow {
 local single = glow.AffineCoupling(8, { net = residual_net(4, 8, { width = 16, seed = 3 }) })
 assert(single.net)
 
-local x = glow.rand({ 8, 16, 16, 3 }, 1):add(glow.Tensor { 8, 16, 16, 3 }:fill(-0.5))
+local x = glow.rand({ 8, 16, 16, 3 }, 1):add_(glow.Tensor { 8, 16, 16, 3 }:fill_(-0.5))
 model:initialize(x)
 -- move every parameter off its initial value, so no coupling is the identity
-for i, p in ipairs(model:parameters()) do p.value:add(glow.randn(p.value:shape(), i, 0.02)) end
+for i, p in ipairs(model:parameters()) do p.value:add_(glow.randn(p.value:shape(), i, 0.02)) end
 
 local zs, logdet = model:encode(x)
 local err = model:decode(zs):max_abs_diff(x)

@@ -45,7 +45,7 @@ function Mixture.new(shape, k, seed)
   for j = 1, k do
     local comp = glow.prior.Learned(shape)
     -- components start apart, so they do not learn the same thing
-    comp.mean:copy(glow.randn(shape, seed + j, 0.3))
+    comp.mean:copy_(glow.randn(shape, seed + j, 0.3))
     self.children[j] = { name = "component" .. j, module = comp }
   end
   glow.module.param(self, "logits", glow.Tensor { k })
@@ -100,9 +100,9 @@ function Mixture:backward(z, dlp, cond)
     end
     dlogits[j] = g
     local dzj = self.children[j].module:backward(z, glow.Tensor.from(w, { n }), cond)
-    dz = dz and dz:add(dzj) or dzj
+    dz = dz and dz:add_(dzj) or dzj
   end
-  self.grad.logits:add(glow.Tensor.from(dlogits, { self.k }))
+  self.grad.logits:add_(glow.Tensor.from(dlogits, { self.k }))
   return dz
 end
 
@@ -123,7 +123,7 @@ function Mixture:sample(shape, cond, opts)
       for q = 1, j - 1 do lo = lo + math.exp(logpi[q]) end
       local hi = j == self.k and 1 or lo + math.exp(logpi[j])
       if u[i] >= lo and u[i] < hi then
-        glow.core.view_range(out, (i - 1) * per, one):copy(glow.core.view_range(zj, (i - 1) * per, one))
+        glow.core.view_range(out, (i - 1) * per, one):copy_(glow.core.view_range(zj, (i - 1) * per, one))
       end
     end
   end
@@ -135,7 +135,7 @@ end
 -- relative to max(1, |gradient|).
 local function check_mixture()
   local m = Mixture.new({ 1, 1, 2 }, 3, 5)
-  for i, p in ipairs(m:parameters()) do p.value:add(glow.randn(p.value:shape(), 9 + i, 0.3)) end
+  for i, p in ipairs(m:parameters()) do p.value:add_(glow.randn(p.value:shape(), 9 + i, 0.3)) end
   local z, dlp = glow.randn({ 2, 1, 1, 2 }, 3, 1), glow.Tensor.from({ 0.3, -0.7 }, { 2 })
   local function f() return m:log_prob(z):dot(dlp) end
   m:zero_grad()

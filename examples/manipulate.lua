@@ -56,7 +56,7 @@ local function mean_latents(model, ds, idx)
     for i = 1, #chunk do terms[i] = { zs, i, 1 / #idx } end
     local part = C.combine_latents({ terms })
     if mean then
-      for l, t in ipairs(part) do mean[l]:add(t) end
+      for l, t in ipairs(part) do mean[l]:add_(t) end
     else
       mean = part
     end
@@ -140,7 +140,7 @@ C.script("manipulate", SPEC, function(o, out)
     local mean_without = mean_latents(model, attr_ds, without)
     local norms = {}
     for l, t in ipairs(dir) do
-      t:add(mean_without[l], -1)
+      t:add_(mean_without[l], -1)
       norms[l] = string.format("%.3g", math.sqrt(t:dot(t)))
     end
     local zs = model:encode(walk)

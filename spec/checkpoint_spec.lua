@@ -135,8 +135,8 @@ describe("glow.checkpoint.write", function()
     -- the child writes a small checkpoint, then a 128 MiB one, again and again
     local child = string.format([[
 local glow = require "glow"
-assert(glow.checkpoint.write(%q, { { name = "w", value = glow.Tensor { 4 }:fill(1) } }))
-local big = glow.Tensor { 32 * 1024 * 1024 }:fill(2)
+assert(glow.checkpoint.write(%q, { { name = "w", value = glow.Tensor { 4 }:fill_(1) } }))
+local big = glow.Tensor { 32 * 1024 * 1024 }:fill_(2)
 while true do glow.checkpoint.write(%q, { { name = "w", value = big } }) end
 ]], path, path)
     spit(dir .. "/child.lua", child)

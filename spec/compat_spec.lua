@@ -14,7 +14,7 @@ local CASES = {
 }
 
 local function input(s)
-  return glow.rand({ 3, s[1], s[2], s[3] }, 11):add(glow.Tensor { 3, s[1], s[2], s[3] }:fill(-0.5))
+  return glow.rand({ 3, s[1], s[2], s[3] }, 11):add_(glow.Tensor { 3, s[1], s[2], s[3] }:fill_(-0.5))
 end
 
 describe("checkpoints from before the module protocol", function()

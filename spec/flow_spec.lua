@@ -67,7 +67,7 @@ describe("Split", function()
     local ctx = glow.Context { score = true }
     local z1 = s:forward(x, ctx)
     s:zero_grad()
-    local xr, dx = s:backward(z1, glow.Tensor(z1:shape()):fill(0.3), 0.9, ctx)
+    local xr, dx = s:backward(z1, glow.Tensor(z1:shape()):fill_(0.3), 0.9, ctx)
     assert.tensor_equal(x, xr)
     H.gradcheck(loss, x, dx, { what = "split dx", tol = 1e-2 })
     for _, p in ipairs(s:parameters()) do

@@ -208,14 +208,14 @@ end
 
 --- Input-like data in [-0.5, 0.5).
 function H.data(shape, seed)
-  return glow.rand(shape, seed):add(glow.Tensor(shape):fill(-0.5))
+  return glow.rand(shape, seed):add_(glow.Tensor(shape):fill_(-0.5))
 end
 
 --- Add N(0, std^2) noise to every parameter so that nothing is at its
 --- (often degenerate) initial value.
 function H.perturb(m, std, seed)
   for i, p in ipairs(m:parameters()) do
-    p.value:add(glow.randn(p.value:shape(), (seed or 1) * 1000 + i, std or 0.1))
+    p.value:add_(glow.randn(p.value:shape(), (seed or 1) * 1000 + i, std or 0.1))
   end
 end
 

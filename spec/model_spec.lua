@@ -91,9 +91,9 @@ describe("glow.Glow gradients", function()
     m:zero_grad()
     local stats = m:loss_and_grad(x, y)
     assert.close(stats.loss, m:loss(x, y).loss, H.rtol())
-    H.gradcheck(loss, x, stats.dx:clone():scale(K), { what = "model dx", tol = tol, eps = eps })
+    H.gradcheck(loss, x, stats.dx:clone():scale_(K), { what = "model dx", tol = tol, eps = eps })
     for _, p in ipairs(m:parameters()) do
-      H.gradcheck(loss, p.value, p.grad:clone():scale(K), { what = "model " .. p.name, tol = tol,
+      H.gradcheck(loss, p.value, p.grad:clone():scale_(K), { what = "model " .. p.name, tol = tol,
         max = 6, eps = eps })
     end
   end
@@ -127,9 +127,9 @@ describe("glow.Glow gradients", function()
       ana = ana + p.grad:dot(dirs[i]) * K
     end
     local function at(t)
-      for i, p in ipairs(ps) do p.value:add(dirs[i], t) end
+      for i, p in ipairs(ps) do p.value:add_(dirs[i], t) end
       local l = m:loss(x, y).loss * K
-      for i, p in ipairs(ps) do p.value:add(dirs[i], -t) end
+      for i, p in ipairs(ps) do p.value:add_(dirs[i], -t) end
       return l
     end
     local eps = 3e-4
@@ -245,7 +245,7 @@ describe("glow.Glow gradients", function()
     m:loss_and_grad(x)
     -- the second call computes the same gradient with the same kernels and
     -- threads (bitwise), so the sum is 2x the first up to one rounding
-    assert.tensor_near(once:clone():scale(2), p.grad, H.rtol())
+    assert.tensor_near(once:clone():scale_(2), p.grad, H.rtol())
     m:zero_grad()
     assert.equal(0, p.grad:max_abs())
   end)
@@ -342,14 +342,14 @@ describe("glow.Glow bad input", function()
 
   it("refuses inputs far outside the preprocessed range, such as raw pixels, with a hint about n_bits", function()
     local m, x = ready(opts, 2)
-    local raw = x:clone():add(glow.Tensor(x:shape()):fill(0.5)):scale(255) -- 0..255, as a PNG holds them
+    local raw = x:clone():add_(glow.Tensor(x:shape()):fill_(0.5)):scale_(255) -- 0..255, as a PNG holds them
     local e = err_of(m.log_prob, m, raw)
     assert.matches("^log_prob: x holds values in %[[%d.]+, [%d.]+%], far outside the preprocessed range "
       .. "%[%-0%.5, 0%.5%]", e)
     assert.matches("with n_bits = 8", e, 1, true)
     assert.matches("encode: x holds values in", err_of(m.encode, m, raw), 1, true)
     -- values near the range (a little noise, an interpolation) are fine
-    local near = x:clone():scale(1.5)
+    local near = x:clone():scale_(1.5)
     assert.is_true(m:log_prob(near):all_finite())
   end)
 

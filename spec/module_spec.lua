@@ -94,7 +94,7 @@ describe("glow.module", function()
       local f = glow.Flow { a }
       glow.optim.SGD(f, { lr = 0.1 }) -- flattens the parameters into one arena
       assert.is_true(a.grad.logs ~= nil and a.grad.logs == a._params[2].grad)
-      a.grad.logs:fill(2)
+      a.grad.logs:fill_(2)
       assert.same({ 0, 0, 0, 2, 2, 2 }, f._arena.grad:totable())
       assert.has_error(function() a.grad.bias = glow.zeros({ 3 }) end,
         "grad: gradients are registered with module.param, not assigned")

@@ -9,7 +9,7 @@ local function toy(values)
   return m
 end
 
-local function set_grad(opt, g) opt.grad:copy(glow.Tensor.from(g, { #g })) end
+local function set_grad(opt, g) opt.grad:copy_(glow.Tensor.from(g, { #g })) end
 
 -- The parameters, gradients and rates here are O(1) numbers chosen by hand,
 -- so the comparisons are absolute: 1e-6 is 8 float32 ulps at 1, 1e-7 about
@@ -181,7 +181,7 @@ describe("the parameter arena", function()
       n = n + p.value:numel()
     end
     assert.equal(n, opt.value:numel())
-    opt.value:fill(3)
+    opt.value:fill_(3)
     assert.equal(3, m:parameters()[1].value:get(1))
   end)
 end)

@@ -133,16 +133,16 @@ describe("results across thread counts", function()
       local n = size("gather")
       local rows = n // 16
       local x = glow.randn({ rows, 16 }, 6, 1)
-      local idx = (glow.rand({ rows }, 7):scale(rows)):floor() + 1
+      local idx = (glow.rand({ rows }, 7):scale_(rows)):floor() + 1
       same_bits(function() return x:index_select(1, idx) end)
-      same_bits(function() return glow.zeros({ rows, 16 }):index_add(1, idx, x) end)
+      same_bits(function() return glow.zeros({ rows, 16 }):index_add_(1, idx, x) end)
       local wide = glow.randn({ 16, rows }, 8, 1)
-      local gidx = (glow.rand({ 16, rows }, 9):scale(rows)):floor() + 1
+      local gidx = (glow.rand({ 16, rows }, 9):scale_(rows)):floor() + 1
       same_bits(function() return wide:gather(2, gidx) end)
-      same_bits(function() return glow.zeros({ 16, rows }):scatter_add(2, gidx, wide) end)
-      local tall_idx = (glow.rand({ rows, 16 }, 10):scale(rows)):floor() + 1
+      same_bits(function() return glow.zeros({ 16, rows }):scatter_add_(2, gidx, wide) end)
+      local tall_idx = (glow.rand({ rows, 16 }, 10):scale_(rows)):floor() + 1
       same_bits(function() return x:gather(1, tall_idx) end)
-      same_bits(function() return glow.zeros({ rows, 16 }):scatter_add(1, tall_idx, x) end)
+      same_bits(function() return glow.zeros({ rows, 16 }):scatter_add_(1, tall_idx, x) end)
     end)
   end)
 

@@ -66,7 +66,7 @@ local function accumulate(x, g)
     x.g, x.owned = g, false
   else
     if not x.owned then x.g, x.owned = x.g:clone(), true end
-    x.g:add(g)
+    x.g:add_(g)
   end
 end
 
@@ -249,7 +249,7 @@ end
 function V:narrow(dim, start, length)
   local s = self.v:shape()
   return node(self.v:narrow(dim, start, length), { self }, function(g)
-    return { F.zeros(s):narrow_add(dim, start, g) }
+    return { F.zeros(s):narrow_add_(dim, start, g) }
   end)
 end
 
@@ -260,7 +260,7 @@ function V:chunk(n, dim)
   local parts, out, start = self.v:chunk(n, d), {}, 1
   for i, p in ipairs(parts) do
     local from = start
-    out[i] = node(p, { self }, function(g) return { F.zeros(s):narrow_add(d, from, g) } end)
+    out[i] = node(p, { self }, function(g) return { F.zeros(s):narrow_add_(d, from, g) } end)
     start = start + p:shape()[d]
   end
   return out
@@ -269,14 +269,14 @@ end
 function V:index_select(dim, idx)
   local s = self.v:shape()
   return node(self.v:index_select(dim, idx), { self }, function(g)
-    return { F.zeros(s):index_add(dim, idx, g) }
+    return { F.zeros(s):index_add_(dim, idx, g) }
   end)
 end
 
 function V:gather(dim, index)
   local s = self.v:shape()
   return node(self.v:gather(dim, index), { self }, function(g)
-    return { F.zeros(s):scatter_add(dim, index, g) }
+    return { F.zeros(s):scatter_add_(dim, index, g) }
   end)
 end
 
@@ -374,7 +374,7 @@ function V:sort(dim, descending)
   local y, idx = self.v:sort(dim, descending)
   local d = dim or -1
   if d < 0 then d = #s + 1 + d end
-  return node(y, { self }, function(g) return { F.zeros(s):scatter_add(d, idx, g) } end), idx
+  return node(y, { self }, function(g) return { F.zeros(s):scatter_add_(d, idx, g) } end), idx
 end
 -- not differentiable: plain tensors from the values
 function V:argsort(dim, descending) return self.v:argsort(dim, descending) end
@@ -578,7 +578,7 @@ local function taped(self, fn, ...)
 end
 
 local function collect(leaves)
-  for _, l in ipairs(leaves) do if l.leaf.g then l.p.grad:add(l.leaf.g) end end
+  for _, l in ipairs(leaves) do if l.leaf.g then l.p.grad:add_(l.leaf.g) end end
 end
 
 local function param_method(self, name, value)

@@ -111,7 +111,7 @@ function dist.average(opt, stats, n)
   local total = s[1]
   if total <= 0 then error("glow.distributed: a global batch without images", 0) end
   -- sum over ranks of (n / total) * this rank's mean: one pass over the arena
-  opt.grad:scale(n / total)
+  opt.grad:scale_(n / total)
   mpi.allreduce(opt.grad)
   stats.loss, stats.bpd = s[2] / total, s[3] / total
   if stats.xent then stats.xent = s[4] / total end

@@ -50,7 +50,7 @@ end
 
 --- Add a piece's log-densities {n} to ctx.logp (a copy: the piece's tensor stays its own).
 function Context:add_logp(lp)
-  if self.logp then self.logp:add(lp) else self.logp = lp:clone() end
+  if self.logp then self.logp:add_(lp) else self.logp = lp:clone() end
 end
 
 --- The seed of the next latent drawn in inverse: seed + draw, draw counting
@@ -100,7 +100,7 @@ function ActNorm:forward(x)
   self:check_init(x)
   local y = core.actnorm_forward(x, self.bias, self.logs)
   local pix = pixels(x)
-  return y, zeros_n(x):fill(pix * self.logs:sum())
+  return y, zeros_n(x):fill_(pix * self.logs:sum())
 end
 
 function ActNorm:inverse(y)
@@ -135,7 +135,7 @@ function InvConv1x1.new(c, opts)
     local perm = {}
     for i = 1, c do perm[i] = i end
     if self.lu then -- W = P L U with P = L = I, U = 0, log_s = 0, sign = 1: W = I
-      self.perm, self.sign, self._buffers = perm, core.from(perm, { c }):fill(1), { "perm", "sign" }
+      self.perm, self.sign, self._buffers = perm, core.from(perm, { c }):fill_(1), { "perm", "sign" }
       module.param(self, "l", eye)
       module.param(self, "u", core.tensor({ c, c }))
       module.param(self, "log_s", core.tensor({ c }))
@@ -183,7 +183,7 @@ function InvConv1x1:forward(x)
   check_channels(x, self.c, "invconv: input")
   local w = self:matrix()
   local pix = pixels(x)
-  return core.invconv_forward(x, w), zeros_n(x):fill(pix * self:logdet_per_pixel(w))
+  return core.invconv_forward(x, w), zeros_n(x):fill_(pix * self:logdet_per_pixel(w))
 end
 
 function InvConv1x1:inverse(y)
@@ -355,7 +355,7 @@ function AffineCoupling:backward(y, dy, dlogdet)
   local z2, dz2, dh = core.affine_backward(y2, h, dy2, dld)
   z2 = input_z2(self, z2)
   local dz1 = util.at("coupling: net: ", self.net.backward, self.net, y1, dh)
-  dz1:add(dy1)
+  dz1:add_(dy1)
   return core.concat_channels(y1, z2), core.concat_channels(dz1, dz2)
 end
 
@@ -370,13 +370,13 @@ function AdditiveCoupling:forward(x)
   check_channels(x, self.c, "coupling: input")
   local z1, z2 = core.split_channels(x, self.c1)
   local h = forward_net(self, z1, self.is_training and z2:clone() or nil)
-  return core.concat_channels(z1, z2:add(h)), zeros_n(x)
+  return core.concat_channels(z1, z2:add_(h)), zeros_n(x)
 end
 
 function AdditiveCoupling:inverse(y)
   check_channels(y, self.c, "coupling: input")
   local y1, y2 = core.split_channels(y, self.c1)
-  return core.concat_channels(y1, y2:add(net_output(self, y1), -1))
+  return core.concat_channels(y1, y2:add_(net_output(self, y1), -1))
 end
 
 function AdditiveCoupling:backward(y, dy)
@@ -386,8 +386,8 @@ function AdditiveCoupling:backward(y, dy)
   local h
   y1, h = backward_net_input(self, y1)
   local dz1 = util.at("coupling: net: ", self.net.backward, self.net, y1, dy2)
-  dz1:add(dy1)
-  return core.concat_channels(y1, input_z2(self, y2:add(h, -1))), core.concat_channels(dz1, dy2)
+  dz1:add_(dy1)
+  return core.concat_channels(y1, input_z2(self, y2:add_(h, -1))), core.concat_channels(dz1, dy2)
 end
 
 ----------------------------------------------------------------- Flow (a sequence)
@@ -419,7 +419,7 @@ function Flow:forward(x, ctx)
   for _, ch in ipairs(self.children) do
     local ld
     x, ld = util.at(sep(ch), ch.module.forward, ch.module, x, ctx)
-    if logdet then logdet:add(ld) else logdet = ld end
+    if logdet then logdet:add_(ld) else logdet = ld end
   end
   return x, logdet or zeros_n(x), ctx
 end
@@ -542,7 +542,7 @@ function Split:backward(z1, dz1, dlogdet, ctx)
   if ctx.score and dlp then
     local dcond
     dz2, dcond = util.at("split: prior: ", self.prior.backward, self.prior, z2, dlp, { z1 = z1, y = ctx.y })
-    if dcond then dz1 = dcond:add(dz1) end
+    if dcond then dz1 = dcond:add_(dz1) end
   else
     dz2 = core.tensor(z2:shape())
   end

@@ -202,8 +202,8 @@ end
 function Model:_log_prob(x, y)
   local ctx = flow.Context.new { y = y, score = true }
   local z, lp = self.flow:forward(x, ctx)
-  if ctx.logp then lp:add(ctx.logp) end
-  lp:add(util.at("top prior: ", self.prior.log_prob, self.prior, z, { y = y }))
+  if ctx.logp then lp:add_(ctx.logp) end
+  lp:add_(util.at("top prior: ", self.prior.log_prob, self.prior, z, { y = y }))
   return lp, z, ctx
 end
 
@@ -217,8 +217,8 @@ end
 
 --- Bits per dimension of each image from log_prob: -lp / (D ln 2) + n_bits.
 function Model:bpd_of(lp)
-  local t = lp:clone():scale(-1 / (self.dims * LN2))
-  t:add(core.tensor({ t:numel() }):fill(self.config.n_bits))
+  local t = lp:clone():scale_(-1 / (self.dims * LN2))
+  t:add_(core.tensor({ t:numel() }):fill_(self.config.n_bits))
   return t
 end
 
@@ -278,8 +278,8 @@ function Model:loss_and_grad(x, y)
   local stats, n, z, ctx
   stats, n, y, z, ctx = self:_loss(x, y, "loss_and_grad")
   local g = -1 / (n * self.dims * LN2) -- dL/dlogdet_n = dL/dlogp_n
-  local dz = self.prior:backward(z, core.tensor({ n }):fill(g), { y = y })
-  if self.head then dz:add(self.head:backward(z)) end
+  local dz = self.prior:backward(z, core.tensor({ n }):fill_(g), { y = y })
+  if self.head then dz:add_(self.head:backward(z)) end
   local _, dx = self.flow:backward(z, dz, g, ctx)
   stats.dx = dx
   return stats

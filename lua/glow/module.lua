@@ -65,7 +65,7 @@ function M.param(self, name, value)
   for _, p in ipairs(self._params) do
     if p.name == name then error("module.param: a parameter named " .. tostring(name) .. " exists already", 2) end
   end
-  value = core.arena(value:shape()):copy(value)
+  value = core.arena(value:shape()):copy_(value)
   self[name] = value
   self._params[#self._params + 1] = { name = name, value = value, grad = core.arena(value:shape()) }
   if rawget(self, "grad") == nil then rawset(self, "grad", setmetatable({ _owner = self }, grad_mt)) end
@@ -87,10 +87,10 @@ end
 
 function Module:zero_grad()
   if self._arena then
-    self._arena.grad:fill(0)
+    self._arena.grad:fill_(0)
     return
   end
-  for _, p in ipairs(self:parameters()) do p.grad:fill(0) end
+  for _, p in ipairs(self:parameters()) do p.grad:fill_(0) end
 end
 
 --- apply(fn): fn(m) on this module and every descendant, depth first, in order.

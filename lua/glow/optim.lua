@@ -163,7 +163,7 @@ local function new(kind, model, opts)
     self.m, self.v = core.arena({ n }), core.arena({ n })
   end
   if opts.polyak then
-    self.ema = core.arena({ n }):copy(self.value)
+    self.ema = core.arena({ n }):copy_(self.value)
     self.ema_decay = opts.polyak
   end
   return self
@@ -189,7 +189,7 @@ function Optimizer:step()
   local norm = math.sqrt(core.norm2(self.grad))
   local clipped = false
   if self.opts.clip and norm > self.opts.clip then
-    self.grad:scale(self.opts.clip / norm)
+    self.grad:scale_(self.opts.clip / norm)
     clipped = true
   end
   local wd = self.opts.weight_decay or 0
@@ -216,13 +216,13 @@ function Optimizer:with_average(fn, ...)
   if not self.ema or self._averaged then return fn(...) end
   -- one scratch copy outside Lua's heap, reused by every evaluation
   self._saved = self._saved or core.arena({ self.value:numel() })
-  local saved = self._saved:copy(self.value)
-  self.value:copy(self.ema)
+  local saved = self._saved:copy_(self.value)
+  self.value:copy_(self.ema)
   self._averaged = true
   -- the trained weights come back however fn ends
   local _ <close> = module.closing(function()
     self._averaged = nil
-    self.value:copy(saved)
+    self.value:copy_(saved)
   end)
   return fn(...)
 end
@@ -259,7 +259,7 @@ function Optimizer:load_state(tensors, info)
     if not t or t:numel() ~= e.value:numel() then
       return nil, "optimizer state " .. e.name .. " is missing or has another size"
     end
-    e.value:copy(t)
+    e.value:copy_(t)
   end
   self.t, self.skipped, self.t0, self.lr_scale = steps, skipped, t0, scale
   return true
@@ -270,8 +270,8 @@ end
 function Optimizer:snapshot()
   local n = self.value:numel()
   self._snap = self._snap or { value = core.arena({ n }), ema = self.ema and core.arena({ n }) }
-  self._snap.value:copy(self.value)
-  if self.ema then self._snap.ema:copy(self.ema) end
+  self._snap.value:copy_(self.value)
+  if self.ema then self._snap.ema:copy_(self.ema) end
   self._snap.t = self.t
   return self.t
 end
@@ -284,10 +284,10 @@ end
 function Optimizer:restore()
   local snap = self._snap
   if not snap then return nil end
-  self.value:copy(snap.value)
-  if self.ema then self.ema:copy(snap.ema) end
+  self.value:copy_(snap.value)
+  if self.ema then self.ema:copy_(snap.ema) end
   for _, k in ipairs { "m", "v", "buf" } do
-    if self[k] then self[k]:fill(0) end
+    if self[k] then self[k]:fill_(0) end
   end
   self.t0 = self.t
   return snap.t

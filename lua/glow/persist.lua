@@ -74,11 +74,11 @@ function Model:load_tensors(tensors, path)
     local t, err = fits("buffer." .. b.name, util.is_tensor(v) and v:shape() or { #v })
     if not t then return nil, err end
   end
-  for _, pair in ipairs(plan) do pair[1]:copy(pair[2]) end
+  for _, pair in ipairs(plan) do pair[1]:copy_(pair[2]) end
   for _, b in ipairs(bufs) do
     local t, v = tensors["buffer." .. b.name], b.owner[b.field]
     if util.is_tensor(v) then
-      v:copy(t)
+      v:copy_(t)
     else
       local arr = {}
       for i, x in ipairs(t:totable()) do arr[i] = math.tointeger(x) or x end
@@ -143,7 +143,7 @@ function persist.load(path, opts)
     end
     local off = 0
     for _, p in ipairs(params) do
-      p.value:copy(core.view_range(ema, off, p.value:shape()))
+      p.value:copy_(core.view_range(ema, off, p.value:shape()))
       off = off + p.value:numel()
     end
     model.averaged = true

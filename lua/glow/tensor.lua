@@ -1,9 +1,11 @@
 --- glow.tensor: the tensor maths of csrc/ops.c and csrc/linalg.c as
 --- glow.Tensor methods, operators and functions. Dimensions are 1-based; a
---- negative one counts from the end. The ops return new tensors; the old
---- in-place methods (add, mul, scale, fill, copy) stay in place, and so do
---- the gradient helpers narrow_add, index_add and scatter_add (they return
---- t). t:sum(), t:mean(), t:max() and t:logsumexp() with no dims return a
+--- negative one counts from the end. The ops return new tensors; a method
+--- that changes its tensor in place ends in an underscore, as in torch
+--- (add_, mul_, scale_, fill_, copy_, zero_, and the gradient helpers
+--- narrow_add_, index_add_, scatter_add_; they return t). The old names of
+--- the in-place methods raise an error that names both forms, so no script
+--- changes meaning silently. t:sum(), t:mean(), t:max() and t:logsumexp() with no dims return a
 --- Lua number, as t:sum() always did. With dims (an integer or an array)
 --- they return tensors, the reduced dims removed unless keepdim (all
 --- removed: shape {1}). reshape returns a view sharing t's memory; every
@@ -110,7 +112,7 @@ end
 
 methods.permute, methods.transpose = core.permute, core.transpose
 
-methods.narrow, methods.narrow_add = core.narrow, core.narrow_add
+methods.narrow, methods.narrow_add_ = core.narrow, core.narrow_add
 methods.expand, methods.sum_to = core.expand, core.sum_to
 T.cat = core.cat
 
@@ -120,8 +122,8 @@ T.cat = core.cat
 methods.chunk = core.chunk
 
 ----------------------------------------------------------------- indexing
-methods.index_select, methods.index_add = core.index_select, core.index_add
-methods.gather, methods.scatter_add = core.gather, core.scatter_add
+methods.index_select, methods.index_add_ = core.index_select, core.index_add
+methods.gather, methods.scatter_add_ = core.gather, core.scatter_add
 T.checkerboard, T.one_hot = core.checkerboard, core.one_hot
 
 ----------------------------------------------------------------- linear algebra
@@ -236,15 +238,36 @@ methods.inverse = core.inverse_batch
 --- solve(A, B) -> X with A X = B: A {..., n, n}, B {..., n, k} or {..., n}.
 T.solve = core.solve
 
+----------------------------------------------------------------- retired names
+-- The in-place methods' old names: each raises one error naming the
+-- in-place method and the pure form (until a release note says otherwise).
+local RETIRED = {
+  add = { "a:add_(b [, alpha])", "a + b, glow.add(a, b) (a + b * alpha)" },
+  mul = { "a:mul_(b)", "a * b, glow.mul(a, b)" },
+  scale = { "a:scale_(s)", "a * s" },
+  fill = { "a:fill_(v)", "glow.full(shape, v), glow.full_like(a, v)" },
+  copy = { "a:copy_(src)", "src:clone()" },
+  narrow_add = { "a:narrow_add_(dim, start, src)", "a:clone():narrow_add_(dim, start, src)" },
+  index_add = { "a:index_add_(dim, idx, src)", "a:clone():index_add_(dim, idx, src)" },
+  scatter_add = { "a:scatter_add_(dim, index, src)", "a:clone():scatter_add_(dim, index, src)" },
+}
+T.RETIRED = RETIRED
+for name, forms in pairs(RETIRED) do
+  methods[name] = function()
+    error(string.format("glow.Tensor:%s is gone: the in-place method is %s; the pure form is %s", name, forms[1],
+      forms[2]), 2)
+  end
+end
+
 ----------------------------------------------------------------- makers
 function T.zeros(shape) return core.tensor(shape) end
 function T.full(shape, v)
   if type(v) ~= "number" then error("full: the value must be a number, got " .. type(v), 2) end
-  return core.tensor(shape):fill(v)
+  return core.tensor(shape):fill_(v)
 end
-function T.ones(shape) return core.tensor(shape):fill(1) end
+function T.ones(shape) return core.tensor(shape):fill_(1) end
 function T.zeros_like(t) return core.tensor(t:shape()) end
-function T.ones_like(t) return core.tensor(t:shape()):fill(1) end
+function T.ones_like(t) return core.tensor(t:shape()):fill_(1) end
 function T.full_like(t, v) return T.full(t:shape(), v) end
 --- eye(n [, m]): {n, m} with ones on the diagonal.
 T.eye = core.eye

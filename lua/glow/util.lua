@@ -47,8 +47,8 @@ function util.flatten(m)
     local mod, p = e[1], e[2]
     local v = mod[p.name]
     local shape, k = v:shape(), v:numel()
-    local vv = core.view_range(value, off, shape):copy(v)
-    local gv = core.view_range(grad, off, shape):copy(p.grad)
+    local vv = core.view_range(value, off, shape):copy_(v)
+    local gv = core.view_range(grad, off, shape):copy_(p.grad)
     mod[p.name], p.value, p.grad = vv, vv, gv
     off = off + k
   end
@@ -129,7 +129,7 @@ end
 function util.dlogdet(d, n)
   if d == nil then return nil, 0 end
   if type(d) == "number" then
-    return core.tensor({ n }):fill(d), d * n
+    return core.tensor({ n }):fill_(d), d * n
   end
   if d:numel() ~= n then
     error(string.format("dlogdet: expected %d values, got %d", n, d:numel()), 0)

@@ -5,7 +5,7 @@ local glow = require "glow"
 local info = glow.info()
 print(info.isa .. " " .. info.blas_kernel)
 local m = glow.Glow { shape = { 8, 8, 2 }, levels = 2, depth = 2, width = 8, seed = 3 }
-local x = glow.rand({ 4, 8, 8, 2 }, 1):add(glow.Tensor { 4, 8, 8, 2 }:fill(-0.5))
+local x = glow.rand({ 4, 8, 8, 2 }, 1):add_(glow.Tensor { 4, 8, 8, 2 }:fill_(-0.5))
 m:initialize(x)
-for i, p in ipairs(m:parameters()) do p.value:add(glow.randn(p.value:shape(), 100 + i, 0.05)) end
+for i, p in ipairs(m:parameters()) do p.value:add_(glow.randn(p.value:shape(), 100 + i, 0.05)) end
 for _, v in ipairs(m:log_prob(x):totable()) do print(string.format("%.9g", v)) end
