@@ -60,7 +60,8 @@ static int l_info(lua_State *L) {
   static const struct {
     const char *name;
     int cls;
-  } PAR[] = {{"cheap", GLOW_PAR_CHEAP}, {"math", GLOW_PAR_MATH}, {"reduce", GLOW_PAR_REDUCE}, {"gather", GLOW_PAR_GATHER}};
+  } PAR[] = {{"cheap", GLOW_PAR_CHEAP}, {"math", GLOW_PAR_MATH}, {"reduce", GLOW_PAR_REDUCE},
+               {"gather", GLOW_PAR_GATHER}};
   lua_createtable(L, 0, 4);
   for (size_t i = 0; i < sizeof PAR / sizeof PAR[0]; i++) {
     lua_pushinteger(L, (lua_Integer)glow_par_min(PAR[i].cls));

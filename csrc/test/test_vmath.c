@@ -149,7 +149,8 @@ typedef struct {
 } stats;
 
 static void merge(stats *s, const stats *t) {
-  if (t->ulp > s->ulp || (isnan(t->ulp) && !isnan(s->ulp))) s->ulp = t->ulp, s->at = t->at, s->ref = t->ref, s->got = t->got;
+  if (t->ulp > s->ulp || (isnan(t->ulp) && !isnan(s->ulp)))
+    s->ulp = t->ulp, s->at = t->at, s->ref = t->ref, s->got = t->got;
   if (t->rel > s->rel) s->rel = t->rel;
 }
 
