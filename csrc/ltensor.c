@@ -287,14 +287,40 @@ static int t_finite_range(lua_State *L) {
   return 3;
 }
 
+/* tostring(t), print(t): the shape and the values in row-major order, each
+ * with %.4g (NaN as "nan"): all of them up to TOSTRING_ALL, else the first
+ * and last TOSTRING_EDGE around "...", as torch summarizes a large tensor:
+ *   glow.Tensor{2, 3}: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
+ *   glow.Tensor{1000}: [0.1, 0.2, 0.3, ..., 998, 999, 1000] */
+#define TOSTRING_ALL 8
+#define TOSTRING_EDGE 3
 static int t_tostring(lua_State *L) {
   Tensor *t = (Tensor *)luaL_checkudata(L, 1, TNAME);
   if (!t->data) {
     lua_pushliteral(L, "glow.Tensor (closed)");
     return 1;
   }
-  char b[128];
-  lua_pushfstring(L, "glow.Tensor%s", lg_shapestr(t, b, sizeof b));
+  char b[128], v[32];
+  luaL_Buffer buf;
+  luaL_buffinit(L, &buf);
+  luaL_addstring(&buf, "glow.Tensor");
+  luaL_addstring(&buf, lg_shapestr(t, b, sizeof b));
+  luaL_addstring(&buf, ": [");
+  int all = t->n <= TOSTRING_ALL;
+  for (int64_t i = 0; i < t->n; i++) {
+    if (!all && i == TOSTRING_EDGE) {
+      luaL_addstring(&buf, ", ...");
+      i = t->n - TOSTRING_EDGE;
+    }
+    double x = t->data[i];
+    if (isnan(x)) /* printf's sign of a NaN differs between C libraries */
+      snprintf(v, sizeof v, "%snan", i ? ", " : "");
+    else
+      snprintf(v, sizeof v, "%s%.4g", i ? ", " : "", x);
+    luaL_addstring(&buf, v);
+  }
+  luaL_addstring(&buf, "]");
+  luaL_pushresult(&buf);
   return 1;
 }
 

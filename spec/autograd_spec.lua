@@ -93,3 +93,45 @@ describe("glow.autograd", function()
     assert.matches("must return a scalar (one element), got shape {2, 3}", err, 1, true)
   end)
 end)
+
+describe("glow.autograd.Flow", function()
+  -- a piece y = 2 x whose forward reports the log-determinant it is given
+  local function doubler(logdet_of)
+    return ag.Flow { name = "doubler",
+      forward = function(_, x) return x * 2, logdet_of(x) end,
+      inverse = function(_, y) return y * 0.5 end }
+  end
+  local x = H.data({ 2, 2, 2, 2 }, 1)
+
+  it("refuses a log-determinant that is not one value per image, at the piece's forward, in one line", function()
+    local LN2 = math.log(2)
+    local cases = {
+      { "a number", function(v) return v:sum() * 0 + 8 * LN2 end },
+      { "a tensor {1}", function(v) return v:sum({ 1, 2, 3, 4 }) * 0 + 16 * LN2 end },
+      { "a tensor {2, 1}", function(v) return v:sum({ 2, 3, 4 }, true):reshape({ 2, 1 }) * 0 + 8 * LN2 end },
+      { "nil", function() return nil end },
+    }
+    for _, case in ipairs(cases) do
+      local want = "doubler: forward's log-determinant is " .. case[1] .. ", expected a tensor {n} = {2} "
+        .. "(one per image: reduce with dims, e.g. s:sum({2, 3, 4}))"
+      local piece = doubler(case[2])
+      local ok, err = pcall(piece.forward, piece, x)
+      assert.is_false(ok)
+      assert.equal(want, err)
+      -- inside a container, prefixed with where it sits, still at forward
+      local flow = glow.Flow { glow.Reverse(2), doubler(case[2]) }
+      ok, err = pcall(flow.forward, flow, x)
+      assert.is_false(ok)
+      assert.equal("step 2: " .. want, err)
+    end
+  end)
+
+  it("takes a log-determinant {n} and back-propagates it", function()
+    local piece = doubler(function(v) return v:sum({ 2, 3, 4 }) * 0 + 8 * math.log(2) end)
+    local y, ld = piece:forward(x)
+    assert.same({ 2 }, ld:shape())
+    local xr, dx = piece:backward(y, glow.Tensor(y:shape()):fill_(1), 1)
+    assert.tensor_near(x, xr, H.rtol())
+    assert.tensor_equal(glow.Tensor(x:shape()):fill_(2), dx) -- 2 exactly: one product by 2
+  end)
+end)

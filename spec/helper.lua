@@ -227,6 +227,30 @@ H.probe = glow.check.probe
 H.fd = glow.check.fd
 H.gradcheck = glow.check.gradcheck
 
+--- Assert that a piece's log-determinant ld (a number) equals the
+--- brute-force log|det J| of f at x (glow.check.jacobian_logdet; opts pass
+--- through to it). Allowed: err + H.rtol(n) |ld|, where err is the brute
+--- force's own error estimate (the estimated errors of the Jacobian's
+--- entries carried through J^-1 to first order; glow.check) and ld, a
+--- float32 sum of n terms (opts.terms, default the number of elements of x),
+--- adds its rounding. The brute force must resolve at least opts.resolve,
+--- by default 1e-3 + 1e-3 |ld| (the tolerance these specs held before the
+--- estimate existed): a coarser one could not tell the errors the specs are
+--- after, and fails saying so. Returns brute, err, info.
+function H.assert_logdet(f, x, ld, opts)
+  opts = opts or {}
+  local brute, err, info = glow.check.jacobian_logdet(f, x, opts)
+  local what = opts.what and (opts.what .. ": ") or ""
+  local resolve = opts.resolve or (1e-3 + 1e-3 * math.abs(ld))
+  if err > resolve or err ~= err then
+    error(string.format("%sthe brute-force log-determinant %.9g is accurate only to %.2g, above the %.2g the check "
+      .. "needs (a better-conditioned piece or a smaller input)", what, brute, err, resolve), 2)
+  end
+  assert.close(brute, ld, 0, err + H.rtol(opts.terms or x:numel()) * math.abs(ld),
+    what .. "log-determinant against the brute-force Jacobian's")
+  return brute, err, info
+end
+
 --- The full check of a flow piece: L = <w, y> + a * sum(logdet). Checks dx
 --- from backward(y, w, a) against finite differences in x, and every
 --- parameter's grad, and that backward rebuilds x.

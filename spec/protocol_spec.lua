@@ -65,13 +65,12 @@ for i, case in ipairs(PIECES) do
     it("reports log|det J| of x -> (y, latents) as the brute-force Jacobian's", function()
       local p, x = ready(make, input, i)
       local _, ld = run(p, x)
-      local brute = H.jacobian_logdet(function(v)
+      -- within the brute force's own error estimate, which must be below
+      -- 1e-3 + 1e-3 |logdet| (H.assert_logdet)
+      H.assert_logdet(function(v)
         local y, _, ctx = run(p, v)
         return H.cat { y, table.unpack(ctx.latents) }
-      end, x)
-      -- relative to the log-determinant, and at least the brute force's own
-      -- finite-difference noise (1e-3) where it is near 0
-      assert.close(brute, ld:get(1), 1e-3, 1e-3)
+      end, x, ld:get(1), { what = name })
     end)
 
     it("backward matches central finite differences, priors included (1e-2 relative)", function()
@@ -113,11 +112,12 @@ local MODELS = {
 for i, case in ipairs(MODELS) do
   local name, make = case[1], case[2]
   describe(name, function()
-    -- initialized from 8 images, checked on 2 (1 for the Jacobian)
-    local function ready_model()
+    -- initialized from 8 images, perturbed by std (0.1 unless given),
+    -- checked on 2 (1 for the Jacobian)
+    local function ready_model(std)
       local m, y = make()
       m:initialize(H.data({ 8, 8, 8, 1 }, 7), y and { 0, 1, 2, 0, 1, 2, 0, 1 })
-      H.perturb(m, 0.1, 20 + i)
+      H.perturb(m, std or 0.1, 20 + i)
       return m, H.data({ 2, 8, 8, 1 }, 5), y
     end
 
@@ -127,11 +127,17 @@ for i, case in ipairs(MODELS) do
     end)
 
     it("reports log|det J| of x -> zs as the brute-force Jacobian's", function()
-      local m, _, y = ready_model()
+      -- Perturbed by 0.03, not 0.1. At 0.1 the coupling networks' outputs
+      -- are O(1), so their scales move by O(1) where a ReLU switches, and
+      -- most of the 64 coordinates of x cross such a kink within 1e-2:
+      -- glow.Glow's brute force then has to step below 1e-3, where float32
+      -- rounding of latents up to 35 is 1e-3 of an entry, and estimates its
+      -- own error at 0.28 (it moved by 0.05 between OpenBLAS kernels), far
+      -- above the 1.6e-2 this check needs. At 0.03 its estimate is 1.5e-3
+      local m, _, y = ready_model(0.03)
       local one = H.data({ 1, 8, 8, 1 }, 6)
       local _, ld = m:encode(one, y and { y[1] })
-      local brute = H.jacobian_logdet(function(v) return H.cat((m:encode(v, y and { y[1] }))) end, one)
-      assert.close(brute, ld:get(1), 1e-3, 1e-3)
+      H.assert_logdet(function(v) return H.cat((m:encode(v, y and { y[1] }))) end, one, ld:get(1), { what = name })
     end)
 
     it("loss_and_grad matches central finite differences of the loss", function()

@@ -59,6 +59,21 @@ describe("glow.Tensor", function()
       "Tensor.from: 3 values do not fill shape {2, 2}")
   end)
 
+  it("prints its shape and values, all of up to 8 and the first and last 3 of more", function()
+    assert.equal("glow.Tensor{2, 3}: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]",
+      tostring(glow.Tensor.from({ 0.1, 0.2, 0.3, 0.4, 0.5, 0.6 }, { 2, 3 })))
+    assert.equal("glow.Tensor{1}: [0]", tostring(glow.Tensor { 1 }))
+    assert.equal("glow.Tensor{2, 2, 2}: [1, 2, 3, 4, 5, 6, 7, 8]",
+      tostring(glow.Tensor.from({ 1, 2, 3, 4, 5, 6, 7, 8 }, { 2, 2, 2 })))
+    local many = {}
+    for i = 1, 1000 do many[i] = i / 8 end
+    assert.equal("glow.Tensor{10, 100}: [0.125, 0.25, 0.375, ..., 124.8, 124.9, 125]",
+      tostring(glow.Tensor.from(many, { 10, 100 })))
+    -- 4 significant digits, and the non-finite values by name
+    assert.equal("glow.Tensor{6}: [nan, inf, -inf, -0, 1e-20, 1.235e+08]",
+      tostring(glow.Tensor.from({ 0 / 0, math.huge, -math.huge, -0.0, 1e-20, 123456789 }, { 6 })))
+  end)
+
   it("refuses a closed tensor wherever it is passed, and says it is closed", function()
     local t = glow.Tensor { 2, 2 }
     do
@@ -84,7 +99,7 @@ describe("glow.Tensor", function()
     end)
     it("the old names raise one error naming the in-place method and the pure form", function()
       local a, b = glow.Tensor.from({ 1, 2 }, { 2 }), glow.Tensor.from({ 3, 4 }, { 2 })
-      assert.has_error(function() a:add(b) end, "glow.Tensor:add is gone: the in-place method is a:add_(b [, alpha]); "
+      assert.has_error(function() a:add_(b) end, "glow.Tensor:add is gone: the in-place method is a:add_(b [, alpha]); "
         .. "the pure form is a + b, glow.add(a, b) (a + b * alpha)")
       for _, name in ipairs { "mul", "scale", "fill", "copy", "narrow_add", "index_add", "scatter_add" } do
         local ok, err = pcall(function() return a[name](a, b) end)

@@ -28,6 +28,30 @@ describe("glow.train.run", function()
     assert.is_true(result.epochs[2].test_bpd < 8)
   end)
 
+  it("returns the fields docs/TRAINING.md lists, the wall clock among them", function()
+    local t0 = glow.core.now()
+    local _, result = run(ds, {})
+    local elapsed = glow.core.now() - t0
+    assert.equal(16, result.steps)
+    assert.equal(16, result.run_steps)
+    assert.equal(result.epochs[2].test_bpd, result.final_test_bpd)
+    assert.is_nil(result.partial)
+    assert.is_nil(result.log_failed)
+    assert.is_nil(result.checkpoint_failures)
+    assert.equal(16, result.optimizer.t)
+    assert.same({ 3, 1, 16 }, { result.state.epoch, result.state.batch, result.state.step })
+    for i, rec in ipairs(result.epochs) do
+      assert.equal(i, rec.epoch)
+      assert.is_number(rec.train_bpd)
+      assert.is_true(rec.epoch_s > 0 and rec.epoch_s <= rec.wall_s)
+    end
+    -- the wall clock: this call's seconds hold the training's (state.wall,
+    -- from the first step on) and the initialization before it
+    assert.is_true(result.epochs[1].wall_s < result.epochs[2].wall_s)
+    assert.is_true(result.epochs[2].wall_s <= result.state.wall)
+    assert.is_true(result.state.wall <= result.seconds and result.seconds <= elapsed)
+  end)
+
   it("hands on_step the stats, the state, the model and the optimizer", function()
     local model, seen = glow.Glow(CONFIG), {}
     local _, result = run(ds, { model = model, max_steps = 3, on_step = function(st, state, m, opt)

@@ -647,9 +647,24 @@ function Flow.new(o)
   return setmetatable({ fwd = o.forward, inv = o.inverse, label = o.name or "autograd flow" }, Flow)
 end
 
+-- A forward's log-determinant must be a tensor {n}, one per image of x:
+-- anything else (a Lua number from a sum without dims, {1}, {n, 1}) would
+-- broadcast in a container's sum and fail only in backward, far from here.
+local function check_logdet(self, ld, x)
+  local n = raw(x):shape()[1]
+  local t = raw(ld)
+  local s = util.is_tensor(t) and t:shape()
+  if s and #s == 1 and s[1] == n then return end
+  local got = s and ("a tensor " .. util.shapestr(s)) or type(ld) == "number" and "a number" or tostring(ld)
+  error(string.format("%s: forward's log-determinant is %s, expected a tensor {n} = {%d} "
+    .. "(one per image: reduce with dims, e.g. s:sum({2, 3, 4}))", self.label, got, n), 0)
+end
+
 function Flow:forward(x, ctx)
   if self.is_training and self.memory_mode == "store" then self._x = x end
-  return self.fwd(self, x, ctx)
+  local y, ld = self.fwd(self, x, ctx)
+  check_logdet(self, ld, x)
+  return y, ld
 end
 
 function Flow:inverse(y, ctx) return self.inv(self, y, ctx) end
@@ -661,6 +676,7 @@ function Flow:backward(y, dy, dlogdet, ctx)
   self._x = nil
   local xl = ag.leaf(x)
   local nodes, leaves, r = taped(self, self.fwd, xl, ctx)
+  check_logdet(self, r[2], x)
   local seeds = { { r[1], dy } }
   local n = x:shape()[1]
   local d = util.dlogdet(dlogdet, n)

@@ -492,12 +492,17 @@ local function finish(run)
   result.run_steps = run.run_steps
   result.log_failed = run.log_failed
   result.state = state
+  result.seconds = core.now() - run.t_call
   return result
 end
 
---- run(opts) -> {steps, epochs = {{epoch, test_bpd, train_bpd, wall_s}...}, final_test_bpd, optimizer,
---- partial}: partial is the record of an epoch that max_steps cut short
---- (its test_bpd on eval_limit images when given), and then final_test_bpd.
+--- run(opts) -> {steps, run_steps, epochs = {{epoch, train_bpd, test_bpd,
+--- epoch_s, wall_s}...}, partial, final_test_bpd, optimizer, state, seconds,
+--- log_failed, checkpoint_failures}: partial is the record of an epoch that
+--- max_steps cut short (its test_bpd on eval_limit images when given), and
+--- then final_test_bpd; seconds is this call's wall clock, start to return;
+--- state.wall the run's, resumed parts included (docs/TRAINING.md lists
+--- every field).
 --- opts: model, train (dataset), test, epochs, batch (64), optimizer ("adam",
 --- "adamax", "sgd"), lr (1e-3), warmup (steps), schedule, clip, weight_decay,
 --- polyak, seed, init_size (256), log (CSV path), checkpoint (path),
@@ -525,7 +530,9 @@ end
 --- lr_drop; training says so and goes on. After max_skipped in a row it
 --- stops with an error. restore_after = 0 turns snapshots off.
 function train.run(o)
+  local t_call = core.now()
   local run = setup(o, check_options(o))
+  run.t_call = t_call
   open_outputs(run)
   if o.resume then
     resume(run)
