@@ -99,7 +99,7 @@ describe("glow.Tensor", function()
     end)
     it("the old names raise one error naming the in-place method and the pure form", function()
       local a, b = glow.Tensor.from({ 1, 2 }, { 2 }), glow.Tensor.from({ 3, 4 }, { 2 })
-      assert.has_error(function() a:add_(b) end, "glow.Tensor:add is gone: the in-place method is a:add_(b [, alpha]); "
+      assert.has_error(function() a:add(b) end, "glow.Tensor:add is gone: the in-place method is a:add_(b [, alpha]); "
         .. "the pure form is a + b, glow.add(a, b) (a + b * alpha)")
       for _, name in ipairs { "mul", "scale", "fill", "copy", "narrow_add", "index_add", "scatter_add" } do
         local ok, err = pcall(function() return a[name](a, b) end)
