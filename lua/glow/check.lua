@@ -239,13 +239,16 @@ local function ladder(eval, y0, h0, levels, sig, target, g)
   add()
   if levels > 1 then add() end
   local m = #y0
-  local v, e, kind, h, se = {}, {}, {}, {}, {}
+  local v, e, kind, h, se, done = {}, {}, {}, {}, {}, {}
   while true do
     local unsatisfied = false
     for j = 1, m do
-      local quiet
-      v[j], e[j], kind[j], h[j], quiet, se[j] = estimate(lv, y0, j, sig[j], g and g[j])
-      if e[j] > target(j, v[j]) and not quiet then unsatisfied = true end
+      if not done[j] then
+        local quiet
+        v[j], e[j], kind[j], h[j], quiet, se[j] = estimate(lv, y0, j, sig[j], g and g[j])
+        done[j] = quiet or e[j] <= target(j, v[j])
+        if not done[j] then unsatisfied = true end
+      end
     end
     if not unsatisfied or #lv >= levels then break end
     add()
@@ -263,14 +266,16 @@ end
 -- makes a staircase in s, whose residual against a smooth fit is a
 -- sawtooth of standard deviation (its step) / sqrt(12); the fit over 6t
 -- sees a good part of a tooth, where a second difference at one step can
--- come out nearly constant. Each coordinate leaves 4 degrees of freedom;
--- their variances are pooled by the median over the coordinates (a kink
--- near x along one of them inflates only that one) divided by 0.84, the
--- median of chi^2_4 / 4. At least u |y_j|. Returns sig (per output) and
--- the evaluations spent.
+-- come out nearly constant. Each coordinate leaves 4 degrees of freedom.
+-- The noise differs between coordinates (one that feeds every output
+-- changes every rounding), so the variances are pooled by their upper
+-- quartile over the coordinates, divided by 1.35, the upper quartile of
+-- chi^2_4 / 4: a kink within 3t of x along a quarter of them does not move
+-- it. At least u |y_j|. Returns sig (per output), own (own[i][j], the
+-- variance from coordinate i alone) and the evaluations spent.
 local function noise(eval_at, coords, y0, t, u)
   local m = #y0
-  local var = {}
+  local own, var = {}, {}
   for j = 1, m do var[j] = {} end
   for _, i in ipairs(coords) do
     local ss, ys = { 0 }, { y0 }
@@ -291,6 +296,7 @@ local function noise(eval_at, coords, y0, t, u)
       end
     end
     local _, _, Minv = logdet_inverse(M, 3)
+    own[i] = {}
     for j = 1, m do
       local rhs = { 0, 0, 0 }
       for q = 1, 7 do
@@ -301,6 +307,7 @@ local function noise(eval_at, coords, y0, t, u)
       for r = 1, 3 do co[r] = Minv[r][1] * rhs[1] + Minv[r][2] * rhs[2] + Minv[r][3] * rhs[3] end
       local r2 = 0
       for q = 1, 7 do r2 = r2 + (ys[q][j] - co[1] - co[2] * S[q] - co[3] * S[q] * S[q]) ^ 2 end
+      own[i][j] = r2 / 4
       var[j][#var[j] + 1] = r2 / 4
     end
   end
@@ -308,11 +315,10 @@ local function noise(eval_at, coords, y0, t, u)
   for j = 1, m do
     local v = var[j]
     table.sort(v)
-    local n = #v
-    local med = n % 2 == 1 and v[(n + 1) // 2] or (v[n // 2] + v[n // 2 + 1]) / 2
-    sig[j] = max(sqrt(med / 0.84), u * abs(y0[j]))
+    local q = v[math.ceil(0.75 * #v)]
+    sig[j] = max(sqrt(q / 1.35), u * abs(y0[j]))
   end
-  return sig, 6 * #coords
+  return sig, own, 6 * #coords
 end
 
 ------------------------------------------------------------ the checks
@@ -394,7 +400,7 @@ function check.jacobian_logdet(f, x, opts)
   assert(#y0 == d, "jacobian_logdet: the map must keep the dimension, got " .. #y0 .. " outputs for "
     .. d .. " inputs")
   local function h0(i) return eps * max(1, abs(xs[i])) end
-  local sig, evals = noise(eval_at, check.probe(d, 16), y0, function(i) return h0(i) / 512 end, u)
+  local sig, _, evals = noise(eval_at, check.probe(d, 16), y0, function(i) return h0(i) / 512 end, u)
   evals = evals + 1
   local J, E, S, K = {}, {}, {}, {}
   for r = 1, d do J[r], E[r], S[r], K[r] = {}, {}, {}, {} end
@@ -486,8 +492,8 @@ function check.derivative(loss, t, i, opts)
   local h0 = (opts.eps or 1e-2) * max(1, abs(x))
   local sig, spent = opts.noise, 0
   if not sig then
-    local s
-    s, spent = noise(function(_, st) return eval(st) end, { i }, { l0 }, function() return h0 / 512 end, U32)
+    local s, _
+    s, _, spent = noise(function(_, st) return eval(st) end, { i }, { l0 }, function() return h0 / 512 end, U32)
     sig = s[1]
   end
   local target = opts.target or 0
@@ -506,8 +512,10 @@ end
 --- loss over the step, truncation, kinks), so that the check claims no more
 --- than the finite differences resolve; info.unresolved counts the elements
 --- where err_i exceeds atol + rtol |g_i|. The loss's rounding noise is
---- measured once, the median over up to 6 of the probed elements. Defaults:
---- rtol = 1e-2 (opts.tol is the same), atol = 1e-7 * max(1, |loss|) (about
+--- measured at every probed element; each takes its own or the upper
+--- quartile over all, whichever is more (it differs between elements: one
+--- that feeds every output changes every rounding). Defaults: rtol = 1e-2
+--- (opts.tol is the same), atol = 1e-7 * max(1, |loss|) (about
 --- a float32 rounding of the loss per unit of the input: it matters only
 --- where g_i is near zero). The error reported for an element is relative,
 --- |fd_i - g_i| / (|g_i| + (atol + err_i) / rtol), so it passes exactly when
@@ -538,16 +546,17 @@ function check.gradcheck(loss, t, g, opts)
     if not ok then error(l, 0) end
     return { scalar(l, "gradcheck") }, st
   end
-  local coords = {}
-  for _, k in ipairs(check.probe(#probe, 6)) do coords[#coords + 1] = probe[k] end
-  local sig, spent = noise(eval_at, coords, { l0 }, function(i) return eps * max(1, abs(t:get(i))) / 512 end, U32)
+  -- the noise at every probed element, and the upper quartile over them:
+  -- each element's own, where it is more
+  local sig, own, spent = noise(eval_at, probe, { l0 }, function(i) return eps * max(1, abs(t:get(i))) / 512 end,
+    U32)
   local info = { checked = 0, evals = 1 + spent, kinks = 0, noise = sig[1], unresolved = 0 }
   local worst, where = 0, nil
   for _, i in ipairs(probe) do
     local ana = g:get(i)
     local allowed = atol + rtol * abs(ana)
     local fd, e, kind, h, _, n = check.derivative(loss, t, i, { eps = eps, levels = opts.levels or 8,
-      target = allowed / 10, g = ana, noise = sig[1], l0 = l0 })
+      target = allowed / 10, g = ana, noise = sqrt(max(sig[1] ^ 2, own[i][1])), l0 = l0 })
     info.checked, info.evals = info.checked + 1, info.evals + n
     if kind == "kink" then info.kinks = info.kinks + 1 end
     if e > allowed then info.unresolved = info.unresolved + 1 end
