@@ -251,6 +251,25 @@ function H.assert_logdet(f, x, ld, opts)
   return brute, err, info
 end
 
+--- An op through autograd.grad against central finite differences of the
+--- same function on plain tensors: a weighted sum of f's output, so every
+--- element of the gradient counts. opts: max (elements probed per input), eps.
+function H.check_op(name, f, inputs, opts)
+  opts = opts or {}
+  local ag = glow.autograd
+  local y0 = f(table.unpack(inputs))
+  local w = glow.randn(y0:shape(), 7, 1)
+  local function scalar(...) return (f(...) * w):sum() end
+  local value, grads = ag.grad(scalar, table.unpack(inputs))
+  assert.close(scalar(table.unpack(inputs)), value, 1e-5, 1e-5, name .. " value")
+  for i, t in ipairs(inputs) do
+    if glow.Tensor.is(t) then
+      H.gradcheck(function() return scalar(table.unpack(inputs)) end, t, grads[i],
+        { what = name .. " input " .. i, eps = opts.eps or 1e-3, max = opts.max })
+    end
+  end
+end
+
 --- The full check of a flow piece: L = <w, y> + a * sum(logdet). Checks dx
 --- from backward(y, w, a) against finite differences in x, and every
 --- parameter's grad, and that backward rebuilds x.

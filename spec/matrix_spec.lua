@@ -3,7 +3,6 @@
 -- autograd against central differences.
 local H = require "spec.helper"
 local glow = H.glow
-local ag = glow.autograd
 
 -- a naive determinant by cofactor expansion (small n), in double
 local function det(m, n)
@@ -26,16 +25,10 @@ local function matrix(t, k, n)
   return out
 end
 
+-- autograd.grad against central differences (spec/helper.lua), 40 elements per input
 local function check_grad(name, f, inputs)
   it(name .. ": the gradient matches central finite differences", function()
-    local y0 = f(table.unpack(inputs))
-    local w = glow.randn(y0:shape(), 7, 1)
-    local function scalar(...) return (f(...) * w):sum() end
-    local _, grads = ag.grad(scalar, table.unpack(inputs))
-    for i, t in ipairs(inputs) do
-      H.gradcheck(function() return scalar(table.unpack(inputs)) end, t, grads[i],
-        { what = name .. " input " .. i, eps = 1e-3, max = 40 })
-    end
+    H.check_op(name, f, inputs, { max = 40 })
   end)
 end
 
