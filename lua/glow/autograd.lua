@@ -524,11 +524,13 @@ function ag.builtin(cls, kind)
         local _, dx = self:backward(y, g, dld[1], ctx or c)
         return { dx }
       end)
-      -- the logdet node runs first in the backward walk: it hands its
+      -- the logdet node runs before y's in the backward walk: it hands its
       -- gradient to y's node (and wakes it when y itself got none)
       local ln = node(ld, { yn }, function(g)
         dld[1] = g
-        return { F.zeros(y:shape()) }
+        -- y's users ran before this node: only a y nobody used needs waking
+        if yn.g == nil then return { F.zeros(y:shape()) } end
+        return {}
       end)
       return yn, ln, c
     end
