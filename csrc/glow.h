@@ -556,6 +556,46 @@ void glow_checkerboard(float *y, int64_t n, int64_t h, int64_t w, int64_t c, int
 void glow_one_hot(const int *labels, int64_t n, int64_t k, float *y);
 /* ---------------------------------------------------------------- end ops */
 
+/* ---------------------------------------------------------------- fused elementwise programs (fuse.c) */
+/* A program: registers 0 .. nin-1 are its inputs, register nin + k the value
+ * of instruction k; the last instruction's is the output. An instruction
+ * applies op (a unary GLOW_OP_* from EXP to POW except SCALE, or ADD .. MIN)
+ * to registers a and b (b = -1 for a unary op); p is elu's alpha, clamp's
+ * lower bound or pow's exponent, q clamp's upper bound or pow's exponent less
+ * one. An input is read with strides st over the output's dims (0 along a
+ * broadcast dim); full says it is laid out as the output (read in place).
+ * The output has shape {nd dims}; nin + nins <= GLOW_EW_MAXREG. */
+#define GLOW_EW_MAXREG 64
+typedef struct {
+  int op, a, b;
+  float p, q;
+} glow_ew_ins;
+typedef struct {
+  const float *p;
+  int64_t st[GLOW_MAXDIM];
+  int full;
+} glow_ew_in;
+typedef struct {
+  const glow_ew_ins *code;
+  int nins;
+  const glow_ew_in *in;
+  int nin;
+  int nd;
+  int64_t shape[GLOW_MAXDIM];
+} glow_ew_prog;
+/* y {shape} = the program's output, equal to the ops run one by one. GLOW_OK or GLOW_ENOMEM. */
+int glow_ew_forward(const glow_ew_prog *P, float *y);
+/* Given g, the gradient of the output: for each input i with grad[i] not
+ * NULL, its gradient: with reduce[i], summed over the broadcast dims into
+ * in_numel[i] floats (the input's own layout), else the output's size. The
+ * result does not depend on the thread count. GLOW_OK or GLOW_ENOMEM. */
+int glow_ew_backward(const glow_ew_prog *P, const float *g, float **grad, const int *reduce,
+                     const int64_t *in_numel);
+/* whether an input of in_numel elements may reduce in glow_ew_backward
+ * (its partial sums bounded), else it takes a gradient of the output's size */
+int glow_ew_partial_ok(const glow_ew_prog *P, int64_t in_numel);
+/* ---------------------------------------------------------------- end fused */
+
 /* ---------------------------------------------------------------- optim (optim.c) */
 /* All over flat arrays of n floats: weights w, gradients g and the moments.
  * Weight decay is decoupled: w -= lr * wd * w beside the gradient step. */

@@ -697,6 +697,120 @@ static int l_one_hot(lua_State *L) {
   return 1;
 }
 
+/* ------------------------------------------------------------------ fused programs */
+/* A program from Lua: code {op, a, b, p, q, ...} five numbers an
+ * instruction, registers 1-based (inputs first, b = 0 for a unary op);
+ * inputs {tensor or number, ...}. Fills P (its code in ins, its inputs in
+ * in, the operands in ops, which hold the numbers) or raises an error. */
+static void ew_read(lua_State *L, const char *what, glow_ew_prog *P, glow_ew_ins *ins, glow_ew_in *in,
+                    operand *ops) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_Integer ncode = luaL_len(L, 1), nin = luaL_len(L, 2);
+  if (ncode < 5 || ncode % 5 != 0) lg_fail(L, "%s: code must hold 5 numbers an instruction, got %I", what, ncode);
+  if (nin < 1 || nin + ncode / 5 > GLOW_EW_MAXREG)
+    lg_fail(L, "%s: %I inputs and %I instructions: at most %d registers", what, nin, ncode / 5, GLOW_EW_MAXREG);
+  P->nin = (int)nin, P->nins = (int)(ncode / 5);
+  for (int i = 0; i < P->nin; i++) {
+    lua_geti(L, 2, i + 1);
+    getop(L, lua_gettop(L), what, &ops[i]);
+    if (ops[i].nd == 0) ops[i].p = &ops[i].num; /* the copy in ops[] holds the number */
+    lua_pop(L, 1);
+  }
+  for (int k = 0; k < P->nins; k++) {
+    double f[5];
+    for (int j = 0; j < 5; j++) {
+      lua_geti(L, 1, 5 * k + j + 1);
+      if (lua_type(L, -1) != LUA_TNUMBER) lg_fail(L, "%s: code entry %d is not a number", what, 5 * k + j + 1);
+      f[j] = lua_tonumber(L, -1);
+      lua_pop(L, 1);
+    }
+    int op = (int)f[0], a = (int)f[1] - 1, b = (int)f[2] - 1, reg = P->nin + k;
+    int unary = op >= GLOW_OP_EXP && op <= GLOW_OP_POW && op != GLOW_OP_SCALE;
+    int binary = op >= GLOW_OP_ADD && op <= GLOW_OP_MIN;
+    if (!unary && !binary) lg_fail(L, "%s: instruction %d: unknown op %d", what, k + 1, op);
+    if (a < 0 || a >= reg || (binary ? (b < 0 || b >= reg) : b != -1))
+      lg_fail(L, "%s: instruction %d: bad registers %d, %d", what, k + 1, a + 1, b + 1);
+    ins[k] = (glow_ew_ins){op, a, binary ? b : -1, (float)f[3], (float)f[4]};
+  }
+  int64_t st[GLOW_EW_MAXREG][GLOW_MAXDIM], own[GLOW_MAXDIM];
+  int nd = broadcast(L, ops, P->nin, what, P->shape, st);
+  if (nd == 0) lg_fail(L, "%s: at least one input must be a tensor", what);
+  lg_numel(L, nd, P->shape);
+  P->nd = coalesce(nd, P->shape, st, P->nin);
+  contiguous_strides(P->nd, P->shape, own);
+  int64_t n = 1;
+  for (int d = 0; d < P->nd; d++) n *= P->shape[d];
+  for (int i = 0; i < P->nin; i++) {
+    in[i].p = ops[i].p;
+    memcpy(in[i].st, st[i], sizeof in[i].st);
+    int64_t m = 1;
+    for (int d = 0; d < ops[i].nd; d++) m *= ops[i].shape[d];
+    in[i].full = m == n && memcmp(st[i], own, sizeof(int64_t) * (size_t)P->nd) == 0;
+  }
+  P->code = ins;
+  P->in = in;
+}
+
+/* ew_forward(code, inputs) -> the output of the program (the broadcast shape) */
+static int l_ew_forward(lua_State *L) {
+  glow_ew_prog P;
+  glow_ew_ins ins[GLOW_EW_MAXREG];
+  glow_ew_in in[GLOW_EW_MAXREG];
+  operand ops[GLOW_EW_MAXREG];
+  ew_read(L, "ew_forward", &P, ins, in, ops);
+  int64_t shape[GLOW_MAXDIM], st[GLOW_EW_MAXREG][GLOW_MAXDIM];
+  int nd = broadcast(L, ops, P.nin, "ew_forward", shape, st); /* the uncoalesced shape */
+  Tensor *y = lg_newt(L, nd, shape);
+  if (glow_ew_forward(&P, y->data) != GLOW_OK) return lg_fail(L, "ew_forward: out of memory");
+  return 1;
+}
+
+/* ew_backward(code, inputs, g, want) -> {gradient of input i where want[i]}:
+ * the input's shape, or the output's when summing it here would take too much
+ * memory (then the caller sums it with sum_to) */
+static int l_ew_backward(lua_State *L) {
+  glow_ew_prog P;
+  glow_ew_ins ins[GLOW_EW_MAXREG];
+  glow_ew_in in[GLOW_EW_MAXREG];
+  operand ops[GLOW_EW_MAXREG];
+  ew_read(L, "ew_backward", &P, ins, in, ops);
+  Tensor *g = checkt(L, 3, "ew_backward");
+  luaL_checktype(L, 4, LUA_TTABLE);
+  int64_t shape[GLOW_MAXDIM], st[GLOW_EW_MAXREG][GLOW_MAXDIM];
+  int nd = broadcast(L, ops, P.nin, "ew_backward", shape, st);
+  int64_t n = 1;
+  for (int d = 0; d < P.nd; d++) n *= P.shape[d];
+  if (g->n != n) return lg_fail(L, "ew_backward: the gradient has %I elements, the output %I", (lua_Integer)g->n,
+                                (lua_Integer)n);
+  float *grad[GLOW_EW_MAXREG];
+  int reduce[GLOW_EW_MAXREG];
+  int64_t numel[GLOW_EW_MAXREG];
+  lua_createtable(L, P.nin, 0);
+  int out = lua_gettop(L);
+  for (int i = 0; i < P.nin; i++) {
+    grad[i] = NULL, reduce[i] = 0, numel[i] = 1;
+    for (int d = 0; d < ops[i].nd; d++) numel[i] *= ops[i].shape[d];
+    lua_geti(L, 4, i + 1);
+    int want = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (!want || ops[i].nd == 0) continue;
+    Tensor *t;
+    if (in[i].full) {
+      t = lg_newt(L, ops[i].nd, ops[i].shape);
+    } else if (glow_ew_partial_ok(&P, numel[i])) {
+      t = lg_newt(L, ops[i].nd, ops[i].shape);
+      reduce[i] = 1;
+    } else {
+      t = lg_newt(L, nd, shape);
+    }
+    grad[i] = t->data;
+    lua_seti(L, out, i + 1);
+  }
+  if (glow_ew_backward(&P, g->data, grad, reduce, numel) != GLOW_OK) return lg_fail(L, "ew_backward: out of memory");
+  return 1;
+}
+
 /* ------------------------------------------------------------------ registration */
 static const struct {
   const char *name;
@@ -733,10 +847,23 @@ static const luaL_Reg funcs[] = {{"where", l_where},
                                  {"scatter", l_scatter},
                                  {"checkerboard", l_checkerboard},
                                  {"one_hot", l_one_hot},
+                                 {"ew_forward", l_ew_forward},
+                                 {"ew_backward", l_ew_backward},
                                  {NULL, NULL}};
 
 void lg_open_ops(lua_State *L) {
   luaL_setfuncs(L, funcs, 0);
+  /* the op codes of fused programs: ew_ops.exp, ..., ew_ops.add, ... */
+  lua_newtable(L);
+  for (size_t i = 0; i < sizeof UNARY / sizeof UNARY[0]; i++) {
+    lua_pushinteger(L, UNARY[i].op);
+    lua_setfield(L, -2, UNARY[i].name);
+  }
+  for (size_t i = 0; i < sizeof BINARY / sizeof BINARY[0]; i++) {
+    lua_pushinteger(L, BINARY[i].op);
+    lua_setfield(L, -2, BINARY[i].name);
+  }
+  lua_setfield(L, -2, "ew_ops");
   for (size_t i = 0; i < sizeof UNARY / sizeof UNARY[0]; i++) {
     lua_pushinteger(L, UNARY[i].op);
     lua_pushstring(L, UNARY[i].name);

@@ -33,12 +33,18 @@ local ag = {}
 ----------------------------------------------------------------- values and the tape
 local Value = {}
 local V = {} -- methods
-Value.__index = V
+local force -- computes a pending value (fusion, below)
+Value.__index = function(x, k)
+  if k == "v" then return force(x) end
+  return V[k]
+end
 Value.__name = "autograd.Value"
 ag.Value = Value
 
 local function is_value(x) return getmetatable(x) == Value end
 ag.is_value = is_value
+-- a value whose op has not run yet (fusion, below)
+local function is_pending(x) return is_value(x) and rawget(x, "op") ~= nil end
 
 local tape -- the list of recorded nodes while a backward is being taped
 
@@ -90,6 +96,9 @@ local function record(fn, ...)
   local nodes = tape
   local _ <close> = module.closing(function() tape = saved end)
   local r = table.pack(fn(...))
+  for i = 1, r.n do
+    if is_pending(r[i]) then local _ = r[i].v end
+  end
   return nodes, r
 end
 
@@ -127,6 +136,132 @@ local function to_shape(g, target)
   return g:sum_to(s)
 end
 
+----------------------------------------------------------------- fusion
+-- Elementwise ops on values (the unary functions below, + - * /, maximum,
+-- minimum) do not run at once: each makes a pending value that knows its
+-- op, operands and shape. The first read of a pending value's tensor (an op
+-- that is not elementwise, the end of a taped function, the caller) runs
+-- the whole chain under it as ONE fused program in C (core.ew_forward, one
+-- pass over the output) and records ONE tape node, whose backward
+-- (core.ew_backward) recomputes the chain block by block and returns the
+-- gradients of all its inputs in one pass, those of broadcast inputs summed.
+-- A pending operand smaller than the output (a per-channel exp(logs)) is
+-- computed on its own first, so nothing is recomputed per element.
+-- ag.set_fusion(false) runs every op at once, one tensor each.
+local EW = core.ew_ops
+local FUSED = { exp = true, log = true, log1p = true, expm1 = true, sqrt = true, abs = true, neg = true,
+  sigmoid = true, log_sigmoid = true, tanh = true, softplus = true, relu = true, elu = true, clamp = true,
+  pow = true, add = true, sub = true, mul = true, div = true, maximum = true, minimum = true }
+local fusion = true
+local MAX_OPS = 30 -- ops in one program: its registers stay within core's 64
+
+--- set_fusion(on): fuse chains of elementwise ops (the default) or not.
+function ag.set_fusion(on) fusion = on and true or false end
+function ag.fusion() return fusion end
+
+local function shape_of(x)
+  if type(x) == "number" then return nil end
+  if is_pending(x) then return x.shape_ end
+  return raw(x):shape()
+end
+
+local function numel(s)
+  local n = 1
+  for _, d in ipairs(s) do n = n * d end
+  return n
+end
+
+-- the broadcast of shapes a and b (nil for a number), or nil when they do not
+local function broadcast_shape(a, b)
+  if a == nil then return b end
+  if b == nil then return a end
+  local na, nb = #a, #b
+  local n = na > nb and na or nb
+  local out = {}
+  for i = 1, n do
+    local x, y = a[i - n + na] or 1, b[i - n + nb] or 1
+    if x == y or y == 1 then out[i] = x elseif x == 1 then out[i] = y else return nil end
+  end
+  return out
+end
+
+local function cost(x) return is_pending(x) and x.cost_ or 0 end
+
+-- a pending value op(a [, b]); nil when the shapes do not broadcast (the
+-- unfused op then raises its usual error)
+local function pending(name, a, b, p, q)
+  local s = b == nil and shape_of(a) or broadcast_shape(shape_of(a), shape_of(b))
+  if s == nil then return nil end
+  if cost(a) + cost(b) >= MAX_OPS then
+    local _, _ = raw(a), raw(b) -- compute the operands first
+  end
+  return setmetatable({ op = EW[name], a = a, b = b, p = p or 0, q = q or 0, shape_ = s, n_ = numel(s),
+    cost_ = 1 + cost(a) + cost(b), tape_ = tape }, Value)
+end
+
+-- the program under pending value x: code {op, a, b, p, q, ...}, its
+-- inputs (values, tensors, numbers) and, per input, the value or nil
+local function compile(x)
+  local n = x.n_
+  local ins, ops, seen = {}, {}, {}
+  local function visit(o)
+    if type(o) == "number" then
+      ops[#ops + 1] = o
+      return { input = #ops }
+    end
+    local r = seen[o]
+    if r then return r end
+    if is_pending(o) and o.n_ < n then raw(o) end -- smaller: computed on its own
+    if is_pending(o) then
+      local ra = visit(o.a)
+      local rb = o.b ~= nil and visit(o.b) or nil
+      ins[#ins + 1] = { o, ra, rb }
+      r = { ins = #ins }
+    else
+      ops[#ops + 1] = o
+      r = { input = #ops }
+    end
+    seen[o] = r
+    return r
+  end
+  visit(x)
+  local nin, code = #ops, {}
+  local function reg(r) return r.input or nin + r.ins end
+  for k, e in ipairs(ins) do
+    local o = e[1]
+    local j = 5 * (k - 1)
+    code[j + 1], code[j + 2], code[j + 3], code[j + 4], code[j + 5] = o.op, reg(e[2]), e[3] and reg(e[3]) or 0, o.p, o.q
+  end
+  return code, ops
+end
+
+function force(x)
+  if rawget(x, "op") == nil then return nil end
+  local code, ops = compile(x)
+  local inputs, want = {}, {}
+  for i, o in ipairs(ops) do
+    inputs[i] = raw(o)
+    want[i] = is_value(o)
+  end
+  local y = core.ew_forward(code, inputs)
+  local t = x.tape_
+  x.op, x.a, x.b, x.p, x.q, x.shape_, x.n_, x.cost_, x.tape_ = nil, nil, nil, nil, nil, nil, nil, nil, nil
+  rawset(x, "v", y)
+  if t then
+    x.inputs = ops
+    x.rule = function(g)
+      local gs = core.ew_backward(code, inputs, g, want)
+      for i, gi in pairs(gs) do
+        local s = inputs[i]:shape()
+        if gi:numel() ~= inputs[i]:numel() then gs[i] = gi:sum_to(s) end
+      end
+      return gs
+    end
+    t[#t + 1] = x
+  end
+  return y
+end
+
 ----------------------------------------------------------------- elementwise ops
 -- on tensors, the operators + - * / run the broadcasting kernels (out of place)
 local UNARY = {
@@ -151,8 +286,25 @@ for _, name in ipairs { "floor", "ceil", "round", "sign" } do
   UNARY[name] = function(g) return F.zeros(g:shape()) end
 end
 
+-- the parameters of a fused unary op: p, q (see glow.h's glow_ew_ins); nil
+-- when its arguments are not numbers (the unfused op raises the error)
+local FUSED_ARGS = {
+  elu = function(alpha) if alpha == nil or type(alpha) == "number" then return alpha or 1, 0 end end,
+  clamp = function(lo, hi)
+    if (lo == nil or type(lo) == "number") and (hi == nil or type(hi) == "number") then
+      return lo or -math.huge, hi or math.huge
+    end
+  end,
+  pow = function(p) if type(p) == "number" then return p, p - 1 end end,
+}
+
 for name, rule in pairs(UNARY) do
   V[name] = function(x, ...)
+    if fusion and FUSED[name] then
+      local p, q = 0, 0
+      if FUSED_ARGS[name] then p, q = FUSED_ARGS[name](...) end
+      if p ~= nil then return pending(name, x, nil, p, q) end
+    end
     local y = x.v[name](x.v, ...)
     local args = table.pack(...)
     return node(y, { x }, function(g, out) return { rule(g, x.v, out.v, table.unpack(args, 1, args.n)) } end)
@@ -180,6 +332,11 @@ for name, rule in pairs(BINARY) do
   local fwd = F[name]
   ag[name] = function(a, b)
     if not is_value(a) and not is_value(b) then return fwd(a, b) end
+    if fusion and (type(a) == "number" or type(b) == "number" or util.is_tensor(a) or util.is_tensor(b)
+        or (is_value(a) and is_value(b))) then
+      local y = pending(name, a, b)
+      if y then return y end
+    end
     local av, bv = raw(a), raw(b)
     return node(fwd(av, bv), { a, b }, function(g)
       local ga, gb = rule(g, av, bv)
@@ -280,8 +437,12 @@ function V:gather(dim, index)
   end)
 end
 
-function V:shape() return self.v:shape() end
-function V:numel() return self.v:numel() end
+function V:shape()
+  local s = rawget(self, "shape_")
+  if s then return { table.unpack(s) } end
+  return self.v:shape()
+end
+function V:numel() return rawget(self, "n_") or self.v:numel() end
 
 function ag.cat(list, dim)
   local any, vals = false, {}
@@ -601,26 +762,15 @@ function Net.new(forward)
   return setmetatable({ fn = forward }, Net)
 end
 
---- forward(x [, keep]): with keep, the forward is taped and kept for one
---- backward(x, dy) on the same x, which then does not run it again (a
---- coupling asks for that when it needs the output in its backward too).
-function Net:forward(x, keep)
-  self._tape = nil
-  if not keep then return self.fn(self, x) end
+-- tape fn on x (a tensor): {xl, nodes, leaves, y}
+local function tape_on(self, x)
   local xl = ag.leaf(x)
   local nodes, leaves, r = taped(self, self.fn, xl)
-  self._tape = { x = x, xl = xl, nodes = nodes, leaves = leaves, y = r[1] }
-  return raw(r[1])
+  return { xl = xl, nodes = nodes, leaves = leaves, y = r[1] }
 end
 
-function Net:backward(x, dy)
-  local t = self._tape
-  self._tape = nil
-  if not (t and rawequal(t.x, x)) then
-    local xl = ag.leaf(x)
-    local nodes, leaves, r = taped(self, self.fn, xl)
-    t = { xl = xl, nodes = nodes, leaves = leaves, y = r[1] }
-  end
+-- backward of one taping: the parameters' gradients accumulate; returns dx
+local function backward_of(t, x, dy)
   backprop(t.nodes, { { t.y, dy } })
   collect(t.leaves)
   local dx = t.xl.g
@@ -628,6 +778,29 @@ function Net:backward(x, dy)
   -- gradients pass through some rules uncopied: never hand the caller its own dy back
   if rawequal(dx, dy) then dx = dx:clone() end
   return dx
+end
+
+--- forward(x [, keep]): with keep, the forward is taped and kept for one
+--- backward(x, dy) on the same x, which then does not run it again (a
+--- coupling asks for that when it needs the output in its backward too).
+function Net:forward(x, keep)
+  self._tape = nil
+  if not keep then
+    -- on values with no tape: the elementwise chains run fused, nothing is recorded
+    if not fusion or not util.is_tensor(x) then return self.fn(self, x) end
+    return raw(self.fn(self, ag.leaf(x)))
+  end
+  local t = tape_on(self, x)
+  t.x = x
+  self._tape = t
+  return raw(t.y)
+end
+
+function Net:backward(x, dy)
+  local t = self._tape
+  self._tape = nil
+  if not (t and rawequal(t.x, x)) then t = tape_on(self, x) end
+  return backward_of(t, x, dy)
 end
 
 function Net:clear_state() self._tape = nil end
