@@ -258,18 +258,59 @@ typedef struct {
   const float **v; /* the value of each register for the current block */
   float **a;       /* the adjoint of each register (backward) */
   char *set;       /* no contribution to that adjoint yet in this block */
+  float **tile;    /* per input: its period repeated (see periodic), or NULL */
+  int64_t *period;
 } regs;
 
-static int regs_init(regs *R, int nreg, int backward) {
+#define TILE_MAX 4096 /* the longest period tiled */
+
+/* The period of an input that repeats along the output with no gaps: a
+ * number (1), or a vector over the last dim (a per-channel parameter {c}
+ * against {n, h, w, c}): its value at output element e is p[e % period].
+ * 0 for the others. */
+static int64_t periodic(const glow_ew_prog *P, const glow_ew_in *in) {
+  if (in->full) return 0;
+  int last = P->nd - 1;
+  for (int d = 0; d < last; d++)
+    if (in->st[d] != 0) return 0;
+  if (in->st[last] == 0) return 1;
+  if (in->st[last] == 1 && P->shape[last] <= TILE_MAX) return P->shape[last];
+  return 0;
+}
+
+static int regs_init(const glow_ew_prog *P, regs *R, int backward) {
+  int nreg = P->nin + P->nins, ok = 1;
   R->val = glow_alloc_uninit((size_t)nreg * BLK * (backward ? 2 : 1));
   R->v = malloc(sizeof(float *) * (size_t)nreg);
   R->a = malloc(sizeof(float *) * (size_t)nreg);
   R->set = malloc((size_t)nreg);
+  R->tile = calloc((size_t)P->nin, sizeof(float *));
+  R->period = calloc((size_t)P->nin, sizeof(int64_t));
   R->adj = R->val && backward ? R->val + (size_t)nreg * BLK : NULL;
-  return R->val && R->v && R->a && R->set;
+  if (!(R->val && R->v && R->a && R->set && R->tile && R->period)) return 0;
+  /* a periodic input, repeated over a block and one period more: any block
+   * reads it in place from offset e0 % period */
+  for (int i = 0; i < P->nin && ok; i++) {
+    int64_t per = periodic(P, &P->in[i]);
+    if (!per) continue;
+    R->tile[i] = glow_alloc_uninit((size_t)(BLK + per));
+    if (!R->tile[i]) {
+      ok = 0;
+      break;
+    }
+    for (int64_t j = 0, k = 0; j < BLK + per; j++) {
+      R->tile[i][j] = P->in[i].p[k];
+      if (++k == per) k = 0;
+    }
+    R->period[i] = per;
+  }
+  return ok;
 }
 
-static void regs_free(regs *R) {
+static void regs_free(const glow_ew_prog *P, regs *R) {
+  for (int i = 0; R->tile && i < P->nin; i++) glow_free(R->tile[i]);
+  free(R->tile);
+  free(R->period);
   glow_free(R->val);
   free(R->v);
   free(R->a);
@@ -284,6 +325,8 @@ static void eval_block(const glow_ew_prog *P, regs *R, const glow_vpow_t *pp, in
     const glow_ew_in *in = &P->in[i];
     if (in->full) {
       R->v[i] = in->p + e0;
+    } else if (R->tile[i]) {
+      R->v[i] = R->tile[i] + e0 % R->period[i];
     } else {
       float *b = R->val + (size_t)i * BLK;
       gather(in->p, in->st, P->nd, P->shape, e0, cnt, b);
@@ -332,14 +375,14 @@ static int64_t prog_par(const glow_ew_prog *P) {
 
 int glow_ew_forward(const glow_ew_prog *P, float *y) {
   int64_t n = prog_numel(P), nchunks = (n + CHUNK - 1) / CHUNK;
-  int nreg = P->nin + P->nins, fail = 0;
+  int fail = 0;
   glow_vpow_t *pp = malloc(sizeof *pp * (size_t)(2 * P->nins));
   if (!pp) return GLOW_ENOMEM;
   prepare_pow(P, pp);
 #pragma omp parallel if (n >= prog_par(P)) reduction(| : fail)
   {
     regs R;
-    if (!regs_init(&R, nreg, 0)) {
+    if (!regs_init(P, &R, 0)) {
       fail = 1;
     } else {
 #pragma omp for schedule(static)
@@ -351,7 +394,7 @@ int glow_ew_forward(const glow_ew_prog *P, float *y) {
         }
       }
     }
-    regs_free(&R);
+    regs_free(P, &R);
   }
   free(pp);
   return fail ? GLOW_ENOMEM : GLOW_OK;
@@ -385,7 +428,7 @@ int glow_ew_backward(const glow_ew_prog *P, const float *g, float **grad, const 
 #pragma omp parallel if (n >= prog_par(P)) reduction(| : fail)
   {
     regs R;
-    if (!regs_init(&R, nreg, 1)) {
+    if (!regs_init(P, &R, 1)) {
       fail = 1;
     } else {
 #pragma omp for schedule(static)
@@ -423,7 +466,7 @@ int glow_ew_backward(const glow_ew_prog *P, const float *g, float **grad, const 
         }
       }
     }
-    regs_free(&R);
+    regs_free(P, &R);
   }
   /* the chunks' partial sums, in chunk order */
   for (int i = 0; i < nin && !fail; i++) {

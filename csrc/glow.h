@@ -596,6 +596,48 @@ int glow_ew_backward(const glow_ew_prog *P, const float *g, float **grad, const 
 int glow_ew_partial_ok(const glow_ew_prog *P, int64_t in_numel);
 /* ---------------------------------------------------------------- end fused */
 
+/* ---------------------------------------------------------------- plans (plan.c) */
+/* A network that treats each image on its own, as nodes over slots: slot 0
+ * the input, each node writing one slot; every slot an NHWC image dims[s] =
+ * {h, w, c} per batch entry. A convolution node reads slot x with parameters
+ * w {kh, kw, cin, cout} and b (-1: none); an elementwise node runs a fused
+ * program (glow_ew_ins, registers as there) over inputs that are slots,
+ * parameters (broadcast over the batch: nd <= 4 dims, the batch dim 1 or
+ * absent) or numbers. Run as the default network's kernel: the threads split
+ * the batch, a few images at a time through all nodes in cache. */
+enum { GLOW_PLAN_CONV = 1, GLOW_PLAN_EW = 2 };
+enum { GLOW_PLAN_SLOT = 1, GLOW_PLAN_PARAM = 2, GLOW_PLAN_NUMBER = 3 };
+typedef struct {
+  const float *data;
+  float *grad; /* NULL: no gradient (a constant) */
+  int64_t numel;
+  int nd;
+  int64_t shape[4];
+} glow_plan_param;
+typedef struct {
+  int kind, out;
+  int x, w, b, kh, kw, pad_h, pad_w, dil; /* a convolution */
+  const glow_ew_ins *code;                /* an elementwise program */
+  int nins, nin;
+  const int *in_kind, *in_idx;
+  const float *in_num;
+} glow_plan_node;
+typedef struct {
+  int nslots, nnodes, nparams, out; /* out: the slot of the network's output */
+  const int (*dims)[3];
+  const glow_plan_node *nodes;
+  const glow_plan_param *params;
+} glow_plan;
+/* y {n, dims[out]} from x {n, dims[0]}; store (NULL, or per slot NULL or a
+ * buffer {n, dims[s]}) keeps those slots for backward. GLOW_OK or GLOW_ENOMEM. */
+int glow_plan_forward(const glow_plan *P, const float *x, float *y, float *const *store, int n);
+/* dx {n, dims[0]} from dy {n, dims[out]}; each parameter's gradient is added
+ * into its grad. stored: forward's store (the other slots recomputed chunk by
+ * chunk), or NULL to recompute all. The results depend on the thread count only. GLOW_OK or GLOW_ENOMEM. */
+int glow_plan_backward(const glow_plan *P, const float *x, const float *dy, float *dx, float *const *stored,
+                       int n);
+/* ---------------------------------------------------------------- end plans */
+
 /* ---------------------------------------------------------------- optim (optim.c) */
 /* All over flat arrays of n floats: weights w, gradients g and the moments.
  * Weight decay is decoupled: w -= lr * wd * w beside the gradient step. */

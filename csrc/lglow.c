@@ -13,6 +13,10 @@
  *   loptim.c       the optimizer loops
  *   lcheckpoint.c  safetensors checkpoints
  *   llinalg.c      matmul, conv2d of any geometry, avg_pool2, upsample2
+ *   lops.c         tensor maths: elementwise, broadcasting, reductions,
+ *                  copies, gathers, fused elementwise programs
+ *   lscan.c        along a dimension, small matrices
+ *   lplan.c        per-image network plans
  *
  * Each of them depends only on lglow.h and the shared helpers of lhelpers.c;
  * only this file knows them all.
@@ -50,5 +54,6 @@ int GLOW_CORE_OPEN(lua_State *L) {
   lg_open_linalg(L);
   lg_open_ops(L);
   lg_open_scan(L);
+  lg_open_plan(L);
   return 1;
 }

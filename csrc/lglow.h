@@ -61,5 +61,6 @@ void lg_open_checkpoint(lua_State *L);
 void lg_open_linalg(lua_State *L);
 void lg_open_ops(lua_State *L);
 void lg_open_scan(lua_State *L);
+void lg_open_plan(lua_State *L);
 
 #endif

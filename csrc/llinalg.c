@@ -225,6 +225,22 @@ static int l_conv2d(lua_State *L) {
   return 1;
 }
 
+/* conv2d_size(xshape, wshape, opts [, b]) -> ho, wo: the output size conv2d
+ * gives (the same checks), from shapes only: a plan's trace (glow.autograd) */
+static int l_conv2d_size(lua_State *L) {
+  Tensor x = {0}, wt = {0};
+  x.ndim = lg_readshape(L, 1, x.shape);
+  wt.ndim = lg_readshape(L, 2, wt.shape);
+  Tensor *b = lg_optt(L, 4);
+  glow_conv_geom g;
+  int64_t ho, wo;
+  conv_geom(L, &x, &wt, 3, "conv2d", &g, &ho, &wo);
+  if (b) lg_neednumel(L, b, g.cout, "conv2d: bias");
+  lua_pushinteger(L, (lua_Integer)ho);
+  lua_pushinteger(L, (lua_Integer)wo);
+  return 2;
+}
+
 /* conv2d_grad(x, wt, dy, opts [, need_b]) -> dx, dwt [, db]: new tensors */
 static int l_conv2d_grad(lua_State *L) {
   Tensor *x = lg_checkt(L, 1), *wt = lg_checkt(L, 2), *dy = lg_checkt(L, 3);
@@ -319,6 +335,7 @@ static const luaL_Reg funcs[] = {
     {"matmul_backward", l_matmul_backward},
     {"conv2d", l_conv2d},
     {"conv2d_grad", l_conv2d_grad},
+    {"conv2d_size", l_conv2d_size},
     {"avg_pool2", l_avg_pool2},
     {"avg_pool2_backward", l_avg_pool2_backward},
     {"upsample2", l_upsample2},

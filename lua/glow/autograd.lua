@@ -33,7 +33,7 @@ local ag = {}
 ----------------------------------------------------------------- values and the tape
 local Value = {}
 local V = {} -- methods
-local force -- computes a pending value (fusion, below)
+local force, settle -- compute a pending value (fusion, below)
 Value.__index = function(x, k)
   if k == "v" then return force(x) end
   return V[k]
@@ -45,6 +45,10 @@ local function is_value(x) return getmetatable(x) == Value end
 ag.is_value = is_value
 -- a value whose op has not run yet (fusion, below)
 local function is_pending(x) return is_value(x) and rawget(x, "op") ~= nil end
+-- a value of a plan's trace: a shape and no tensor (plans, below)
+local function is_meta(x) return is_value(x) and rawget(x, "meta") ~= nil end
+-- raised where a plan's trace reaches an op that needs a meta value's tensor
+local META = setmetatable({}, { __tostring = function() return "autograd: a plan's trace needs a tensor" end })
 
 local tape -- the list of recorded nodes while a backward is being taped
 
@@ -97,7 +101,7 @@ local function record(fn, ...)
   local _ <close> = module.closing(function() tape = saved end)
   local r = table.pack(fn(...))
   for i = 1, r.n do
-    if is_pending(r[i]) then local _ = r[i].v end
+    if is_pending(r[i]) then settle(r[i]) end
   end
   return nodes, r
 end
@@ -162,6 +166,7 @@ function ag.fusion() return fusion end
 local function shape_of(x)
   if type(x) == "number" then return nil end
   if is_pending(x) then return x.shape_ end
+  if is_meta(x) then return x.meta end
   return raw(x):shape()
 end
 
@@ -211,7 +216,7 @@ local function compile(x)
     end
     local r = seen[o]
     if r then return r end
-    if is_pending(o) and o.n_ < n then raw(o) end -- smaller: computed on its own
+    if is_pending(o) and o.n_ < n then settle(o) end -- smaller: computed on its own
     if is_pending(o) then
       local ra = visit(o.a)
       local rb = o.b ~= nil and visit(o.b) or nil
@@ -235,20 +240,30 @@ local function compile(x)
   return code, ops
 end
 
-function force(x)
-  if rawget(x, "op") == nil then return nil end
+-- Run pending value x: its chain as one program and one tape node. In a
+-- plan's trace, a chain that reaches a meta value becomes a meta node
+-- itself (the program and its inputs recorded, nothing computed).
+function settle(x)
+  if rawget(x, "op") == nil then return end
   local code, ops = compile(x)
+  local meta = false
+  for _, o in ipairs(ops) do meta = meta or is_meta(o) end
+  local t, shape = x.tape_, x.shape_
+  x.op, x.a, x.b, x.p, x.q, x.shape_, x.n_, x.cost_, x.tape_ = nil, nil, nil, nil, nil, nil, nil, nil, nil
+  if meta then
+    x.meta, x.inputs, x.ew = shape, ops, code
+    if t then t[#t + 1] = x end
+    return
+  end
   local inputs, want = {}, {}
   for i, o in ipairs(ops) do
     inputs[i] = raw(o)
     want[i] = is_value(o)
   end
-  local y = core.ew_forward(code, inputs)
-  local t = x.tape_
-  x.op, x.a, x.b, x.p, x.q, x.shape_, x.n_, x.cost_, x.tape_ = nil, nil, nil, nil, nil, nil, nil, nil, nil
-  rawset(x, "v", y)
+  rawset(x, "v", core.ew_forward(code, inputs))
   if t then
     x.inputs = ops
+    x.ew = code -- what a plan needs (plans, below)
     x.rule = function(g)
       local gs = core.ew_backward(code, inputs, g, want)
       for i, gi in pairs(gs) do
@@ -259,7 +274,12 @@ function force(x)
     end
     t[#t + 1] = x
   end
-  return y
+end
+
+function force(x)
+  settle(x)
+  if is_meta(x) then error(META, 0) end
+  return rawget(x, "v")
 end
 
 ----------------------------------------------------------------- elementwise ops
@@ -438,11 +458,14 @@ function V:gather(dim, index)
 end
 
 function V:shape()
-  local s = rawget(self, "shape_")
+  local s = rawget(self, "shape_") or rawget(self, "meta")
   if s then return { table.unpack(s) } end
   return self.v:shape()
 end
-function V:numel() return rawget(self, "n_") or self.v:numel() end
+function V:numel()
+  local m = rawget(self, "meta")
+  return rawget(self, "n_") or (m and numel(m)) or self.v:numel()
+end
 
 function ag.cat(list, dim)
   local any, vals = false, {}
@@ -487,13 +510,23 @@ end
 
 --- conv2d(x, w [, b [, opts]]): NHWC x, w {kh, kw, cin, cout}, opts {padding, dilation}.
 function ag.conv2d(x, w, b, opts)
+  if is_pending(x) then settle(x) end
+  if is_meta(x) then -- a plan's trace: the output's shape only
+    local ws = raw(w):shape()
+    local ho, wo = core.conv2d_size(x.meta, ws, opts, raw(b))
+    local n = setmetatable({ meta = { x.meta[1], ho, wo, ws[4] }, inputs = { x, w, b }, conv = opts or true }, Value)
+    if tape then tape[#tape + 1] = n end
+    return n
+  end
   local xv, wv, bv = raw(x), raw(w), raw(b)
   local y = F.conv2d(xv, wv, bv, opts)
   if not is_value(x) and not is_value(w) and not is_value(b) then return y end
-  return node(y, { x, w, b }, function(g)
+  local n = node(y, { x, w, b }, function(g)
     local dx, dw, db = F.conv2d_backward(xv, wv, g, opts, is_value(b))
     return { dx, dw, db }
   end)
+  n.conv = opts or true -- what a plan needs (plans, below)
+  return n
 end
 
 function ag.avg_pool2(x)
@@ -749,6 +782,141 @@ local function param_method(self, name, value)
   return self
 end
 
+----------------------------------------------------------------- plans
+-- A network whose activations are all images {n, h, w, c} made by
+-- convolutions and elementwise chains from its input, with parameters that
+-- do not depend on the batch, treats each image on its own: it runs as one
+-- C kernel (core.plan_forward/plan_backward, csrc/plan.c) that splits the
+-- batch between the threads and takes a few images at a time through every
+-- node in cache, as the fused default network does. Every call tapes the
+-- network on two images to find its nodes (so a script's constants and
+-- branches are those of this call); a node of another kind, an activation
+-- of another shape, or a constant with a batch dim keeps the tape.
+-- Values computed from parameters alone (exp(logs)) enter the plan as
+-- parameters; their gradients go back through that part of the tape.
+local plans = true
+
+--- set_plans(on): run such networks as plans (the default) or on the tape.
+function ag.set_plans(on) plans = on and true or false end
+
+-- {h, w, c} of a value of the trace, whose batch is n ({n, h, w, c}), or nil
+local function image_dims(v, n)
+  local s = rawget(v, "meta")
+  if not s then
+    local t = rawget(v, "v")
+    s = util.is_tensor(t) and t:shape()
+  end
+  if s and #s == 4 and s[1] == n then return { s[2], s[3], s[4] } end
+  return nil
+end
+
+-- the plan from a trace of fn on xl (a meta value, or a leaf of a few
+-- images), n its batch size; nil when the network does not fit one
+local function plan_of_trace(self, xl, n)
+  local nodes, leaves, r = taped(self, self.fn, xl)
+  local trace = { nodes = nodes, leaves = leaves }
+  local leaf_of = {}
+  for _, l in ipairs(leaves) do leaf_of[l.leaf] = l end
+  -- which values depend on the input: those are activations, the rest parameters
+  local act = { [xl] = true }
+  local slot, dims, pnodes = { [xl] = 1 }, { image_dims(xl, n) }, {}
+  local params, grads, pindex, derived = {}, {}, {}, {}
+  local function param(o)
+    if pindex[o] then return pindex[o] end
+    local t, g
+    if util.is_tensor(o) then
+      t, g = o, false
+    elseif leaf_of[o] then
+      t, g = o.v, leaf_of[o].p.grad
+    elseif is_value(o) and not act[o] and not is_meta(o) then -- computed from parameters alone
+      t = o.v
+      g = F.zeros(t:shape())
+      derived[#derived + 1] = { o, g }
+    else
+      return nil
+    end
+    if #t:shape() > 4 then return nil end
+    params[#params + 1], grads[#grads + 1] = t, g
+    pindex[o] = #params
+    return #params
+  end
+  for _, nd in ipairs(nodes) do
+    local dep = false
+    for _, i in ipairs(nd.inputs) do dep = dep or act[i] == true end
+    if dep then
+      act[nd] = true
+      local d = image_dims(nd, n)
+      if not d then return nil end
+      local spec
+      if nd.conv then
+        local cx, cw, cb = nd.inputs[1], nd.inputs[2], nd.inputs[3]
+        local w = not act[cw] and param(cw)
+        local b = cb == nil and 0 or (not act[cb] and param(cb))
+        if not (slot[cx] and w and b) then return nil end
+        local ws, xd = raw(cw):shape(), dims[slot[cx]]
+        local dil = type(nd.conv) == "table" and nd.conv.dilation or 1
+        spec = { kind = 1, x = slot[cx], w = w, b = b, kh = ws[1], kw = ws[2], dil = dil,
+          ph = (d[1] - xd[1] + dil * (ws[1] - 1)) // 2, pw = (d[2] - xd[2] + dil * (ws[2] - 1)) // 2 }
+      elseif nd.ew then
+        local ins, nums = {}, {}
+        for j, o in ipairs(nd.inputs) do
+          local kind, idx = 3, 0
+          if type(o) == "number" then
+            nums[j] = o
+          elseif slot[o] then
+            kind, idx = 1, slot[o]
+          else
+            -- a parameter of a program broadcasts over the batch
+            local ts = is_meta(o) and o.meta or raw(o):shape()
+            kind, idx = 2, not act[o] and #ts <= 4 and (#ts < 4 or ts[1] == 1) and param(o)
+            if not idx then return nil end
+          end
+          ins[2 * j - 1], ins[2 * j] = kind, idx
+          nums[j] = nums[j] or 0
+        end
+        spec = { kind = 2, code = nd.ew, ins = ins, nums = nums }
+      else
+        return nil
+      end
+      pnodes[#pnodes + 1] = spec
+      dims[#dims + 1] = d
+      slot[nd] = #dims
+    end
+  end
+  local out = slot[r[1]]
+  if not out then return nil end
+  return { plan = { dims = dims, nodes = pnodes, out = out }, params = params, grads = grads, derived = derived,
+    trace = trace }
+end
+
+-- the networks whose trace on a meta value failed: they trace on two images
+local no_meta = setmetatable({}, { __mode = "k" })
+
+local function build_plan(self, x)
+  local s = x:shape()
+  if not (plans and fusion) or #s ~= 4 or s[1] < 2 then return nil end
+  -- first on a meta value: shapes only, nothing computed but what depends
+  -- on the parameters alone; a network that needs a tensor of its input
+  -- somewhere (an op outside plans) traces on two images from then on
+  if not no_meta[self] then
+    local ok, p = pcall(plan_of_trace, self, setmetatable({ meta = s }, Value), s[1])
+    if ok then return p end
+    no_meta[self] = true
+  end
+  return plan_of_trace(self, ag.leaf(x:narrow(1, 1, 2)), 2)
+end
+
+-- the backward of a plan: dx; the parameters' gradients accumulate, those
+-- of values computed from parameters back through the traced tape
+local function plan_backward(p, x, dy, stored)
+  local dx = core.plan_backward(p.plan, x, dy, p.params, p.grads, stored)
+  if #p.derived > 0 then
+    backprop(p.trace.nodes, p.derived)
+    collect(p.trace.leaves)
+  end
+  return dx
+end
+
 --- autograd.Net(forward): a network from forward(self, x) -> y written with
 --- glow's ops; net:param(name, tensor) registers a parameter. It has
 --- forward(x), backward(x, dy) -> dx (gradients accumulate) and parameters:
@@ -785,6 +953,14 @@ end
 --- coupling asks for that when it needs the output in its backward too).
 function Net:forward(x, keep)
   self._tape = nil
+  local p = util.is_tensor(x) and build_plan(self, x)
+  if p then
+    if not keep then return (core.plan_forward(p.plan, x, p.params)) end
+    local y, store = core.plan_forward(p.plan, x, p.params, true)
+    p.x, p.store = x, store
+    self._tape = p
+    return y
+  end
   if not keep then
     -- on values with no tape: the elementwise chains run fused, nothing is recorded
     if not fusion or not util.is_tensor(x) then return self.fn(self, x) end
@@ -799,7 +975,8 @@ end
 function Net:backward(x, dy)
   local t = self._tape
   self._tape = nil
-  if not (t and rawequal(t.x, x)) then t = tape_on(self, x) end
+  if not (t and rawequal(t.x, x)) then t = util.is_tensor(x) and build_plan(self, x) or tape_on(self, x) end
+  if t.plan then return plan_backward(t, x, dy, t.store) end
   return backward_of(t, x, dy)
 end
 
