@@ -1,10 +1,11 @@
 --- Training images/s of fmnist-small (28x28x1, levels 2, depth 8, width 128)
 --- with the default coupling network as the fused kernel (glow.nn.Sequential)
 --- and written with glow's ops and autograd (glow.autograd.Net: conv3x3,
---- ActNorm, ReLU, conv1x1, ActNorm, ReLU, ZeroConv3x3; the convolutions by
---- im2col and OpenBLAS), alternating rounds in one process; medians and the
---- ratio. Both use memory = "reversible" (the autograd network is re-taped
---- in backward either way).
+--- ActNorm, ReLU, conv1x1, ActNorm, ReLU, ZeroConv3x3, as bench_util.ops_net),
+--- alternating rounds in one process; medians and the ratio. The ops network
+--- runs as autograd makes it run: its elementwise chains fused, the whole of it
+--- as one plan (docs/PROTOTYPING.md, section 5). --memory "auto" (the default)
+--- or "reversible" for both.
 local glow = require "glow"
 local bench = require "bench_util"
 

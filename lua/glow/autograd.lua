@@ -799,7 +799,7 @@ local plans = true
 --- set_plans(on): run such networks as plans (the default) or on the tape.
 function ag.set_plans(on) plans = on and true or false end
 
--- {h, w, c} of a value of the trace, whose batch is n ({n, h, w, c}), or nil
+-- {h, w, c} of a value of the trace {n, h, w, c}, or nil
 local function image_dims(v, n)
   local s = rawget(v, "meta")
   if not s then
@@ -810,8 +810,8 @@ local function image_dims(v, n)
   return nil
 end
 
--- the plan from a trace of fn on xl (a meta value, or a leaf of a few
--- images), n its batch size; nil when the network does not fit one
+-- the plan from a trace of fn on xl (a meta value), n its batch size; nil
+-- when the network does not fit one
 local function plan_of_trace(self, xl, n)
   local nodes, leaves, r = taped(self, self.fn, xl)
   local trace = { nodes = nodes, leaves = leaves }
@@ -889,21 +889,21 @@ local function plan_of_trace(self, xl, n)
     trace = trace }
 end
 
--- the networks whose trace on a meta value failed: they trace on two images
+-- the networks whose trace on a meta value failed: they stay on the tape
 local no_meta = setmetatable({}, { __mode = "k" })
 
+-- The plan of net self for input x, or nil. The trace runs the function on
+-- a meta value: shapes only, nothing computed but what depends on the
+-- parameters alone. A network that needs its input's tensor somewhere (an op
+-- outside plans, a built-in piece) stops there, before any side effect of
+-- that op, and stays on the tape from then on.
 local function build_plan(self, x)
   local s = x:shape()
-  if not (plans and fusion) or #s ~= 4 or s[1] < 2 then return nil end
-  -- first on a meta value: shapes only, nothing computed but what depends
-  -- on the parameters alone; a network that needs a tensor of its input
-  -- somewhere (an op outside plans) traces on two images from then on
-  if not no_meta[self] then
-    local ok, p = pcall(plan_of_trace, self, setmetatable({ meta = s }, Value), s[1])
-    if ok then return p end
-    no_meta[self] = true
-  end
-  return plan_of_trace(self, ag.leaf(x:narrow(1, 1, 2)), 2)
+  if not (plans and fusion) or #s ~= 4 or s[1] < 2 or no_meta[self] then return nil end
+  local ok, p = pcall(plan_of_trace, self, setmetatable({ meta = s }, Value), s[1])
+  if ok then return p end
+  no_meta[self] = true
+  return nil
 end
 
 -- the backward of a plan: dx; the parameters' gradients accumulate, those
