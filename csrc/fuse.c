@@ -382,22 +382,38 @@ int glow_ew_forward(const glow_ew_prog *P, float *y) {
 #pragma omp parallel if (n >= prog_par(P)) reduction(| : fail)
   {
     regs R;
-    if (!regs_init(P, &R, 0)) {
-      fail = 1;
-    } else {
+    /* every thread enters the loop (a thread that could not allocate skips
+     * its chunks and reports the failure) */
+    int ok = regs_init(P, &R, 0);
+    if (!ok) fail = 1;
 #pragma omp for schedule(static)
-      for (int64_t c = 0; c < nchunks; c++) {
-        int64_t c1 = (c + 1) * CHUNK < n ? (c + 1) * CHUNK : n;
-        for (int64_t e0 = c * CHUNK; e0 < c1; e0 += BLK) {
-          int64_t cnt = c1 - e0 < BLK ? c1 - e0 : BLK;
-          eval_block(P, &R, pp, e0, cnt, y + e0);
-        }
+    for (int64_t c = 0; c < nchunks; c++) {
+      if (!ok) continue;
+      int64_t c1 = (c + 1) * CHUNK < n ? (c + 1) * CHUNK : n;
+      for (int64_t e0 = c * CHUNK; e0 < c1; e0 += BLK) {
+        int64_t cnt = c1 - e0 < BLK ? c1 - e0 : BLK;
+        eval_block(P, &R, pp, e0, cnt, y + e0);
       }
     }
     regs_free(P, &R);
   }
   free(pp);
   return fail ? GLOW_ENOMEM : GLOW_OK;
+}
+
+int glow_ew_unused(const glow_ew_ins *code, int nins, int nin) {
+  int nreg = nin + nins;
+  char used[GLOW_EW_MAXREG] = {0};
+  if (nreg > GLOW_EW_MAXREG || nins < 1) return 0;
+  used[nreg - 1] = 1;
+  for (int k = nins - 1; k >= 0; k--) {
+    if (!used[nin + k]) continue;
+    used[code[k].a] = 1;
+    if (code[k].b >= 0) used[code[k].b] = 1;
+  }
+  for (int r = 0; r < nreg; r++)
+    if (!used[r]) return r;
+  return -1;
 }
 
 int glow_ew_partial_ok(const glow_ew_prog *P, int64_t in_numel) {
@@ -428,11 +444,12 @@ int glow_ew_backward(const glow_ew_prog *P, const float *g, float **grad, const 
 #pragma omp parallel if (n >= prog_par(P)) reduction(| : fail)
   {
     regs R;
-    if (!regs_init(P, &R, 1)) {
-      fail = 1;
-    } else {
+    int ok = regs_init(P, &R, 1);
+    if (!ok) fail = 1;
+    {
 #pragma omp for schedule(static)
       for (int64_t c = 0; c < nchunks; c++) {
+        if (!ok) continue;
         int64_t c1 = (c + 1) * CHUNK < n ? (c + 1) * CHUNK : n;
         for (int64_t e0 = c * CHUNK; e0 < c1; e0 += BLK) {
           int64_t cnt = c1 - e0 < BLK ? c1 - e0 : BLK;

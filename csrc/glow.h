@@ -591,6 +591,10 @@ int glow_ew_forward(const glow_ew_prog *P, float *y);
  * result does not depend on the thread count. GLOW_OK or GLOW_ENOMEM. */
 int glow_ew_backward(const glow_ew_prog *P, const float *g, float **grad, const int *reduce,
                      const int64_t *in_numel);
+/* the first register (0-based) the output does not depend on, or -1 when
+ * every input and instruction leads to it, as the kernels require (each
+ * adjoint is written by the instructions that read it) */
+int glow_ew_unused(const glow_ew_ins *code, int nins, int nin);
 /* whether an input of in_numel elements may reduce in glow_ew_backward
  * (its partial sums bounded), else it takes a gradient of the output's size */
 int glow_ew_partial_ok(const glow_ew_prog *P, int64_t in_numel);

@@ -733,6 +733,8 @@ static void ew_read(lua_State *L, const char *what, glow_ew_prog *P, glow_ew_ins
       lg_fail(L, "%s: instruction %d: bad registers %d, %d", what, k + 1, a + 1, b + 1);
     ins[k] = (glow_ew_ins){op, a, binary ? b : -1, (float)f[3], (float)f[4]};
   }
+  int unused = glow_ew_unused(ins, P->nins, P->nin);
+  if (unused >= 0) lg_fail(L, "%s: register %d does not lead to the output", what, unused + 1);
   int64_t st[GLOW_EW_MAXREG][GLOW_MAXDIM], own[GLOW_MAXDIM];
   int nd = broadcast(L, ops, P->nin, what, P->shape, st);
   if (nd == 0) lg_fail(L, "%s: at least one input must be a tensor", what);

@@ -110,6 +110,8 @@ static void read_plan(lua_State *L, anchor *A, int idx, glow_plan *P, glow_plan_
       if (v < 1 || v > (1 << 24)) lg_fail(L, "%s: dims %I: size %I out of range", what, s + 1, v);
       dims[s][k] = (int)v;
     }
+    int64_t one[4] = {1, dims[s][0], dims[s][1], dims[s][2]};
+    lg_numel(L, 4, one); /* the size of one image fits */
     lua_pop(L, 1);
   }
   lua_getfield(L, idx, "nodes");
@@ -130,9 +132,12 @@ static void read_plan(lua_State *L, anchor *A, int idx, glow_plan *P, glow_plan_
     if (nd->kind == GLOW_PLAN_CONV) {
       lua_Integer x = field_int(L, t, "x", what) - 1, w = field_int(L, t, "w", what) - 1,
                   b = field_int(L, t, "b", what) - 1;
-      nd->kh = (int)field_int(L, t, "kh", what), nd->kw = (int)field_int(L, t, "kw", what);
-      nd->pad_h = (int)field_int(L, t, "ph", what), nd->pad_w = (int)field_int(L, t, "pw", what);
-      nd->dil = (int)field_int(L, t, "dil", what);
+      lua_Integer g[5] = {field_int(L, t, "kh", what), field_int(L, t, "kw", what), field_int(L, t, "ph", what),
+                          field_int(L, t, "pw", what), field_int(L, t, "dil", what)};
+      for (int j = 0; j < 5; j++)
+        if (g[j] < (j == 2 || j == 3 ? 0 : 1) || g[j] > (1 << 20))
+          lg_fail(L, "%s: node %I: kernel, padding or dilation %I out of range", what, k + 1, g[j]);
+      nd->kh = (int)g[0], nd->kw = (int)g[1], nd->pad_h = (int)g[2], nd->pad_w = (int)g[3], nd->dil = (int)g[4];
       if (x < 0 || x > k || w < 0 || w >= np || b < -1 || b >= np)
         lg_fail(L, "%s: node %I: slot or parameter out of range", what, k + 1);
       nd->x = (int)x, nd->w = (int)w, nd->b = (int)b;
@@ -196,6 +201,8 @@ static void read_plan(lua_State *L, anchor *A, int idx, glow_plan *P, glow_plan_
           lg_fail(L, "%s: node %I: instruction %d is malformed", what, k + 1, j + 1);
         code[j] = (glow_ew_ins){op, a, binary ? b : -1, p, q};
       }
+      int unused = glow_ew_unused(code, nd->nins, nd->nin);
+      if (unused >= 0) lg_fail(L, "%s: node %I: register %d does not lead to the output", what, k + 1, unused + 1);
       nd->code = code, nd->in_kind = kinds, nd->in_idx = idxs, nd->in_num = nums;
     } else {
       lg_fail(L, "%s: node %I: unknown kind %d", what, k + 1, nd->kind);

@@ -36,6 +36,12 @@ static int chunk_images(const glow_plan *P) {
   return c < 1 ? 1 : (int)c;
 }
 
+/* no more threads than images */
+static int threads_for(int n) {
+  int nt = glow_threads();
+  return nt < 1 ? 1 : nt > n ? n : nt;
+}
+
 static glow_conv_geom conv_geom(const glow_plan *P, const glow_plan_node *nd, int nb) {
   const int *d = P->dims[nd->x];
   glow_conv_geom g = {nb, d[0], d[1], d[2], P->dims[nd->out][2], nd->kh, nd->kw, nd->pad_h, nd->pad_w, nd->dil};
@@ -166,12 +172,12 @@ static int tbuf_init(const glow_plan *P, tbuf *T, int chunk, int backward, float
 }
 
 /* forward of nodes over images b0 .. b0 + nb: val[0] and val[out] set by
- * the caller; in backward (stored given) the stored slots are read, not
- * computed again */
-static int forward_chunk(const glow_plan *P, tbuf *T, float *const *stored, int nb) {
+ * the caller; in backward the stored slots are read, not computed again,
+ * and only the slots some node reads (need) are computed */
+static int forward_chunk(const glow_plan *P, tbuf *T, float *const *stored, const char *need, int nb) {
   for (int k = 0; k < P->nnodes; k++) {
     const glow_plan_node *nd = &P->nodes[k];
-    if (stored && stored[nd->out]) continue;
+    if ((stored && stored[nd->out]) || (need && !need[nd->out])) continue;
     int rc;
     if (nd->kind == GLOW_PLAN_CONV) {
       glow_conv_geom g = conv_geom(P, nd, nb);
@@ -200,8 +206,8 @@ static void point_values(const glow_plan *P, tbuf *T, const float *x, float *con
 
 int glow_plan_forward(const glow_plan *P, const float *x, float *y, float *const *store, int n) {
   if (n <= 0) return GLOW_OK;
-  int chunk = chunk_images(P), err = GLOW_OK;
-#pragma omp parallel
+  int chunk = chunk_images(P), err = GLOW_OK, nt = threads_for(n);
+#pragma omp parallel num_threads(nt)
   {
     int t, tn;
     glow_thread_share(&t, &tn);
@@ -212,7 +218,7 @@ int glow_plan_forward(const glow_plan *P, const float *x, float *y, float *const
     for (int b0 = i0; b0 < i1 && !rc; b0 += chunk) {
       int nb = i1 - b0 < chunk ? i1 - b0 : chunk;
       point_values(P, &T, x, store, y, b0);
-      rc = forward_chunk(P, &T, NULL, nb);
+      rc = forward_chunk(P, &T, NULL, NULL, nb);
       if (!rc && P->out == 0)
         memcpy(y + (size_t)b0 * slot_numel(P, 0), T.val[0], sizeof(float) * nb * slot_numel(P, 0));
     }
@@ -234,6 +240,18 @@ static void add_into(tbuf *T, int s, const float *g, size_t m) {
     float *a = T->adj[s];
     for (size_t j = 0; j < m; j++) a[j] += g[j];
   }
+}
+
+/* dst (a parameter's layout, read with strides st over the chunk's shape)
+ * += g, an output-sized gradient */
+static void sum_into(float *dst, const int64_t *st, const int64_t *shape, const float *g) {
+  size_t e = 0;
+  for (int64_t a = 0; a < shape[0]; a++)
+    for (int64_t b = 0; b < shape[1]; b++)
+      for (int64_t c = 0; c < shape[2]; c++) {
+        float *d = dst + a * st[0] + b * st[1] + c * st[2];
+        for (int64_t k = 0; k < shape[3]; k++) d[k * st[3]] += g[e++];
+      }
 }
 
 static int backward_chunk(const glow_plan *P, tbuf *T, const size_t *poff, size_t wide, int nb) {
@@ -271,9 +289,10 @@ static int backward_chunk(const glow_plan *P, tbuf *T, const size_t *poff, size_
         T->gbuf[i] = in[i].full && !T->set[idx] ? T->adj[idx] : scratch + wide * (size_t)i;
       } else if (kind == GLOW_PLAN_PARAM && P->params[idx].grad) {
         T->numel[i] = P->params[idx].numel;
-        T->reduce[i] = 1;
-        if (!glow_ew_partial_ok(&E, T->numel[i])) return GLOW_ENOMEM;
-        T->gbuf[i] = pscratch + mp * (size_t)i;
+        T->reduce[i] = glow_ew_partial_ok(&E, T->numel[i]);
+        /* a large one (a per-pixel parameter of a large image): the
+         * output-sized gradient, summed below */
+        T->gbuf[i] = T->reduce[i] ? pscratch + mp * (size_t)i : scratch + wide * (size_t)i;
       }
     }
     int rc = glow_ew_backward(&E, g, T->gbuf, T->reduce, T->numel);
@@ -286,9 +305,11 @@ static int backward_chunk(const glow_plan *P, tbuf *T, const size_t *poff, size_
           T->set[idx] = 1;
         else
           add_into(T, idx, T->gbuf[i], (size_t)T->numel[i]);
-      } else {
+      } else if (T->reduce[i]) {
         float *dst = T->pg + poff[idx];
         for (int64_t j = 0; j < T->numel[i]; j++) dst[j] += T->gbuf[i][j];
+      } else {
+        sum_into(T->pg + poff[idx], in[i].st, E.shape, T->gbuf[i]);
       }
     }
   }
@@ -299,15 +320,26 @@ int glow_plan_backward(const glow_plan *P, const float *x, const float *dy, floa
                        int n) {
   size_t n0 = slot_numel(P, 0);
   if (n <= 0) return GLOW_OK;
-  int chunk = chunk_images(P), err = GLOW_OK, used = 1;
+  int chunk = chunk_images(P), err = GLOW_OK, used = 1, nt = threads_for(n);
   size_t *poff = malloc(sizeof(size_t) * (size_t)(P->nparams ? P->nparams : 1));
-  if (!poff) return GLOW_ENOMEM;
+  char *need = calloc((size_t)P->nslots, 1); /* the slots some node reads */
+  if (!poff || !need) {
+    free(poff);
+    free(need);
+    return GLOW_ENOMEM;
+  }
+  for (int k = 0; k < P->nnodes; k++) {
+    const glow_plan_node *nd = &P->nodes[k];
+    if (nd->kind == GLOW_PLAN_CONV) need[nd->x] = 1;
+    for (int i = 0; nd->kind == GLOW_PLAN_EW && i < nd->nin; i++)
+      if (nd->in_kind[i] == GLOW_PLAN_SLOT) need[nd->in_idx[i]] = 1;
+  }
   size_t pg = param_total(P, poff);
   float **pgs = NULL;
   size_t wide = (size_t)chunk * n0;
   for (int s = 1; s < P->nslots; s++)
     if ((size_t)chunk * slot_numel(P, s) > wide) wide = (size_t)chunk * slot_numel(P, s);
-#pragma omp parallel
+#pragma omp parallel num_threads(nt)
   {
     int t, tn;
     glow_thread_share(&t, &tn);
@@ -323,7 +355,7 @@ int glow_plan_backward(const glow_plan *P, const float *x, const float *dy, floa
     for (int b0 = i0; b0 < i1 && !rc; b0 += chunk) {
       int nb = i1 - b0 < chunk ? i1 - b0 : chunk;
       point_values(P, &T, x, stored, NULL, b0);
-      rc = forward_chunk(P, &T, stored, nb);
+      rc = forward_chunk(P, &T, stored, need, nb);
       if (rc) break;
       memset(T.set, 0, (size_t)P->nslots);
       T.adj[0] = dx + (size_t)b0 * n0;
@@ -359,5 +391,6 @@ int glow_plan_backward(const glow_plan *P, const float *x, const float *dy, floa
   for (int t = 0; pgs && t < used; t++) glow_free(pgs[t]);
   free(pgs);
   free(poff);
+  free(need);
   return err;
 }

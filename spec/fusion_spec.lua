@@ -180,6 +180,11 @@ describe("fused elementwise programs", function()
     assert.has_error(function() core.ew_forward({ O.add, 1, 2, 0, 0 }, { x, glow.zeros({ 5 }) }) end)
     assert.has_error(function() core.ew_forward({ O.exp, 1, 0, 0, 0 }, { 2 }) end,
       "ew_forward: at least one input must be a tensor")
+    -- every input and op must lead to the output (the backward writes each adjoint once)
+    assert.has_error(function() core.ew_forward({ O.exp, 1, 0, 0, 0 }, { x, b }) end,
+      "ew_forward: register 2 does not lead to the output")
+    assert.has_error(function() core.ew_backward({ O.exp, 1, 0, 0, 0, O.exp, 1, 0, 0, 0 }, { x }, x, { true }) end,
+      "ew_backward: register 2 does not lead to the output")
   end)
 
   it("runs autograd.Net's plain forward fused, with the values of the taped one", function()

@@ -163,6 +163,48 @@ describe("plans", function()
     assert.equal(0, (compare(reads, x, glow.randn({ 7, 6, 5, 2 }, 10), false)))
   end)
 
+  it("keep a long chain, and sum a large per-pixel parameter's gradient without partial sums", function()
+    local long = ag.Net(function(self, a)
+      local h = glow.conv2d(a, self.w)
+      for _ = 1, 40 do h = h * 1.01 + self.b end
+      return h
+    end)
+    long:param("w", glow.randn({ 3, 3, 3, 2 }, 80, 0.3)):param("b", glow.randn({ 2 }, 81, 0.01))
+    assert.equal(2, (compare(long, x, glow.randn({ 7, 6, 5, 2 }, 11), false)))
+    -- {1, 128, 128, 16}: one image a chunk, 16 blocks of partial sums of 262,144 floats
+    local pix = ag.Net(function(self, a) return (glow.conv2d(a, self.w) + self.p):tanh() end)
+    pix:param("w", glow.randn({ 1, 1, 3, 16 }, 82, 0.3)):param("p", glow.randn({ 1, 128, 128, 16 }, 83, 0.3))
+    local xb = glow.randn({ 2, 128, 128, 3 }, 12)
+    assert.equal(2, (compare(pix, xb, glow.randn({ 2, 128, 128, 16 }, 13), true)))
+  end)
+
+  it("let a network called inside another piece's taping record on that tape", function()
+    -- a prior whose network reads a plain tensor: its parameters are the prior's leaves
+    local cnet = ag.Net(function(self, a) return (glow.conv2d(a, self.w) + self.b):tanh() end)
+    cnet:param("w", glow.randn({ 3, 3, 3, 2 }, 90, 0.3)):param("b", glow.zeros({ 2 }))
+    local cond = glow.randn({ 7, 6, 5, 3 }, 14)
+    local prior = ag.Prior {
+      log_prob = function(self, z) return (z * self.cnet:forward(cond)):sum({ 2, 3, 4 }) end,
+      sample = function() end,
+    }
+    prior.cnet = cnet
+    prior.children = { { name = "cnet", module = cnet } }
+    local z = glow.randn({ 7, 6, 5, 2 }, 15)
+    local function grads()
+      prior:zero_grad()
+      local dz = prior:backward(z, glow.ones({ 7 }))
+      return dz, cnet.grad.w:clone(), cnet.grad.b:clone()
+    end
+    ag.set_fusion(false)
+    local dz0, w0, b0 = grads()
+    ag.set_fusion(true)
+    local dz1, w1, b1 = grads()
+    assert.is_true(w0:abs():max() > 0)
+    assert.tensor_near(dz0, dz1, H.rtol(1), 1e-6)
+    assert.tensor_near(w0, w1, H.rtol(210), 1e-6)
+    assert.tensor_near(b0, b1, H.rtol(210), 1e-6)
+  end)
+
   it("check the plans they are given", function()
     local p = { glow.randn({ 3, 3, 3, 2 }, 1) }
     local plan = { dims = { { 6, 5, 3 }, { 6, 5, 2 } }, out = 2,

@@ -197,8 +197,9 @@ local function cost(x) return is_pending(x) and x.cost_ or 0 end
 local function pending(name, a, b, p, q)
   local s = b == nil and shape_of(a) or broadcast_shape(shape_of(a), shape_of(b))
   if s == nil then return nil end
-  if cost(a) + cost(b) >= MAX_OPS then
-    local _, _ = raw(a), raw(b) -- compute the operands first
+  if cost(a) + cost(b) >= MAX_OPS then -- run the operands first
+    if is_pending(a) then settle(a) end
+    if is_pending(b) then settle(b) end
   end
   return setmetatable({ op = EW[name], a = a, b = b, p = p or 0, q = q or 0, shape_ = s, n_ = numel(s),
     cost_ = 1 + cost(a) + cost(b), tape_ = tape }, Value)
@@ -249,8 +250,11 @@ function settle(x)
   local meta = false
   for _, o in ipairs(ops) do meta = meta or is_meta(o) end
   local t, shape = x.tape_, x.shape_
-  x.op, x.a, x.b, x.p, x.q, x.shape_, x.n_, x.cost_, x.tape_ = nil, nil, nil, nil, nil, nil, nil, nil, nil
+  local function done()
+    x.op, x.a, x.b, x.p, x.q, x.shape_, x.n_, x.cost_, x.tape_ = nil, nil, nil, nil, nil, nil, nil, nil, nil
+  end
   if meta then
+    done()
     x.meta, x.inputs, x.ew = shape, ops, code
     if t then t[#t + 1] = x end
     return
@@ -260,7 +264,9 @@ function settle(x)
     inputs[i] = raw(o)
     want[i] = is_value(o)
   end
-  rawset(x, "v", core.ew_forward(code, inputs))
+  local y = core.ew_forward(code, inputs) -- on an error x stays pending
+  done()
+  rawset(x, "v", y)
   if t then
     x.inputs = ops
     x.ew = code -- what a plan needs (plans, below)
@@ -704,8 +710,9 @@ function ag.builtin(cls, kind)
       if not is_value(x) then return fwd(self, x, keep) end
       local xv = x.v
       -- keep: the activations stay for the backward of this node (a second
-      -- call on another input before it makes that backward recompute them)
-      local y = fwd(self, xv, true)
+      -- call on another input before it makes that backward recompute them);
+      -- with no tape recording, no backward comes
+      local y = fwd(self, xv, tape ~= nil)
       return node(y, { x }, function(g) return { self:backward(xv, g) } end)
     end
   elseif kind == "flow" then
@@ -788,8 +795,8 @@ end
 -- do not depend on the batch, treats each image on its own: it runs as one
 -- C kernel (core.plan_forward/plan_backward, csrc/plan.c) that splits the
 -- batch between the threads and takes a few images at a time through every
--- node in cache, as the fused default network does. Every call tapes the
--- network on two images to find its nodes (so a script's constants and
+-- node in cache, as the fused default network does. Every call traces the
+-- network on a meta value to find its nodes (so a script's constants and
 -- branches are those of this call); a node of another kind, an activation
 -- of another shape, or a constant with a batch dim keeps the tape.
 -- Values computed from parameters alone (exp(logs)) enter the plan as
@@ -884,7 +891,8 @@ local function plan_of_trace(self, xl, n)
     end
   end
   local out = slot[r[1]]
-  if not out then return nil end
+  -- within core.plan_*'s limits
+  if not out or #pnodes > 1024 or #params > 4096 then return nil end
   return { plan = { dims = dims, nodes = pnodes, out = out }, params = params, grads = grads, derived = derived,
     trace = trace }
 end
@@ -902,7 +910,7 @@ local function build_plan(self, x)
   if not (plans and fusion) or #s ~= 4 or s[1] < 2 or no_meta[self] then return nil end
   local ok, p = pcall(plan_of_trace, self, setmetatable({ meta = s }, Value), s[1])
   if ok then return p end
-  no_meta[self] = true
+  if p == META then no_meta[self] = true end -- another error: the tape raises it again
   return nil
 end
 
@@ -953,6 +961,9 @@ end
 --- coupling asks for that when it needs the output in its backward too).
 function Net:forward(x, keep)
   self._tape = nil
+  -- inside another piece's taping (its parameters are that tape's leaves):
+  -- the ops go on that tape
+  if tape ~= nil and not keep then return self.fn(self, x) end
   local p = util.is_tensor(x) and build_plan(self, x)
   if p then
     if not keep then return (core.plan_forward(p.plan, x, p.params)) end
