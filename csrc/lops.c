@@ -702,8 +702,8 @@ static int l_one_hot(lua_State *L) {
  * instruction, registers 1-based (inputs first, b = 0 for a unary op);
  * inputs {tensor or number, ...}. Fills P (its code in ins, its inputs in
  * in, the operands in ops, which hold the numbers) or raises an error. */
-static void ew_read(lua_State *L, const char *what, glow_ew_prog *P, glow_ew_ins *ins, glow_ew_in *in,
-                    operand *ops) {
+static int ew_read(lua_State *L, const char *what, glow_ew_prog *P, glow_ew_ins *ins, glow_ew_in *in,
+                   operand *ops, int64_t *oshape) {
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_Integer ncode = luaL_len(L, 1), nin = luaL_len(L, 2);
@@ -739,6 +739,7 @@ static void ew_read(lua_State *L, const char *what, glow_ew_prog *P, glow_ew_ins
   int nd = broadcast(L, ops, P->nin, what, P->shape, st);
   if (nd == 0) lg_fail(L, "%s: at least one input must be a tensor", what);
   lg_numel(L, nd, P->shape);
+  memcpy(oshape, P->shape, sizeof(int64_t) * (size_t)nd); /* the output's shape, before coalescing */
   P->nd = coalesce(nd, P->shape, st, P->nin);
   contiguous_strides(P->nd, P->shape, own);
   int64_t n = 1;
@@ -752,6 +753,7 @@ static void ew_read(lua_State *L, const char *what, glow_ew_prog *P, glow_ew_ins
   }
   P->code = ins;
   P->in = in;
+  return nd;
 }
 
 /* ew_forward(code, inputs) -> the output of the program (the broadcast shape) */
@@ -760,9 +762,8 @@ static int l_ew_forward(lua_State *L) {
   glow_ew_ins ins[GLOW_EW_MAXREG];
   glow_ew_in in[GLOW_EW_MAXREG];
   operand ops[GLOW_EW_MAXREG];
-  ew_read(L, "ew_forward", &P, ins, in, ops);
-  int64_t shape[GLOW_MAXDIM], st[GLOW_EW_MAXREG][GLOW_MAXDIM];
-  int nd = broadcast(L, ops, P.nin, "ew_forward", shape, st); /* the uncoalesced shape */
+  int64_t shape[GLOW_MAXDIM];
+  int nd = ew_read(L, "ew_forward", &P, ins, in, ops, shape);
   Tensor *y = lg_newt(L, nd, shape);
   if (glow_ew_forward(&P, y->data) != GLOW_OK) return lg_fail(L, "ew_forward: out of memory");
   return 1;
@@ -776,11 +777,10 @@ static int l_ew_backward(lua_State *L) {
   glow_ew_ins ins[GLOW_EW_MAXREG];
   glow_ew_in in[GLOW_EW_MAXREG];
   operand ops[GLOW_EW_MAXREG];
-  ew_read(L, "ew_backward", &P, ins, in, ops);
+  int64_t shape[GLOW_MAXDIM];
+  int nd = ew_read(L, "ew_backward", &P, ins, in, ops, shape);
   Tensor *g = checkt(L, 3, "ew_backward");
   luaL_checktype(L, 4, LUA_TTABLE);
-  int64_t shape[GLOW_MAXDIM], st[GLOW_EW_MAXREG][GLOW_MAXDIM];
-  int nd = broadcast(L, ops, P.nin, "ew_backward", shape, st);
   int64_t n = 1;
   for (int d = 0; d < P.nd; d++) n *= P.shape[d];
   if (g->n != n) return lg_fail(L, "ew_backward: the gradient has %I elements, the output %I", (lua_Integer)g->n,
