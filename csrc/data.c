@@ -973,6 +973,9 @@ static int pw_begin(pack_writer *p, const char *path, int64_t nmax, int h, int w
 }
 
 static int pw_add(pack_writer *p, const uint8_t *img, int label, char *err, size_t errlen) {
+  /* a trapped SIGINT or SIGTERM stops the pack between two images (the
+   * caller's pw_abort removes the temporary file) */
+  if (glow_interrupted()) return fail(err, errlen, GLOW_EDATA, "%s: interrupted", p->path);
   if (fwrite(img, 1, p->per, p->f) != p->per)
     return fail(err, errlen, GLOW_EDATA, "cannot write %s: %s", p->path,
                 strerror(errno ? errno : EIO));

@@ -262,6 +262,19 @@ void glow_classifier_backward(const float *z, const float *w, const float *dlogi
 double glow_log_softmax_xent(const float *logits, const int *y, float *logp, float *dlogits,
                              float scale, size_t n, int k);
 
+/* ---------------------------------------------------------------- process (sys.c) */
+/* Interrupts: after glow_trap_signals() the first SIGINT or SIGTERM is only
+ * counted (glow_interrupted() returns its number, 0 before), a second one
+ * ends the process at once; glow_untrap_signals() restores the previous
+ * handlers. Returns GLOW_OK or GLOW_EDATA (sigaction failed). */
+int glow_trap_signals(void);
+void glow_untrap_signals(void);
+int glow_interrupted(void);
+/* The SHA-256 of a file as 64 lowercase hex digits (and a NUL) in hex:
+ * GLOW_OK, or GLOW_EDATA (cannot read) / GLOW_ENOMEM with a message. */
+int glow_sha256_file(const char *path, char hex[65], char *err, size_t errlen);
+/* ---------------------------------------------------------------- end process */
+
 /* ---------------------------------------------------------------- data (data.c) */
 /* Loaders fill a glow_dataset and return GLOW_OK, or GLOW_EDATA (a missing,
  * unreadable, corrupt or wrongly shaped file) / GLOW_ENOMEM with a message

@@ -3,7 +3,9 @@
  * trim (hand malloc's free memory back to the system), isatty, info (the
  * BLAS kernel, library and threads, OpenMP threads and ISA level this copy
  * of the core runs with), and set_threads / threads (the thread count of
- * the core's loops and OpenBLAS, one number for both).
+ * the core's loops and OpenBLAS, one number for both), trap_signals /
+ * untrap_signals / interrupted (SIGINT and SIGTERM counted while trapped;
+ * sys.c) and sha256_file.
  */
 #include <lauxlib.h>
 #include <lua.h>
@@ -89,7 +91,48 @@ static int l_threads(lua_State *L) {
   return 1;
 }
 
+/* trap_signals(): the first SIGINT or SIGTERM from now on is counted, not
+ * fatal (a second one ends the process); raises when it cannot be set */
+static int l_trap_signals(lua_State *L) {
+  if (glow_trap_signals() != GLOW_OK) return lg_fail(L, "trap_signals: sigaction failed");
+  return 0;
+}
+
+/* untrap_signals(): the handlers from before trap_signals() */
+static int l_untrap_signals(lua_State *L) {
+  (void)L;
+  glow_untrap_signals();
+  return 0;
+}
+
+/* interrupted() -> the signal's number once one was counted, else false */
+static int l_interrupted(lua_State *L) {
+  int sig = glow_interrupted();
+  if (sig)
+    lua_pushinteger(L, sig);
+  else
+    lua_pushboolean(L, 0);
+  return 1;
+}
+
+/* sha256_file(path) -> 64 hex digits | nil, message */
+static int l_sha256_file(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  char hex[65], err[512];
+  if (glow_sha256_file(path, hex, err, sizeof err) != GLOW_OK) {
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  lua_pushstring(L, hex);
+  return 1;
+}
+
 static const luaL_Reg funcs[] = {
+    {"trap_signals", l_trap_signals},
+    {"untrap_signals", l_untrap_signals},
+    {"interrupted", l_interrupted},
+    {"sha256_file", l_sha256_file},
     {"now", l_now},
     {"trim", l_trim},
     {"isatty", l_isatty},

@@ -10,7 +10,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 PACKAGES="gcc make cmake pkg-config lua5.4 liblua5.4-dev luarocks lua-busted lua-check
-libopenblas-dev libopenblas-openmp-dev libpng-dev libjpeg62-turbo-dev zlib1g-dev dataset-fashion-mnist gzip
+libopenblas-dev libopenblas-openmp-dev libpng-dev libjpeg62-turbo-dev zlib1g-dev libssl-dev dataset-fashion-mnist gzip
 gnuplot-nox openmpi-bin libopenmpi-dev qemu-user lua-argparse lua-filesystem"
 
 missing=""
