@@ -8,6 +8,11 @@
 ---
 ---   local C = dofile((arg[0]:match("^(.*)[/\\]") or ".") .. "/common.lua")
 ---
+--- A script that builds a model is also a model file: it ends with
+---   return { build = function(o) ... end, options = {...} }
+--- (glow.modelfile), and C.script does nothing while the `glow` command
+--- loads it that way.
+---
 --- Every script takes --quick (a tiny model, a few steps, small grids: a
 --- smoke test in seconds), --out DIR (default out/<name>), --seed N and
 --- --data-dir DIR (where Fashion-MNIST lies). Set GLOW_TRACEBACK=1 to get a
@@ -145,6 +150,9 @@ end
 --- body(opts, out), write the summary. Any error ends the process with
 --- "examples/<name>.lua: message" on stderr and exit code 1.
 function C.script(name, spec, body)
+  -- loaded as a model file (glow train --model FILE): the file's model
+  -- spec is what counts, not its script
+  if require("glow.modelfile").loading then return end
   local ok, err = xpcall(function()
     local opts = C.parse(name, arg, spec)
     local out = C.output(name, opts)

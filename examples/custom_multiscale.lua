@@ -18,7 +18,9 @@
 ---
 --- Writes DIR/samples.png and DIR/summary.txt (DIR: out/custom_multiscale).
 -- luacheck: ignore 581 (not (a < b) is also true for NaN, on purpose)
-local C = dofile((arg[0]:match("^(.*)[/\\]") or ".") .. "/common.lua")
+-- common.lua beside this file (found from its own path: as a model file it is
+-- loaded by the glow command, whose arg[0] is elsewhere)
+local C = dofile((debug.getinfo(1, "S").source:match("^@(.*)[/\\]") or ".") .. "/common.lua")
 local glow = C.glow
 
 local SPEC = {
@@ -167,11 +169,14 @@ local function level(c, o, l, split)
   return glow.Flow(pieces)
 end
 
+-- images of shape {h, w, c} (default 28x28x1; h and w multiples of 4)
 local function build(o)
-  local level1 = level(4, o, 1, glow.Split(4, { keep = 1 })) -- three of four channels leave
-  local level2 = level(4, o, 2)                               -- 14x14x1 -> 7x7x4, no split
-  local top = Mixture.new({ 7, 7, 4 }, o.components, o.seed * 1000 + 7)
-  return glow.Model({ levels = { level1, level2 }, prior = top }, { shape = { 28, 28, 1 }, n_bits = 8 })
+  local s = o.shape or { 28, 28, 1 }
+  local c = s[3]
+  local level1 = level(4 * c, o, 1, glow.Split(4 * c, { keep = c })) -- three of four channels leave
+  local level2 = level(4 * c, o, 2)                                   -- 14x14x1 -> 7x7x4, no split
+  local top = Mixture.new({ s[1] // 4, s[2] // 4, 4 * c }, o.components, o.seed * 1000 + 7)
+  return glow.Model({ levels = { level1, level2 }, prior = top }, { shape = { s[1], s[2], c }, n_bits = 8 })
 end
 
 local function mean(list, from, to)
@@ -214,3 +219,10 @@ C.script("custom_multiscale", SPEC, function(o, out)
   out:grid("samples.png", model:sample(16, { temperature = o.temperature, seed = o.seed + 1 }), 4)
   out:say("custom multiscale: ok")
 end)
+
+-- as a model file: glow train --model examples/custom_multiscale.lua
+return {
+  description = "two levels, the first keeping one channel in four, and a mixture-of-Gaussians top prior",
+  options = { depth = { "int", 4, min = 1 }, width = { "int", 64, min = 1 }, components = { "int", 4, min = 1 } },
+  build = build,
+}

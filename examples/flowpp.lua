@@ -12,7 +12,9 @@
 ---       [--blocks 1] [--lr 1e-3] [--max-steps N] [--eval-limit N] [--quick] [--out DIR] [--seed 0]
 ---       [--data-dir DIR]
 -- luacheck: ignore 581 (not (a < b) is also true for NaN, on purpose)
-local C = dofile((arg[0]:match("^(.*)[/\\]") or ".") .. "/common.lua")
+-- common.lua beside this file (found from its own path: as a model file it is
+-- loaded by the glow command, whose arg[0] is elsewhere)
+local C = dofile((debug.getinfo(1, "S").source:match("^@(.*)[/\\]") or ".") .. "/common.lua")
 local glow = C.glow
 local ag = glow.autograd
 
@@ -80,3 +82,11 @@ C.script("flowpp", SPEC, function(o, out)
   out:grid("samples.png", m:sample(64, { temperature = 0.7, seed = o.seed + 1 }), 8)
   out:say("flowpp: ok")
 end)
+
+-- as a model file: glow train --model examples/flowpp.lua [--model-option width=N ...]
+return {
+  description = "Glow with Flow++ coupling networks",
+  options = { levels = { "int", 2, min = 1 }, depth = { "int", 8, min = 1 }, width = { "int", 32, min = 1 },
+    blocks = { "int", 1, min = 1 } },
+  build = function(o) return model(o.shape, o) end,
+}

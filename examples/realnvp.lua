@@ -14,7 +14,9 @@
 ---   lua5.4 examples/realnvp.lua [--epochs 1] [--batch 64] [--width 32] [--lr 1e-3]
 ---       [--max-steps N] [--eval-limit N] [--quick] [--out DIR] [--seed 0] [--data-dir DIR]
 -- luacheck: ignore 581 (not (a < b) is also true for NaN, on purpose)
-local C = dofile((arg[0]:match("^(.*)[/\\]") or ".") .. "/common.lua")
+-- common.lua beside this file (found from its own path: as a model file it is
+-- loaded by the glow command, whose arg[0] is elsewhere)
+local C = dofile((debug.getinfo(1, "S").source:match("^@(.*)[/\\]") or ".") .. "/common.lua")
 local glow = C.glow
 local ag = glow.autograd
 
@@ -98,7 +100,7 @@ local function channelwise(c, flip, width, seed)
   return piece
 end
 
---- The multi-scale model for images of shape {h, w, 1}.
+--- The multi-scale model for images of shape {h, w, c} (h and w multiples of 4).
 local function realnvp(shape, width, seed)
   local h, w, c = shape[1], shape[2], shape[3]
   local levels = {}
@@ -138,3 +140,10 @@ C.script("realnvp", SPEC, function(o, out)
   out:grid("samples.png", model:sample(64, { temperature = 0.7, seed = o.seed + 1 }), 8)
   out:say("realnvp: ok")
 end)
+
+-- as a model file: glow train --model examples/realnvp.lua [--model-option width=N]
+return {
+  description = "RealNVP: checkerboard and channel-wise affine couplings, 3 levels",
+  options = { width = { "int", 32, min = 1, help = "channels of each coupling's network" } },
+  build = function(o) return realnvp(o.shape, o.width, o.seed) end,
+}

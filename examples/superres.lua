@@ -17,7 +17,9 @@
 ---   lua5.4 examples/superres.lua [--epochs 1] [--batch 64] [--levels 2] [--depth 4] [--width 64]
 ---       [--lr 1e-3] [--max-steps N] [--eval-limit N] [--quick] [--out DIR] [--seed 0] [--data-dir DIR]
 -- luacheck: ignore 581 (not (a < b) is also true for NaN, on purpose)
-local C = dofile((arg[0]:match("^(.*)[/\\]") or ".") .. "/common.lua")
+-- common.lua beside this file (found from its own path: as a model file it is
+-- loaded by the glow command, whose arg[0] is elsewhere)
+local C = dofile((debug.getinfo(1, "S").source:match("^@(.*)[/\\]") or ".") .. "/common.lua")
 local glow = C.glow
 local ag = glow.autograd
 
@@ -167,3 +169,12 @@ C.script("superres", SPEC, function(o, out)
   end
   out:say("superres: ok")
 end)
+
+-- as a model file: glow train --model examples/superres.lua; each batch's
+-- conditioning input is its own low-resolution version
+return {
+  description = "conditional Glow for 2x super-resolution: p(x | its half-size version)",
+  options = { levels = { "int", 2, min = 1 }, depth = { "int", 4, min = 1 }, width = { "int", 64, min = 1 } },
+  build = function(o) return model(o.shape, o, true) end,
+  condition = function(x) return low_res(x) end,
+}

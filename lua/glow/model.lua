@@ -326,18 +326,20 @@ end
 --- bits_per_dim(dataset [, {batch = 256, seed = 0, limit = n}]) -> the mean
 --- bits/dim over the dataset, one dequantization draw per image from a fixed
 --- seed, so the figure is reproducible.
+--- condition(x, y) (optional): the model's conditioning input of a batch
+--- (as glow.train.run's condition option).
 --- distributed = true: under glow.distributed each rank takes its share of
 --- every batch, and every rank returns the mean over all ranks' images
 --- (a batch with fewer images than ranks is left out; keep batch >= ranks).
 function Model:bits_per_dim(dataset, opts)
-  opts = util.check_options(opts, { batch = true, seed = true, limit = true, distributed = true },
+  opts = util.check_options(opts, { batch = true, seed = true, limit = true, distributed = true, condition = true },
     "bits_per_dim")
   self:check_initialized("bits_per_dim")
   local ranks = opts.distributed and dist.size() > 1 and { dist.rank(), dist.size() } or nil
   local total, count = 0, 0
   for x, y in dataset:batches { size = opts.batch or 256, shuffle = false, seed = opts.seed or 0,
     n_bits = self.config.n_bits, limit = opts.limit, ranks = ranks } do
-    local lp = self:log_prob(x, self.config.classes and y or nil)
+    local lp = self:log_prob(x, opts.condition and opts.condition(x, y) or (self.config.classes and y or nil))
     total = total + self:bpd_of(lp):sum()
     count = count + lp:numel()
   end

@@ -1,7 +1,9 @@
 --- glow.persist: checkpoints of models. model:save and model:load work for
 --- every glow.Model (the parameters and buffers under their names);
 --- glow.load(path) rebuilds a glow.Glow from the configuration the file
---- holds. The file layer (safetensors, atomic writes) is glow.checkpoint;
+--- holds, and a model written in Lua from its model file (glow.modelfile:
+--- the checkpoint records the file's name, SHA-256 and options; the code is
+--- never in it). The file layer (safetensors, atomic writes) is glow.checkpoint;
 --- the format is docs/FORMAT.md.
 local core = require "glow.core"
 local util = require "glow.util"
@@ -46,6 +48,10 @@ function Model:save(path, extra)
     meta["glow.optimizer"] = json.encode(oinfo)
   end
   if extra.trainer then meta["glow.trainer"] = json.encode(extra.trainer) end
+  local mf = self.model_file
+  if mf then
+    meta["glow.model_file"] = json.encode({ file = mf.file, sha256 = mf.sha256, options = mf.options })
+  end
   return ckpt.write(path, tensors, meta)
 end
 
@@ -88,13 +94,59 @@ function Model:load_tensors(tensors, path)
   return true
 end
 
---- glow.load(path [, {net = fn, average = true}]) -> model | nil, message.
+--- The model of a checkpoint written for a model file: rebuilt by running
+--- opts.model (the file, whose hash must match the recorded one unless
+--- opts.model_changed_ok) with the recorded options.
+local function from_model_file(path, cfg, rec, opts)
+  local short = type(rec.sha256) == "string" and rec.sha256:sub(1, 16) or "?"
+  if type(rec.file) ~= "string" or type(rec.sha256) ~= "string" or type(rec.options) ~= "table" then
+    return nil, path .. ": its model file record is corrupt"
+  end
+  if not opts.model then
+    return nil, string.format("%s holds a model built by the model file %s (sha256 %s...): give that file with "
+      .. "--model FILE (glow.load(path, {model = FILE}))", path, rec.file, short)
+  end
+  local mfile = require "glow.modelfile"
+  local ok, spec = pcall(mfile.load, opts.model)
+  if not ok then return nil, tostring(spec) end
+  if spec.sha256 ~= rec.sha256 and not opts.model_changed_ok then
+    return nil, string.format("%s has changed since %s was written (sha256 %s..., the checkpoint records %s "
+      .. "for %s): give the same file, or --model-changed-ok to load it anyway", opts.model, path,
+      spec.sha256:sub(1, 16), short, rec.file)
+  end
+  local values = {}
+  for k, s in pairs(spec.options) do
+    if rec.options[k] ~= nil then values[k] = rec.options[k] else values[k] = s[2] end
+  end
+  for k in pairs(rec.options) do
+    if not spec.options[k] then
+      return nil, string.format("%s records the option '%s', which the model file %s no longer declares", path, k,
+        opts.model)
+    end
+  end
+  local shape = cfg.shape
+  if type(shape) ~= "table" or #shape ~= 3 then return nil, path .. ": its configuration has no shape {h, w, c}" end
+  for i = 1, 3 do
+    if math.type(shape[i]) ~= "integer" or shape[i] < 1 or shape[i] > 65536 then
+      return nil, path .. ": its configuration's shape is corrupt"
+    end
+  end
+  local built, model = pcall(mfile.build, spec, values, { shape = shape, seed = cfg.seed, n_bits = cfg.n_bits,
+    classes = cfg.classes })
+  if not built then return nil, tostring(model) end
+  model.config.memory = cfg.memory or model.config.memory
+  model.config.seed = cfg.seed
+  return model
+end
+
+--- glow.load(path [, {net = fn, average = true, model = FILE,
+--- model_changed_ok = true}]) -> model | nil, message.
 --- The model carries the checkpoint's optimizer and trainer state in
 --- model.checkpoint. average = true loads the Polyak average of the weights
 --- (glow.train.run with polyak saves it) instead of the last weights: for
 --- evaluation and sampling; such a model cannot resume training.
 function persist.load(path, opts)
-  opts = util.check_options(opts, { net = true, average = true }, "glow.load")
+  opts = util.check_options(opts, { net = true, average = true, model = true, model_changed_ok = true }, "glow.load")
   local json = require "glow.json"
   local ckpt = require "glow.checkpoint"
   local tensors, meta = ckpt.read(path)
@@ -104,31 +156,45 @@ function persist.load(path, opts)
   end
   local cfg, err = json.decode(meta["glow.config"] or "")
   if type(cfg) ~= "table" then return nil, string.format("%s: bad configuration: %s", path, tostring(err)) end
+  local model
+  if meta["glow.model_file"] then
+    local rec = json.decode(meta["glow.model_file"])
+    if type(rec) ~= "table" then return nil, path .. ": its model file record is corrupt" end
+    local m, merr = from_model_file(path, cfg, rec, opts)
+    if not m then return nil, merr end
+    model = m
+  elseif opts.model then
+    return nil, string.format("%s was not written for a model file (it holds a %s): leave --model out", path,
+      (cfg.levels and cfg.depth) and "glow.Glow" or "glow.Model composed by hand")
+  end
   -- a glow.Glow's file holds its whole configuration; a glow.Model composed
   -- by hand saves what it was given, which cannot rebuild it
-  if cfg.levels == nil or cfg.depth == nil then
+  if not model and (cfg.levels == nil or cfg.depth == nil) then
     return nil, path .. " holds a glow.Model composed by hand, not a glow.Glow: build the same model "
       .. "and call model:load(path)"
   end
-  if cfg.custom_net and not opts.net then
+  if not model and cfg.custom_net and not opts.net then
     return nil, path .. " was made with a custom coupling network: pass it as glow.load(path, {net = fn})"
   end
-  cfg.custom_net = nil
-  cfg.net = opts.net
-  local Glow = require "glow.glow"
-  local checked, full = pcall(Glow.check_config, cfg)
-  if not checked then return nil, string.format("%s: %s", path, tostring(full)) end
-  if not opts.net then
-    local need, have = Glow.min_values(full), 0
-    for _, t in pairs(tensors) do have = have + t:numel() end
-    if need > have then
-      return nil, string.format("%s: its configuration needs at least %.0f parameter values, but the file "
-        .. "holds %d: the configuration is corrupt or does not belong to these tensors", path, need, have)
+  if not model then
+    cfg.custom_net = nil
+    cfg.net = opts.net
+    local Glow = require "glow.glow"
+    local checked, full = pcall(Glow.check_config, cfg)
+    if not checked then return nil, string.format("%s: %s", path, tostring(full)) end
+    if not opts.net then
+      local need, have = Glow.min_values(full), 0
+      for _, t in pairs(tensors) do have = have + t:numel() end
+      if need > have then
+        return nil, string.format("%s: its configuration needs at least %.0f parameter values, but the file "
+          .. "holds %d: the configuration is corrupt or does not belong to these tensors", path, need, have)
+      end
     end
+    -- the file overwrites every parameter: skip the permutations' O(c^3) set-up
+    local ok, m = pcall(Glow.new, cfg, { placeholders = true })
+    if not ok then return nil, string.format("%s: %s", path, tostring(m)) end
+    model = m
   end
-  -- the file overwrites every parameter: skip the permutations' O(c^3) set-up
-  local ok, model = pcall(Glow.new, cfg, { placeholders = true })
-  if not ok then return nil, string.format("%s: %s", path, tostring(model)) end
   local done, lerr = model:load_tensors(tensors, path)
   if not done then return nil, lerr end
   if opts.average then

@@ -24,6 +24,7 @@ local OPTIONS = {
   eval_limit = true, progress = true, max_steps = true, resume = true, max_skipped = true,
   restore_after = true, lr_drop = true, snapshot_every = true,
   on_epoch = true, on_step = true, print = true, condition = true, max_bpd = true,
+  checkpoint_seconds = true, record = true,
 }
 
 local function fmt_time(s)
@@ -63,6 +64,31 @@ function Progress:show(line, final)
       self.print(line)
       self.last = now
     end
+  end
+end
+
+--- On resume: drop the log's lines after the checkpoint's step (steps that
+--- ran after it and are about to run again), so each step is logged once.
+--- The log is rewritten to a temporary file and renamed over the old one.
+local function trim_log(path, step)
+  local f = io.open(path, "r")
+  if not f then return end
+  local keep, dropped = {}, 0
+  for line in f:lines() do
+    local s = math.tointeger(tonumber(line:match("^(%d+),")))
+    if s and s > step then dropped = dropped + 1 else keep[#keep + 1] = line end
+  end
+  f:close()
+  if dropped == 0 then return end
+  local tmp = require("glow.checkpoint").temp_path(path)
+  local out, err = io.open(tmp, "w")
+  if not out then error("train: cannot rewrite the log " .. path .. ": " .. tostring(err), 0) end
+  local ok, werr = out:write(table.concat(keep, "\n"), #keep > 0 and "\n" or "")
+  if ok then ok, werr = out:close() else out:close() end
+  if ok then ok, werr = os.rename(tmp, path) end
+  if not ok then
+    os.remove(tmp)
+    error("train: cannot rewrite the log " .. path .. ": " .. tostring(werr), 0)
   end
 end
 
@@ -110,6 +136,7 @@ local DECAYS = { cosine = true, linear = true, wsd = true }
 local function epochs_change(run, tr, saved)
   local want, had = run.cfg.epochs, saved.epochs
   local done = tr.epoch - 1 -- complete epochs in the checkpoint
+  if want == done and (had == nil or had == want) then return "finished" end
   if want <= done then
     error(string.format("glow.train.run: the checkpoint has already trained %d epoch%s; ask for more "
       .. "(epochs > %d) to extend it", done, done == 1 and "" or "s", done), 0)
@@ -140,7 +167,7 @@ end
 local function evaluate(o, model, opt)
   return opt:with_average(function()
     return model:bits_per_dim(o.test, { batch = o.eval_batch or 256, seed = 0, limit = o.eval_limit,
-      distributed = true })
+      distributed = true, condition = o.condition })
   end)
 end
 
@@ -173,6 +200,13 @@ local function check_options(o)
   c.max_skipped = util.int_opt(o.max_skipped, 20, what .. "max_skipped", 0)
   for _, k in ipairs { "max_steps", "checkpoint_every", "eval_limit" } do
     util.int_opt(o[k], nil, what .. k, 1)
+  end
+  -- luacheck: ignore 581 (not (x > 0) is also true for NaN)
+  if o.checkpoint_seconds ~= nil and (type(o.checkpoint_seconds) ~= "number" or not (o.checkpoint_seconds > 0)) then
+    error(what .. "checkpoint_seconds must be a number > 0, got " .. tostring(o.checkpoint_seconds), 0)
+  end
+  if o.record ~= nil and type(o.record) ~= "table" then
+    error(what .. "record must be a table, got " .. type(o.record), 0)
   end
   c.max_bpd = o.max_bpd == nil and 100 or o.max_bpd
   if c.max_bpd ~= false and (type(c.max_bpd) ~= "number" or not (c.max_bpd > 0)) then -- luacheck: ignore 581
@@ -217,7 +251,8 @@ local function setup(o, cfg)
   run.settings.crop = aug.crop == "random" and "random" or nil
   -- a random crop's windows depend on the stored size it crops from
   run.settings.crop_from = run.settings.crop and table.concat(o.train:stored_shape(), "x") or nil
-  run.state = { epoch = 1, batch = 1, step = 0, seed = cfg.seed, wall = 0, settings = run.settings }
+  run.state = { epoch = 1, batch = 1, step = 0, seed = cfg.seed, wall = 0, settings = run.settings,
+    record = o.record }
   return run
 end
 
@@ -240,7 +275,9 @@ local function open_outputs(run)
     f:close()
     os.remove(probe)
   end
-  local ok, log = pcall(open_log, o.log, o.resume and true or false)
+  local ok, log = true, nil
+  if o.log and o.resume then ok, log = pcall(trim_log, o.log, run.state.step) end
+  if ok then ok, log = pcall(open_log, o.log, o.resume and true or false) end
   if not ok then fail(run, log) end
   run.log = log
 end
@@ -277,6 +314,7 @@ local function resume(run)
   local tr = info.trainer
   local saved = tr.settings or {}
   local change = epochs_change(run, tr, saved)
+  if change == "finished" then run.finished = true end
   local off = { flip = "false", crop = "center", crop_from = "none" } -- how an augmentation that is off reads
   for _, k in ipairs { "flip", "crop", "crop_from" } do
     if saved[k] ~= run.settings[k] then
@@ -311,6 +349,7 @@ local function resume(run)
   collectgarbage()
   for k, v in pairs(tr) do state[k] = v end
   state.settings = run.settings
+  state.record = run.o.record or tr.record
   if stage and stage > 0 then state.stage_start = stage end
   run.seed = state.seed
 end
@@ -341,6 +380,7 @@ local function start(run)
   run.prog = progress_new(run.root and (o.progress == nil and "auto" or o.progress), run.say)
   run.result = { epochs = {}, optimizer = opt }
   run.t_start = core.now() - run.state.wall
+  run.last_save = core.now()
 end
 
 --- A checkpoint that cannot be written mid-run (disk full, directory gone)
@@ -351,6 +391,7 @@ local function save_checkpoint(run, final)
   local o, state, result = run.o, run.state, run.result
   if not o.checkpoint or not run.root then return end
   local ok, err = run.model:save(o.checkpoint, { optimizer = run.opt, trainer = state })
+  run.last_save = core.now()
   if ok then return end
   if final then fail(run, "train: checkpoint failed: " .. tostring(err)) end
   result.checkpoint_failures = (result.checkpoint_failures or 0) + 1
@@ -429,9 +470,18 @@ local function run_epoch(run, epoch)
     end
     report_step(run, ep, st)
     if o.on_step then o.on_step(st, state, run.model, opt) end
-    if o.checkpoint_every and state.step % o.checkpoint_every == 0 then save_checkpoint(run) end
+    if (o.checkpoint_every and state.step % o.checkpoint_every == 0)
+        or (o.checkpoint_seconds and core.now() - run.last_save >= o.checkpoint_seconds) then
+      save_checkpoint(run)
+    end
     if o.max_steps and state.step >= o.max_steps then
       run.stopped = true
+      break
+    end
+    -- a trapped SIGINT or SIGTERM (core.trap_signals) ends the run after
+    -- this step (a single process: ranks could not agree on the step)
+    if not cfg.ranks and core.interrupted() then
+      run.interrupted = core.interrupted()
       break
     end
   end
@@ -457,6 +507,8 @@ local function end_epoch(run, ep)
     opt.skipped > 0 and string.format("  skipped %d", opt.skipped) or "", fmt_time(rec.epoch_s)), true)
   result.epochs[#result.epochs + 1] = rec
   result.final_test_bpd = rec.test_bpd
+  -- every epoch's end is a checkpoint (the last one is written by finish)
+  if epoch < run.cfg.epochs and not run.stopped then save_checkpoint(run) end
   if o.on_epoch then o.on_epoch(rec, run.model, opt) end
 end
 
@@ -492,13 +544,19 @@ local function finish(run)
   result.run_steps = run.run_steps
   result.log_failed = run.log_failed
   result.state = state
+  result.interrupted = run.interrupted
+  result.finished_before = run.finished
   result.seconds = core.now() - run.t_call
   return result
 end
 
 --- run(opts) -> {steps, run_steps, epochs = {{epoch, train_bpd, test_bpd,
 --- epoch_s, wall_s}...}, partial, final_test_bpd, optimizer, state, seconds,
---- log_failed, checkpoint_failures}: partial is the record of an epoch that
+--- log_failed, checkpoint_failures, interrupted, finished_before}:
+--- interrupted is the signal's number when a trapped SIGINT or SIGTERM
+--- (core.trap_signals) ended the run after a step (its checkpoint written);
+--- finished_before is true when a resumed checkpoint had already done its
+--- epochs or max_steps (no step is taken); partial is the record of an epoch that
 --- max_steps cut short (its test_bpd on eval_limit images when given), and
 --- then final_test_bpd; seconds is this call's wall clock, start to return;
 --- state.wall the run's, resumed parts included (docs/TRAINING.md lists
@@ -506,7 +564,10 @@ end
 --- opts: model, train (dataset), test, epochs, batch (64), optimizer ("adam",
 --- "adamax", "sgd"), lr (1e-3), warmup (steps), schedule, clip, weight_decay,
 --- polyak, seed, init_size (256), log (CSV path), checkpoint (path),
---- checkpoint_every (steps), eval (true), eval_batch, eval_limit, progress
+--- checkpoint_every (steps), checkpoint_seconds (also a checkpoint when this
+--- much time has passed since the last; with a checkpoint path, every epoch's
+--- end is one too), record (a table saved with the trainer state, as
+--- state.record: the `glow` command keeps its options there), eval (true), eval_batch, eval_limit, progress
 --- ("auto": redrawn in place on a terminal, plain lines otherwise; true:
 --- always redrawn; "lines": a plain line at most every 10 s and one per epoch;
 --- false: none), max_steps, resume (the model comes from glow.load),
@@ -533,15 +594,18 @@ function train.run(o)
   local t_call = core.now()
   local run = setup(o, check_options(o))
   run.t_call = t_call
+  -- on resume the checkpoint's step is known before the log is opened (its
+  -- lines after that step are dropped)
+  if o.resume then resume(run) end
   open_outputs(run)
-  if o.resume then
-    resume(run)
-  elseif not run.model.initialized then
-    initialize(run)
-  end
+  if not o.resume and not run.model.initialized then initialize(run) end
   start(run)
-  for epoch = run.state.epoch, run.cfg.epochs do
+  -- a run resumed from its final checkpoint (its epochs, or max_steps,
+  -- already done) trains no step and leaves the parameters as they are
+  if o.max_steps and run.state.step >= o.max_steps then run.finished = true end
+  for epoch = run.state.epoch, run.finished and 0 or run.cfg.epochs do
     local ep = run_epoch(run, epoch)
+    if run.interrupted then break end
     if run.stopped and ep.batch <= run.cfg.per_epoch then -- max_steps within the epoch
       stop_in_epoch(run, ep)
       break

@@ -25,6 +25,20 @@ end
 
 M.usage_error = options.usage_error
 
+--- The options of every command that loads a checkpoint: a model file's.
+M.MODEL_OPTIONS = {
+  model = { "string", meta = "<file.lua>",
+    help = "the model file the checkpoint was trained from (glow train --model)" },
+  ["model-changed-ok"] = { "flag", help = "accept a model file whose SHA-256 differs from the checkpoint's record" },
+}
+
+--- The conditioning input of a batch for model: its model file's
+--- condition(x, labels), the labels of a class-conditional model, or nil.
+function M.condition(model, x, y)
+  if model.condition then return model.condition(x, y) end
+  return model.config.classes and y or nil
+end
+
 --- The kind of a data set name and its parts: kind, location, split.
 --- Raises a usage error (exit 2) for a malformed name.
 function M.data_kind(prog, name, split)
@@ -78,14 +92,17 @@ function M.load_data(prog, name, split, folder)
 end
 
 --- Load a checkpoint, with its Polyak average when it holds one and
---- average is not false. Returns the model and whether it is the average.
-function M.load_model(prog, path, average)
+--- average is not false; opts: the command's options (--model FILE and
+--- --model-changed-ok for a model file's checkpoint). Returns the model and
+--- whether it is the average.
+function M.load_model(prog, path, average, opts)
   if lfs.attributes(path, "mode") ~= "file" then M.fail(prog, "checkpoint %s: no such file", path) end
+  local lo = { model = opts and opts.model or nil, model_changed_ok = opts and opts["model-changed-ok"] or nil }
   if average ~= false then
-    local m = glow.load(path, { average = true })
+    local m = glow.load(path, { average = true, model = lo.model, model_changed_ok = lo.model_changed_ok })
     if m then return m, true end
   end
-  local m, err = glow.load(path)
+  local m, err = glow.load(path, lo)
   if not m then M.fail(prog, "%s", err) end
   return m, false
 end
@@ -146,6 +163,13 @@ end
 function M.prepare_output(prog, path)
   local dir = M.parent_of(path)
   if dir and dir ~= "" then M.mkdir_p(prog, dir) end
+end
+
+--- s quoted for a POSIX shell (a command line a user can paste).
+function M.shell_quote(s)
+  s = tostring(s)
+  if s:match("^[%w%./_%-:=,]+$") then return s end
+  return "'" .. s:gsub("'", "'\\''") .. "'"
 end
 
 --- Labels for a conditional model from a comma-separated list or one

@@ -26,13 +26,14 @@ M.SPEC = {
   strict = { "flag", help = "a corrupt or unreadable image is an error instead of being skipped" },
   bins = { "int", 50, min = 2, help = "histogram bins" },
 }
+for k, v in pairs(C.MODEL_OPTIONS) do M.SPEC[k] = v end
 
 --- Per-image bits/dim of ds under model: an array, in dataset order.
 function M.per_image(model, ds, opts)
   local out = {}
   for x, y in ds:batches { size = opts.batch, shuffle = false, seed = opts.seed, n_bits = model.config.n_bits,
     limit = opts.limit } do
-    local bpd = model:bpd_of(model:log_prob(x, model.config.classes and y or nil)):totable()
+    local bpd = model:bpd_of(model:log_prob(x, C.condition(model, x, y))):totable()
     for _, v in ipairs(bpd) do out[#out + 1] = v end
   end
   return out
@@ -60,7 +61,7 @@ function M.run(opts)
   for _, k in ipairs { "csv", "histogram" } do
     if opts[k] then C.check_writable(PROG, opts[k]) end
   end
-  local model, averaged = C.load_model(PROG, ckpt, not opts["no-average"])
+  local model, averaged = C.load_model(PROG, ckpt, not opts["no-average"], opts)
   local s = model.config.shape
   local folder = { size = { s[1], s[2] }, channels = s[3], strict = opts.strict or nil }
   local sets = { { name = data, ds = C.load_data(PROG, data, "test", folder) } }

@@ -6,7 +6,8 @@
 ---    above = exclusive lower bound, choices = {...}, quick = value under --quick,
 ---    short = "-n", meta = "N"}
 --- Kinds: "int", "number", "string", "flag", "numbers" (a comma-separated
---- list of numbers) and "strings" (a comma-separated list of words). A
+--- list of numbers), "strings" (a comma-separated list of words) and "list"
+--- (an option that may be given several times: an array of its values). A
 --- default of nil leaves the option unset unless given.
 ---
 --- parse(prog, argv, spec [, {args = {...}, description = ...}]) -> opts:
@@ -97,7 +98,11 @@ function M.add(parser, spec)
     end
     o:target(key)
     o:show_default(false)
-    o:count("0-1"):overwrite(false) -- an option given twice is an error, not a silent overwrite
+    if s[1] == "list" then
+      o:count("*")
+    else
+      o:count("0-1"):overwrite(false) -- an option given twice is an error, not a silent overwrite
+    end
   end
   return parser
 end
@@ -113,9 +118,12 @@ function M.finish(prog, raw, spec, quick)
   local opts, given = { given = {} }, {}
   for key, s in pairs(spec) do
     local v = raw[key]
+    if type(v) == "table" and s[1] == "list" and #v == 0 then v = nil end -- argparse's {} for none
     if v ~= nil and v ~= false then
       given[key] = true
-      if s[1] ~= "flag" then
+      if s[1] == "list" then
+        v = type(v) == "table" and v or { v }
+      elseif s[1] ~= "flag" then
         local x, want = convert(s[1], v)
         if x == nil then M.usage_error(prog, "option %s needs %s, got '%s'", written(key, s), want, v) end
         for _, item in ipairs(type(x) == "table" and x or { x }) do

@@ -16,13 +16,32 @@ M.sample = {
     seed = { "int", 0, min = 0, help = "seed of the draws" },
     cols = { "int", 8, min = 1, help = "images per row of the grid" },
     ["no-average"] = { "flag", help = "the raw weights, not the checkpoint's Polyak average" },
+    data = { "string", help = "where a model file's conditional model takes its conditioning input from: the "
+      .. "first n images' [default: the run's test set]" },
   },
 }
+
+--- The conditioning input of n samples of a model file's conditional
+--- model: the first n images of --data (or of the run's recorded test set).
+local function sample_condition(prog, model, opts)
+  local tr = model.checkpoint and model.checkpoint.trainer
+  local rec = type(tr) == "table" and type(tr.record) == "table" and tr.record or {}
+  local name = opts.data or rec.test or rec.data
+  if type(name) ~= "string" then
+    C.usage_error(prog, "the model takes a conditioning input: give --data DATA to take it from its images")
+  end
+  local s = model.config.shape
+  local ds = C.load_data(prog, name, "test", { size = { s[1], s[2] }, channels = s[3] })
+  local idx = {}
+  for i = 1, opts.n do idx[i] = (i - 1) % ds:size() + 1 end
+  local x, y = ds:batch(idx, { n_bits = model.config.n_bits, seed = opts.seed })
+  return model.condition(x, y)
+end
 
 function M.sample.run(opts)
   local prog = "glow sample"
   C.check_writable(prog, opts.args.out)
-  local model = C.load_model(prog, opts.args.checkpoint, not opts["no-average"])
+  local model = C.load_model(prog, opts.args.checkpoint, not opts["no-average"], opts)
   local y
   if opts.y then
     if not model.config.classes then
@@ -30,6 +49,7 @@ function M.sample.run(opts)
     end
     y = C.labels(prog, opts.y, opts.n, model.config.classes)
   end
+  if model.condition then y = sample_condition(prog, model, opts) end
   local x = model:sample(opts.n, { temperature = opts.temperature, y = y, seed = opts.seed })
   C.prepare_output(prog, opts.args.out)
   local ok, err = glow.image.save_grid(opts.args.out, x, { cols = opts.cols })
@@ -55,17 +75,20 @@ function M.encode.run(opts)
   local prog = "glow encode"
   C.data_kind(prog, opts.args.data, "test")
   C.check_writable(prog, opts.args.out)
-  local model = C.load_model(prog, opts.args.checkpoint, not opts["no-average"])
+  local model = C.load_model(prog, opts.args.checkpoint, not opts["no-average"], opts)
   local s = model.config.shape
   local ds = C.load_data(prog, opts.args.data, "test", { size = { s[1], s[2] }, channels = s[3] })
   local n = math.min(opts.limit, ds:size())
   local idx = {}
   for i = 1, n do idx[i] = i end
   local x, y = ds:batch(idx, { n_bits = model.config.n_bits, seed = opts.seed, noise = not opts["no-noise"] })
-  local zs, logdet = model:encode(x, model.config.classes and y or nil)
+  local cond = model.condition and model.condition(x, y) or nil
+  local zs, logdet = model:encode(x, cond or (model.config.classes and y or nil))
   local tensors = {}
   for i, z in ipairs(zs) do tensors[i] = { name = "z" .. i, value = z } end
   tensors[#tensors + 1] = { name = "logdet", value = logdet }
+  -- a model file's conditioning input, which decode needs again
+  if cond then tensors[#tensors + 1] = { name = "cond", value = cond } end
   if y then
     local t = glow.Tensor { n }
     for i = 1, n do t:set(i, y[i]) end
@@ -96,7 +119,7 @@ M.decode = {
 function M.decode.run(opts)
   local prog = "glow decode"
   C.check_writable(prog, opts.args.out)
-  local model = C.load_model(prog, opts.args.checkpoint, not opts["no-average"])
+  local model = C.load_model(prog, opts.args.checkpoint, not opts["no-average"], opts)
   local t, err = glow.checkpoint.read(opts.args.latents)
   if not t then C.fail(prog, "%s", err) end
   local zs = {}
@@ -109,7 +132,12 @@ function M.decode.run(opts)
     end
   end
   local y
-  if model.config.classes then
+  if model.condition then
+    y = t.cond
+    if not y then
+      C.fail(prog, "%s holds no conditioning input 'cond', which the model file's model needs", opts.args.latents)
+    end
+  elseif model.config.classes then
     if not t.y then C.fail(prog, "%s holds no labels y, which the class-conditional model needs", opts.args.latents) end
     y = {}
     for i, v in ipairs(t.y:totable()) do y[i] = math.tointeger(v) or math.floor(v) end
@@ -151,7 +179,7 @@ end
 
 function M.info.run(opts)
   local prog = "glow info"
-  local model = C.load_model(prog, opts.args.checkpoint, false)
+  local model = C.load_model(prog, opts.args.checkpoint, false, opts)
   local count = 0
   for _, p in ipairs(model:parameters()) do count = count + p.value:numel() end
   print(string.format("checkpoint %s", opts.args.checkpoint))
@@ -160,15 +188,25 @@ function M.info.run(opts)
     if type(v) ~= "function" then print(string.format("  %-12s %s", k, show(v))) end
   end
   print(string.format("  %-12s %d (%d tensors)", "parameters", count, #model:parameters()))
+  if model.model_file then
+    local mf = model.model_file
+    local names = {}
+    for k in pairs(mf.options) do names[#names + 1] = k end
+    table.sort(names)
+    for i, k in ipairs(names) do names[i] = k .. "=" .. tostring(mf.options[k]) end
+    print(string.format("  %-12s %s (sha256 %s)", "model file", mf.file, mf.sha256))
+    print(string.format("  %-12s %s", "options", #names > 0 and table.concat(names, " ") or "(none)"))
+  end
   local info = model.checkpoint or {}
   local tr = info.trainer
   if tr then
     local st = tr.settings or {}
     print("training:")
     local done = (tr.epoch or 1) - 1
+    local with_model = model.model_file and (" --model " .. C.shell_quote(opts.model)) or ""
     if st.epochs and done >= st.epochs then
-      print(string.format("  finished: %d epochs, %d steps (extend it: glow train --resume %s --epochs %d)",
-        done, tr.step, opts.args.checkpoint, done + 1))
+      print(string.format("  finished: %d epochs, %d steps (extend it: glow train --resume %s%s --epochs %d)",
+        done, tr.step, C.shell_quote(opts.args.checkpoint), with_model, done + 1))
     else
       print(string.format("  position: epoch %d of %s, batch %d; %d steps done", tr.epoch, tostring(st.epochs or "?"),
         tr.batch, tr.step))
@@ -230,6 +268,10 @@ function M.pack.run(opts)
   if not ds then C.fail(prog, "cannot reopen %s", opts.args.out) end
   print(string.format("wrote %s: %d images of %s%s", opts.args.out, ds:size(), table.concat(ds:shape(), "x"),
     ds.classes and string.format(", %d classes", ds.classes) or ""))
+end
+
+for _, name in ipairs { "sample", "encode", "decode", "info" } do
+  for k, v in pairs(C.MODEL_OPTIONS) do M[name].SPEC[k] = v end
 end
 
 return M

@@ -11,6 +11,15 @@
 --- extends a finished run with more --epochs (see glow.train.run: a decaying
 --- schedule starts a new stage over the added steps). The model comes from
 --- the checkpoint: an architecture option that contradicts it is refused.
+--- The checkpoint records the command's options (the data, the test set,
+--- the epochs, ...): an option left out on --resume takes its recorded value.
+---
+--- --model FILE trains a model written in Lua (glow.modelfile) instead of
+--- glow.Glow, with --model-option key=value for the options it declares.
+---
+--- The first SIGINT or SIGTERM ends the run after the current step: the
+--- checkpoint is written, one line gives the command that resumes, and the
+--- exit code is 130. A second one ends the process at once.
 local glow = require "glow"
 local C = require "glow.cli.common"
 
@@ -63,8 +72,13 @@ M.SPEC = {
   seed = { "int", 0, min = 0, help = "seed of the model, the data order and the noise" },
   ["init-size"] = { "int", 256, min = 1, help = "images (drawn at random) for the ActNorm initialization" },
   ["max-bpd"] = { "number", 100, above = 0, help = "a step above this train bits/dim counts as exploding" },
-  out = { "string", "out", help = "output folder" },
-  ["checkpoint-every"] = { "int", 0, min = 0, help = "also checkpoint every N steps (0: only at the end)" },
+  out = { "string", "out", help = "output folder [default: out, or the checkpoint's folder on --resume]" },
+  ["checkpoint-every"] = { "string", "10m", meta = "<N|time>",
+    help = "also checkpoint every N steps, or every 30s / 10m / 1h (0: only at each epoch's end and the end)" },
+  model = { "string", meta = "<file.lua>",
+    help = "train the model a Lua model file builds instead of glow.Glow (docs/PROTOTYPING.md)" },
+  ["model-option"] = { "list", meta = "<key=value>", help = "an option the model file declares (repeatable)" },
+  ["model-changed-ok"] = { "flag", help = "on --resume, accept a model file whose SHA-256 differs from the recorded" },
   resume = { "string", help = "continue or extend the run of this checkpoint" },
   temperature = { "number", 0.7, min = 0, help = "temperature of the samples written at the end" },
   ["max-steps"] = { "int", 0, min = 0, help = "stop after N steps in all (0: no limit)" },
@@ -110,7 +124,85 @@ local function make_model(opts, shape, model)
     cfg.memory = opts.memory -- how to train is not part of the checkpoint
     return model
   end
+  if opts.model then
+    local mf = require "glow.modelfile"
+    local ok, spec = pcall(mf.load, opts.model)
+    if not ok then C.fail(PROG, "%s", tostring(spec)) end
+    local good, values = pcall(mf.options, spec, opts["model-option"], PROG)
+    if not good then C.usage_error(PROG, "%s", tostring(values)) end
+    local built, m = pcall(mf.build, spec, values, { shape = shape, seed = opts.seed, n_bits = opts["n-bits"] })
+    if not built then C.fail(PROG, "%s", tostring(m)) end
+    m.config.memory = opts.memory
+    m.config.seed = opts.seed
+    return m
+  end
   return glow.Glow(M.model_config(opts, shape))
+end
+
+--- --checkpoint-every: steps (an integer) or seconds (a number with s, m or
+--- h); returns steps, seconds (either may be nil).
+function M.checkpoint_every(v)
+  local n = math.tointeger(tonumber(v))
+  if n and n >= 0 then return n > 0 and n or nil, nil end
+  local x, unit = tostring(v):match("^(%d+%.?%d*)([smh])$")
+  x = tonumber(x)
+  if x and x > 0 then return nil, x * ({ s = 1, m = 60, h = 3600 })[unit] end
+  C.usage_error(PROG, "option --checkpoint-every needs a step count or a time such as 30s, 10m or 1h, got '%s'",
+    tostring(v))
+end
+
+--- The options a checkpoint records for --resume (beside the training
+--- settings glow.train.run records): left out on --resume, they take the
+--- recorded value.
+local KEPT = { "data", "test", "epochs", "max-steps", "eval-limit", "size", "channels", "load-size", "strict",
+  "max-bpd", "init-size", "checkpoint-every", "temperature", "memory", "model", "model-option" }
+
+local function absolute(path)
+  if type(path) ~= "string" or path:sub(1, 1) == "/" then return path end
+  local lfs = require "lfs"
+  if not lfs.attributes(path) then return path end
+  return (lfs.currentdir() .. "/" .. path):gsub("/%./", "/")
+end
+
+--- What the checkpoint records of opts (paths made absolute, so a run can
+--- be resumed from another folder).
+local function record_of(opts)
+  local r = {}
+  for _, k in ipairs(KEPT) do r[k] = opts[k] end
+  local dir = type(r.data) == "string" and r.data:match("^cifar10:(.+)$")
+  if dir then r.data = "cifar10:" .. absolute(dir) elseif r.data then r.data = absolute(r.data) end
+  if r.test then r.test = absolute(r.test) end
+  if r.model then r.model = absolute(r.model) end
+  return r
+end
+
+--- On --resume: the recorded options fill those left out.
+local function apply_record(opts, rec)
+  if type(rec) ~= "table" then return end
+  for _, k in ipairs(KEPT) do
+    local v = rec[k]
+    -- more --epochs extend the run: its old step limit does not hold them back
+    if k == "max-steps" and opts.given.epochs then v = nil end
+    local s = M.SPEC[k]
+    if not opts.given[k] and v ~= nil and k ~= "model" and k ~= "model-option" then
+      -- a value from a file: the same checks as on the command line
+      local kind = s[1]
+      local ok = (kind == "int" and math.type(v) == "integer") or (kind == "number" and type(v) == "number")
+        or (kind == "string" and type(v) == "string") or (kind == "flag" and type(v) == "boolean")
+      if ok and kind ~= "string" and kind ~= "flag" then
+        ok = not ((s.min and v < s.min) or (s.max and v > s.max) or (s.above and v <= s.above))
+      end
+      if ok and s.choices then
+        local found = false
+        for _, c in ipairs(s.choices) do found = found or c == v end
+        ok = found
+      end
+      if not ok then
+        C.fail(PROG, "checkpoint %s: its recorded option --%s is corrupt (%s)", opts.resume, k, tostring(v))
+      end
+      opts[k] = v
+    end
+  end
 end
 
 --- The training options a checkpoint records (glow.train.run's settings):
@@ -129,10 +221,13 @@ local function resume_options(opts)
   if require("lfs").attributes(opts.resume, "mode") ~= "file" then
     C.fail(PROG, "checkpoint %s: no such file", opts.resume)
   end
-  local model, err = glow.load(opts.resume)
+  local model, err = glow.load(opts.resume, { model = opts.model, model_changed_ok = opts["model-changed-ok"] or nil })
   if not model then C.fail(PROG, "%s", err) end
   local cfg = model.config
-  for key in pairs(ARCH) do
+  if model.model_file then
+    opts["model-option"] = model.model_file.options
+  end
+  for key in pairs(model.model_file and {} or ARCH) do
     if opts.given[key] then
       local want, have
       if key == "no-learn-top" then want, have = not opts[key], cfg.learn_top
@@ -151,6 +246,7 @@ local function resume_options(opts)
   end
   local tr = model.checkpoint and model.checkpoint.trainer
   local settings = type(tr) == "table" and type(tr.settings) == "table" and tr.settings or {}
+  apply_record(opts, type(tr) == "table" and tr.record or nil)
   -- a random crop's stored size: --load-size
   local from = settings.crop_from and math.tointeger(tonumber(tostring(settings.crop_from):match("^(%d+)x")))
   if from then
@@ -209,7 +305,17 @@ end
 --- options against the image size when --size is given or the data is a
 --- known set.
 local function check_early(opts)
-  if not opts.resume then
+  if opts.model then
+    for key in pairs(ARCH) do
+      if opts.given[key] and key ~= "n-bits" then
+        C.usage_error(PROG, "option --%s belongs to glow.Glow; a model file takes its own options (--model-option "
+          .. "key=value)", key)
+      end
+    end
+  elseif opts["model-option"] then
+    C.usage_error(PROG, "option --model-option needs --model FILE")
+  end
+  if not opts.resume and not opts.model then
     local kind = C.data_kind(PROG, opts.data, "train")
     local shape = opts.size and { opts.size, opts.size, opts.channels or 1 }
       or kind == "fashion-mnist" and { 28, 28, 1 } or kind == "cifar10" and { 32, 32, 3 } or nil
@@ -233,6 +339,8 @@ function M.run(opts)
   -- on --resume the checkpoint's model sets the shape a folder is brought
   -- to, and the training options it records
   local resumed = opts.resume and resume_options(opts) or nil
+  -- a resumed run writes beside its checkpoint unless told otherwise
+  if opts.resume and not opts.given.out then opts.out = C.parent_of(opts.resume) or "." end
   local kind = C.data_kind(PROG, opts.data, "train")
   check_data_options(opts, kind)
   if opts.test then C.data_kind(PROG, opts.test, "test") end
@@ -274,6 +382,14 @@ function M.run(opts)
     info.blas_kernel, info.omp_threads, dist.size() > 1 and string.format(" x %d MPI ranks", dist.size()) or ""))
   if not test then say("glow: no test set (give --test DATA, or a folder with train/ and test/)") end
   local t0 = glow.core.now()
+  local every_steps, every_seconds = M.checkpoint_every(opts["checkpoint-every"])
+  local function summary(e)
+    say(string.format("epoch %d: %s(train %.4f), %.0f s", e.epoch,
+      e.test_bpd and string.format("test bits/dim %.4f ", e.test_bpd) or "", e.train_bpd or 0 / 0, e.epoch_s))
+  end
+  local condition = model.condition
+  -- the first SIGINT or SIGTERM ends the run after its step (single process)
+  if dist.size() == 1 then glow.core.trap_signals() end
   local ok, result = pcall(glow.train.run, {
     model = model, train = train, test = test, epochs = opts.epochs, batch = opts.batch, lr = opts.lr,
     warmup = opts.warmup, schedule = opts.schedule, optimizer = opts.optimizer,
@@ -281,18 +397,31 @@ function M.run(opts)
     clip = opts.clip > 0 and opts.clip or nil,
     polyak = opts.polyak > 0 and opts.polyak or nil, seed = opts.seed, init_size = opts["init-size"],
     max_bpd = opts["max-bpd"], log = opts.out .. "/log.csv", checkpoint = ckpt,
-    checkpoint_every = opts["checkpoint-every"] > 0 and opts["checkpoint-every"] or nil,
+    checkpoint_every = every_steps, checkpoint_seconds = every_seconds, record = record_of(opts),
+    condition = condition and function(x, y) return condition(x, y) end or nil,
+    -- each epoch's summary once: the progress line's, or this one without it
+    on_epoch = opts["no-progress"] and summary or nil,
     resume = opts.resume and true or nil, max_steps = opts["max-steps"] > 0 and opts["max-steps"] or nil,
     eval_limit = opts["eval-limit"] > 0 and opts["eval-limit"] or nil,
     progress = not opts["no-progress"] and "auto" or false,
   })
   if not ok then -- settings the data contradicts, an unwritable path, training that cannot go on
+    glow.core.untrap_signals()
     if os.getenv("GLOW_TRACEBACK") then io.stderr:write(debug.traceback(tostring(result)), "\n") end
     C.fail(PROG, "%s", tostring(result))
   end
-  for _, e in ipairs(result.epochs) do
-    say(string.format("epoch %d: test bits/dim %.4f (train %.4f), %.0f s", e.epoch, e.test_bpd or 0 / 0,
-      e.train_bpd or 0 / 0, e.epoch_s))
+  local sig = result.interrupted or glow.core.interrupted()
+  glow.core.untrap_signals()
+  if sig then
+    local q = C.shell_quote
+    io.stderr:write(string.format("%s: %s after step %d; wrote %s; resume with: glow train --resume %s%s\n", PROG,
+      sig == 15 and "SIGTERM" or "SIGINT", result.steps, ckpt, q(ckpt),
+      model.model_file and (" --model " .. q(model.model_file.path)) or ""))
+    os.exit(130)
+  end
+  if result.finished_before then
+    say(string.format("glow: %s has finished its run (%d steps); nothing to train (more --epochs extend it)",
+      opts.resume, result.steps))
   end
   if result.final_test_bpd then
     say(string.format("test bits/dim: %.4f (%d test images)", result.final_test_bpd,
@@ -302,8 +431,18 @@ function M.run(opts)
     dist.finalize()
     return
   end
+  -- a model file's conditional model samples given the first test (or
+  -- training) images' conditioning input
+  local cond
+  if model.condition then
+    local ds = test or train
+    local idx = {}
+    for i = 1, 64 do idx[i] = (i - 1) % ds:size() + 1 end
+    local x, y = ds:batch(idx, { n_bits = model.config.n_bits, seed = opts.seed })
+    cond = model.condition(x, y)
+  end
   local samples = result.optimizer:with_average(function()
-    return model:sample(64, { temperature = opts.temperature, seed = opts.seed + 1 })
+    return model:sample(64, { temperature = opts.temperature, seed = opts.seed + 1, y = cond })
   end)
   local saved, err = glow.image.save_grid(opts.out .. "/samples.png", samples, { cols = 8 })
   if not saved then C.fail(PROG, "%s", err) end
