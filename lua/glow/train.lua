@@ -218,6 +218,11 @@ local function setup(o, cfg)
   -- a random crop's windows depend on the stored size it crops from
   run.settings.crop_from = run.settings.crop and table.concat(o.train:stored_shape(), "x") or nil
   run.state = { epoch = 1, batch = 1, step = 0, seed = cfg.seed, wall = 0, settings = run.settings }
+  -- what a class-conditional model's labels mean: the training set's class
+  -- names (a resumed run keeps its checkpoint's)
+  if run.model.config.classes and type(o.train.class_names) == "table" then
+    run.state.class_names = table.move(o.train.class_names, 1, #o.train.class_names, 1, {})
+  end
   return run
 end
 
