@@ -15,18 +15,20 @@ local function png(path)
   return sig == "\137PNG\r\n\26\n"
 end
 
---- A folder DIR/train and DIR/test of 8x8 gray PNGs, two class subfolders
---- each (a bright bar at a class-dependent column over a faint pattern).
-local function make_folder(dir, n_train, n_test)
+--- A folder DIR/train and DIR/test of 8x8 gray PNGs, classes (2) class
+--- subfolders each (a bright bar at a class-dependent column over a faint
+--- pattern).
+local function make_folder(dir, n_train, n_test, classes)
+  classes = classes or 2
   for split, n in pairs { train = n_train, test = n_test } do
-    for k = 0, 1 do
+    for k = 0, classes - 1 do
       local sub = string.format("%s/%s/class%d", dir, split, k)
       assert(os.execute("mkdir -p '" .. sub .. "'"))
-      for i = 1, n // 2 do
+      for i = 1, n // classes do
         local px = {}
         for r = 0, 7 do
           for c = 0, 7 do
-            local v = (c == 2 + 3 * k) and 220 or 30 + ((r + c + i) % 5) * 12
+            local v = (c == (2 + 3 * k) % 8) and 220 or 30 + ((r + c + i) % 5) * 12
             px[#px + 1] = (v + 0.5) / 256 - 0.5
           end
         end
@@ -190,6 +192,22 @@ describe("the glow command", function()
     assert.close(m:bits_per_dim(test), got, 1e-4)
   end)
 
+  it("refuses --classes on a folder without class subfolders, before any work", function()
+    local flat = tmp .. "/flat"
+    assert(os.execute("mkdir -p '" .. flat .. "'"))
+    for i = 1, 4 do
+      assert(glow.image.save_grid(string.format("%s/%d.png", flat, i), H.data({ 1, 8, 8, 1 }, i), { padding = 0 }))
+    end
+    local code, stdout, stderr = glow_cmd(string.format("train --data %s --classes --levels 1 --out %s/none", flat,
+      tmp), tmp)
+    assert.equal(2, code)
+    assert.equal("", stdout)
+    assert.equal("glow train: option --classes needs a labelled training set and " .. flat .. " has no labels (a "
+      .. "folder whose top level holds one subfolder per class, fashion-mnist, cifar10:DIR or a pack of such a "
+      .. "folder) (see glow train --help)\n", stderr)
+    assert.is_nil(io.open(tmp .. "/none"))
+  end)
+
   it("reports test bits/dim when --max-steps stops within an epoch, on --eval-limit images", function()
     local code, stdout, stderr = glow_cmd(string.format("train --data %s --max-steps 2 --eval-limit 6 --out %s/ms %s",
       data, tmp, TINY), tmp)
@@ -224,6 +242,11 @@ describe("the glow command", function()
       { "train --size 32", "glow train: option --size applies to a folder or a .glowpack file, not to fashion-mnist" },
       { "train --crop random", "glow train: option --crop random needs images stored larger than the model's" },
       { "train --levels 70", "glow train: option --levels must be <= 16, got 70" },
+      { "train --class-weight 0.1", "glow train: option --class-weight applies to a class-conditional model: add "
+        .. "--classes" },
+      { "train --class-weight -1 --classes", "glow train: option --class-weight must be >= 0, got -1" },
+      { "train --data " .. data .. " --resume " .. ckpt .. " --classes", "glow train: option --classes true "
+        .. "contradicts the checkpoint " .. ckpt .. ", which has classes = none" },
       { "train --data " .. tmp .. "/only-test", "glow train: " .. tmp .. "/only-test holds test/ but no train/" },
       { "eval " .. ckpt, "glow eval: missing argument 'data'" },
       { "eval " .. ckpt .. " fashion-mnist:valid", "glow eval: data set fashion-mnist:valid: the split must be" },
