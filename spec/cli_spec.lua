@@ -192,6 +192,61 @@ describe("the glow command", function()
     assert.close(m:bits_per_dim(test), got, 1e-4)
   end)
 
+  it("trains a class-conditional model on a folder's class subfolders (--classes); samples, evaluates, inspects it",
+    function()
+      local four, dir = tmp .. "/four", tmp .. "/classes"
+      make_folder(four, 16, 8, 4)
+      local code, stdout, stderr = glow_cmd(string.format("train --data %s --classes --max-steps 3 --out %s --levels 1 "
+        .. "--depth 1 --width 8 --batch 8 --warmup 1 --no-progress", four, dir), tmp)
+      assert.equal(0, code, stderr)
+      assert.matches("glow: 16 train / 8 test images 8x8x1, 4 classes", stdout, 1, true)
+      assert.matches("samples.png (temperature 0.70, row k: class k)", stdout, 1, true)
+      local ckpt = dir .. "/checkpoint.safetensors"
+      local m = assert(glow.load(ckpt, { average = true }))
+      assert.equal(4, m.config.classes)
+      assert.equal(0.01, m.config.class_weight)
+      assert.same({ "class0", "class1", "class2", "class3" }, assert(glow.load(ckpt)).checkpoint.trainer.class_names)
+      -- the labels reached training: the prior's class map and the head moved from their zero start
+      for _, p in ipairs(m:parameters()) do
+        if p.name == "top.class" or p.name:match("^head%.") then
+          assert.is_true(p.value:max_abs_diff(glow.Tensor(p.value:shape())) > 0, p.name)
+        end
+      end
+
+      code, stdout, stderr = glow_cmd(string.format("sample %s %s/c2.png -n 4 -y 2", ckpt, tmp), tmp)
+      assert.equal(0, code, stderr)
+      assert.matches("wrote " .. tmp .. "/c2.png: 4 samples", stdout, 1, true)
+      assert.is_true(png(tmp .. "/c2.png"))
+
+      -- eval: bits/dim given the true labels, and the head's accuracy (the first most probable class)
+      code, stdout, stderr = glow_cmd(string.format("eval %s %s", ckpt, four), tmp)
+      assert.equal(0, code, stderr)
+      local test = assert(glow.data.images(four .. "/test"))
+      local bpd = tonumber(stdout:match(": ([%d.]+) bits/dim %(mean of 8 images%)"))
+      assert.close(m:bits_per_dim(test), bpd, 1e-4)
+      local x, y = test:batch(H.range(1, 8), {})
+      local logp, right = m:classify(x):totable(), 0
+      for i = 1, 8 do
+        local best = 1
+        for j = 2, 4 do if logp[(i - 1) * 4 + j] > logp[(i - 1) * 4 + best] then best = j end end
+        if best - 1 == y[i] then right = right + 1 end
+      end
+      assert.matches(string.format("\naccuracy: %.2f%% (8 images, 4 classes)\n", 100 * right / 8), stdout, 1, true)
+
+      code, stdout, stderr = glow_cmd("info " .. ckpt, tmp)
+      assert.equal(0, code, stderr)
+      assert.matches("classes      4", stdout, 1, true)
+      assert.matches("class_names  class0, class1, class2, class3", stdout, 1, true)
+
+      -- on --resume the classes come from the checkpoint; the training set must have them
+      code, stdout, stderr = glow_cmd(string.format("train --data %s --resume %s --epochs 2 --out %s", data, ckpt, dir),
+        tmp)
+      assert.equal(2, code)
+      assert.equal("", stdout)
+      assert.matches("glow train: the training set contradicts the checkpoint " .. ckpt .. ": " .. data .. " has 2 "
+        .. "classes, the model 4", stderr, 1, true)
+    end)
+
   it("refuses --classes on a folder without class subfolders, before any work", function()
     local flat = tmp .. "/flat"
     assert(os.execute("mkdir -p '" .. flat .. "'"))

@@ -12,7 +12,8 @@ M.sample = {
     n = { "int", 64, min = 1, max = 4096, short = "-n", help = "number of samples" },
     temperature = { "number", 0.7, min = 0, short = "-t", help = "temperature (1: the model's own spread)" },
     y = { "string", short = "-y", meta = "<labels>",
-      help = "class label(s) of a conditional model: one, or a comma-separated list repeated [default: random]" },
+      help = "class label(s) of a conditional model (glow info names its classes): one, or a comma-separated list "
+        .. "repeated [default: random]" },
     seed = { "int", 0, min = 0, help = "seed of the draws" },
     cols = { "int", 8, min = 1, help = "images per row of the grid" },
     ["no-average"] = { "flag", help = "the raw weights, not the checkpoint's Polyak average" },
@@ -124,7 +125,7 @@ end
 
 ------------------------------------------------------------------------ info
 M.info = {
-  description = "A checkpoint's configuration, parameter count and training position.",
+  description = "A checkpoint's configuration, classes, parameter count and training position.",
   ARGS = { { "checkpoint", "a checkpoint (.safetensors)" } },
   SPEC = {},
 }
@@ -158,6 +159,12 @@ function M.info.run(opts)
   print("model:")
   for k, v in sorted_pairs(model.config) do
     if type(v) ~= "function" then print(string.format("  %-12s %s", k, show(v))) end
+  end
+  local names = C.class_names(model)
+  if names then
+    local shown = table.move(names, 1, math.min(#names, 20), 1, {})
+    print(string.format("  %-12s %s%s", "class_names", table.concat(shown, ", "),
+      #names > #shown and string.format(", ... (%d in all)", #names) or ""))
   end
   print(string.format("  %-12s %d (%d tensors)", "parameters", count, #model:parameters()))
   local info = model.checkpoint or {}
