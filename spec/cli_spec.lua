@@ -15,18 +15,20 @@ local function png(path)
   return sig == "\137PNG\r\n\26\n"
 end
 
---- A folder DIR/train and DIR/test of 8x8 gray PNGs, two class subfolders
---- each (a bright bar at a class-dependent column over a faint pattern).
-local function make_folder(dir, n_train, n_test)
+--- A folder DIR/train and DIR/test of 8x8 gray PNGs, classes (2) class
+--- subfolders each (a bright bar at a class-dependent column over a faint
+--- pattern).
+local function make_folder(dir, n_train, n_test, classes)
+  classes = classes or 2
   for split, n in pairs { train = n_train, test = n_test } do
-    for k = 0, 1 do
+    for k = 0, classes - 1 do
       local sub = string.format("%s/%s/class%d", dir, split, k)
       assert(os.execute("mkdir -p '" .. sub .. "'"))
-      for i = 1, n // 2 do
+      for i = 1, n // classes do
         local px = {}
         for r = 0, 7 do
           for c = 0, 7 do
-            local v = (c == 2 + 3 * k) and 220 or 30 + ((r + c + i) % 5) * 12
+            local v = (c == (2 + 3 * k) % 8) and 220 or 30 + ((r + c + i) % 5) * 12
             px[#px + 1] = (v + 0.5) / 256 - 0.5
           end
         end
@@ -190,6 +192,77 @@ describe("the glow command", function()
     assert.close(m:bits_per_dim(test), got, 1e-4)
   end)
 
+  it("trains a class-conditional model on a folder's class subfolders (--classes); samples, evaluates, inspects it",
+    function()
+      local four, dir = tmp .. "/four", tmp .. "/classes"
+      make_folder(four, 16, 8, 4)
+      local code, stdout, stderr = glow_cmd(string.format("train --data %s --classes --max-steps 3 --out %s --levels 1 "
+        .. "--depth 1 --width 8 --batch 8 --warmup 1 --no-progress", four, dir), tmp)
+      assert.equal(0, code, stderr)
+      assert.matches("glow: 16 train / 8 test images 8x8x1, 4 classes", stdout, 1, true)
+      assert.matches("samples.png (temperature 0.70, row k: class k)", stdout, 1, true)
+      local ckpt = dir .. "/checkpoint.safetensors"
+      local m = assert(glow.load(ckpt, { average = true }))
+      assert.equal(4, m.config.classes)
+      assert.equal(0.01, m.config.class_weight)
+      assert.same({ "class0", "class1", "class2", "class3" }, assert(glow.load(ckpt)).checkpoint.trainer.class_names)
+      -- the labels reached training: the prior's class map and the head moved from their zero start
+      for _, p in ipairs(m:parameters()) do
+        if p.name == "top.class" or p.name:match("^head%.") then
+          assert.is_true(p.value:max_abs_diff(glow.Tensor(p.value:shape())) > 0, p.name)
+        end
+      end
+
+      code, stdout, stderr = glow_cmd(string.format("sample %s %s/c2.png -n 4 -y 2", ckpt, tmp), tmp)
+      assert.equal(0, code, stderr)
+      assert.matches("wrote " .. tmp .. "/c2.png: 4 samples", stdout, 1, true)
+      assert.is_true(png(tmp .. "/c2.png"))
+
+      -- eval: bits/dim given the true labels, and the head's accuracy (the first most probable class)
+      code, stdout, stderr = glow_cmd(string.format("eval %s %s", ckpt, four), tmp)
+      assert.equal(0, code, stderr)
+      local test = assert(glow.data.images(four .. "/test"))
+      local bpd = tonumber(stdout:match(": ([%d.]+) bits/dim %(mean of 8 images%)"))
+      assert.close(m:bits_per_dim(test), bpd, 1e-4)
+      local x, y = test:batch(H.range(1, 8), {})
+      local logp, right = m:classify(x):totable(), 0
+      for i = 1, 8 do
+        local best = 1
+        for j = 2, 4 do if logp[(i - 1) * 4 + j] > logp[(i - 1) * 4 + best] then best = j end end
+        if best - 1 == y[i] then right = right + 1 end
+      end
+      assert.matches(string.format("\naccuracy: %.2f%% (8 images, 4 classes)\n", 100 * right / 8), stdout, 1, true)
+
+      code, stdout, stderr = glow_cmd("info " .. ckpt, tmp)
+      assert.equal(0, code, stderr)
+      assert.matches("classes      4", stdout, 1, true)
+      assert.matches("class_names  class0, class1, class2, class3", stdout, 1, true)
+
+      -- on --resume the classes come from the checkpoint; the training set must have them
+      code, stdout, stderr = glow_cmd(string.format("train --data %s --resume %s --epochs 2 --out %s", data, ckpt, dir),
+        tmp)
+      assert.equal(2, code)
+      assert.equal("", stdout)
+      assert.matches("glow train: the training set contradicts the checkpoint " .. ckpt .. ": " .. data .. " has 2 "
+        .. "classes, the model 4", stderr, 1, true)
+    end)
+
+  it("refuses --classes on a folder without class subfolders, before any work", function()
+    local flat = tmp .. "/flat"
+    assert(os.execute("mkdir -p '" .. flat .. "'"))
+    for i = 1, 4 do
+      assert(glow.image.save_grid(string.format("%s/%d.png", flat, i), H.data({ 1, 8, 8, 1 }, i), { padding = 0 }))
+    end
+    local code, stdout, stderr = glow_cmd(string.format("train --data %s --classes --levels 1 --out %s/none", flat,
+      tmp), tmp)
+    assert.equal(2, code)
+    assert.equal("", stdout)
+    assert.equal("glow train: option --classes needs a labelled training set and " .. flat .. " has no labels (a "
+      .. "folder whose top level holds one subfolder per class, fashion-mnist, cifar10:DIR or a pack of such a "
+      .. "folder) (see glow train --help)\n", stderr)
+    assert.is_nil(io.open(tmp .. "/none"))
+  end)
+
   it("reports test bits/dim when --max-steps stops within an epoch, on --eval-limit images", function()
     local code, stdout, stderr = glow_cmd(string.format("train --data %s --max-steps 2 --eval-limit 6 --out %s/ms %s",
       data, tmp, TINY), tmp)
@@ -209,7 +282,7 @@ describe("the glow command", function()
       { "train --temperature -1", "glow train: option --temperature must be >= 0, got -1" },
       { "train --clip -1", "glow train: option --clip must be >= 0, got -1" },
       { "train --polyak 1.5", "glow train: option --polyak must be <= 0.999999, got 1.5" },
-      { "train --checkpoint-every -3", "glow train: option --checkpoint-every must be >= 0, got -3" },
+      { "train --checkpoint-every -3", "glow train: option --checkpoint-every needs a step count or a time such as 30s, 10m or 1h, got '-3'" },
       { "train --lr abc", "glow train: option --lr needs a finite number, got 'abc'" },
       { "train --epochs 1.5", "glow train: option --epochs needs an integer, got '1.5'" },
       { "train --bogus 1", "glow train: unknown option '--bogus'" },
@@ -224,6 +297,11 @@ describe("the glow command", function()
       { "train --size 32", "glow train: option --size applies to a folder or a .glowpack file, not to fashion-mnist" },
       { "train --crop random", "glow train: option --crop random needs images stored larger than the model's" },
       { "train --levels 70", "glow train: option --levels must be <= 16, got 70" },
+      { "train --class-weight 0.1", "glow train: option --class-weight applies to a class-conditional model: add "
+        .. "--classes" },
+      { "train --class-weight -1 --classes", "glow train: option --class-weight must be >= 0, got -1" },
+      { "train --data " .. data .. " --resume " .. ckpt .. " --classes", "glow train: option --classes true "
+        .. "contradicts the checkpoint " .. ckpt .. ", which has classes = none" },
       { "train --data " .. tmp .. "/only-test", "glow train: " .. tmp .. "/only-test holds test/ but no train/" },
       { "eval " .. ckpt, "glow eval: missing argument 'data'" },
       { "eval " .. ckpt .. " fashion-mnist:valid", "glow eval: data set fashion-mnist:valid: the split must be" },

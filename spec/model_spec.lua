@@ -291,6 +291,15 @@ describe("glow.Glow sample and classify", function()
     assert.is_true(math.abs(l1[1] - l2[1]) > 1e-6 * math.abs(l1[1]))
   end)
 
+  it("gives log_prob and classify from one pass through the flow (log_prob_classify)", function()
+    local m, x = ready({ shape = { 8, 8, 1 }, levels = 2, depth = 1, width = 8, classes = 4 }, 3)
+    H.perturb(m, 0.1, 5)
+    local lp, logp = m:log_prob_classify(x, { 0, 1, 3 })
+    -- the same kernels on the same data: bitwise
+    assert.tensor_equal(m:log_prob(x, { 0, 1, 3 }), lp)
+    assert.tensor_equal(m:classify(x), logp)
+  end)
+
   it("lists every parameter with a name, a value and a grad of the same shape", function()
     local m = glow.Glow { shape = { 8, 8, 1 }, levels = 2, depth = 2, width = 8, classes = 3 }
     local seen = {}

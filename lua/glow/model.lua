@@ -351,6 +351,18 @@ function Model:bits_per_dim(dataset, opts)
   return total / count
 end
 
+--- log_prob_classify(x, y) -> log_prob(x, y) {n} and classify(x) {n, classes}
+--- from one pass through the flow (what evaluating a class-conditional
+--- model takes).
+function Model:log_prob_classify(x, y)
+  if not self.head then error("log_prob_classify: the model has no classes (build it with classes = k)", 0) end
+  local n = self:check_input(x, "log_prob_classify")
+  y = self:check_labels(y, n, "log_prob_classify", true)
+  self:check_initialized("log_prob_classify")
+  local lp, z = self:_log_prob(x, y)
+  return lp, self.head:classify(z)
+end
+
 --- classify(x) -> tensor {n, classes}: class log-probabilities from the head.
 function Model:classify(x)
   if not self.head then error("classify: the model has no classes (build it with classes = k)", 0) end

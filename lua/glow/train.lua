@@ -253,6 +253,11 @@ local function setup(o, cfg)
   run.settings.crop_from = run.settings.crop and table.concat(o.train:stored_shape(), "x") or nil
   run.state = { epoch = 1, batch = 1, step = 0, seed = cfg.seed, wall = 0, settings = run.settings,
     record = o.record }
+  -- what a class-conditional model's labels mean: the training set's class
+  -- names (a resumed run keeps its checkpoint's)
+  if run.model.config.classes and type(o.train.class_names) == "table" then
+    run.state.class_names = table.move(o.train.class_names, 1, #o.train.class_names, 1, {})
+  end
   return run
 end
 
@@ -391,7 +396,7 @@ local function save_checkpoint(run, final)
   local o, state, result = run.o, run.state, run.result
   if not o.checkpoint or not run.root then return end
   local ok, err = run.model:save(o.checkpoint, { optimizer = run.opt, trainer = state })
-  run.last_save = core.now()
+  run.last_save, run.saved_step = core.now(), state.step
   if ok then return end
   if final then fail(run, "train: checkpoint failed: " .. tostring(err)) end
   result.checkpoint_failures = (result.checkpoint_failures or 0) + 1
@@ -508,7 +513,7 @@ local function end_epoch(run, ep)
   result.epochs[#result.epochs + 1] = rec
   result.final_test_bpd = rec.test_bpd
   -- every epoch's end is a checkpoint (the last one is written by finish)
-  if epoch < run.cfg.epochs and not run.stopped then save_checkpoint(run) end
+  if epoch < run.cfg.epochs and not run.stopped and run.saved_step ~= state.step then save_checkpoint(run) end
   if o.on_epoch then o.on_epoch(rec, run.model, opt) end
 end
 

@@ -172,6 +172,37 @@ function M.shell_quote(s)
   return "'" .. s:gsub("'", "'\\''") .. "'"
 end
 
+--- The class names a checkpoint records for its class-conditional model
+--- (glow.train.run keeps the training set's in its trainer state): an
+--- array of model.config.classes strings, or nil.
+function M.class_names(model)
+  local tr = model.checkpoint and model.checkpoint.trainer
+  local names = type(tr) == "table" and tr.class_names
+  local k = model.config.classes
+  if not k or type(names) ~= "table" or #names ~= k then return nil end
+  for i = 1, k do
+    if type(names[i]) ~= "string" then return nil end
+  end
+  return names
+end
+
+--- Whether the labels of ds (named name) mean what a class-conditional
+--- model's k labels mean: ds must be labelled, with at most k classes, whose
+--- names, where both sides know them, are the model's first ones. nil when
+--- they do, else what is wrong.
+function M.class_mismatch(ds, name, k, names)
+  if not ds.classes then return string.format("%s has no labels", name) end
+  if ds.classes > k then return string.format("%s has %d classes, the model %d", name, ds.classes, k) end
+  if names and ds.class_names then
+    for i = 1, ds.classes do
+      if ds.class_names[i] ~= names[i] then
+        return string.format("%s's class %d is '%s', the model's is '%s'", name, i - 1, tostring(ds.class_names[i]),
+          tostring(names[i]))
+      end
+    end
+  end
+end
+
 --- Labels for a conditional model from a comma-separated list or one
 --- number, repeated to n.
 function M.labels(prog, spec, n, classes)

@@ -2,17 +2,23 @@
 --- and of every image (--csv), with a histogram of the per-image figures
 --- (--histogram; --against DATA2 adds a second set to the same plot).
 ---
+--- A class-conditional model scores each image given its label, and its
+--- classification head's accuracy on the set is one more line (the share of
+--- images whose most probable class is their label).
+---
 --- Any folder is brought to the checkpoint's image shape: channels
 --- converted, resized (area when shrinking, bilinear when enlarging) and
 --- centre-cropped. Each image gets one dequantization draw from a fixed seed
 --- (--seed), so the figures are reproducible. The checkpoint's Polyak
 --- average is used when it holds one (--no-average: the raw weights).
+local glow = require "glow"
 local C = require "glow.cli.common"
 
 local M = {}
 local PROG = "glow eval"
 
-M.description = "Bits/dim of a data set and of every image under a checkpoint; a histogram of them."
+M.description = "Bits/dim of a data set and of each image under a checkpoint, a histogram; a conditional model's "
+  .. "accuracy."
 M.ARGS = { { "checkpoint", "a checkpoint (.safetensors) written by glow train or model:save" },
   { "data", "fashion-mnist[:split], cifar10:DIR[:split], a folder or a .glowpack file (default split: test)" } }
 M.SPEC = {
@@ -28,15 +34,41 @@ M.SPEC = {
 }
 for k, v in pairs(C.MODEL_OPTIONS) do M.SPEC[k] = v end
 
---- Per-image bits/dim of ds under model: an array, in dataset order.
+--- The 0-based argmax of each row of log-probabilities {n, k} (the first
+--- of equal ones), as a Lua array: the row's maxima marked, each mark
+--- weighted k - j at column j, the largest weight taken.
+local function argmax_rows(logp)
+  local k = logp:shape()[2]
+  local rev = {}
+  for j = 1, k do rev[j] = k - j + 1 end
+  local marks = logp:ge(logp:max(2, true)) * glow.Tensor.from(rev, { 1, k })
+  local best = marks:max(2):totable()
+  for i, v in ipairs(best) do best[i] = k - math.tointeger(v) end
+  return best
+end
+
+--- Per-image bits/dim of ds under model: an array, in dataset order. For a
+--- class-conditional model each image is scored given its label, and the
+--- second result counts the images the classification head labels right.
 function M.per_image(model, ds, opts)
-  local out = {}
+  local out, right = {}, nil
+  local classes = model.config.classes
+  if classes then right = 0 end
   for x, y in ds:batches { size = opts.batch, shuffle = false, seed = opts.seed, n_bits = model.config.n_bits,
     limit = opts.limit } do
-    local bpd = model:bpd_of(model:log_prob(x, C.condition(model, x, y))):totable()
-    for _, v in ipairs(bpd) do out[#out + 1] = v end
+    local lp
+    if classes then
+      local logp
+      lp, logp = model:log_prob_classify(x, y)
+      for i, c in ipairs(argmax_rows(logp)) do
+        if c == y[i] then right = right + 1 end
+      end
+    else
+      lp = model:log_prob(x, C.condition(model, x, y))
+    end
+    for _, v in ipairs(model:bpd_of(lp):totable()) do out[#out + 1] = v end
   end
-  return out
+  return out, right
 end
 
 local function mean(v)
@@ -68,20 +100,27 @@ function M.run(opts)
   if opts.against then
     sets[2] = { name = opts.against, ds = C.load_data(PROG, opts.against, "test", folder) }
   end
-  if model.config.classes then
+  -- a class-conditional model scores each image given its label: the
+  -- labels must mean the model's classes
+  local classes = model.config.classes
+  if classes then
     for _, set in ipairs(sets) do
-      if not set.ds.classes then
-        C.fail(PROG, "the checkpoint's model is class-conditional (%d classes) and %s has no labels",
-          model.config.classes, set.name)
+      local bad = C.class_mismatch(set.ds, set.name, classes, C.class_names(model))
+      if bad then
+        C.fail(PROG, "the checkpoint's model is class-conditional (%d classes) and %s", classes, bad)
       end
     end
   end
   print(string.format("glow eval: %s (%s weights), images %s", ckpt, averaged and "Polyak-averaged" or "raw",
     table.concat(s, "x")))
   for _, set in ipairs(sets) do
-    set.values = M.per_image(model, set.ds, opts)
+    set.values, set.right = M.per_image(model, set.ds, opts)
     set.mean = mean(set.values)
     print(string.format("%s: %.4f bits/dim (mean of %d images)", set.name, set.mean, #set.values))
+    if classes then
+      set.accuracy = set.right / math.max(#set.values, 1)
+      print(string.format("accuracy: %.2f%% (%d images, %d classes)", 100 * set.accuracy, #set.values, classes))
+    end
   end
   if opts.csv then
     C.prepare_output(PROG, opts.csv)

@@ -12,7 +12,8 @@ M.sample = {
     n = { "int", 64, min = 1, max = 4096, short = "-n", help = "number of samples" },
     temperature = { "number", 0.7, min = 0, short = "-t", help = "temperature (1: the model's own spread)" },
     y = { "string", short = "-y", meta = "<labels>",
-      help = "class label(s) of a conditional model: one, or a comma-separated list repeated [default: random]" },
+      help = "class label(s) of a conditional model (glow info names its classes): one, or a comma-separated list "
+        .. "repeated [default: random]" },
     seed = { "int", 0, min = 0, help = "seed of the draws" },
     cols = { "int", 8, min = 1, help = "images per row of the grid" },
     ["no-average"] = { "flag", help = "the raw weights, not the checkpoint's Polyak average" },
@@ -152,7 +153,7 @@ end
 
 ------------------------------------------------------------------------ info
 M.info = {
-  description = "A checkpoint's configuration, parameter count and training position.",
+  description = "A checkpoint's configuration, classes, parameter count and training position.",
   ARGS = { { "checkpoint", "a checkpoint (.safetensors)" } },
   SPEC = {},
 }
@@ -187,15 +188,21 @@ function M.info.run(opts)
   for k, v in sorted_pairs(model.config) do
     if type(v) ~= "function" then print(string.format("  %-12s %s", k, show(v))) end
   end
+  local names = C.class_names(model)
+  if names then
+    local shown = table.move(names, 1, math.min(#names, 20), 1, {})
+    print(string.format("  %-12s %s%s", "class_names", table.concat(shown, ", "),
+      #names > #shown and string.format(", ... (%d in all)", #names) or ""))
+  end
   print(string.format("  %-12s %d (%d tensors)", "parameters", count, #model:parameters()))
   if model.model_file then
     local mf = model.model_file
-    local names = {}
-    for k in pairs(mf.options) do names[#names + 1] = k end
-    table.sort(names)
-    for i, k in ipairs(names) do names[i] = k .. "=" .. tostring(mf.options[k]) end
+    local keys = {}
+    for k in pairs(mf.options) do keys[#keys + 1] = k end
+    table.sort(keys)
+    for i, k in ipairs(keys) do keys[i] = k .. "=" .. tostring(mf.options[k]) end
     print(string.format("  %-12s %s (sha256 %s)", "model file", mf.file, mf.sha256))
-    print(string.format("  %-12s %s", "options", #names > 0 and table.concat(names, " ") or "(none)"))
+    print(string.format("  %-12s %s", "options", #keys > 0 and table.concat(keys, " ") or "(none)"))
   end
   local info = model.checkpoint or {}
   local tr = info.trainer

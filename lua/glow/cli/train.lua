@@ -7,6 +7,12 @@
 --- the global batch, each rank takes its share, and only rank 0 prints and
 --- writes files.
 ---
+--- --classes trains the class-conditional model (glow.Glow's classes and
+--- class_weight: a top prior conditioned on the label, a classification
+--- head) on the training set's labels: a folder's class subfolders, or a
+--- named set's classes; the class count and names come from it, and the
+--- names are recorded in the checkpoint's trainer state.
+---
 --- --resume CKPT continues a run exactly where its checkpoint stopped, or
 --- extends a finished run with more --epochs (see glow.train.run: a decaying
 --- schedule starts a new stage over the added steps). The model comes from
@@ -38,10 +44,13 @@ local ARCH = {
     help = "channel permutation" },
   ["n-bits"] = { "int", 8, min = 1, max = 8, help = "bits per colour channel the model sees" },
   ["no-learn-top"] = { "flag", help = "a standard normal top prior instead of a learned one" },
+  classes = { "flag", help = "class-conditional: a top prior conditioned on the training set's labels (a folder's "
+    .. "class subfolders, Fashion-MNIST's or CIFAR-10's classes) and a classification head" },
+  ["class-weight"] = { "number", 0.01, min = 0, help = "weight of the classification loss (with --classes)" },
 }
 M.ARCH = ARCH
 local ARCH_KEY = { levels = "levels", depth = "depth", width = "width", coupling = "coupling",
-  permutation = "permutation", ["n-bits"] = "n_bits" }
+  permutation = "permutation", ["n-bits"] = "n_bits", ["class-weight"] = "class_weight" }
 
 --- Folder options (images resized and cropped to the model's size).
 M.FOLDER = {
@@ -96,13 +105,15 @@ function M.folder_options(opts, shape)
     load_size = opts["load-size"], crop = opts.crop, flip = opts.flip or nil, strict = opts.strict or nil }
 end
 
---- The configuration of a new model for images of shape, checked by
---- glow.Glow's own checks (an image size the levels cannot squeeze, ...):
---- a failed check is a usage error.
-function M.model_config(opts, shape)
+--- The configuration of a new model for images of shape (and classes, the
+--- training set's class count, with --classes), checked by glow.Glow's own
+--- checks (an image size the levels cannot squeeze, ...): a failed check is
+--- a usage error.
+function M.model_config(opts, shape, classes)
   local cfg = { shape = shape, levels = opts.levels, depth = opts.depth, width = opts.width,
     coupling = opts.coupling, permutation = opts.permutation, learn_top = not opts["no-learn-top"],
-    n_bits = opts["n-bits"], seed = opts.seed, memory = opts.memory }
+    n_bits = opts["n-bits"], seed = opts.seed, memory = opts.memory, classes = classes,
+    class_weight = classes and opts["class-weight"] or nil }
   local ok, err = pcall(require("glow.config").check, cfg)
   if not ok then
     err = tostring(err):gsub("^glow%.Glow: ", "")
@@ -113,8 +124,9 @@ function M.model_config(opts, shape)
 end
 
 --- The model: from the checkpoint on --resume (where an architecture
---- option given must agree with it), else a new glow.Glow.
-local function make_model(opts, shape, model)
+--- option given must agree with it), else a new glow.Glow (class-
+--- conditional on classes labels with --classes).
+local function make_model(opts, shape, model, classes)
   if model then -- resumed: the options were checked against it (resume_options)
     local cfg = model.config
     if shape and (shape[1] ~= cfg.shape[1] or shape[2] ~= cfg.shape[2] or shape[3] ~= cfg.shape[3]) then
@@ -130,13 +142,18 @@ local function make_model(opts, shape, model)
     if not ok then C.fail(PROG, "%s", tostring(spec)) end
     local good, values = pcall(mf.options, spec, opts["model-option"], PROG)
     if not good then C.usage_error(PROG, "%s", tostring(values)) end
-    local built, m = pcall(mf.build, spec, values, { shape = shape, seed = opts.seed, n_bits = opts["n-bits"] })
+    local built, m = pcall(mf.build, spec, values, { shape = shape, seed = opts.seed, n_bits = opts["n-bits"],
+      classes = classes, class_weight = classes and opts["class-weight"] or nil })
     if not built then C.fail(PROG, "%s", tostring(m)) end
+    if classes and m.config.classes ~= classes then
+      C.usage_error(PROG, "option --classes: the model file %s built a model for %s classes, the data has %d (its "
+        .. "builder must pass o.classes on to glow.Model's config)", opts.model, tostring(m.config.classes), classes)
+    end
     m.config.memory = opts.memory
     m.config.seed = opts.seed
     return m
   end
-  return glow.Glow(M.model_config(opts, shape))
+  return glow.Glow(M.model_config(opts, shape, classes))
 end
 
 --- --checkpoint-every: steps (an integer) or seconds (a number with s, m or
@@ -229,13 +246,14 @@ local function resume_options(opts)
   end
   for key in pairs(model.model_file and {} or ARCH) do
     if opts.given[key] then
-      local want, have
-      if key == "no-learn-top" then want, have = not opts[key], cfg.learn_top
-      else want, have = opts[key], cfg[ARCH_KEY[key]] end
+      local want, have, name = opts[key], cfg[ARCH_KEY[key]], ARCH_KEY[key]
+      if key == "no-learn-top" then want, have, name = not opts[key], cfg.learn_top, "learn_top"
+      elseif key == "classes" then want, have, name = true, cfg.classes ~= nil, "classes"
+      elseif key == "class-weight" and not cfg.classes then want, have, name = true, false, "classes" end
       if want ~= have then
         C.usage_error(PROG, "option --%s %s contradicts the checkpoint %s, which has %s = %s (the model comes from "
-          .. "the checkpoint on --resume; leave the option out)", key, tostring(opts[key]), opts.resume,
-          key == "no-learn-top" and "learn_top" or ARCH_KEY[key], tostring(have))
+          .. "the checkpoint on --resume; leave the option out)", key, tostring(opts[key]), opts.resume, name,
+          name == "classes" and tostring(cfg.classes or "none") or tostring(have))
       end
     end
   end
@@ -305,15 +323,19 @@ end
 --- options against the image size when --size is given or the data is a
 --- known set.
 local function check_early(opts)
+  M.checkpoint_every(opts["checkpoint-every"])
   if opts.model then
     for key in pairs(ARCH) do
-      if opts.given[key] and key ~= "n-bits" then
+      if opts.given[key] and key ~= "n-bits" and key ~= "classes" and key ~= "class-weight" then
         C.usage_error(PROG, "option --%s belongs to glow.Glow; a model file takes its own options (--model-option "
           .. "key=value)", key)
       end
     end
   elseif opts["model-option"] then
     C.usage_error(PROG, "option --model-option needs --model FILE")
+  end
+  if not opts.resume and opts.given["class-weight"] and not opts.classes then
+    C.usage_error(PROG, "option --class-weight applies to a class-conditional model: add --classes")
   end
   if not opts.resume and not opts.model then
     local kind = C.data_kind(PROG, opts.data, "train")
@@ -328,6 +350,42 @@ local function check_early(opts)
   if opts["load-size"] and opts.size and opts["load-size"] < opts.size then
     C.usage_error(PROG, "option --load-size %d must be >= --size %d", opts["load-size"], opts.size)
   end
+end
+
+--- The classes of a class-conditional run (--classes, or a resumed
+--- conditional model): the training set must be labelled, with the
+--- resumed model's class count and recorded names, and the test set's
+--- labels must mean the same classes; anything else is a usage error.
+--- Returns the class count of a new model (nil when not conditional).
+local function check_classes(opts, train, test, test_name, resumed)
+  local k = resumed and resumed.config.classes
+  if not k and not opts.classes then return nil end
+  if not train.classes then
+    if k then
+      C.usage_error(PROG, "the model of the checkpoint %s is class-conditional (%d classes) and %s has no labels",
+        opts.resume, k, opts.data)
+    end
+    C.usage_error(PROG, "option --classes needs a labelled training set and %s has no labels (a folder whose top "
+      .. "level holds one subfolder per class, fashion-mnist, cifar10:DIR or a pack of such a folder)", opts.data)
+  end
+  local names = train.class_names
+  if k then
+    local recorded = C.class_names(resumed)
+    local bad = train.classes ~= k and string.format("%s has %d class%s, the model %d", opts.data, train.classes,
+      train.classes == 1 and "" or "es", k)
+      or C.class_mismatch(train, opts.data, k, recorded)
+    if bad then C.usage_error(PROG, "the training set contradicts the checkpoint %s: %s", opts.resume, bad) end
+    names = recorded or names
+  elseif train.classes < 2 then
+    C.usage_error(PROG, "option --classes needs at least 2 classes and %s has 1", opts.data)
+  end
+  k = k or train.classes
+  local bad = test and C.class_mismatch(test, test_name, k, names)
+  if bad then
+    C.usage_error(PROG, "the test set's labels must be the training set's classes for a class-conditional model: %s",
+      bad)
+  end
+  return not resumed and k or nil
 end
 
 function M.run(opts)
@@ -365,7 +423,8 @@ function M.run(opts)
     f.flip, f.crop = nil, nil
     test = C.load_data(PROG, test_data, "test", f)
   end
-  local model = make_model(opts, train:shape(), resumed)
+  local test_name = test_data and (not opts.test and kind == "folder" and opts.data .. "/test" or test_data)
+  local model = make_model(opts, train:shape(), resumed, check_classes(opts, train, test, test_name, resumed))
   if opts.schedule ~= "constant" and opts["max-steps"] == 0 then
     local steps = opts.epochs * math.ceil(train:size() / opts.batch)
     if steps <= opts.warmup then
@@ -377,8 +436,9 @@ function M.run(opts)
   C.mkdir_p(PROG, opts.out)
   local ckpt = opts.out .. "/checkpoint.safetensors"
   local info = glow.info()
-  say(string.format("glow: %d train / %s test images %s; kernels %s, OpenBLAS kernel %s, %d threads%s",
-    train:size(), test and tostring(test:size()) or "no", table.concat(train:shape(), "x"), info.isa,
+  say(string.format("glow: %d train / %s test images %s%s; kernels %s, OpenBLAS kernel %s, %d threads%s",
+    train:size(), test and tostring(test:size()) or "no", table.concat(train:shape(), "x"),
+    model.config.classes and string.format(", %d classes", model.config.classes) or "", info.isa,
     info.blas_kernel, info.omp_threads, dist.size() > 1 and string.format(" x %d MPI ranks", dist.size()) or ""))
   if not test then say("glow: no test set (give --test DATA, or a folder with train/ and test/)") end
   local t0 = glow.core.now()
@@ -432,17 +492,22 @@ function M.run(opts)
     return
   end
   -- a model file's conditional model samples given the first test (or
-  -- training) images' conditioning input
-  local cond
+  -- training) images' conditioning input; a class-conditional model's
+  -- samples: row k of class k (the first 16)
+  local classes, y, n = model.config.classes, nil, 64
   if model.condition then
     local ds = test or train
     local idx = {}
-    for i = 1, 64 do idx[i] = (i - 1) % ds:size() + 1 end
-    local x, y = ds:batch(idx, { n_bits = model.config.n_bits, seed = opts.seed })
-    cond = model.condition(x, y)
+    for i = 1, n do idx[i] = (i - 1) % ds:size() + 1 end
+    local x, labels = ds:batch(idx, { n_bits = model.config.n_bits, seed = opts.seed })
+    y = model.condition(x, labels)
+  elseif classes then
+    n = 8 * math.min(classes, 16)
+    y = {}
+    for i = 1, n do y[i] = (i - 1) // 8 end
   end
   local samples = result.optimizer:with_average(function()
-    return model:sample(64, { temperature = opts.temperature, seed = opts.seed + 1, y = cond })
+    return model:sample(n, { temperature = opts.temperature, seed = opts.seed + 1, y = y })
   end)
   local saved, err = glow.image.save_grid(opts.out .. "/samples.png", samples, { cols = 8 })
   if not saved then C.fail(PROG, "%s", err) end
@@ -450,9 +515,9 @@ function M.run(opts)
   local drawn, why = plot.curve(opts.out .. "/log.csv", opts.out .. "/curve.png",
     { title = "glow train " .. opts.data })
   if not drawn then say("glow: no curve.png: " .. tostring(why)) end
-  print(string.format("wrote %s/samples.png (temperature %.2f), %s, %s/log.csv%s; %d steps in %.0f s",
-    opts.out, opts.temperature, ckpt, opts.out, drawn and (", " .. opts.out .. "/curve.png") or "",
-    result.run_steps, glow.core.now() - t0))
+  print(string.format("wrote %s/samples.png (temperature %.2f%s), %s, %s/log.csv%s; %d steps in %.0f s",
+    opts.out, opts.temperature, classes and ", row k: class k" or "", ckpt, opts.out,
+    drawn and (", " .. opts.out .. "/curve.png") or "", result.run_steps, glow.core.now() - t0))
   dist.finalize()
 end
 
