@@ -19,13 +19,14 @@ dependencies = {
   "luafilesystem >= 1.8",
 }
 -- C libraries the core links (Debian: libopenblas-dev, libpng-dev,
--- zlib1g-dev, libjpeg62-turbo-dev); CMakeLists.txt finds them itself and
+-- zlib1g-dev, libjpeg62-turbo-dev, libssl-dev); CMakeLists.txt finds them itself and
 -- names the package to install when one is missing
 external_dependencies = {
   OPENBLAS = { library = "openblas" },
   PNG = { header = "png.h", library = "png" },
   ZLIB = { header = "zlib.h", library = "z" },
   JPEG = { header = "jpeglib.h", library = "jpeg" },
+  CRYPTO = { header = "openssl/evp.h", library = "crypto" },
 }
 test_dependencies = {
   "busted >= 2.0",

@@ -67,6 +67,7 @@ glow.Glow = require "glow.glow"
 glow.load = require("glow.persist").load
 glow.optim = require "glow.optim"
 glow.train = require "glow.train"
+glow.modelfile = require "glow.modelfile"
 glow.data = require "glow.data"
 glow.image = require "glow.image"
 glow.plot = require "glow.plot"
