@@ -206,6 +206,28 @@ function H.run_lua(args, tmp)
   return code, out, H.read(err) or ""
 end
 
+--- A folder DIR/train and DIR/test of 8x8 gray PNGs in two classes (a bright
+--- column per class over a faint pattern), n_train and n_test images.
+function H.class_folder(dir, n_train, n_test)
+  for split, n in pairs { train = n_train, test = n_test } do
+    for k = 0, 1 do
+      local sub = string.format("%s/%s/class%d", dir, split, k)
+      H.mkdir(sub)
+      for i = 1, n // 2 do
+        local px = {}
+        for r = 0, 7 do
+          for c = 0, 7 do
+            local v = (c == 2 + 3 * k) and 220 or 30 + ((r * 3 + c + i) % 7) * 12
+            px[#px + 1] = (v + 0.5) / 256 - 0.5
+          end
+        end
+        assert(glow.image.save_grid(string.format("%s/%03d.png", sub, i), glow.Tensor.from(px, { 1, 8, 8, 1 }),
+          { cols = 1, padding = 0 }))
+      end
+    end
+  end
+end
+
 --- Input-like data in [-0.5, 0.5).
 function H.data(shape, seed)
   return glow.rand(shape, seed):add_(glow.Tensor(shape):fill_(-0.5))

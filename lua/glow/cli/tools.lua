@@ -262,6 +262,9 @@ M.pack = {
 
 function M.pack.run(opts)
   local prog = "glow pack"
+  -- Ctrl-C (from here on, loading included) stops the pack between two
+  -- images; its temporary file is removed
+  glow.core.trap_signals()
   local kind, where = C.data_kind(prog, opts.args.data, opts.split)
   if kind == "pack" then C.usage_error(prog, "%s is already a packed file", opts.args.data) end
   C.check_writable(prog, opts.args.out)
@@ -270,6 +273,13 @@ function M.pack.run(opts)
   if kind ~= "folder" then source = C.load_data(prog, opts.args.data, opts.split) end
   C.prepare_output(prog, opts.args.out)
   local ok, err = glow.data.pack(source, opts.args.out, o)
+  local sig = glow.core.interrupted()
+  glow.core.untrap_signals()
+  if sig and not ok then
+    io.stderr:write(string.format("%s: %s: stopped; nothing written to %s\n", prog,
+      sig == 15 and "SIGTERM" or "SIGINT", opts.args.out))
+    os.exit(130)
+  end
   if not ok then C.fail(prog, "%s", err) end
   local ds = glow.data.open_pack(opts.args.out)
   if not ds then C.fail(prog, "cannot reopen %s", opts.args.out) end
