@@ -6,8 +6,11 @@
  * JSON, then the data buffer of raw little-endian values. This file knows
  * nothing about the JSON: the Lua side (lua/glow/checkpoint.lua) builds and
  * validates it. Here:
- *   - writing goes to a temporary file beside the target (path ".tmp-" pid),
- *     which is flushed, fsync'ed and renamed over the target, so a crash or
+ *   - writing goes to a temporary file beside the target (path ".tmp-" pid,
+ *     created new with O_EXCL | O_NOFOLLOW after removing whatever had that
+ *     name: a planted symlink is never written through), which is flushed,
+ *     fsync'ed and renamed over the target (rename replaces a symlink at
+ *     the target, it does not write through it), so a crash or
  *     a full disk mid-write leaves any previous file intact; every failure
  *     removes the temporary file;
  *   - reading checks the frame (length prefix, header bounds, file size) and
@@ -116,7 +119,22 @@ int glow_checkpoint_write(const char *path, const char *header, size_t header_le
   if (!tmp) return fail(err, errlen, GLOW_ENOMEM, "%s: out of memory", path);
   glow_checkpoint_temp_path(path, tmp, tlen + 1);
 
-  FILE *f = fopen(tmp, "wb");
+  /* the temporary name is predictable (path ".tmp-" pid): whatever sits
+   * there (a file left by a dead process of the same pid, or a symlink
+   * planted to redirect the write) is removed, not followed, and the file
+   * is created new (O_EXCL: a symlink made in between makes it fail) */
+  FILE *f = NULL;
+  if (unlink(tmp) != 0 && errno != ENOENT) {
+    errno = errno == EPERM ? EISDIR : errno; /* Linux says EISDIR, POSIX allows EPERM */
+  } else {
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd >= 0 && !(f = fdopen(fd, "wb"))) {
+      int e = errno;
+      close(fd);
+      unlink(tmp);
+      errno = e;
+    }
+  }
   if (!f) {
     int e = errno;
     fail(err, errlen, GLOW_ECKPT_IO, "%s: cannot create the temporary file %s: %s", path, tmp,

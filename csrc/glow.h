@@ -273,6 +273,18 @@ int glow_interrupted(void);
 /* The SHA-256 of a file as 64 lowercase hex digits (and a NUL) in hex:
  * GLOW_OK, or GLOW_EDATA (cannot read) / GLOW_ENOMEM with a message. */
 int glow_sha256_file(const char *path, char hex[65], char *err, size_t errlen);
+/* Output folders. glow_probe_dir: whether a file can be created in dir (a
+ * mkstemp name, removed at once). glow_write_file: len bytes to path
+ * atomically (a mkstemp file in the same folder, fsync, rename: a symlink
+ * at path is replaced, not written through). Both GLOW_OK, or GLOW_EDATA /
+ * GLOW_ENOMEM with a message. glow_lock_dir: an exclusive flock on
+ * dir/.glow-lock (opened with O_NOFOLLOW; the holder's pid written in it):
+ * the descriptor, to keep open while the folder is in use (the lock ends
+ * with the process), or -1 with *holder the pid holding it (0 if unknown)
+ * and err "locked", or another message. */
+int glow_probe_dir(const char *dir, char *err, size_t errlen);
+int glow_write_file(const char *path, const char *bytes, size_t len, char *err, size_t errlen);
+int glow_lock_dir(const char *dir, long *holder, char *err, size_t errlen);
 /* ---------------------------------------------------------------- end process */
 
 /* ---------------------------------------------------------------- data (data.c) */

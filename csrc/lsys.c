@@ -128,7 +128,52 @@ static int l_sha256_file(lua_State *L) {
   return 1;
 }
 
+/* probe_dir(dir) -> true | nil, message */
+static int l_probe_dir(lua_State *L) {
+  char err[512];
+  if (glow_probe_dir(luaL_checkstring(L, 1), err, sizeof err) != GLOW_OK) {
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* write_file(path, bytes) -> true | nil, message: atomically */
+static int l_write_file(lua_State *L) {
+  size_t len;
+  const char *path = luaL_checkstring(L, 1), *bytes = luaL_checklstring(L, 2, &len);
+  char err[512];
+  if (glow_write_file(path, bytes, len, err, sizeof err) != GLOW_OK) {
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* lock_dir(dir) -> true | nil, message, holder pid: the lock lasts until
+ * the process ends (its descriptor is kept open on purpose) */
+static int l_lock_dir(lua_State *L) {
+  long holder;
+  char err[512];
+  int fd = glow_lock_dir(luaL_checkstring(L, 1), &holder, err, sizeof err);
+  if (fd < 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    lua_pushinteger(L, holder);
+    return 3;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static const luaL_Reg funcs[] = {
+    {"probe_dir", l_probe_dir},
+    {"write_file", l_write_file},
+    {"lock_dir", l_lock_dir},
     {"trap_signals", l_trap_signals},
     {"untrap_signals", l_untrap_signals},
     {"interrupted", l_interrupted},

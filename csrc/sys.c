@@ -3,15 +3,23 @@
  * counted instead of killing the process, so that training can finish its
  * step and save, and long C loops such as a pack can stop cleanly), and
  * the SHA-256 of a file (through OpenSSL's libcrypto), which checkpoints
- * record for the model file that built them.
+ * record for the model file that built them, and the output folder's
+ * safety: a probe that a folder can be written (mkstemp, never a fixed
+ * name), whole files written atomically (mkstemp and rename), and one
+ * run's lock on a folder (flock).
  */
 #define _POSIX_C_SOURCE 200809L
 #include "glow.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <openssl/evp.h>
 
@@ -91,4 +99,114 @@ int glow_sha256_file(const char *path, char hex[65], char *err, size_t errlen) {
   EVP_MD_CTX_free(ctx);
   fclose(f);
   return rc;
+}
+
+/* dir + "/" + name + "XXXXXX" in a new string (NULL when out of memory) */
+static char *template_in(const char *dir, const char *name) {
+  size_t n = strlen(dir) + strlen(name) + 9;
+  char *t = (char *)malloc(n);
+  if (t) snprintf(t, n, "%s/%sXXXXXX", dir, name);
+  return t;
+}
+
+int glow_probe_dir(const char *dir, char *err, size_t errlen) {
+  char *t = template_in(dir, ".glow-probe-");
+  if (!t) {
+    snprintf(err, errlen, "%s: out of memory", dir);
+    return GLOW_ENOMEM;
+  }
+  int fd = mkstemp(t);
+  if (fd < 0) {
+    snprintf(err, errlen, "cannot write in the folder %s: %s", dir, strerror(errno));
+    free(t);
+    return GLOW_EDATA;
+  }
+  close(fd);
+  unlink(t);
+  free(t);
+  return GLOW_OK;
+}
+
+int glow_write_file(const char *path, const char *bytes, size_t len, char *err, size_t errlen) {
+  const char *slash = strrchr(path, '/');
+  size_t dl = slash ? (size_t)(slash - path) : 1;
+  char *dir = (char *)malloc(dl + 1);
+  if (!dir) {
+    snprintf(err, errlen, "%s: out of memory", path);
+    return GLOW_ENOMEM;
+  }
+  if (slash)
+    memcpy(dir, path, dl);
+  else
+    dir[0] = '.';
+  dir[slash && dl == 0 ? 1 : dl] = 0;
+  if (slash && dl == 0) dir[0] = '/';
+  char *t = template_in(dir, ".glow-tmp-");
+  free(dir);
+  if (!t) {
+    snprintf(err, errlen, "%s: out of memory", path);
+    return GLOW_ENOMEM;
+  }
+  int fd = mkstemp(t), e = 0;
+  if (fd < 0) {
+    snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+    free(t);
+    return GLOW_EDATA;
+  }
+  fchmod(fd, 0644);
+  size_t done = 0;
+  while (!e && done < len) {
+    ssize_t w = write(fd, bytes + done, len - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) e = w < 0 ? errno : EIO;
+    else done += (size_t)w;
+  }
+  if (!e && fsync(fd) != 0) e = errno;
+  if (close(fd) != 0 && !e) e = errno;
+  if (!e && rename(t, path) != 0) e = errno;
+  if (e) {
+    unlink(t);
+    snprintf(err, errlen, "cannot write %s: %s", path, strerror(e));
+  }
+  free(t);
+  return e ? GLOW_EDATA : GLOW_OK;
+}
+
+int glow_lock_dir(const char *dir, long *holder, char *err, size_t errlen) {
+  *holder = 0;
+  size_t n = strlen(dir) + 12;
+  char *p = (char *)malloc(n);
+  if (!p) {
+    snprintf(err, errlen, "%s: out of memory", dir);
+    return -1;
+  }
+  snprintf(p, n, "%s/.glow-lock", dir);
+  int fd = open(p, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    snprintf(err, errlen, "cannot lock the folder %s (%s): %s", dir, p, strerror(errno));
+    free(p);
+    return -1;
+  }
+  free(p);
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    snprintf(err, errlen, "cannot lock the folder %s: its .glow-lock is not a regular file", dir);
+    close(fd);
+    return -1;
+  }
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int e = errno;
+    char buf[32] = {0};
+    ssize_t r = pread(fd, buf, sizeof buf - 1, 0);
+    if (r > 0) *holder = strtol(buf, NULL, 10);
+    snprintf(err, errlen, "%s", e == EWOULDBLOCK ? "locked" : strerror(e));
+    close(fd);
+    return -1;
+  }
+  char buf[32];
+  int len = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
+  if (ftruncate(fd, 0) != 0 || pwrite(fd, buf, (size_t)len, 0) != len) {
+    /* the lock holds all the same; only the holder's pid is not shown */
+  }
+  return fd;
 }

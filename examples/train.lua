@@ -10,4 +10,14 @@
 --- Writes DIR/log.csv, DIR/checkpoint.safetensors, DIR/samples.png and
 --- DIR/curve.png (out: "out"). Under mpirun (mpirun -np N lua5.4
 --- examples/train.lua ...) it trains data parallel through glow.distributed.
-require("glow.cli").main { "train", table.unpack(arg) }
+--- The main job is run again and again: a new run replaces the previous
+--- one's files in DIR (glow train's --force), unless --resume continues it.
+local argv = { "train", table.unpack(arg) }
+local continues = false
+for _, a in ipairs(arg) do
+  if a == "--resume" or a:match("^%-%-resume=") or a == "--force" or a == "--help" or a == "-h" then
+    continues = true
+  end
+end
+if not continues then argv[#argv + 1] = "--force" end
+require("glow.cli").main(argv)

@@ -111,22 +111,46 @@ describe("glow.checkpoint.write", function()
   end)
 
   it("leaves an existing file unchanged and removes the temporary file when the disk fills", function()
-    local full = io.open("/dev/full", "wb")
-    if not full then return end -- no /dev/full on this system
-    full:close()
     local path = dir .. "/m.safetensors"
     assert.is_true(checkpoint.write(path, { { name = "w", value = glow.randn({ 8 }, 1) } }))
     local before = slurp(path)
-    local tmp = checkpoint.temp_path(path)
-    for _, n in ipairs { 8, 1000000 } do -- fails on the flush, then in fwrite itself
-      assert(os.execute("ln -s /dev/full '" .. tmp .. "'"))
-      local ok, err = checkpoint.write(path, { { name = "w", value = glow.randn({ n }, 2) } })
-      assert.is_nil(ok)
-      assert.equal(path .. ": cannot write the temporary file " .. tmp .. ": No space left on device",
-        err)
+    local build = os.getenv("GLOW_BUILD") or (H.root .. "build")
+    -- a child whose files may not grow past 512 bytes (ulimit -f 1, SIGXFSZ
+    -- ignored: write fails with EFBIG, as on a full disk)
+    for _, n in ipairs { 1000, 1000000 } do -- fails on the flush, then in fwrite itself
+      spit(dir .. "/child.lua", string.format([[
+local glow = require "glow"
+local ok, err = glow.checkpoint.write(%q, { { name = "w", value = glow.randn({ %d }, 2) } })
+io.stdout:write(tostring(ok), "|", tostring(err))
+]], path, n))
+      local p = io.popen(string.format("cd %q && trap '' XFSZ && ulimit -f 1 && LUA_PATH='lua/?.lua;lua/?/init.lua;;' "
+        .. "LUA_CPATH='%s/?.so;;' lua5.4 %q", H.root, build, dir .. "/child.lua"))
+      local out = p:read("a")
+      p:close()
+      local tmp = out:match("temporary file (%S+):")
+      assert.is_string(tmp, out)
+      assert.equal("nil|" .. path .. ": cannot write the temporary file " .. tmp .. ": File too large", out)
       assert.equal(before, slurp(path))
+      os.remove(dir .. "/child.lua")
       assert.same({ "m.safetensors" }, listing(dir))
     end
+  end)
+
+  it("never writes through a symlink planted at its temporary name or at the target", function()
+    local path = dir .. "/m.safetensors"
+    local victim = dir .. "/victim"
+    spit(victim, "precious")
+    assert(os.execute("ln -s '" .. victim .. "' '" .. checkpoint.temp_path(path) .. "'"))
+    assert.is_true(checkpoint.write(path, { { name = "w", value = glow.randn({ 8 }, 1) } }))
+    assert.equal("precious", slurp(victim))
+    assert.same({ "m.safetensors", "victim" }, listing(dir))
+    -- a symlink at the target is replaced by the file, its target untouched
+    os.remove(path)
+    assert(os.execute("ln -s '" .. victim .. "' '" .. path .. "'"))
+    assert.is_true(checkpoint.write(path, { { name = "w", value = glow.randn({ 8 }, 1) } }))
+    assert.equal("precious", slurp(victim))
+    assert.is_nil(require("lfs").symlinkattributes(path, "target"))
+    assert.equal("file", require("lfs").symlinkattributes(path, "mode"))
   end)
 
   it("leaves the previous file loadable when the writing process is killed (SIGKILL) mid-write", function()

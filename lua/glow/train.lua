@@ -80,17 +80,10 @@ local function trim_log(path, step)
   end
   f:close()
   if dropped == 0 then return end
-  local tmp = require("glow.checkpoint").temp_path(path)
-  local out, err = io.open(tmp, "w")
-  if not out then error("train: cannot rewrite the log " .. path .. ": " .. tostring(err), 0) end
-  local ok, werr = out:write(table.concat(keep, "\n"), #keep > 0 and "\n" or "")
-  if ok then ok, werr = out:close() else out:close() end
-  if ok then ok, werr = os.rename(tmp, path) end
-  if not ok then
-    os.remove(tmp)
-    error("train: cannot rewrite the log " .. path .. ": " .. tostring(werr), 0)
-  end
+  local ok, werr = core.write_file(path, table.concat(keep, "\n") .. (#keep > 0 and "\n" or ""))
+  if not ok then error("train: cannot rewrite the log: " .. tostring(werr), 0) end
 end
+
 
 local function open_log(path, append)
   if not path then return nil end
@@ -274,11 +267,12 @@ local function open_outputs(run)
   local o = run.o
   if not run.root then return end
   if o.checkpoint then
-    local probe = o.checkpoint .. ".probe"
-    local f, err = io.open(probe, "w")
-    if not f then fail(run, "glow.train.run: cannot write the checkpoint " .. o.checkpoint .. ": " .. tostring(err)) end
-    f:close()
-    os.remove(probe)
+    -- a probe with a fresh name (mkstemp), never a fixed one a symlink could
+    -- sit at; the checkpoint itself replaces a symlink at its path
+    local ok, err = core.probe_dir(o.checkpoint:match("^(.*)/[^/]*$") or ".")
+    if not ok then
+      fail(run, "glow.train.run: cannot write the checkpoint " .. o.checkpoint .. ": " .. tostring(err))
+    end
   end
   local ok, log = true, nil
   if o.log and o.resume then ok, log = pcall(trim_log, o.log, run.state.step) end

@@ -152,11 +152,8 @@ function M.check_writable(prog, path)
   if lfs.attributes(dir, "mode") ~= "directory" then
     M.fail(prog, "cannot write %s: %s is not a folder", path, dir)
   end
-  local probe = string.format("%s/.glow-probe-%d-%d", dir, os.time(), math.random(1 << 30))
-  local f, err = io.open(probe, "w")
-  if not f then M.fail(prog, "cannot write %s: %s", path, tostring(err)) end
-  f:close()
-  os.remove(probe)
+  local ok, err = glow.core.probe_dir(dir)
+  if not ok then M.fail(prog, "cannot write %s: %s", path, tostring(err)) end
 end
 
 --- Make the folders above path, just before it is written.

@@ -88,6 +88,7 @@ M.SPEC = {
     help = "train the model a Lua model file builds instead of glow.Glow (docs/PROTOTYPING.md)" },
   ["model-option"] = { "list", meta = "<key=value>", help = "an option the model file declares (repeatable)" },
   ["model-changed-ok"] = { "flag", help = "on --resume, accept a model file whose SHA-256 differs from the recorded" },
+  force = { "flag", help = "start a new run in an --out folder that holds another run's checkpoint (replaced)" },
   resume = { "string", help = "continue or extend the run of this checkpoint" },
   temperature = { "number", 0.7, min = 0, help = "temperature of the samples written at the end" },
   ["max-steps"] = { "int", 0, min = 0, help = "stop after N steps in all (0: no limit)" },
@@ -324,6 +325,7 @@ end
 --- known set.
 local function check_early(opts)
   M.checkpoint_every(opts["checkpoint-every"])
+  if opts.force and opts.resume then C.usage_error(PROG, "option --force starts a new run: not with --resume") end
   if opts.model then
     for key in pairs(ARCH) do
       if opts.given[key] and key ~= "n-bits" and key ~= "classes" and key ~= "class-weight" then
@@ -350,6 +352,7 @@ local function check_early(opts)
   if opts["load-size"] and opts.size and opts["load-size"] < opts.size then
     C.usage_error(PROG, "option --load-size %d must be >= --size %d", opts["load-size"], opts.size)
   end
+
 end
 
 --- The classes of a class-conditional run (--classes, or a resumed
@@ -399,9 +402,21 @@ function M.run(opts)
   local resumed = opts.resume and resume_options(opts) or nil
   -- a resumed run writes beside its checkpoint unless told otherwise
   if opts.resume and not opts.given.out then opts.out = C.parent_of(opts.resume) or "." end
+  -- nothing in --out is written through a symlink (the checkpoint and the
+  -- pictures are renamed into place, which replaces one; the log is appended)
+  if require("lfs").symlinkattributes(opts.out .. "/log.csv", "mode") == "link" then
+    C.fail(PROG, "%s/log.csv is a symlink; refusing to write through it (remove it)", opts.out)
+  end
   local kind = C.data_kind(PROG, opts.data, "train")
   check_data_options(opts, kind)
   if opts.test then C.data_kind(PROG, opts.test, "test") end
+  -- the last check before any data is read: a new run does not silently
+  -- replace another run's checkpoint and log
+  local there = opts.out .. "/checkpoint.safetensors"
+  if not opts.resume and not opts.force and require("lfs").symlinkattributes(there, "mode") then
+    C.usage_error(PROG, "%s holds the checkpoint of another run: continue it with --resume %s, or start a new run "
+      .. "over it with --force (or choose another --out)", opts.out, there)
+  end
   local folder = M.folder_options(opts, resumed and resumed.config.shape)
   local train = C.load_data(PROG, opts.data, "train", folder)
   if kind == "fashion-mnist" or kind == "cifar10" then
@@ -435,6 +450,17 @@ function M.run(opts)
   end
   C.mkdir_p(PROG, opts.out)
   local ckpt = opts.out .. "/checkpoint.safetensors"
+  -- one run per folder: a lock held until this process ends
+  if root then
+    local locked, why, holder = glow.core.lock_dir(opts.out)
+    if not locked then
+      if why == "locked" then
+        C.fail(PROG, "%s is in use by another glow train (pid %s): one run per folder; wait for it, or choose "
+          .. "another --out", opts.out, holder and holder > 0 and tostring(holder) or "unknown")
+      end
+      C.fail(PROG, "%s", why)
+    end
+  end
   local info = glow.info()
   say(string.format("glow: %d train / %s test images %s%s; kernels %s, OpenBLAS kernel %s, %d threads%s",
     train:size(), test and tostring(test:size()) or "no", table.concat(train:shape(), "x"),
