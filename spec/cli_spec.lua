@@ -99,6 +99,12 @@ describe("the glow command", function()
     assert.equal(0, code, stderr)
     assert.matches("wrote " .. tmp .. "/s.png: 6 samples at temperature 0.5", stdout, 1, true)
     assert.is_true(png(tmp .. "/s.png"))
+    assert.same({ 1, 17, 26, 1 }, glow.image.read_png(tmp .. "/s.png"):shape())
+    -- --scale 3: each 8x8 image as 24x24, the 1-pixel padding as it was
+    code, stdout, stderr = glow_cmd(string.format("sample %s %s/s3.png -n 6 --cols 3 --scale 3", ckpt, tmp), tmp)
+    assert.equal(0, code, stderr)
+    assert.matches("wrote " .. tmp .. "/s3.png: 6 samples", stdout, 1, true)
+    assert.same({ 1, 49, 74, 1 }, glow.image.read_png(tmp .. "/s3.png"):shape())
 
     code, stdout, stderr = glow_cmd(string.format("encode %s %s %s/z.safetensors --limit 5", ckpt, data, tmp), tmp)
     assert.equal(0, code, stderr)
@@ -110,6 +116,11 @@ describe("the glow command", function()
     code, stdout, stderr = glow_cmd(string.format("decode %s %s/z.safetensors %s/d.png --cols 5", ckpt, tmp, tmp), tmp)
     assert.equal(0, code, stderr)
     assert.matches("wrote " .. tmp .. "/d.png: 5 images", stdout, 1, true)
+    code, stdout, stderr = glow_cmd(string.format("decode %s %s/z.safetensors %s/d2.png --cols 5 --scale 2", ckpt, tmp,
+      tmp), tmp)
+    assert.equal(0, code, stderr)
+    assert.matches("wrote " .. tmp .. "/d2.png: 5 images", stdout, 1, true)
+    assert.same({ 1, 16, 84, 1 }, glow.image.read_png(tmp .. "/d2.png"):shape())
     -- decode(encode(x)) gives the images back: compare with the library's decode
     local x = m:decode({ z.z1, z.z2 })
     local idx = { 1, 2, 3, 4, 5 }
@@ -282,7 +293,8 @@ describe("the glow command", function()
       { "train --temperature -1", "glow train: option --temperature must be >= 0, got -1" },
       { "train --clip -1", "glow train: option --clip must be >= 0, got -1" },
       { "train --polyak 1.5", "glow train: option --polyak must be <= 0.999999, got 1.5" },
-      { "train --checkpoint-every -3", "glow train: option --checkpoint-every needs a step count or a time such as 30s, 10m or 1h, got '-3'" },
+      { "train --checkpoint-every -3", "glow train: option --checkpoint-every needs a step count or a time such as "
+        .. "30s, 10m or 1h, got '-3'" },
       { "train --lr abc", "glow train: option --lr needs a finite number, got 'abc'" },
       { "train --epochs 1.5", "glow train: option --epochs needs an integer, got '1.5'" },
       { "train --bogus 1", "glow train: unknown option '--bogus'" },
@@ -312,6 +324,7 @@ describe("the glow command", function()
       { "sample " .. ckpt .. " " .. tmp .. "/x.png -y 3",
         "glow sample: option -y: the checkpoint's model is not class-conditional" },
       { "sample " .. ckpt, "glow sample: missing argument 'out'" },
+      { "sample " .. ckpt .. " " .. tmp .. "/x.png --scale 0", "glow sample: option --scale must be >= 1, got 0" },
       { "encode " .. ckpt .. " " .. data .. " z.st --limit 0", "glow encode: option --limit must be >= 1, got 0" },
       { "decode " .. ckpt .. " a b c", "glow decode: too many arguments" },
       { "info", "glow info: missing argument 'checkpoint'" },

@@ -16,6 +16,8 @@ M.sample = {
         .. "repeated [default: random]" },
     seed = { "int", 0, min = 0, help = "seed of the draws" },
     cols = { "int", 8, min = 1, help = "images per row of the grid" },
+    scale = { "int", 1, min = 1, max = 64, meta = "<K>",
+      help = "enlarge each image K times (nearest neighbour: each pixel a KxK block)" },
     ["no-average"] = { "flag", help = "the raw weights, not the checkpoint's Polyak average" },
     data = { "string", help = "where a model file's conditional model takes its conditioning input from: the "
       .. "first n images' [default: the run's test set]" },
@@ -53,7 +55,7 @@ function M.sample.run(opts)
   if model.condition then y = sample_condition(prog, model, opts) end
   local x = model:sample(opts.n, { temperature = opts.temperature, y = y, seed = opts.seed })
   C.prepare_output(prog, opts.args.out)
-  local ok, err = glow.image.save_grid(opts.args.out, x, { cols = opts.cols })
+  local ok, err = glow.image.save_grid(opts.args.out, x, { cols = opts.cols, scale = opts.scale })
   if not ok then C.fail(prog, "%s", err) end
   print(string.format("wrote %s: %d samples at temperature %g", opts.args.out, opts.n, opts.temperature))
 end
@@ -113,6 +115,8 @@ M.decode = {
     { "out", "the PNG to write" } },
   SPEC = {
     cols = { "int", 8, min = 1, help = "images per row of the grid" },
+    scale = { "int", 1, min = 1, max = 64, meta = "<K>",
+      help = "enlarge each image K times (nearest neighbour: each pixel a KxK block)" },
     ["no-average"] = { "flag", help = "the raw weights, not the checkpoint's Polyak average" },
   },
 }
@@ -146,7 +150,7 @@ function M.decode.run(opts)
   local ok, x = pcall(model.decode, model, zs, y)
   if not ok then C.fail(prog, "%s: %s", opts.args.latents, tostring(x)) end
   C.prepare_output(prog, opts.args.out)
-  local saved, why = glow.image.save_grid(opts.args.out, x, { cols = opts.cols })
+  local saved, why = glow.image.save_grid(opts.args.out, x, { cols = opts.cols, scale = opts.scale })
   if not saved then C.fail(prog, "%s", why) end
   print(string.format("wrote %s: %d images", opts.args.out, x:shape()[1]))
 end
