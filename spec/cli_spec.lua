@@ -146,6 +146,11 @@ describe("the glow command", function()
     assert.equal(0, code, stderr)
     assert.equal("wrote " .. tmp .. "/c.png\n", stdout)
     assert.is_true(png(tmp .. "/c.png"))
+    code, stdout, stderr = glow_cmd(string.format("plot %s/log.csv %s/c2.png --range 1:20 --logy --title run", out,
+      tmp), tmp)
+    assert.equal(0, code, stderr)
+    assert.equal("wrote " .. tmp .. "/c2.png\n", stdout)
+    assert.is_true(png(tmp .. "/c2.png"))
   end)
 
   it("extends a finished run with --resume and more epochs; refuses a contradicting architecture", function()
@@ -329,6 +334,9 @@ describe("the glow command", function()
       { "decode " .. ckpt .. " a b c", "glow decode: too many arguments" },
       { "info", "glow info: missing argument 'checkpoint'" },
       { "plot a.csv", "glow plot: missing argument 'out'" },
+      { "plot a.csv b.png --range 5:3", "glow plot: option --range: a range LO:HI needs LO < HI, got '5:3'" },
+      { "plot a.csv b.png --range -1: --logy", "glow plot: option --range -1:: --logy needs LO > 0" },
+      { "eval " .. ckpt .. " " .. data .. " --range 1:2", "glow eval: option --range applies to --histogram" },
       { "pack " .. data .. " p.glowpack --channels 2", "glow pack: option --channels must be one of 1, 3, got 2" },
     } do
       local code, stdout, stderr = glow_cmd(case[1], tmp)

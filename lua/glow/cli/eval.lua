@@ -31,6 +31,8 @@ M.SPEC = {
   ["no-average"] = { "flag", help = "the raw weights, not the checkpoint's Polyak average" },
   strict = { "flag", help = "a corrupt or unreadable image is an error instead of being skipped" },
   bins = { "int", 50, min = 2, help = "histogram bins" },
+  range = { "string", meta = "<LO:HI>", help = "the histogram's bits/dim range (LO: or :HI sets one end) [default: "
+    .. "the 1st to 99th percentile of all the values, widened by a quarter each side]" },
 }
 for k, v in pairs(C.MODEL_OPTIONS) do M.SPEC[k] = v end
 
@@ -90,6 +92,8 @@ function M.run(opts)
   if opts.against and not opts.histogram and not opts.csv then
     C.usage_error(PROG, "option --against needs --histogram or --csv (where the second set's figures go)")
   end
+  local range = C.range_option(PROG, opts.range)
+  if range and not opts.histogram then C.usage_error(PROG, "option --range applies to --histogram") end
   for _, k in ipairs { "csv", "histogram" } do
     if opts[k] then C.check_writable(PROG, opts[k]) end
   end
@@ -146,7 +150,7 @@ function M.run(opts)
     local list = {}
     for i, set in ipairs(sets) do list[i] = { name = set.name, values = set.values } end
     C.prepare_output(PROG, opts.histogram)
-    local ok, err = plot.histogram(list, opts.histogram, { bins = opts.bins,
+    local ok, err = plot.histogram(list, opts.histogram, { bins = opts.bins, range = range,
       title = "per-image bits/dim under " .. ckpt:match("[^/]*$") })
     if not ok then C.fail(PROG, "%s", err) end
     print("wrote " .. opts.histogram)

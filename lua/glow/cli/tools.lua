@@ -238,15 +238,22 @@ M.plot = {
   SPEC = {
     title = { "string", help = "the plot's title [default: the log's path]" },
     logy = { "flag", help = "a logarithmic bits/dim axis" },
+    range = { "string", meta = "<LO:HI>", help = "the bits/dim axis's range (LO: or :HI sets one end) [default: the "
+      .. "1st to 99th percentile of the values, widened by a quarter each side; skipped steps are left out]" },
   },
 }
 
 function M.plot.run(opts)
   local prog = "glow plot"
   local plot = require "glow.plot"
+  local range = C.range_option(prog, opts.range)
+  if range and opts.logy and range[1] and range[1] <= 0 then
+    C.usage_error(prog, "option --range %s: --logy needs LO > 0", opts.range)
+  end
   C.check_writable(prog, opts.args.out)
   C.prepare_output(prog, opts.args.out)
-  local ok, err = plot.curve(opts.args.log, opts.args.out, { title = opts.title or opts.args.log, logy = opts.logy })
+  local ok, err = plot.curve(opts.args.log, opts.args.out, { title = opts.title or opts.args.log, logy = opts.logy,
+    range = range })
   if not ok then C.fail(prog, "%s", err) end
   print("wrote " .. opts.args.out)
 end
