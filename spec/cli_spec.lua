@@ -94,6 +94,13 @@ describe("the glow command", function()
     local m = assert(glow.load(ckpt, { average = true }))
     local test = assert(glow.data.images(data .. "/test"))
     assert.close(m:bits_per_dim(test), mean, 1e-4)
+    -- the AUROC of telling the training images from the test images by bits/dim: the rank statistic
+    -- over the same per-image figures
+    local per_image = require("glow.cli.eval").per_image
+    local o = { batch = 256, seed = 0 }
+    local auroc = require("glow.stats").auroc(per_image(m, test, o),
+      per_image(m, assert(glow.data.images(data .. "/train")), o))
+    assert.matches(string.format("\nAUROC (%s/train against %s): %.4f\n", data, data, auroc), stdout, 1, true)
 
     code, stdout, stderr = glow_cmd(string.format("sample %s %s/s.png -n 6 -t 0.5 --cols 3", ckpt, tmp), tmp)
     assert.equal(0, code, stderr)
@@ -322,7 +329,6 @@ describe("the glow command", function()
       { "train --data " .. tmp .. "/only-test", "glow train: " .. tmp .. "/only-test holds test/ but no train/" },
       { "eval " .. ckpt, "glow eval: missing argument 'data'" },
       { "eval " .. ckpt .. " fashion-mnist:valid", "glow eval: data set fashion-mnist:valid: the split must be" },
-      { "eval " .. ckpt .. " " .. data .. " --against " .. data, "glow eval: option --against needs --histogram" },
       { "eval " .. ckpt .. " " .. data .. " --bins 1", "glow eval: option --bins must be >= 2, got 1" },
       { "sample " .. ckpt .. " " .. tmp .. "/x.png -n 0", "glow sample: option -n must be >= 1, got 0" },
       { "sample " .. ckpt .. " " .. tmp .. "/x.png -t -1", "glow sample: option --temperature must be >= 0, got -1" },
