@@ -160,6 +160,49 @@ describe("the glow command", function()
     assert.is_true(png(tmp .. "/c2.png"))
   end)
 
+  it("rewrites samples.png and curve.png while it trains (--sample-every); the run ends bitwise as without", function()
+    -- a stand-in gnuplot first on PATH: for each curve, the steps drawn and whether samples.png is there
+    local bin, calls = tmp .. "/bin", tmp .. "/gnuplot-calls.txt"
+    assert(os.execute("mkdir -p '" .. bin .. "'"))
+    H.write(bin .. "/gnuplot", "#!/bin/sh\nif [ \"$1\" = -e ]; then echo '   png  PNG images using libgd'; exit 0; fi\n"
+      .. "n=$(wc -l < \"$(dirname \"$1\")/train.dat\")\n"
+      .. "if [ -f \"$OUT/samples.png\" ]; then s=samples; else s=none; fi\n"
+      .. "echo \"$n $s\" >> '" .. calls .. "'\nprintf '\\211PNG\\r\\n\\032\\n'\n")
+    assert(os.execute("chmod +x '" .. bin .. "/gnuplot'"))
+    local function train(dir, extra)
+      local cmd = string.format("cd %q && OUT=%q PATH=%q:\"$PATH\" LUA_PATH='lua/?.lua;lua/?/init.lua;;' "
+        .. "LUA_CPATH='%s/?.so;;' lua5.4 lua/bin/glow train --data %s --epochs 1 --levels 2 --depth 1 --width 8 "
+        .. "--batch 8 --warmup 1 --checkpoint-every 0 --no-progress --out %s %s 2>%q", H.root, dir, bin,
+        os.getenv("GLOW_BUILD") or (H.root .. "build"), data, dir, extra, tmp .. "/stderr.txt")
+      local p = io.popen(cmd)
+      local stdout = p:read("a")
+      local _, _, code = p:close()
+      assert.equal(0, code, H.read(tmp .. "/stderr.txt"))
+      return stdout
+    end
+    -- 48 images in batches of 8: 6 steps, the only checkpoint the last
+    train(tmp .. "/plain", "")
+    assert.equal("6 samples\n", H.read(calls)) -- drawn once, at the end
+    os.remove(calls)
+    local every = tmp .. "/every"
+    train(every, "--sample-every 2")
+    -- steps 2, 4, 6, then the end; samples.png was written before the first curve
+    assert.equal("2 samples\n4 samples\n6 samples\n6 samples\n", H.read(calls))
+    -- 8x8 images: each pixel 8x8 by default, 64 samples in rows of 8 with 1-pixel padding
+    assert.same({ 1, 519, 519, 1 }, glow.image.read_png(every .. "/samples.png"):shape())
+    -- sampling used its own seed and put the trained weights back: the same steps on the same data, bitwise
+    for _, average in ipairs { false, true } do
+      local a = assert(glow.load(tmp .. "/plain/checkpoint.safetensors", { average = average })):parameters()
+      local b = assert(glow.load(every .. "/checkpoint.safetensors", { average = average })):parameters()
+      assert.equal(#a, #b)
+      for i, p in ipairs(a) do assert.tensor_equal(p.value, b[i].value) end
+    end
+    assert.equal(H.read(tmp .. "/plain/samples.png"), H.read(every .. "/samples.png"))
+    -- --sample-scale sets the enlargement
+    train(tmp .. "/scaled", "--sample-scale 2 --max-steps 2")
+    assert.same({ 1, 135, 135, 1 }, glow.image.read_png(tmp .. "/scaled/samples.png"):shape())
+  end)
+
   it("extends a finished run with --resume and more epochs; refuses a contradicting architecture", function()
     local dir = tmp .. "/ext"
     local code, _, stderr = glow_cmd(string.format("train --data %s --epochs 1 --out %s %s", data, dir, TINY), tmp)
@@ -336,6 +379,8 @@ describe("the glow command", function()
         "glow sample: option -y: the checkpoint's model is not class-conditional" },
       { "sample " .. ckpt, "glow sample: missing argument 'out'" },
       { "sample " .. ckpt .. " " .. tmp .. "/x.png --scale 0", "glow sample: option --scale must be >= 1, got 0" },
+      { "train --sample-every -1", "glow train: option --sample-every must be >= 0, got -1" },
+      { "train --sample-scale 65", "glow train: option --sample-scale must be <= 64, got 65" },
       { "encode " .. ckpt .. " " .. data .. " z.st --limit 0", "glow encode: option --limit must be >= 1, got 0" },
       { "decode " .. ckpt .. " a b c", "glow decode: too many arguments" },
       { "info", "glow info: missing argument 'checkpoint'" },
