@@ -60,7 +60,18 @@ describe("the glow command", function()
       local c2, help = glow_cmd(name .. " --help", tmp)
       assert.equal(0, c2, name)
       assert.matches("Usage: glow " .. name, help, 1, true)
+      -- readable: no line past 100 columns, no alias split over lines ("-n <n>," above "--n <n>"),
+      -- no default said twice
+      for line in help:gmatch("[^\n]+") do
+        assert.is_true(#line <= 100, line)
+        assert.is_nil(line:find("^%s+%-[%w-]+ <[^>]+>,$"), line)
+        assert.is_nil(line:find("%[default:.*%[default:"), line)
+      end
     end
+    local _, help = glow_cmd("sample --help", tmp)
+    assert.matches("\n   %-n <n>%s+number of samples %[default: 64%]\n", help)
+    assert.matches("\n   -t, --temperature <number>\n", help, 1, true)
+    assert.matches("\n   %-y <labels>%s+class label", help)
   end)
 
   it("trains on a folder, then evaluates, samples, encodes, decodes, inspects and plots", function()
@@ -374,6 +385,7 @@ describe("the glow command", function()
       { "eval " .. ckpt .. " fashion-mnist:valid", "glow eval: data set fashion-mnist:valid: the split must be" },
       { "eval " .. ckpt .. " " .. data .. " --bins 1", "glow eval: option --bins must be >= 2, got 1" },
       { "sample " .. ckpt .. " " .. tmp .. "/x.png -n 0", "glow sample: option -n must be >= 1, got 0" },
+      { "sample " .. ckpt .. " " .. tmp .. "/x.png --n 0", "glow sample: option -n must be >= 1, got 0" },
       { "sample " .. ckpt .. " " .. tmp .. "/x.png -t -1", "glow sample: option --temperature must be >= 0, got -1" },
       { "sample " .. ckpt .. " " .. tmp .. "/x.png -y 3",
         "glow sample: option -y: the checkpoint's model is not class-conditional" },
