@@ -60,7 +60,18 @@ describe("the glow command", function()
       local c2, help = glow_cmd(name .. " --help", tmp)
       assert.equal(0, c2, name)
       assert.matches("Usage: glow " .. name, help, 1, true)
+      -- readable: no line past 100 columns, no alias split over lines ("-n <n>," above "--n <n>"),
+      -- no default said twice
+      for line in help:gmatch("[^\n]+") do
+        assert.is_true(#line <= 100, line)
+        assert.is_nil(line:find("^%s+%-[%w-]+ <[^>]+>,$"), line)
+        assert.is_nil(line:find("%[default:.*%[default:"), line)
+      end
     end
+    local _, help = glow_cmd("sample --help", tmp)
+    assert.matches("\n   %-n <n>%s+number of samples %[default: 64%]\n", help)
+    assert.matches("\n   -t, --temperature <number>\n", help, 1, true)
+    assert.matches("\n   %-y <labels>%s+class label", help)
   end)
 
   it("trains on a folder, then evaluates, samples, encodes, decodes, inspects and plots", function()
@@ -94,11 +105,24 @@ describe("the glow command", function()
     local m = assert(glow.load(ckpt, { average = true }))
     local test = assert(glow.data.images(data .. "/test"))
     assert.close(m:bits_per_dim(test), mean, 1e-4)
+    -- the AUROC of telling the training images from the test images by bits/dim: the rank statistic
+    -- over the same per-image figures
+    local per_image = require("glow.cli.eval").per_image
+    local o = { batch = 256, seed = 0 }
+    local auroc = require("glow.stats").auroc(per_image(m, test, o),
+      per_image(m, assert(glow.data.images(data .. "/train")), o))
+    assert.matches(string.format("\nAUROC (%s/train against %s): %.4f\n", data, data, auroc), stdout, 1, true)
 
     code, stdout, stderr = glow_cmd(string.format("sample %s %s/s.png -n 6 -t 0.5 --cols 3", ckpt, tmp), tmp)
     assert.equal(0, code, stderr)
     assert.matches("wrote " .. tmp .. "/s.png: 6 samples at temperature 0.5", stdout, 1, true)
     assert.is_true(png(tmp .. "/s.png"))
+    assert.same({ 1, 17, 26, 1 }, glow.image.read_png(tmp .. "/s.png"):shape())
+    -- --scale 3: each 8x8 image as 24x24, the 1-pixel padding as it was
+    code, stdout, stderr = glow_cmd(string.format("sample %s %s/s3.png -n 6 --cols 3 --scale 3", ckpt, tmp), tmp)
+    assert.equal(0, code, stderr)
+    assert.matches("wrote " .. tmp .. "/s3.png: 6 samples", stdout, 1, true)
+    assert.same({ 1, 49, 74, 1 }, glow.image.read_png(tmp .. "/s3.png"):shape())
 
     code, stdout, stderr = glow_cmd(string.format("encode %s %s %s/z.safetensors --limit 5", ckpt, data, tmp), tmp)
     assert.equal(0, code, stderr)
@@ -110,6 +134,11 @@ describe("the glow command", function()
     code, stdout, stderr = glow_cmd(string.format("decode %s %s/z.safetensors %s/d.png --cols 5", ckpt, tmp, tmp), tmp)
     assert.equal(0, code, stderr)
     assert.matches("wrote " .. tmp .. "/d.png: 5 images", stdout, 1, true)
+    code, stdout, stderr = glow_cmd(string.format("decode %s %s/z.safetensors %s/d2.png --cols 5 --scale 2", ckpt, tmp,
+      tmp), tmp)
+    assert.equal(0, code, stderr)
+    assert.matches("wrote " .. tmp .. "/d2.png: 5 images", stdout, 1, true)
+    assert.same({ 1, 16, 84, 1 }, glow.image.read_png(tmp .. "/d2.png"):shape())
     -- decode(encode(x)) gives the images back: compare with the library's decode
     local x = m:decode({ z.z1, z.z2 })
     local idx = { 1, 2, 3, 4, 5 }
@@ -135,6 +164,54 @@ describe("the glow command", function()
     assert.equal(0, code, stderr)
     assert.equal("wrote " .. tmp .. "/c.png\n", stdout)
     assert.is_true(png(tmp .. "/c.png"))
+    code, stdout, stderr = glow_cmd(string.format("plot %s/log.csv %s/c2.png --range 1:20 --logy --title run", out,
+      tmp), tmp)
+    assert.equal(0, code, stderr)
+    assert.equal("wrote " .. tmp .. "/c2.png\n", stdout)
+    assert.is_true(png(tmp .. "/c2.png"))
+  end)
+
+  it("rewrites samples.png and curve.png while it trains (--sample-every); the run ends bitwise as without", function()
+    -- a stand-in gnuplot first on PATH: for each curve, the steps drawn and whether samples.png is there
+    local bin, calls = tmp .. "/bin", tmp .. "/gnuplot-calls.txt"
+    assert(os.execute("mkdir -p '" .. bin .. "'"))
+    H.write(bin .. "/gnuplot", "#!/bin/sh\nif [ \"$1\" = -e ]; then echo '   png  PNG images using libgd'; exit 0; fi\n"
+      .. "n=$(wc -l < \"$(dirname \"$1\")/train.dat\")\n"
+      .. "if [ -f \"$OUT/samples.png\" ]; then s=samples; else s=none; fi\n"
+      .. "echo \"$n $s\" >> '" .. calls .. "'\nprintf '\\211PNG\\r\\n\\032\\n'\n")
+    assert(os.execute("chmod +x '" .. bin .. "/gnuplot'"))
+    local function train(dir, extra)
+      local cmd = string.format("cd %q && OUT=%q PATH=%q:\"$PATH\" LUA_PATH='lua/?.lua;lua/?/init.lua;;' "
+        .. "LUA_CPATH='%s/?.so;;' lua5.4 lua/bin/glow train --data %s --epochs 1 --levels 2 --depth 1 --width 8 "
+        .. "--batch 8 --warmup 1 --checkpoint-every 0 --no-progress --out %s %s 2>%q", H.root, dir, bin,
+        os.getenv("GLOW_BUILD") or (H.root .. "build"), data, dir, extra, tmp .. "/stderr.txt")
+      local p = io.popen(cmd)
+      local stdout = p:read("a")
+      local _, _, code = p:close()
+      assert.equal(0, code, H.read(tmp .. "/stderr.txt"))
+      return stdout
+    end
+    -- 48 images in batches of 8: 6 steps, the only checkpoint the last
+    train(tmp .. "/plain", "")
+    assert.equal("6 samples\n", H.read(calls)) -- drawn once, at the end
+    os.remove(calls)
+    local every = tmp .. "/every"
+    train(every, "--sample-every 2")
+    -- steps 2, 4, 6, then the end; samples.png was written before the first curve
+    assert.equal("2 samples\n4 samples\n6 samples\n6 samples\n", H.read(calls))
+    -- 8x8 images: each pixel 8x8 by default, 64 samples in rows of 8 with 1-pixel padding
+    assert.same({ 1, 519, 519, 1 }, glow.image.read_png(every .. "/samples.png"):shape())
+    -- sampling used its own seed and put the trained weights back: the same steps on the same data, bitwise
+    for _, average in ipairs { false, true } do
+      local a = assert(glow.load(tmp .. "/plain/checkpoint.safetensors", { average = average })):parameters()
+      local b = assert(glow.load(every .. "/checkpoint.safetensors", { average = average })):parameters()
+      assert.equal(#a, #b)
+      for i, p in ipairs(a) do assert.tensor_equal(p.value, b[i].value) end
+    end
+    assert.equal(H.read(tmp .. "/plain/samples.png"), H.read(every .. "/samples.png"))
+    -- --sample-scale sets the enlargement
+    train(tmp .. "/scaled", "--sample-scale 2 --max-steps 2")
+    assert.same({ 1, 135, 135, 1 }, glow.image.read_png(tmp .. "/scaled/samples.png"):shape())
   end)
 
   it("extends a finished run with --resume and more epochs; refuses a contradicting architecture", function()
@@ -306,17 +383,23 @@ describe("the glow command", function()
       { "train --data " .. tmp .. "/only-test", "glow train: " .. tmp .. "/only-test holds test/ but no train/" },
       { "eval " .. ckpt, "glow eval: missing argument 'data'" },
       { "eval " .. ckpt .. " fashion-mnist:valid", "glow eval: data set fashion-mnist:valid: the split must be" },
-      { "eval " .. ckpt .. " " .. data .. " --against " .. data, "glow eval: option --against needs --histogram" },
       { "eval " .. ckpt .. " " .. data .. " --bins 1", "glow eval: option --bins must be >= 2, got 1" },
       { "sample " .. ckpt .. " " .. tmp .. "/x.png -n 0", "glow sample: option -n must be >= 1, got 0" },
+      { "sample " .. ckpt .. " " .. tmp .. "/x.png --n 0", "glow sample: option -n must be >= 1, got 0" },
       { "sample " .. ckpt .. " " .. tmp .. "/x.png -t -1", "glow sample: option --temperature must be >= 0, got -1" },
       { "sample " .. ckpt .. " " .. tmp .. "/x.png -y 3",
         "glow sample: option -y: the checkpoint's model is not class-conditional" },
       { "sample " .. ckpt, "glow sample: missing argument 'out'" },
+      { "sample " .. ckpt .. " " .. tmp .. "/x.png --scale 0", "glow sample: option --scale must be >= 1, got 0" },
+      { "train --sample-every -1", "glow train: option --sample-every must be >= 0, got -1" },
+      { "train --sample-scale 65", "glow train: option --sample-scale must be <= 64, got 65" },
       { "encode " .. ckpt .. " " .. data .. " z.st --limit 0", "glow encode: option --limit must be >= 1, got 0" },
       { "decode " .. ckpt .. " a b c", "glow decode: too many arguments" },
       { "info", "glow info: missing argument 'checkpoint'" },
       { "plot a.csv", "glow plot: missing argument 'out'" },
+      { "plot a.csv b.png --range 5:3", "glow plot: option --range: a range LO:HI needs LO < HI, got '5:3'" },
+      { "plot a.csv b.png --range -1: --logy", "glow plot: option --range -1:: --logy needs LO > 0" },
+      { "eval " .. ckpt .. " " .. data .. " --range 1:2", "glow eval: option --range applies to --histogram" },
       { "pack " .. data .. " p.glowpack --channels 2", "glow pack: option --channels must be one of 1, 3, got 2" },
     } do
       local code, stdout, stderr = glow_cmd(case[1], tmp)

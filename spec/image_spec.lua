@@ -117,6 +117,24 @@ describe("glow.image.save_grid", function()
     rmdir(dir)
   end)
 
+  it("enlarges each image scale times, nearest neighbour, the padding as given", function()
+    local dir = tmpdir()
+    -- two 1x2 RGB images: (10, 20, 30) (40, 50, 60), then (70, 80, 90) (100, 110, 120)
+    local vals = {}
+    for i = 1, 12 do vals[i] = 10 * i end
+    local x = from_bytes(vals, { 2, 1, 2, 3 })
+    assert(glow.image.save_grid(dir .. "/big.png", x, { cols = 2, padding = 1, scale = 2 }))
+    local g = glow.image.read_png(dir .. "/big.png")
+    assert.same({ 1, 2, 9, 3 }, g:shape())
+    local row = { 10, 20, 30, 10, 20, 30, 40, 50, 60, 40, 50, 60, 0, 0, 0,
+      70, 80, 90, 70, 80, 90, 100, 110, 120, 100, 110, 120 }
+    assert.same(table.move(row, 1, #row, #row + 1, table.move(row, 1, #row, 1, {})), bytes_back(g))
+    -- scale 1 is the grid as it was
+    assert(glow.image.save_grid(dir .. "/one.png", x, { cols = 2, scale = 1 }))
+    assert.same({ 1, 1, 5, 3 }, glow.image.read_png(dir .. "/one.png"):shape())
+    rmdir(dir)
+  end)
+
   it("replaces an existing file and leaves no temporary file behind", function()
     local dir = tmpdir()
     local path = dir .. "/s.png"
@@ -139,9 +157,11 @@ describe("glow.image.save_grid", function()
     assert.has_error(function() glow.image.save_grid("/tmp/x.png", glow.Tensor { 4, 4 }) end,
       "save_grid: x: got shape {4, 4}, expected {n, h, w, c}")
     assert.has_error(function() glow.image.save_grid("/tmp/x.png", glow.Tensor { 1, 2, 2, 1 }, { rows = 2 }) end,
-      "save_grid: unknown option 'rows' (known: cols, padding)")
+      "save_grid: unknown option 'rows' (known: cols, padding, scale)")
     assert.has_error(function() glow.image.save_grid("/tmp/x.png", glow.Tensor { 1, 2, 2, 1 }, { cols = 0 }) end,
       "save_grid: cols must be an integer >= 1, got 0")
+    assert.has_error(function() glow.image.save_grid("/tmp/x.png", glow.Tensor { 1, 2, 2, 1 }, { scale = 0 }) end,
+      "save_grid: scale must be an integer in 1..64, got 0")
   end)
 end)
 

@@ -35,6 +35,40 @@ local function fake_gnuplot(dir)
   return path
 end
 
+--- A stand-in gnuplot that draws nothing: lists a png terminal, keeps a
+--- copy of each script and its data files in DIR/seen/, and writes a PNG
+--- signature. Returns its path and a function giving the last script.
+local function recording_gnuplot(dir)
+  local path, seen = dir .. "/rec-gnuplot", dir .. "/seen"
+  assert(os.execute("mkdir -p '" .. seen .. "'"))
+  H.write(path, "#!/bin/sh\nif [ \"$1\" = -e ]; then echo '   png  PNG images using libgd'; exit 0; fi\n"
+    .. "cp \"$1\" '" .. seen .. "/plot.gp'\n"
+    .. "for f in \"$(dirname \"$1\")\"/*.dat; do cp \"$f\" '" .. seen .. "/'; done\n"
+    .. "printf '\\211PNG\\r\\n\\032\\n'\n")
+  assert(os.execute("chmod +x '" .. path .. "'"))
+  return path, function() return read(seen .. "/plot.gp") end, seen
+end
+
+--- The y (curve) or x (histogram) range a script sets: lo, hi.
+local function script_range(script, axis)
+  local lo, hi = script:match("set " .. axis .. "range %[([^:]+):([^%]]+)%]")
+  return tonumber(lo), tonumber(hi)
+end
+
+--- A log of n steps whose bits/dim falls from 6 to 4, with extra rows
+--- (step -> {bpd, skipped}) put in place of the plain ones.
+local function long_log(path, n, extra)
+  local rows = { HEADER }
+  for step = 1, n do
+    local e = extra[step]
+    local bpd = e and e[1] or string.format("%.6f", 6 - 2 * step / n)
+    rows[#rows + 1] = string.format("%d,1,%d,%s,%s,0.001,1.5,250.00,%.2f,,%d\n", step, step, bpd, bpd, step * 0.25,
+      e and e[2] or 0)
+  end
+  rows[#rows + 1] = string.format("%d,1,%d,,,,,,%.2f,4.100000,\n", n, n, n * 0.25 + 0.1)
+  H.write(path, table.concat(rows))
+end
+
 local have_gnuplot = plot.available()
 local with_gnuplot = have_gnuplot and it or pending
 
@@ -78,6 +112,59 @@ describe("plot.curve", function()
     H.write(tmp .. "/log.csv", HEADER .. "10,1,10,,,,,,2.50,4.500000,\n20,2,10,,,,,,5.00,4.100000,\n")
     assert.is_true(plot.curve(tmp .. "/log.csv", tmp .. "/curve.png"))
     assert.equal(PNG_SIGNATURE, read(tmp .. "/curve.png"):sub(1, 8))
+  end)
+
+  with_gnuplot("draws a log with a skipped step of bits/dim 1.9e6 and a hand-set range", function()
+    long_log(tmp .. "/log.csv", 150, { [40] = { "1900000.000000", 1 }, [41] = { "nan", 1 } })
+    assert.is_true(plot.curve(tmp .. "/log.csv", tmp .. "/curve.png"))
+    assert.is_true(plot.curve(tmp .. "/log.csv", tmp .. "/log.png", { logy = true, range = { 3.5, nil } }))
+    assert.equal(PNG_SIGNATURE, read(tmp .. "/curve.png"):sub(1, 8))
+    assert.equal(PNG_SIGNATURE, read(tmp .. "/log.png"):sub(1, 8))
+  end)
+
+  it("clips the y range to robust percentiles: one huge value among 200 is left outside", function()
+    local program, script = recording_gnuplot(tmp)
+    plot.program = program
+    long_log(tmp .. "/log.csv", 200, { [50] = { "1900000.000000", 0 } })
+    assert.is_true(plot.curve(tmp .. "/log.csv", tmp .. "/curve.png"))
+    local lo, hi = script_range(script(), "y")
+    -- every other value (4.01 .. 5.99, the test figure 4.1) inside, the spike far above
+    assert.is_true(lo < 4.01 and lo > 3.5, tostring(lo))
+    assert.is_true(hi > 5.99 and hi < 7, tostring(hi))
+    -- the spike is still drawn: its line runs off the top
+    assert.matches("1900000", read(tmp .. "/seen/train.dat"), 1, true)
+    -- by hand: both ends, or one (the other robust)
+    assert.is_true(plot.curve(tmp .. "/log.csv", tmp .. "/curve.png", { range = { 0, 100 } }))
+    assert.same({ 0, 100 }, { script_range(script(), "y") })
+    assert.is_true(plot.curve(tmp .. "/log.csv", tmp .. "/curve.png", { range = { 2 } }))
+    lo, hi = script_range(script(), "y")
+    assert.equal(2, lo)
+    assert.is_true(hi > 5.99 and hi < 7, tostring(hi))
+  end)
+
+  it("leaves skipped steps out of the line and marks them along the bottom", function()
+    local program, script, seen = recording_gnuplot(tmp)
+    plot.program = program
+    long_log(tmp .. "/log.csv", 20, { [5] = { "1900000.000000", 1 }, [6] = { "-nan", 1 }, [7] = { "inf", 0 } })
+    assert.is_true(plot.curve(tmp .. "/log.csv", tmp .. "/curve.png"))
+    local train = read(seen .. "/train.dat")
+    assert.is_nil(train:find("1900000", 1, true))
+    assert.is_nil(train:find("^5 ") or train:find("\n5 ") or train:find("\n6 ") or train:find("\n7 "))
+    assert.equal("5\n6\n7\n", read(seen .. "/skipped.dat"))
+    local gp = script()
+    assert.matches("title 'skipped steps (3)'", gp, 1, true)
+    local lo, hi = script_range(gp, "y")
+    assert.is_true(lo > 3 and hi < 7, lo .. ":" .. hi)
+    -- the marks sit 3% of the way up the range
+    local y = tonumber(gp:match("skipped%.dat' using 1:%(([^)]+)%)"))
+    assert.near(lo + 0.03 * (hi - lo), y, 1e-9)
+    -- a log without the skipped column (an older one): only the non-finite steps are marked
+    local old = {}
+    for line in read(tmp .. "/log.csv"):gmatch("[^\n]+") do old[#old + 1] = line:gsub(",[^,]*$", "") end
+    H.write(tmp .. "/old.csv", table.concat(old, "\n") .. "\n")
+    assert.is_true(plot.curve(tmp .. "/old.csv", tmp .. "/curve.png"))
+    assert.equal("6\n7\n", read(seen .. "/skipped.dat"))
+    assert.matches("title 'skipped steps (2)'", script(), 1, true)
   end)
 
   it("gives nil and a message for a missing log", function()
@@ -131,10 +218,55 @@ describe("plot.curve", function()
     assert.matches("apt-get install gnuplot-nox", msg, 1, true)
   end)
 
-  it("raises on misuse: a path that is not a string, an unknown option", function()
+  it("raises on misuse: a path that is not a string, an unknown option, a bad range", function()
     assert.has_error(function() plot.curve(nil, "x.png") end, "plot.curve: log_csv_path must be a string, got nil")
     assert.has_error(function() plot.curve("log.csv", "x.png", { colour = 1 }) end,
-      "plot.curve: unknown option 'colour' (known: height, logy, title, width)")
+      "plot.curve: unknown option 'colour' (known: height, logy, range, title, width)")
+    assert.has_error(function() plot.curve("log.csv", "x.png", { range = { 5, 3 } }) end,
+      "plot.curve: range needs lo < hi, got {5, 3}")
+    assert.has_error(function() plot.curve("log.csv", "x.png", { range = "3:5" }) end,
+      "plot.curve: range must be a table {lo, hi}, got string")
+  end)
+end)
+
+describe("plot.robust_range", function()
+  it("spans every value when none is far off, with 5% of air each side", function()
+    local v = {}
+    for i = 1, 50 do v[i] = 3 + i / 50 end
+    local lo, hi = plot.robust_range(v)
+    assert.near(3.02 - 0.049, lo, 1e-12)
+    assert.near(4 + 0.049, hi, 1e-12)
+  end)
+
+  it("leaves one far-off value among 101 outside, and works on logarithms with logy", function()
+    local v = {}
+    for i = 1, 100 do v[i] = 4 + (i % 10) / 10 end
+    v[101] = 1e6
+    local lo, hi = plot.robust_range(v)
+    assert.is_true(lo < 4 and hi > 4.9 and hi < 5.5, lo .. ":" .. hi)
+    lo, hi = plot.robust_range(v, true)
+    assert.is_true(lo < 4 and hi > 4.9 and hi < 5.5, lo .. ":" .. hi)
+  end)
+
+  it("gives a span around a single value", function()
+    assert.same({ 2 - 0.55, 2 + 0.55 }, { plot.robust_range({ 2, 2, 2 }) })
+  end)
+end)
+
+describe("plot.parse_range", function()
+  it("reads LO:HI, either side left out", function()
+    assert.same({ 3.5, 5 }, plot.parse_range("3.5:5"))
+    assert.same({ nil, 5 }, plot.parse_range(":5"))
+    assert.same({ -1, nil }, plot.parse_range("-1:"))
+  end)
+
+  it("gives nil and a message for anything else", function()
+    for _, c in ipairs { { "3", "must be LO:HI" }, { "a:5", "finite numbers" }, { "5:3", "LO < HI" },
+      { "1:inf", "finite numbers" }, { "1:2:3", "must be LO:HI" } } do
+      local r, msg = plot.parse_range(c[1])
+      assert.is_nil(r, c[1])
+      assert.matches(c[2], msg, 1, true)
+    end
   end)
 end)
 
@@ -160,6 +292,38 @@ describe("plot.histogram", function()
       { name = "constant", values = { 2, 2, 2 } } }
     assert.is_true(plot.histogram(s, tmp .. "/hist.png"))
     assert.is_true(plot.histogram({ s[2] }, tmp .. "/hist.png"))
+    assert.equal(PNG_SIGNATURE, read(tmp .. "/hist.png"):sub(1, 8))
+  end)
+
+  it("spans the robust range of all the sets; the values outside it are counted in the legend", function()
+    local program, script, seen = recording_gnuplot(tmp)
+    plot.program = program
+    local a = {}
+    for i = 1, 300 do a[i] = 3 + (i % 30) / 30 end
+    a[17] = 250 -- one wild image
+    assert.is_true(plot.histogram({ { name = "in", values = a }, { name = "out", values = { 3.5, 3.6 } } },
+      tmp .. "/h.png", { bins = 10 }))
+    local gp = script()
+    local lo = tonumber(gp:match("lo = ([^;]+);"))
+    local w = tonumber(gp:match("w = ([^;]+);"))
+    assert.near(3, lo, 1e-12)
+    -- the top: the 99th percentile (3.967) plus a quarter of the spread, far below 250
+    assert.is_true(lo + 10 * w > 3.96 and lo + 10 * w < 4.3, tostring(w))
+    assert.matches("in %(mean %d+%.%d+, 300 images, 1 outside the range%)", gp)
+    assert.matches("'out (mean 3.5500, 2 images)'", gp, 1, true)
+    assert.is_nil(read(seen .. "/set1.dat"):find("250", 1, true))
+    -- by hand: a set wholly outside keeps its legend entry
+    assert.is_true(plot.histogram({ { name = "in", values = a }, { name = "out", values = { 3.5, 3.6 } } },
+      tmp .. "/h.png", { range = { 2.9, 3.4 } }))
+    gp = script()
+    assert.equal(2.9, tonumber(gp:match("lo = ([^;]+);")))
+    assert.matches("NaN with boxes lc rgb '#d62728' title 'out (mean 3.5500, 2 images, 2 outside the range)'", gp, 1,
+      true)
+  end)
+
+  with_gnuplot("draws a set wholly outside a hand-set range", function()
+    local s = { { name = "a", values = { 1, 2, 3 } }, { name = "b", values = { 9, 10 } } }
+    assert.is_true(plot.histogram(s, tmp .. "/hist.png", { range = { 0, 4 } }))
     assert.equal(PNG_SIGNATURE, read(tmp .. "/hist.png"):sub(1, 8))
   end)
 

@@ -67,6 +67,46 @@ describe("glow.train.run", function()
     end
   end)
 
+  it("calls on_checkpoint after each checkpoint written: on schedule, at each epoch's end, and the last", function()
+    local dir = tmpdir()
+    local path, seen = dir .. "/c.safetensors", {}
+    local _, result, model = run(ds, { checkpoint = path, checkpoint_every = 3,
+      on_checkpoint = function(state, m, opt, final)
+        -- the file on disk is the checkpoint of this step
+        local saved = assert(glow.load(path)).checkpoint.trainer.step
+        seen[#seen + 1] = { state.step, final, saved, m, opt }
+      end })
+    -- every 3 steps, the end of epoch 1 (step 8), the last (step 16, also the end of epoch 2)
+    local steps = {}
+    for i, s in ipairs(seen) do
+      steps[i] = s[1]
+      assert.equal(s[1], s[3])
+      assert.equal(model, s[4])
+      assert.equal(result.optimizer, s[5])
+      assert.equal(i == #seen, s[2])
+    end
+    assert.same({ 3, 6, 8, 9, 12, 15, 16 }, steps)
+    rmdir(dir)
+  end)
+
+  it("ends bitwise where it would have when on_checkpoint samples with the Polyak average", function()
+    local dir = tmpdir()
+    local function final_params(hook)
+      local _, _, model = run(ds, { checkpoint = dir .. "/c.safetensors", checkpoint_every = 2, on_checkpoint = hook })
+      local flat = {}
+      for _, p in ipairs(model:parameters()) do flat[#flat + 1] = p.value:clone() end
+      return flat
+    end
+    local plain, calls = final_params(nil), 0
+    local sampled = final_params(function(_, m, opt)
+      calls = calls + 1
+      opt:with_average(function() return m:sample(4, { temperature = 0.7, seed = 5 }) end)
+    end)
+    assert.equal(9, calls) -- steps 2, 4, ..., 16, and the last checkpoint (after step 16 and its epoch's end)
+    for i, v in ipairs(plain) do assert.tensor_equal(v, sampled[i]) end -- the same steps on the same data: bitwise
+    rmdir(dir)
+  end)
+
   it("gives the same losses step for step with the same seed", function()
     local a = run(ds, {})
     local b = run(ds, {})

@@ -1,12 +1,14 @@
 --- glow.image: PNG files through libpng (csrc/image.c).
 ---
----   glow.image.save_grid(path, x, {cols = 8, padding = 1}) -> true | nil, message
+---   glow.image.save_grid(path, x, {cols = 8, padding = 1, scale = 1}) -> true | nil, message
 ---   glow.image.read_png(path) -> x {1, h, w, c} | nil, message
 ---
 --- x holds images {n, h, w, c} (c = 1 gray, 3 RGB) in the preprocessed range
 --- [-0.5, 0.5]; a pixel is floor((x + 0.5) * 256) clipped to [0, 255], the
 --- inverse of the 8-bit preprocessing. The grid has min(cols, n) images per
---- row, padding black pixels between them. The PNG is written to a temporary
+--- row, padding black pixels between them. scale K enlarges each image K
+--- times, nearest neighbour (each pixel a KxK block; the padding stays as
+--- given), so small images can be looked at. The PNG is written to a temporary
 --- file beside path and renamed into place. read_png gives the 8-bit values v
 --- as (v + 0.5) / 256 - 0.5 (the bin centre), so read_png and save_grid
 --- round-trip exactly.
@@ -15,7 +17,7 @@ local util = require "glow.util"
 
 local M = {}
 
-local GRID_OPTS = { cols = true, padding = true }
+local GRID_OPTS = { cols = true, padding = true, scale = true }
 
 local int_opt = util.int_opt
 
@@ -25,6 +27,13 @@ function M.save_grid(path, x, opts)
   opts = util.check_options(opts, GRID_OPTS, "save_grid")
   local cols = int_opt(opts.cols, 8, "save_grid: cols", 1)
   local padding = int_opt(opts.padding, 1, "save_grid: padding", 0)
+  local k = int_opt(opts.scale, 1, "save_grid: scale", 1, 64)
+  if k > 1 then
+    -- nearest neighbour: each pixel repeated k times down and across (one copy in C)
+    local s = x:shape()
+    x = x:reshape { s[1], s[2], 1, s[3], 1, s[4] }:expand { s[1], s[2], k, s[3], k, s[4] }
+      :reshape { s[1], s[2] * k, s[3] * k, s[4] }
+  end
   return core.save_grid(path, x, cols, padding)
 end
 

@@ -23,7 +23,7 @@ local OPTIONS = {
   log = true, checkpoint = true, checkpoint_every = true, eval = true, eval_batch = true,
   eval_limit = true, progress = true, max_steps = true, resume = true, max_skipped = true,
   restore_after = true, lr_drop = true, snapshot_every = true,
-  on_epoch = true, on_step = true, print = true, condition = true, max_bpd = true,
+  on_epoch = true, on_step = true, on_checkpoint = true, print = true, condition = true, max_bpd = true,
   checkpoint_seconds = true, record = true,
 }
 
@@ -205,7 +205,7 @@ local function check_options(o)
   if c.max_bpd ~= false and (type(c.max_bpd) ~= "number" or not (c.max_bpd > 0)) then -- luacheck: ignore 581
     error(what .. "max_bpd must be a number > 0 or false, got " .. tostring(o.max_bpd), 0)
   end
-  for _, k in ipairs { "on_step", "on_epoch", "print", "condition" } do
+  for _, k in ipairs { "on_step", "on_epoch", "on_checkpoint", "print", "condition" } do
     if o[k] ~= nil and type(o[k]) ~= "function" then
       error(string.format("%s%s must be a function, got %s", what, k, type(o[k])), 0)
     end
@@ -385,13 +385,16 @@ end
 --- A checkpoint that cannot be written mid-run (disk full, directory gone)
 --- is reported and training goes on (the previous file stays as it was:
 --- writes are atomic); the next one is tried on schedule. The last one,
---- at the end, raises.
+--- at the end, raises. After each one written, on_checkpoint (rank 0).
 local function save_checkpoint(run, final)
   local o, state, result = run.o, run.state, run.result
   if not o.checkpoint or not run.root then return end
   local ok, err = run.model:save(o.checkpoint, { optimizer = run.opt, trainer = state })
   run.last_save, run.saved_step = core.now(), state.step
-  if ok then return end
+  if ok then
+    if o.on_checkpoint then o.on_checkpoint(state, run.model, run.opt, final or false) end
+    return
+  end
   if final then fail(run, "train: checkpoint failed: " .. tostring(err)) end
   result.checkpoint_failures = (result.checkpoint_failures or 0) + 1
   run.say(string.format("step %d: checkpoint failed: %s; training goes on (the previous checkpoint is kept)",
@@ -572,6 +575,10 @@ end
 --- false: none), max_steps, resume (the model comes from glow.load),
 --- max_skipped (20), restore_after (5), lr_drop (0.5), snapshot_every (200),
 --- on_step(stats, state, model, opt), on_epoch(record, model, opt),
+--- on_checkpoint(state, model, opt, final) (on rank 0, after each checkpoint
+--- written: on the checkpoint_every / checkpoint_seconds schedule, at each
+--- epoch's end, and the last one, where final is true; the `glow` command
+--- writes its samples and curve there),
 --- condition(x, y) -> what the model gets as y for the batch x with labels
 --- y (a conditioning input of the model's own; see glow.Model).
 --- max_bpd (100; false turns it off): a step whose train bits/dim exceed it

@@ -200,6 +200,15 @@ function M.class_mismatch(ds, name, k, names)
   end
 end
 
+--- --range LO:HI as glow.plot's range {lo, hi} (nil when not given); a
+--- malformed one is a usage error.
+function M.range_option(prog, text)
+  if text == nil then return nil end
+  local r, err = require("glow.plot").parse_range(text)
+  if not r then options.usage_error(prog, "option --range: %s", err) end
+  return r
+end
+
 --- Labels for a conditional model from a comma-separated list or one
 --- number, repeated to n.
 function M.labels(prog, spec, n, classes)

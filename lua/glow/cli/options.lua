@@ -72,14 +72,33 @@ local function out_of_range(s, x)
   end
 end
 
+--- The help of an option: its text, its choices, its default (unless the
+--- text says its own "[default: ...]", which stays last).
 local function help_of(s)
   local h = s.help or ""
-  if s.choices then h = h .. (h ~= "" and " " or "") .. "(" .. table.concat(s.choices, "|") .. ")" end
-  if s[2] ~= nil and s[1] ~= "flag" then
+  local own = h:find(" [default: ", 1, true)
+  if s.choices then
+    local c = "(" .. table.concat(s.choices, "|") .. ")"
+    if own then h = h:sub(1, own) .. c .. h:sub(own) else h = h .. (h ~= "" and " " or "") .. c end
+  end
+  if s[2] ~= nil and s[1] ~= "flag" and not own then
     local d = type(s[2]) == "table" and table.concat(s[2], ",") or tostring(s[2])
     h = h .. (h ~= "" and " " or "") .. "[default: " .. d .. "]"
   end
   return h
+end
+
+--- The help's label of an option with a short form, on one line: "-t,
+--- --temperature <number>" (argparse 0.7 puts each alias with its argument on
+--- a line of its own, right-aligned: "   -t <number>," above "--temperature
+--- <number>"). An option whose name is one letter shows only "-n <n>" (its
+--- "--n" is still accepted).
+local function one_line_label(o)
+  if type(o._get_argument_list) ~= "function" then return end -- another argparse: its own layout
+  function o:_get_label_lines()
+    local args = table.concat(self:_get_argument_list(), " ")
+    return { table.concat(self._public_aliases, ", ") .. (args ~= "" and " " .. args or "") }
+  end
 end
 
 --- Add the options of spec to an argparse parser (or command), sorted by name.
@@ -89,13 +108,16 @@ function M.add(parser, spec)
   table.sort(names)
   for _, key in ipairs(names) do
     local s = spec[key]
-    local flags = s.short and (s.short .. " --" .. key) or ("--" .. key)
+    local letter = s.short and #key == 1
+    local flags = letter and s.short or s.short and (s.short .. " --" .. key) or ("--" .. key)
     local o
     if s[1] == "flag" then
       o = parser:flag(flags, help_of(s))
     else
       o = parser:option(flags, help_of(s)):args(1):argname(s.meta or "<" .. (s[1] == "int" and "n" or s[1]) .. ">")
     end
+    if letter then o:hidden_name("--" .. key) end
+    if s.short then one_line_label(o) end
     o:target(key)
     o:show_default(false)
     if s[1] == "list" then

@@ -16,6 +16,8 @@ M.sample = {
         .. "repeated [default: random]" },
     seed = { "int", 0, min = 0, help = "seed of the draws" },
     cols = { "int", 8, min = 1, help = "images per row of the grid" },
+    scale = { "int", 1, min = 1, max = 64, meta = "<K>",
+      help = "enlarge each image K times (nearest neighbour: each pixel a KxK block)" },
     ["no-average"] = { "flag", help = "the raw weights, not the checkpoint's Polyak average" },
     data = { "string", help = "where a model file's conditional model takes its conditioning input from: the "
       .. "first n images' [default: the run's test set]" },
@@ -53,7 +55,7 @@ function M.sample.run(opts)
   if model.condition then y = sample_condition(prog, model, opts) end
   local x = model:sample(opts.n, { temperature = opts.temperature, y = y, seed = opts.seed })
   C.prepare_output(prog, opts.args.out)
-  local ok, err = glow.image.save_grid(opts.args.out, x, { cols = opts.cols })
+  local ok, err = glow.image.save_grid(opts.args.out, x, { cols = opts.cols, scale = opts.scale })
   if not ok then C.fail(prog, "%s", err) end
   print(string.format("wrote %s: %d samples at temperature %g", opts.args.out, opts.n, opts.temperature))
 end
@@ -113,6 +115,8 @@ M.decode = {
     { "out", "the PNG to write" } },
   SPEC = {
     cols = { "int", 8, min = 1, help = "images per row of the grid" },
+    scale = { "int", 1, min = 1, max = 64, meta = "<K>",
+      help = "enlarge each image K times (nearest neighbour: each pixel a KxK block)" },
     ["no-average"] = { "flag", help = "the raw weights, not the checkpoint's Polyak average" },
   },
 }
@@ -146,7 +150,7 @@ function M.decode.run(opts)
   local ok, x = pcall(model.decode, model, zs, y)
   if not ok then C.fail(prog, "%s: %s", opts.args.latents, tostring(x)) end
   C.prepare_output(prog, opts.args.out)
-  local saved, why = glow.image.save_grid(opts.args.out, x, { cols = opts.cols })
+  local saved, why = glow.image.save_grid(opts.args.out, x, { cols = opts.cols, scale = opts.scale })
   if not saved then C.fail(prog, "%s", why) end
   print(string.format("wrote %s: %d images", opts.args.out, x:shape()[1]))
 end
@@ -234,15 +238,22 @@ M.plot = {
   SPEC = {
     title = { "string", help = "the plot's title [default: the log's path]" },
     logy = { "flag", help = "a logarithmic bits/dim axis" },
+    range = { "string", meta = "<LO:HI>", help = "the bits/dim axis's range (LO: or :HI sets one end) [default: the "
+      .. "1st to 99th percentile of the values, widened by a quarter each side; skipped steps are left out]" },
   },
 }
 
 function M.plot.run(opts)
   local prog = "glow plot"
   local plot = require "glow.plot"
+  local range = C.range_option(prog, opts.range)
+  if range and opts.logy and range[1] and range[1] <= 0 then
+    C.usage_error(prog, "option --range %s: --logy needs LO > 0", opts.range)
+  end
   C.check_writable(prog, opts.args.out)
   C.prepare_output(prog, opts.args.out)
-  local ok, err = plot.curve(opts.args.log, opts.args.out, { title = opts.title or opts.args.log, logy = opts.logy })
+  local ok, err = plot.curve(opts.args.log, opts.args.out, { title = opts.title or opts.args.log, logy = opts.logy,
+    range = range })
   if not ok then C.fail(prog, "%s", err) end
   print("wrote " .. opts.args.out)
 end

@@ -23,6 +23,14 @@
 --- --model FILE trains a model written in Lua (glow.modelfile) instead of
 --- glow.Glow, with --model-option key=value for the options it declares.
 ---
+--- While it trains, OUT/samples.png (with the Polyak average, as at the
+--- end) and OUT/curve.png are rewritten after each checkpoint, and every N
+--- steps with --sample-every N, so a run can be watched; each file is
+--- written beside its place and renamed over it. The samples use their own
+--- seed: the run's parameters end bitwise as they would without them. Their
+--- tiles are enlarged (--sample-scale K; by default the smallest K that
+--- makes a tile at least 64 pixels: 3 for 28x28, 2 for 32x32, 1 from 64).
+---
 --- The first SIGINT or SIGTERM ends the run after the current step: the
 --- checkpoint is written, one line gives the command that resumes, and the
 --- exit code is 130. A second one ends the process at once.
@@ -90,7 +98,11 @@ M.SPEC = {
   ["model-changed-ok"] = { "flag", help = "on --resume, accept a model file whose SHA-256 differs from the recorded" },
   force = { "flag", help = "start a new run in an --out folder that holds another run's checkpoint (replaced)" },
   resume = { "string", help = "continue or extend the run of this checkpoint" },
-  temperature = { "number", 0.7, min = 0, help = "temperature of the samples written at the end" },
+  temperature = { "number", 0.7, min = 0, help = "temperature of the samples written during and at the end" },
+  ["sample-every"] = { "int", 0, min = 0, meta = "<N>",
+    help = "also rewrite OUT/samples.png and OUT/curve.png every N steps (0: only at each checkpoint and the end)" },
+  ["sample-scale"] = { "int", 0, min = 0, max = 64, meta = "<K>",
+    help = "enlarge each sample K times, nearest neighbour (0: the smallest K making a tile at least 64 pixels)" },
   ["max-steps"] = { "int", 0, min = 0, help = "stop after N steps in all (0: no limit)" },
   ["eval-limit"] = { "int", 0, min = 0, help = "evaluate on the first N test images (0: all)" },
   ["no-progress"] = { "flag", help = "no progress line" },
@@ -173,7 +185,8 @@ end
 --- settings glow.train.run records): left out on --resume, they take the
 --- recorded value.
 local KEPT = { "data", "test", "epochs", "max-steps", "eval-limit", "size", "channels", "load-size", "strict",
-  "max-bpd", "init-size", "checkpoint-every", "temperature", "memory", "model", "model-option" }
+  "max-bpd", "init-size", "checkpoint-every", "temperature", "memory", "model", "model-option", "sample-every",
+  "sample-scale" }
 
 local function absolute(path)
   if type(path) ~= "string" or path:sub(1, 1) == "/" then return path end
@@ -391,6 +404,46 @@ local function check_classes(opts, train, test, test_name, resumed)
   return not resumed and k or nil
 end
 
+--- The enlargement of the samples' tiles: --sample-scale, or the smallest
+--- K that makes a tile at least 64 pixels (its larger side).
+function M.sample_scale(opts, shape)
+  if opts["sample-scale"] > 0 then return opts["sample-scale"] end
+  return math.max(1, math.ceil(64 / math.max(shape[1], shape[2])))
+end
+
+--- What the samples are drawn given: n, and y (a class-conditional model's
+--- labels, row k of class k for the first 16; a model file's conditional
+--- model's conditioning input, from the first test, or training, images).
+local function sample_inputs(model, test, train, seed)
+  local classes, y, n = model.config.classes, nil, 64
+  if model.condition then
+    local ds = test or train
+    local idx = {}
+    for i = 1, n do idx[i] = (i - 1) % ds:size() + 1 end
+    local x, labels = ds:batch(idx, { n_bits = model.config.n_bits, seed = seed })
+    y = model.condition(x, labels)
+  elseif classes then
+    n = 8 * math.min(classes, 16)
+    y = {}
+    for i = 1, n do y[i] = (i - 1) // 8 end
+  end
+  return n, y
+end
+
+--- OUT/samples.png (with the Polyak average, from seed + 1: the same draws
+--- every time) and OUT/curve.png; each written to a temporary file and
+--- renamed into place (glow.image.save_grid, glow.plot). Returns
+--- nil or why samples.png could not be written, and whether curve.png was
+--- drawn and why not.
+local function write_progress(w, model, opt)
+  local samples = opt:with_average(function()
+    return model:sample(w.n, { temperature = w.temperature, seed = w.seed + 1, y = w.y })
+  end)
+  local _, err = glow.image.save_grid(w.out .. "/samples.png", samples, { cols = 8, scale = w.scale })
+  local drawn, why = require("glow.plot").curve(w.out .. "/log.csv", w.out .. "/curve.png", { title = w.title })
+  return err, drawn, why
+end
+
 function M.run(opts)
   check_early(opts)
   local dist = glow.distributed
@@ -474,6 +527,24 @@ function M.run(opts)
       e.test_bpd and string.format("test bits/dim %.4f ", e.test_bpd) or "", e.train_bpd or 0 / 0, e.epoch_s))
   end
   local condition = model.condition
+  -- samples and curve while it trains (rank 0): after each checkpoint, and
+  -- every --sample-every steps; each step once, each failure said once
+  local watch = { out = opts.out, temperature = opts.temperature, seed = opts.seed,
+    scale = M.sample_scale(opts, model.config.shape), title = "glow train " .. opts.data, said = {} }
+  if root then watch.n, watch.y = sample_inputs(model, test, train, opts.seed) end
+  local function progress(state, m, opt)
+    if watch.step == state.step then return end
+    watch.step = state.step
+    local err, drawn, why = write_progress(watch, m, opt)
+    for _, msg in ipairs { err and ("cannot write samples.png: " .. err) or false,
+      not drawn and ("no curve.png: " .. tostring(why)) or false } do
+      if msg and not watch.said[msg] then
+        watch.said[msg] = true
+        say(string.format("step %d: %s; training goes on", state.step, msg))
+      end
+    end
+  end
+  local every = opts["sample-every"]
   -- the first SIGINT or SIGTERM ends the run after its step (single process)
   if dist.size() == 1 then glow.core.trap_signals() end
   local ok, result = pcall(glow.train.run, {
@@ -487,6 +558,12 @@ function M.run(opts)
     condition = condition and function(x, y) return condition(x, y) end or nil,
     -- each epoch's summary once: the progress line's, or this one without it
     on_epoch = opts["no-progress"] and summary or nil,
+    on_checkpoint = function(state, m, opt, final)
+      if not final then progress(state, m, opt) end -- the last: written below
+    end,
+    on_step = root and every > 0 and function(_, state, m, opt)
+      if state.step % every == 0 then progress(state, m, opt) end
+    end or nil,
     resume = opts.resume and true or nil, max_steps = opts["max-steps"] > 0 and opts["max-steps"] or nil,
     eval_limit = opts["eval-limit"] > 0 and opts["eval-limit"] or nil,
     progress = not opts["no-progress"] and "auto" or false,
@@ -517,29 +594,10 @@ function M.run(opts)
     dist.finalize()
     return
   end
-  -- a model file's conditional model samples given the first test (or
-  -- training) images' conditioning input; a class-conditional model's
-  -- samples: row k of class k (the first 16)
-  local classes, y, n = model.config.classes, nil, 64
-  if model.condition then
-    local ds = test or train
-    local idx = {}
-    for i = 1, n do idx[i] = (i - 1) % ds:size() + 1 end
-    local x, labels = ds:batch(idx, { n_bits = model.config.n_bits, seed = opts.seed })
-    y = model.condition(x, labels)
-  elseif classes then
-    n = 8 * math.min(classes, 16)
-    y = {}
-    for i = 1, n do y[i] = (i - 1) // 8 end
-  end
-  local samples = result.optimizer:with_average(function()
-    return model:sample(n, { temperature = opts.temperature, seed = opts.seed + 1, y = y })
-  end)
-  local saved, err = glow.image.save_grid(opts.out .. "/samples.png", samples, { cols = 8 })
-  if not saved then C.fail(PROG, "%s", err) end
-  local plot = require "glow.plot"
-  local drawn, why = plot.curve(opts.out .. "/log.csv", opts.out .. "/curve.png",
-    { title = "glow train " .. opts.data })
+  -- a class-conditional model's samples: row k of class k (the first 16)
+  local classes = model.config.classes
+  local err, drawn, why = write_progress(watch, model, result.optimizer)
+  if err then C.fail(PROG, "%s", err) end
   if not drawn then say("glow: no curve.png: " .. tostring(why)) end
   print(string.format("wrote %s/samples.png (temperature %.2f%s), %s, %s/log.csv%s; %d steps in %.0f s",
     opts.out, opts.temperature, classes and ", row k: class k" or "", ckpt, opts.out,
