@@ -1,0 +1,104 @@
+local H = require "spec.helper"
+
+local glow = H.glow
+
+--- Run lua/bin/glow with args (a string): exit code, stdout, stderr.
+local function glow_cmd(args, tmp) return H.run_lua("lua/bin/glow " .. args, tmp) end
+
+local function one_line(s) return s:gsub("\n$", ""):find("\n", 1, true) == nil end
+
+describe("glow train's output folder", function()
+  local tmp, data
+  local TINY = "--levels 1 --depth 1 --width 8 --warmup 2 --batch 8 --no-progress --max-steps 6"
+  setup(function()
+    tmp = H.tmpdir()
+    data = tmp .. "/data"
+    H.class_folder(data, 32, 8)
+  end)
+  teardown(function() H.rmdir(tmp) end)
+
+  it("follows no symlink planted in it: the old probe name, the checkpoint's temporary name, the target", function()
+    local out = tmp .. "/planted"
+    H.mkdir(out)
+    local victims = {}
+    for i, name in ipairs { "checkpoint.safetensors.probe", "checkpoint.safetensors.tmp-1", "samples.png",
+      "checkpoint.safetensors" } do
+      victims[i] = tmp .. "/victim" .. i
+      H.write(victims[i], "precious " .. i)
+      assert(os.execute(string.format("ln -s '%s' '%s/%s'", victims[i], out, name)))
+    end
+    local code, _, stderr = glow_cmd(string.format("train --data %s %s --out %s --force", data, TINY, out), tmp)
+    assert.equal(0, code, stderr)
+    for i, v in ipairs(victims) do assert.equal("precious " .. i, H.read(v)) end
+    local lfs = require "lfs"
+    assert.equal("file", lfs.symlinkattributes(out .. "/checkpoint.safetensors", "mode"))
+    assert.equal("file", lfs.symlinkattributes(out .. "/samples.png", "mode"))
+    assert(glow.load(out .. "/checkpoint.safetensors"))
+  end)
+
+  it("refuses to append the log through a symlink, in one line, before any work", function()
+    local out = tmp .. "/linked-log"
+    H.mkdir(out)
+    H.write(tmp .. "/victim-log", "precious")
+    assert(os.execute(string.format("ln -s '%s/victim-log' '%s/log.csv'", tmp, out)))
+    local code, stdout, stderr = glow_cmd(string.format("train --data %s %s --out %s", data, TINY, out), tmp)
+    assert.equal(1, code)
+    assert.equal("glow train: " .. out .. "/log.csv is a symlink; refusing to write through it (remove it)\n", stderr)
+    assert.equal("", stdout)
+    assert.equal("precious", H.read(tmp .. "/victim-log"))
+  end)
+
+  it("refuses a new run over another run's checkpoint, naming --resume and --force", function()
+    local out = tmp .. "/taken"
+    local code, _, stderr = glow_cmd(string.format("train --data %s %s --out %s", data, TINY, out), tmp)
+    assert.equal(0, code, stderr)
+    local before = H.read(out .. "/checkpoint.safetensors")
+    local log = H.read(out .. "/log.csv")
+    local stdout
+    code, stdout, stderr = glow_cmd(string.format("train --data %s %s --out %s", data, TINY, out), tmp)
+    assert.equal(2, code)
+    assert.equal("", stdout)
+    assert.matches(out .. " holds the checkpoint of another run: continue it with --resume " .. out
+      .. "/checkpoint.safetensors, or start a new run over it with --force", stderr, 1, true)
+    assert.is_true(one_line(stderr), stderr)
+    assert.equal(before, H.read(out .. "/checkpoint.safetensors"))
+    assert.equal(log, H.read(out .. "/log.csv"))
+    code, _, stderr = glow_cmd(string.format("train --data %s %s --out %s --force", data, TINY, out), tmp)
+    assert.equal(0, code, stderr)
+  end)
+
+  it("holds one run per folder: a second run at the same time is refused with the holder's pid", function()
+    local out = tmp .. "/busy"
+    local script = string.format([[
+cd %q && export LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='%s/?.so;;'
+lua5.4 lua/bin/glow train --data %s --levels 1 --depth 1 --width 8 --warmup 2 --batch 8 --no-progress \
+  --epochs 200 --out %s >%s/a.out 2>%s/a.err &
+pid=$!
+end=$(( $(date +%%s) + 120 ))
+while [ "$(cat %s/log.csv 2>/dev/null | wc -l)" -lt 3 ] && [ "$(date +%%s)" -lt $end ]; do sleep 0.01; done
+lua5.4 lua/bin/glow train --data %s --levels 1 --depth 1 --width 8 --warmup 2 --batch 8 --no-progress \
+  --max-steps 4 --out %s --force >%s/b.out 2>%s/b.err
+echo "b=$? pid=$pid"
+kill -INT $pid
+wait $pid
+echo "a=$?"
+]], H.root, os.getenv("GLOW_BUILD") or (H.root .. "build"), data, out, tmp, tmp, out, data, out, tmp, tmp)
+    H.write(tmp .. "/busy.sh", script)
+    local p = io.popen("sh " .. tmp .. "/busy.sh")
+    local res = p:read("a")
+    p:close()
+    local b, pid, a = res:match("b=(%d+) pid=(%d+)\na=(%d+)")
+    assert.equal("1", b, res .. H.read(tmp .. "/b.err"))
+    assert.equal("glow train: " .. out .. " is in use by another glow train (pid " .. pid .. "): one run per folder; "
+      .. "wait for it, or choose another --out\n", H.read(tmp .. "/b.err"))
+    -- the first run went on undisturbed, then stopped on its SIGINT with its checkpoint
+    assert.equal("130", a, H.read(tmp .. "/a.err"))
+    assert(glow.load(out .. "/checkpoint.safetensors"))
+    local fields
+    for line in io.lines(out .. "/log.csv") do
+      local n = select(2, line:gsub(",", ",")) + 1
+      fields = fields or n
+      assert.equal(fields, n, line)
+    end
+  end)
+end)
