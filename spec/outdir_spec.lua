@@ -102,3 +102,65 @@ echo "a=$?"
     end
   end)
 end)
+
+describe("sizes read from a checkpoint", function()
+  local tmp, data
+  setup(function()
+    tmp = H.tmpdir()
+    data = tmp .. "/data"
+    H.class_folder(data, 32, 8)
+  end)
+  teardown(function() H.rmdir(tmp) end)
+
+  --- Rewrite a checkpoint with its trainer state changed by edit(trainer).
+  local function tamper(path, edit)
+    local json = require "glow.json"
+    local tensors, meta = assert(glow.checkpoint.read(path))
+    local list = {}
+    for name, t in pairs(tensors) do list[#list + 1] = { name = name, value = t } end
+    table.sort(list, function(a, b) return a.name < b.name end)
+    local tr = json.decode(meta["glow.trainer"])
+    edit(tr)
+    meta["glow.trainer"] = json.encode(tr)
+    assert(glow.checkpoint.write(path, list, meta))
+  end
+
+  it("bounds a random crop's stored size by the model's (crop_from, --load-size) before loading any image", function()
+    local out = tmp .. "/crops"
+    local code, _, stderr = glow_cmd(string.format("train --data %s --levels 1 --depth 1 --width 8 --warmup 2 "
+      .. "--batch 8 --no-progress --max-steps 4 --size 8 --load-size 10 --crop random --out %s", data, out), tmp)
+    assert.equal(0, code, stderr)
+    local ckpt = out .. "/checkpoint.safetensors"
+    tamper(ckpt, function(tr)
+      tr.settings.crop_from = "16384x16384x1"
+      tr.record["load-size"] = nil
+    end)
+    local stdout
+    code, stdout, stderr = glow_cmd("train --resume " .. ckpt .. " --max-steps 8", tmp)
+    assert.equal(1, code)
+    assert.equal("", stdout)
+    assert.equal("glow train: checkpoint " .. ckpt .. ": its trainer state's crop_from '16384x16384x1' is out of "
+      .. "bounds for a 8x8x1 model (a size from 8 to 64)\n", stderr)
+    tamper(ckpt, function(tr)
+      tr.settings.crop_from = "10x10x1"
+      tr.record["load-size"] = 100000
+    end)
+    code, _, stderr = glow_cmd("train --resume " .. ckpt .. " --max-steps 8", tmp)
+    assert.equal(1, code)
+    assert.matches("its recorded option --load-size 100000 is out of bounds for a 8x8x1 model (8 to 64)", stderr, 1,
+      true)
+  end)
+
+  it("refuses to sample more than the memory budget holds, before allocating", function()
+    local m = glow.Glow { shape = { 4096, 4096, 3 }, levels = 2, depth = 1, width = 4, learn_top = false }
+    m:apply(function(x) if x.check_init then x.initialized = true end end)
+    m.initialized = true
+    local ckpt = tmp .. "/huge.safetensors"
+    assert(m:save(ckpt))
+    local code, stdout, stderr = glow_cmd("sample " .. ckpt .. " " .. tmp .. "/h.png", tmp)
+    assert.equal(1, code)
+    assert.equal("", stdout)
+    assert.matches("^glow sample: sampling 64 images of 4096x4096x3 needs about 96%.0 GiB, over the [%d.]+ GiB "
+      .. "budget %(half the memory, or GLOW_MEMORY_BUDGET%): lower %-n\n$", stderr)
+  end)
+end)

@@ -162,6 +162,37 @@ function M.prepare_output(prog, path)
   if dir and dir ~= "" then M.mkdir_p(prog, dir) end
 end
 
+--- The memory a command plans its tensors within, in bytes:
+--- GLOW_MEMORY_BUDGET (a number of bytes, or with a K, M or G suffix), else
+--- half the machine's memory (/proc/meminfo), else 4 GiB.
+function M.memory_budget()
+  local v = os.getenv("GLOW_MEMORY_BUDGET")
+  if v then
+    local x, unit = v:match("^(%d+%.?%d*)([KMG]?)$")
+    if x then return tonumber(x) * ({ [""] = 1, K = 1024, M = 1024 ^ 2, G = 1024 ^ 3 })[unit] end
+  end
+  local f = io.open("/proc/meminfo", "r")
+  if f then
+    local kb = tonumber((f:read("a") or ""):match("MemTotal:%s*(%d+)"))
+    f:close()
+    if kb then return kb * 1024 / 2 end
+  end
+  return 4 * 1024 ^ 3
+end
+
+--- Refuse, before allocating, work on n images of shape {h, w, c} that
+--- needs more than the budget: images, latents and the flow's working
+--- copies, about 8 float tensors of the batch. The message says what to
+--- lower.
+function M.check_memory(prog, n, shape, what, fix)
+  local need = 8.0 * 4 * n * shape[1] * shape[2] * shape[3]
+  local budget = M.memory_budget()
+  if need > budget then
+    M.fail(prog, "%s %d images of %s needs about %.1f GiB, over the %.1f GiB budget (half the memory, or "
+      .. "GLOW_MEMORY_BUDGET): %s", what, n, table.concat(shape, "x"), need / 1024 ^ 3, budget / 1024 ^ 3, fix)
+  end
+end
+
 --- s quoted for a POSIX shell (a command line a user can paste).
 function M.shell_quote(s)
   s = tostring(s)

@@ -52,6 +52,7 @@ function M.sample.run(opts)
     end
     y = C.labels(prog, opts.y, opts.n, model.config.classes)
   end
+  C.check_memory(prog, opts.n, model.config.shape, "sampling", "lower -n")
   if model.condition then y = sample_condition(prog, model, opts) end
   local x = model:sample(opts.n, { temperature = opts.temperature, y = y, seed = opts.seed })
   C.prepare_output(prog, opts.args.out)
@@ -80,6 +81,7 @@ function M.encode.run(opts)
   C.check_writable(prog, opts.args.out)
   local model = C.load_model(prog, opts.args.checkpoint, not opts["no-average"], opts)
   local s = model.config.shape
+  C.check_memory(prog, opts.limit, s, "encoding", "lower --limit")
   local ds = C.load_data(prog, opts.args.data, "test", { size = { s[1], s[2] }, channels = s[3] })
   local n = math.min(opts.limit, ds:size())
   local idx = {}

@@ -279,8 +279,20 @@ local function resume_options(opts)
   local tr = model.checkpoint and model.checkpoint.trainer
   local settings = type(tr) == "table" and type(tr.settings) == "table" and tr.settings or {}
   apply_record(opts, type(tr) == "table" and tr.record or nil)
-  -- a random crop's stored size: --load-size
+  -- a random crop's stored size: --load-size. Sizes from a file are bounded
+  -- by the model's need before anything is loaded at that size: a crop
+  -- window of the model's size from images at most 8 times larger per side
   local from = settings.crop_from and math.tointeger(tonumber(tostring(settings.crop_from):match("^(%d+)x")))
+  if settings.crop_from ~= nil and (not from or from < math.max(s[1], s[2]) or from > 8 * math.max(s[1], s[2])) then
+    C.fail(PROG, "checkpoint %s: its trainer state's crop_from '%s' is out of bounds for a %s model (a size from %d "
+      .. "to %d)", opts.resume, tostring(settings.crop_from), table.concat(s, "x"), math.max(s[1], s[2]),
+      8 * math.max(s[1], s[2]))
+  end
+  local ls = opts["load-size"]
+  if ls and not opts.given["load-size"] and (ls < math.max(s[1], s[2]) or ls > 8 * math.max(s[1], s[2])) then
+    C.fail(PROG, "checkpoint %s: its recorded option --load-size %d is out of bounds for a %s model (%d to %d)",
+      opts.resume, ls, table.concat(s, "x"), math.max(s[1], s[2]), 8 * math.max(s[1], s[2]))
+  end
   if from then
     if opts.given["load-size"] and opts["load-size"] ~= from then
       C.usage_error(PROG, "option --load-size %d contradicts the checkpoint %s, whose random crops were taken from "
@@ -358,7 +370,8 @@ local function check_early(opts)
       or kind == "fashion-mnist" and { 28, 28, 1 } or kind == "cifar10" and { 32, 32, 3 } or nil
     if shape then M.model_config(opts, shape) end
   end
-  if opts.schedule ~= "constant" and opts["max-steps"] > 0 and opts["max-steps"] <= opts.warmup then
+  -- (on --resume the warmup and schedule are the checkpoint's: checked after)
+  if not opts.resume and opts.schedule ~= "constant" and opts["max-steps"] > 0 and opts["max-steps"] <= opts.warmup then
     C.usage_error(PROG, "--max-steps %d leaves no steps after the %d-step warmup, which the %s schedule decays over; "
       .. "lower --warmup or use --schedule constant", opts["max-steps"], opts.warmup, opts.schedule)
   end
