@@ -550,12 +550,12 @@ static int convert_fit(const uint8_t *pix, int ph, int pw, int pc, int h, int w,
   return rc;
 }
 
-/* decode one file, convert it and fit it to {h, w, c} at dst */
-static int load_one(const char *path, int h, int w, int c, uint8_t *dst, char *err,
-                    size_t errlen) {
+/* decode one file (transparency over bg), convert it and fit it to {h, w, c} at dst */
+static int load_one(const char *path, const uint8_t *bg, int h, int w, int c, uint8_t *dst,
+                    char *err, size_t errlen) {
   uint8_t *pix = NULL;
   int ph, pw, pc;
-  int rc = glow_image_read(path, &pix, &ph, &pw, &pc, err, errlen);
+  int rc = glow_image_read(path, bg, &pix, &ph, &pw, &pc, err, errlen);
   if (rc) return rc;
   rc = convert_fit(pix, ph, pw, pc, h, w, c, dst);
   free(pix);
@@ -610,7 +610,8 @@ static int folder_open(const char *dir, const glow_image_opts *o, folder *f, cha
   if (!f->h || !f->c) {
     for (size_t i = 0; i < n; i++) {
       char e[512];
-      int r = glow_image_read(f->paths.v[i], &f->first, &f->fh, &f->fw, &f->fc, e, sizeof e);
+      int r = glow_image_read(f->paths.v[i], o->bg, &f->first, &f->fh, &f->fw, &f->fc, e,
+                              sizeof e);
       if (r == GLOW_OK) {
         f->i0 = (int64_t)i;
         break;
@@ -683,7 +684,7 @@ int glow_load_images(const char *dir, const glow_image_opts *o, glow_dataset *ds
 #pragma omp parallel for schedule(dynamic, 1)
   for (int64_t i = start; i < n; i++) {
     char e[512];
-    int r = load_one(f.paths.v[i], h, w, c, ds->x + per * (size_t)i, e, sizeof e);
+    int r = load_one(f.paths.v[i], o->bg, h, w, c, ds->x + per * (size_t)i, e, sizeof e);
     if (r) {
       f.st[i] = r;
       f.msg[i] = strdup(e);
@@ -1056,7 +1057,7 @@ int glow_pack_images(const char *dir, const glow_image_opts *o, int64_t limit, c
         f.first = NULL;
         if (r) m = "out of memory";
       } else {
-        r = load_one(f.paths.v[i], f.h, f.w, f.c, img, e, sizeof e);
+        r = load_one(f.paths.v[i], o->bg, f.h, f.w, f.c, img, e, sizeof e);
         m = e;
       }
     }

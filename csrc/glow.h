@@ -317,6 +317,8 @@ typedef struct {
   int h, w;   /* the stored size; 0, 0: the first readable image's */
   int c;      /* 1 or 3; 0: the first readable image's */
   int strict; /* 1: the first unreadable file is an error; 0: it is skipped */
+  uint8_t bg[3]; /* RGB: the colour transparent pixels are composited over
+                    (glow_png_read) */
 } glow_image_opts;
 /* the files skipped (strict = 0), in path order, with the reason (the
  * reader's message); total: the image files found */
@@ -386,10 +388,12 @@ int glow_dataset_batch_aug(glow_dataset *ds, const int64_t *idx, int64_t b, int 
 /* PNG through libpng. Return GLOW_OK, GLOW_EDATA or GLOW_ENOMEM with a
  * message naming the file in err[errlen]; nothing is held after a failure. */
 /* *pixels {h, w, c} uint8, malloc'd (the caller free()s it); c = 1 for gray,
- * 3 for color: palettes expand to RGB, alpha is stripped, 16-bit scales to 8,
- * 1/2/4-bit gray expands to 8 */
-int glow_png_read(const char *path, uint8_t **pixels, int *h, int *w, int *c, char *err,
-                  size_t errlen);
+ * 3 for color: palettes expand to RGB, 16-bit scales to 8, 1/2/4-bit gray
+ * expands to 8; alpha (an alpha channel or tRNS) is composited over bg {3}
+ * (RGB; NULL: white), v = (a v + (255 - a) bg + 127) / 255, a gray image over
+ * bg's luma (299 R + 587 G + 114 B + 500) / 1000 */
+int glow_png_read(const char *path, const uint8_t *bg, uint8_t **pixels, int *h, int *w, int *c,
+                  char *err, size_t errlen);
 /* pixels {h, w, c}, c 1 or 3: written to a temporary file beside path, then
  * renamed into place */
 int glow_png_write(const char *path, const uint8_t *pixels, int h, int w, int c, char *err,
@@ -403,9 +407,10 @@ int glow_jpeg_read(const char *path, uint8_t **pixels, int *h, int *w, int *c, c
 /* for tests: pixels {h, w, c} at quality 1..100 (100: no chroma subsampling) */
 int glow_jpeg_write(const char *path, const uint8_t *pixels, int h, int w, int c, int quality,
                     char *err, size_t errlen);
-/* PNG or JPEG, chosen by the file's first bytes (not its name) */
-int glow_image_read(const char *path, uint8_t **pixels, int *h, int *w, int *c, char *err,
-                    size_t errlen);
+/* PNG or JPEG, chosen by the file's first bytes (not its name); bg as in
+ * glow_png_read (a JPEG has no alpha) */
+int glow_image_read(const char *path, const uint8_t *bg, uint8_t **pixels, int *h, int *w, int *c,
+                    char *err, size_t errlen);
 /* the grid of n images h x w: min(cols, n) per row, padding pixels between */
 void glow_grid_size(int n, int h, int w, int cols, int padding, int *gh, int *gw);
 /* x {n, h, w, c} in [-0.5, 0.5] -> out {gh, gw, c}: v = floor((x + 0.5) * 256)

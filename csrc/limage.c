@@ -2,8 +2,9 @@
  * limage.c -- the Lua binding of image.c: PNG grids and PNG reading.
  *
  * save_grid(path, x {n, h, w, c}, cols, padding) -> true | nil, message
- * read_png(path) -> x {1, h, w, c} | nil, message, with x = (v + 0.5)/256 - 0.5
- * (the 8-bit preprocessing at the bin centre). Misuse raises an error; an
+ * read_png(path, bg) -> x {1, h, w, c} | nil, message, with x = (v + 0.5)/256 - 0.5
+ * (the 8-bit preprocessing at the bin centre); transparency composited over
+ * bg 0xRRGGBB (default white). Misuse raises an error; an
  * unwritable or unreadable file returns nil, message.
  */
 #include <stdlib.h>
@@ -56,12 +57,15 @@ static int box_gc(lua_State *L) {
 
 static int l_read_png(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
+  lua_Integer v = luaL_optinteger(L, 2, 0xFFFFFF);
+  if (v < 0 || v > 0xFFFFFF) lg_fail(L, "read_png: the background must be 0xRRGGBB, got %I", v);
+  uint8_t bg[3] = {(uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
   Box *bx = (Box *)lua_newuserdatauv(L, sizeof(Box), 0);
   bx->p = NULL;
   luaL_setmetatable(L, BOXNAME);
   int h, w, c;
   char err[512];
-  int rc = glow_png_read(path, &bx->p, &h, &w, &c, err, sizeof err);
+  int rc = glow_png_read(path, bg, &bx->p, &h, &w, &c, err, sizeof err);
   if (rc != GLOW_OK) {
     lua_pushnil(L);
     lua_pushstring(L, err);

@@ -270,6 +270,31 @@ describe("the glow command", function()
     assert.matches("test bits/dim: [%d.]+ %(6 test images%)", stdout)
   end)
 
+  it("composites transparent pixels over --background in glow pack and glow eval", function()
+    -- 8x8 gray + alpha: the left half transparent (storing 7), the right half opaque 200
+    local dir = tmp .. "/alpha"
+    H.mkdir(dir)
+    local row = string.rep("\7\0", 4) .. string.rep("\200\255", 4)
+    local rows = {}
+    for i = 1, 8 do rows[i] = row end
+    for i = 1, 3 do H.write(string.format("%s/%d.png", dir, i), H.encode_png(8, 8, 8, 4, rows)) end
+    local code, _, stderr = glow_cmd(string.format("pack %s %s/alpha.glowpack --background black", dir, tmp), tmp)
+    assert.equal(0, code, stderr)
+    local ds = assert(glow.data.open_pack(tmp .. "/alpha.glowpack"))
+    local px = H.bytes_back(ds:batch({ 1 }, { noise = false }))
+    assert.same({ 0, 0, 0, 0, 200, 200, 200, 200 }, { table.unpack(px, 1, 8) })
+    -- eval sees white (the default) or the given colour under the transparent half
+    local ckpt = out .. "/checkpoint.safetensors"
+    local means = {}
+    for _, bg in ipairs { "", " --background white", " --background 0,0,0" } do
+      local c2, stdout, err2 = glow_cmd(string.format("eval %s %s%s", ckpt, dir, bg), tmp)
+      assert.equal(0, c2, err2)
+      means[#means + 1] = stdout:match(": ([%d.]+) bits/dim")
+    end
+    assert.equal(means[1], means[2])
+    assert.not_equal(means[1], means[3])
+  end)
+
   it("gives each bad argument one line and exit code 2, before any work", function()
     local ckpt = out .. "/checkpoint.safetensors"
     assert(os.execute("mkdir -p '" .. tmp .. "/only-test/test'"))
@@ -282,7 +307,8 @@ describe("the glow command", function()
       { "train --temperature -1", "glow train: option --temperature must be >= 0, got -1" },
       { "train --clip -1", "glow train: option --clip must be >= 0, got -1" },
       { "train --polyak 1.5", "glow train: option --polyak must be <= 0.999999, got 1.5" },
-      { "train --checkpoint-every -3", "glow train: option --checkpoint-every needs a step count or a time such as 30s, 10m or 1h, got '-3'" },
+      { "train --checkpoint-every -3", "glow train: option --checkpoint-every needs a step count or a time such as "
+        .. "30s, 10m or 1h, got '-3'" },
       { "train --lr abc", "glow train: option --lr needs a finite number, got 'abc'" },
       { "train --epochs 1.5", "glow train: option --epochs needs an integer, got '1.5'" },
       { "train --bogus 1", "glow train: unknown option '--bogus'" },
@@ -317,6 +343,13 @@ describe("the glow command", function()
       { "info", "glow info: missing argument 'checkpoint'" },
       { "plot a.csv", "glow plot: missing argument 'out'" },
       { "pack " .. data .. " p.glowpack --channels 2", "glow pack: option --channels must be one of 1, 3, got 2" },
+      { "pack " .. data .. " p.glowpack --background pink", "glow pack: option --background needs white, black, gray "
+        .. "or R,G,B (each 0..255), got 'pink'" },
+      { "train --background 1,2", "glow train: option --background needs white, black, gray or R,G,B" },
+      { "train --background black", "glow train: option --background applies to a folder of images, not to "
+        .. "fashion-mnist (its images have no transparency)" },
+      { "encode " .. ckpt .. " fashion-mnist z.st --background black", "glow encode: option --background applies to "
+        .. "a folder of images, not to fashion-mnist" },
     } do
       local code, stdout, stderr = glow_cmd(case[1], tmp)
       assert.equal(2, code, case[1] .. ": " .. stderr)

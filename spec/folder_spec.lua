@@ -310,6 +310,38 @@ describe("glow.data.images with corrupt files", function()
   end)
 end)
 
+describe("glow.data.images and pack with transparent pixels", function()
+  -- a 2x2 RGBA PNG: red under alpha 0, red at alpha 128, opaque blue, opaque
+  -- green; and a 2x2 gray + alpha PNG: 7 under alpha 0, then opaque 9, 10, 11
+  local function alpha_folder()
+    local dir = tmpdir()
+    write(dir .. "/a.png", H.encode_png(2, 2, 8, 6, { "\255\0\0\0\255\0\0\128", "\0\0\255\255\0\255\0\255" }))
+    write(dir .. "/b.png", H.encode_png(2, 2, 8, 4, { "\7\0\9\255", "\10\255\11\255" }))
+    return dir
+  end
+
+  it("composites them over the background: white by default, black, or R,G,B; in a pack too", function()
+    local dir = alpha_folder()
+    local function pixels(ds) return bytes_back(ds:batch({ 1, 2 }, { noise = false })) end
+    -- (a v + (255 - a) bg + 127) // 255; the gray image becomes RGB after compositing
+    local ds = assert(glow.data.images(dir, { channels = 3 }))
+    assert.same({ 255, 255, 255, 255, 127, 127, 0, 0, 255, 0, 255, 0,
+      255, 255, 255, 9, 9, 9, 10, 10, 10, 11, 11, 11 }, pixels(ds))
+    ds = assert(glow.data.images(dir, { channels = 3, background = "black" }))
+    assert.same({ 0, 0, 0, 128, 0, 0, 0, 0, 255, 0, 255, 0,
+      0, 0, 0, 9, 9, 9, 10, 10, 10, 11, 11, 11 }, pixels(ds))
+    -- the gray image over a colour takes its luma: (299 * 10 + 587 * 20 + 114 * 30 + 500) // 1000 = 18
+    local path = dir .. "/p.glowpack"
+    assert(glow.data.pack(dir, path, { channels = 3, background = "10,20,30" }))
+    ds = assert(glow.data.open_pack(path))
+    assert.same({ 10, 20, 30, 133, 10, 15, 0, 0, 255, 0, 255, 0,
+      18, 18, 18, 9, 9, 9, 10, 10, 10, 11, 11, 11 }, pixels(ds))
+    assert.has_error(function() glow.data.images(dir, { background = "pink" }) end,
+      "images: background must be white, black, gray, \"R,G,B\" or {r, g, b} with each in 0..255, got 'pink'")
+    rmdir(dir)
+  end)
+end)
+
 describe("glow.data.pack and open_pack", function()
   local function class_folder()
     local dir = tmpdir()

@@ -7,7 +7,7 @@
 ---
 ---   glow.data.fashion_mnist("train" | "test" | {split = ..., dir = ...})
 ---   glow.data.cifar10(dir, "train" | "test")
----   glow.data.images(dir, {size, load_size, channels, crop, flip, strict, on_skip})
+---   glow.data.images(dir, {size, load_size, channels, crop, flip, strict, on_skip, background})
 ---   glow.data.pack(folder | dataset, path, opts) -> n | nil, message
 ---   glow.data.open_pack(path, {size, crop, flip})
 ---
@@ -152,10 +152,41 @@ local function crop_opt(v, default, what)
   return v
 end
 
+local COLOURS = { white = { 255, 255, 255 }, black = { 0, 0, 0 }, gray = { 128, 128, 128 },
+  grey = { 128, 128, 128 } }
+
+--- The colour transparent pixels are composited over: nil (white),
+--- "white", "black", "gray" (or "grey"), an "R,G,B" string or an {r, g, b}
+--- array, each 0..255. Returns {r, g, b}; raises on anything else.
+function M.background(v, what)
+  what = what or "background"
+  if v == nil then return { 255, 255, 255 } end
+  local rgb
+  if type(v) == "string" then
+    local named = COLOURS[v:lower()]
+    if named then return { named[1], named[2], named[3] } end
+    local r, g, b = v:match("^%s*(%d+)%s*,%s*(%d+)%s*,%s*(%d+)%s*$")
+    if r then rgb = { tonumber(r), tonumber(g), tonumber(b) } end
+  elseif type(v) == "table" and #v == 3 then
+    rgb = { v[1], v[2], v[3] }
+  end
+  for k = 1, 3 do
+    if rgb and not (math.type(rgb[k]) == "integer" and rgb[k] >= 0 and rgb[k] <= 255) then rgb = nil end
+  end
+  if not rgb then
+    error(string.format("%s must be white, black, gray, \"R,G,B\" or {r, g, b} with each in 0..255, got %s", what,
+      type(v) == "string" and ("'" .. v .. "'") or describe_value(v)), 0)
+  end
+  return rgb
+end
+
+local function rgb24(rgb) return rgb[1] << 16 | rgb[2] << 8 | rgb[3] end
+
 -- the options of a folder (images and pack): the stored size (lh, lw), the
--- window (oh, ow), channels, strict, on_skip
+-- window (oh, ow), channels, strict, on_skip, bg (0xRRGGBB)
 local function folder_opts(opts, what)
   local o = {}
+  o.bg = rgb24(M.background(opts.background, what .. ": background"))
   o.oh, o.ow = size_opt(opts.size, what .. ": size")
   o.lh, o.lw = size_opt(opts.load_size, what .. ": load_size")
   if o.lh and o.oh and (o.lh < o.oh or o.lw < o.ow) then
@@ -192,7 +223,7 @@ local function report_skips(what, skips, total, on_skip)
 end
 
 local IMAGE_OPTS = { size = true, channels = true, load_size = true, crop = true, flip = true,
-  strict = true, on_skip = true }
+  strict = true, on_skip = true, background = true }
 
 --- A folder of PNG and JPEG images, in memory (uint8, decoded in parallel).
 ---
@@ -214,7 +245,12 @@ local IMAGE_OPTS = { size = true, channels = true, load_size = true, crop = true
 ---     (ds:stored_shape()). A batch takes a size window of it.
 ---   channels = 1 or 3 (default: the first readable image's): every image
 ---     is converted (gray -> RGB replicates; RGB -> gray is ITU-R 601 luma
----     0.299 R + 0.587 G + 0.114 B, rounded; alpha is dropped).
+---     0.299 R + 0.587 G + 0.114 B, rounded).
+---   background = "white" (default), "black", "gray", "R,G,B" or {r, g, b}:
+---     the colour transparent pixels (a PNG's alpha channel or tRNS chunk)
+---     are composited over, v = (a v + (255 - a) bg + 127) // 255; a gray
+---     image uses the colour's luma. A pixel of alpha 0 is the background,
+---     whatever colour the file stores under it.
 ---   crop = "center" (default) or "random": the window a batch takes by
 ---     default, see Dataset:batch.
 ---   flip = false (default) or true: the default of Dataset:batch's flip.
@@ -231,7 +267,7 @@ function M.images(dir, opts)
   local o = folder_opts(opts, "images")
   local crop = crop_opt(opts.crop, "center", "images: crop")
   local flip = flip_opt(opts.flip, false, "images: flip")
-  local c, skips, total = core.load_images(dir, o.lh or 0, o.lw or 0, o.c or 0, o.strict)
+  local c, skips, total = core.load_images(dir, o.lh or 0, o.lw or 0, o.c or 0, o.strict, o.bg)
   if not c then return nil, skips end
   if o.oh then c:set_window(o.oh, o.ow) end
   local ds = wrap(c, "images " .. dir)
@@ -241,12 +277,12 @@ function M.images(dir, opts)
 end
 
 local PACK_FOLDER_OPTS = { size = true, channels = true, load_size = true, strict = true,
-  on_skip = true, limit = true }
+  on_skip = true, limit = true, background = true }
 local PACK_DATASET_OPTS = { size = true, channels = true, ["repeat"] = true, flip = true, limit = true }
 
 --- Pack images into one file that open_pack maps (for sets larger than
 --- memory). source: a folder (opts as in images: size, load_size, channels,
---- strict, on_skip; the file holds the load_size images) or a Dataset (its
+--- strict, on_skip, background; the file holds the load_size images) or a Dataset (its
 --- stored images; opts.size and opts.channels convert and fit them,
 --- opts["repeat"] = k writes k copies, copy after copy, flip = true mirrors
 --- every second copy left-right). opts.limit = n stops after n images.
@@ -260,7 +296,7 @@ function M.pack(source, path, opts)
     opts = util.check_options(opts, PACK_FOLDER_OPTS, "pack")
     local o = folder_opts(opts, "pack")
     local limit = int_opt(opts.limit, 0, "pack: limit", 1)
-    local n, skips, total = core.pack_images(source, path, o.lh or 0, o.lw or 0, o.c or 0, o.strict, limit)
+    local n, skips, total = core.pack_images(source, path, o.lh or 0, o.lw or 0, o.c or 0, o.strict, limit, o.bg)
     if not n then return nil, skips end
     report_skips("glow.data.pack", skips, total, o.on_skip)
     return n, #skips

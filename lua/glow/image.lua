@@ -1,7 +1,7 @@
 --- glow.image: PNG files through libpng (csrc/image.c).
 ---
 ---   glow.image.save_grid(path, x, {cols = 8, padding = 1}) -> true | nil, message
----   glow.image.read_png(path) -> x {1, h, w, c} | nil, message
+---   glow.image.read_png(path, {background = "white"}) -> x {1, h, w, c} | nil, message
 ---
 --- x holds images {n, h, w, c} (c = 1 gray, 3 RGB) in the preprocessed range
 --- [-0.5, 0.5]; a pixel is floor((x + 0.5) * 256) clipped to [0, 255], the
@@ -9,7 +9,9 @@
 --- row, padding black pixels between them. The PNG is written to a temporary
 --- file beside path and renamed into place. read_png gives the 8-bit values v
 --- as (v + 0.5) / 256 - 0.5 (the bin centre), so read_png and save_grid
---- round-trip exactly.
+--- round-trip exactly. Transparent pixels (an alpha channel or a tRNS
+--- chunk) are composited over background, as glow.data.images does (white
+--- by default; see glow.data.background).
 local core = require "glow.core"
 local util = require "glow.util"
 
@@ -28,9 +30,13 @@ function M.save_grid(path, x, opts)
   return core.save_grid(path, x, cols, padding)
 end
 
-function M.read_png(path)
+local READ_OPTS = { background = true }
+
+function M.read_png(path, opts)
   if type(path) ~= "string" then error("read_png: path must be a string, got " .. type(path), 0) end
-  return core.read_png(path)
+  opts = util.check_options(opts, READ_OPTS, "read_png")
+  local bg = require("glow.data").background(opts.background, "read_png: background")
+  return core.read_png(path, bg[1] << 16 | bg[2] << 8 | bg[3])
 end
 
 return M

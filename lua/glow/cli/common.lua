@@ -32,6 +32,24 @@ M.MODEL_OPTIONS = {
   ["model-changed-ok"] = { "flag", help = "accept a model file whose SHA-256 differs from the checkpoint's record" },
 }
 
+--- The --background option of the commands that read folders.
+M.BACKGROUND = { "string", "white", meta = "<colour>",
+  help = "the colour transparent pixels (PNG alpha) are composited over: white, black, gray or R,G,B" }
+
+--- Check the --background value (a usage error when malformed) and that it
+--- applies: given, the data (of kind, named name) must be a folder.
+function M.check_background(prog, opts, kind, name)
+  if not pcall(glow.data.background, opts.background) then
+    options.usage_error(prog, "option --background needs white, black, gray or R,G,B (each 0..255), got '%s'",
+      tostring(opts.background))
+  end
+  if kind and kind ~= "folder" and opts.given and opts.given.background then
+    options.usage_error(prog, "option --background applies to a folder of images, not to %s (%s)", name,
+      kind == "pack" and "a pack's images were composited when it was packed: glow pack --background"
+        or "its images have no transparency")
+  end
+end
+
 --- The conditioning input of a batch for model: its model file's
 --- condition(x, labels), the labels of a class-conditional model, or nil.
 function M.condition(model, x, y)

@@ -30,6 +30,7 @@ M.SPEC = {
   seed = { "int", 0, min = 0, help = "seed of the dequantization noise" },
   ["no-average"] = { "flag", help = "the raw weights, not the checkpoint's Polyak average" },
   strict = { "flag", help = "a corrupt or unreadable image is an error instead of being skipped" },
+  background = C.BACKGROUND,
   bins = { "int", 50, min = 2, help = "histogram bins" },
 }
 for k, v in pairs(C.MODEL_OPTIONS) do M.SPEC[k] = v end
@@ -85,8 +86,11 @@ end
 
 function M.run(opts)
   local ckpt, data = opts.args.checkpoint, opts.args.data
-  C.data_kind(PROG, data, "test")
-  if opts.against then C.data_kind(PROG, opts.against, "test") end
+  C.check_background(PROG, opts)
+  -- --background applies when either set is a folder
+  local kinds = { (C.data_kind(PROG, data, "test")) }
+  if opts.against then kinds[2] = C.data_kind(PROG, opts.against, "test") end
+  if kinds[1] ~= "folder" and kinds[2] ~= "folder" then C.check_background(PROG, opts, kinds[1], data) end
   if opts.against and not opts.histogram and not opts.csv then
     C.usage_error(PROG, "option --against needs --histogram or --csv (where the second set's figures go)")
   end
@@ -95,7 +99,7 @@ function M.run(opts)
   end
   local model, averaged = C.load_model(PROG, ckpt, not opts["no-average"], opts)
   local s = model.config.shape
-  local folder = { size = { s[1], s[2] }, channels = s[3], strict = opts.strict or nil }
+  local folder = { size = { s[1], s[2] }, channels = s[3], strict = opts.strict or nil, background = opts.background }
   local sets = { { name = data, ds = C.load_data(PROG, data, "test", folder) } }
   if opts.against then
     sets[2] = { name = opts.against, ds = C.load_data(PROG, opts.against, "test", folder) }

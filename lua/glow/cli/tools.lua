@@ -69,16 +69,19 @@ M.encode = {
     seed = { "int", 0, min = 0, help = "seed of the dequantization noise" },
     ["no-noise"] = { "flag", help = "no dequantization noise: each pixel at the centre of its bin" },
     ["no-average"] = { "flag", help = "the raw weights, not the checkpoint's Polyak average" },
+    background = C.BACKGROUND,
   },
 }
 
 function M.encode.run(opts)
   local prog = "glow encode"
-  C.data_kind(prog, opts.args.data, "test")
+  C.check_background(prog, opts)
+  C.check_background(prog, opts, (C.data_kind(prog, opts.args.data, "test")), opts.args.data)
   C.check_writable(prog, opts.args.out)
   local model = C.load_model(prog, opts.args.checkpoint, not opts["no-average"], opts)
   local s = model.config.shape
-  local ds = C.load_data(prog, opts.args.data, "test", { size = { s[1], s[2] }, channels = s[3] })
+  local ds = C.load_data(prog, opts.args.data, "test", { size = { s[1], s[2] }, channels = s[3],
+    background = opts.background })
   local n = math.min(opts.limit, ds:size())
   local idx = {}
   for i = 1, n do idx[i] = i end
@@ -256,6 +259,7 @@ M.pack = {
     size = { "int", min = 2, help = "image size (h = w) [default: the first image's]" },
     channels = { "int", choices = { 1, 3 }, help = "1 (gray) or 3 (RGB) [default: the first image's]" },
     strict = { "flag", help = "a corrupt or unreadable image is an error instead of being skipped" },
+    background = C.BACKGROUND,
     split = { "string", "train", choices = { "train", "test" }, help = "the split of a named set" },
   },
 }
@@ -264,8 +268,11 @@ function M.pack.run(opts)
   local prog = "glow pack"
   local kind, where = C.data_kind(prog, opts.args.data, opts.split)
   if kind == "pack" then C.usage_error(prog, "%s is already a packed file", opts.args.data) end
+  C.check_background(prog, opts)
+  C.check_background(prog, opts, kind, opts.args.data)
   C.check_writable(prog, opts.args.out)
-  local o = { size = opts.size, channels = opts.channels, strict = opts.strict or nil }
+  local o = { size = opts.size, channels = opts.channels, strict = opts.strict or nil,
+    background = kind == "folder" and opts.background or nil }
   local source = where
   if kind ~= "folder" then source = C.load_data(prog, opts.args.data, opts.split) end
   C.prepare_output(prog, opts.args.out)

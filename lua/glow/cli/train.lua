@@ -61,6 +61,7 @@ M.FOLDER = {
   crop = { "string", "center", choices = { "center", "random" }, help = "which --size window of a loaded image" },
   flip = { "flag", help = "random horizontal flips (seeded; restored on --resume)" },
   strict = { "flag", help = "a corrupt or unreadable image is an error instead of being skipped" },
+  background = C.BACKGROUND,
 }
 
 M.SPEC = {
@@ -102,7 +103,8 @@ function M.folder_options(opts, shape)
   local size = opts.size or (shape and shape[1])
   return { size = size and (shape and { shape[1], shape[2] } or size) or nil,
     channels = opts.channels or (shape and shape[3]) or nil,
-    load_size = opts["load-size"], crop = opts.crop, flip = opts.flip or nil, strict = opts.strict or nil }
+    load_size = opts["load-size"], crop = opts.crop, flip = opts.flip or nil, strict = opts.strict or nil,
+    background = opts.background }
 end
 
 --- The configuration of a new model for images of shape (and classes, the
@@ -172,7 +174,7 @@ end
 --- settings glow.train.run records): left out on --resume, they take the
 --- recorded value.
 local KEPT = { "data", "test", "epochs", "max-steps", "eval-limit", "size", "channels", "load-size", "strict",
-  "max-bpd", "init-size", "checkpoint-every", "temperature", "memory", "model", "model-option" }
+  "background", "max-bpd", "init-size", "checkpoint-every", "temperature", "memory", "model", "model-option" }
 
 local function absolute(path)
   if type(path) ~= "string" or path:sub(1, 1) == "/" then return path end
@@ -297,6 +299,7 @@ end
 --- them all, packs a window, flips and random crops; named sets (Fashion-
 --- MNIST, CIFAR-10) flips only.
 local function check_data_options(opts, kind)
+  C.check_background(PROG, opts, kind, opts.data)
   if kind == "fashion-mnist" or kind == "cifar10" then
     for _, k in ipairs { "size", "load-size", "channels" } do
       if opts.given[k] and not opts.resume then
@@ -324,6 +327,7 @@ end
 --- known set.
 local function check_early(opts)
   M.checkpoint_every(opts["checkpoint-every"])
+  C.check_background(PROG, opts)
   if opts.model then
     for key in pairs(ARCH) do
       if opts.given[key] and key ~= "n-bits" and key ~= "classes" and key ~= "class-weight" then
