@@ -308,11 +308,13 @@ int glow_load_cifar10(const char *const *paths, int npaths, glow_dataset *ds, ch
                       size_t errlen);
 /* Image folders. The folder is walked recursively (hidden entries skipped,
  * symbolic links followed, a folder met twice walked once), files named
- * .png, .jpg or .jpeg (any case) decoded by their signature. When the top
- * level holds subfolders and no image file, each top-level subfolder (sorted
- * by name) is a class: labels 0..k-1, class_names the folder names, the
- * files of a class sorted by path; otherwise all files sorted by path, y
- * NULL. Every image is converted to c channels and fit (glow_fit) to h x w. */
+ * .png, .jpg or .jpeg (any case) decoded by their signature; each real file
+ * (device, inode) is taken once, under its first name that is not a
+ * symbolic link. When the top level holds subfolders and no image file, each
+ * top-level subfolder (sorted by name) is a class: labels 0..k-1,
+ * class_names the folder names, the files of a class sorted by path;
+ * otherwise all files sorted by path, y NULL. Every image is converted to c
+ * channels and fit (glow_fit) to h x w. */
 typedef struct {
   int h, w;   /* the stored size; 0, 0: the first readable image's */
   int c;      /* 1 or 3; 0: the first readable image's */
@@ -320,10 +322,17 @@ typedef struct {
   uint8_t bg[3]; /* RGB: the colour transparent pixels are composited over
                     (glow_png_read) */
 } glow_image_opts;
-/* the files skipped (strict = 0), in path order, with the reason (the
- * reader's message); total: the image files found */
+/* the files left out of a folder, each with a kind and a reason:
+ * GLOW_SKIP_FORMAT a file of another image format by its extension (.gif,
+ * .webp, .tiff, .bmp, .svg, ...; never opened), reason its extension in
+ * lower case as listed; GLOW_SKIP_DUPLICATE a second name of a file already
+ * taken, reason the name taken; GLOW_SKIP_CORRUPT an image file that could
+ * not be read (strict = 0), in path order, reason the reader's message.
+ * total: the image files found (each real file once) */
+enum { GLOW_SKIP_CORRUPT = 0, GLOW_SKIP_FORMAT = 1, GLOW_SKIP_DUPLICATE = 2 };
 typedef struct {
   char **path, **reason; /* {n} */
+  int *kind;             /* {n} GLOW_SKIP_* */
   int64_t n, cap, total;
 } glow_skips;
 void glow_skips_free(glow_skips *s); /* frees and zeroes; idempotent */

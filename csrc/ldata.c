@@ -83,15 +83,19 @@ static glow_skips *newskips(lua_State *L) {
   return s;
 }
 
-/* push {{path = ..., reason = ...}, ...} and the number of files found */
+/* push {{path = ..., reason = ..., kind = "corrupt" | "format" | "duplicate"}, ...}
+ * and the number of image files found */
 static void push_skips(lua_State *L, const glow_skips *s) {
+  static const char *const kinds[] = {"corrupt", "format", "duplicate"};
   lua_createtable(L, (int)s->n, 0);
   for (int64_t i = 0; i < s->n; i++) {
-    lua_createtable(L, 0, 2);
+    lua_createtable(L, 0, 3);
     lua_pushstring(L, s->path[i]);
     lua_setfield(L, -2, "path");
     lua_pushstring(L, s->reason[i]);
     lua_setfield(L, -2, "reason");
+    lua_pushstring(L, kinds[s->kind[i] >= 0 && s->kind[i] <= 2 ? s->kind[i] : 0]);
+    lua_setfield(L, -2, "kind");
     lua_rawseti(L, -2, i + 1);
   }
   lua_pushinteger(L, s->total);

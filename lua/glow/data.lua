@@ -207,19 +207,54 @@ local function folder_opts(opts, what)
   return o
 end
 
--- each skipped file to on_skip(path, reason), or one line on stderr; then
--- one line with the count
+local function plural(n, one, many) return n == 1 and one or many end
+
+-- What a folder's load left out (core's skips: path, reason, kind), on
+-- stderr: each unreadable file on a line of its own (or to on_skip), then
+-- their count; the files of other formats in one line, counted by
+-- extension; the second names of files already read (links) in one line.
+-- on_skip, when set, is told of every file left out. Returns the counts
+-- {corrupt = n, format = n, duplicate = n}.
 local function report_skips(what, skips, total, on_skip)
+  local by = { corrupt = {}, format = {}, duplicate = {} }
   for _, s in ipairs(skips) do
+    local list = by[s.kind] or by.corrupt
+    list[#list + 1] = s
+  end
+  for _, s in ipairs(by.corrupt) do
     if on_skip then
       on_skip(s.path, s.reason)
     else
       io.stderr:write(string.format("%s: skipped %s: %s\n", what, s.path, s.reason))
     end
   end
-  if #skips > 0 then
-    io.stderr:write(string.format("%s: skipped %d of %d files\n", what, #skips, total))
+  if #by.corrupt > 0 then
+    io.stderr:write(string.format("%s: skipped %d of %d files\n", what, #by.corrupt, total))
   end
+  local fmt = by.format
+  if #fmt > 0 then
+    local count, exts = {}, {}
+    for _, s in ipairs(fmt) do
+      if not count[s.reason] then exts[#exts + 1] = s.reason end
+      count[s.reason] = (count[s.reason] or 0) + 1
+      if on_skip then on_skip(s.path, "another image format (" .. s.reason .. ")") end
+    end
+    table.sort(exts, function(a, b) return count[a] > count[b] or (count[a] == count[b] and a < b) end)
+    for i, e in ipairs(exts) do exts[i] = e .. " " .. count[e] end
+    io.stderr:write(string.format("%s: skipped %d %s (%s; glow reads PNG and JPEG): %s%s\n", what, #fmt,
+      plural(#fmt, "file of another format", "files of other formats"), table.concat(exts, ", "),
+      #fmt > 1 and "first " or "", fmt[1].path))
+  end
+  local dup = by.duplicate
+  if #dup > 0 then
+    for _, s in ipairs(dup) do
+      if on_skip then on_skip(s.path, "the same file as " .. s.reason) end
+    end
+    io.stderr:write(string.format("%s: skipped %d %s (links), each file read once: %s%s is %s\n", what, #dup,
+      plural(#dup, "second name of a file already read", "second names of files already read"),
+      #dup > 1 and "first " or "", dup[1].path, dup[1].reason))
+  end
+  return { corrupt = #by.corrupt, format = #fmt, duplicate = #dup }
 end
 
 local IMAGE_OPTS = { size = true, channels = true, load_size = true, crop = true, flip = true,
@@ -230,7 +265,17 @@ local IMAGE_OPTS = { size = true, channels = true, load_size = true, crop = true
 --- The folder is walked recursively (hidden entries skipped, symbolic links
 --- followed, a folder reached twice walked once); files named .png, .jpg or
 --- .jpeg (any case) are read by their content (PNG or JPEG signature), in
---- path order. When the top level holds subfolders and no image file, each
+--- path order. Each real file (device and inode) is read once: a second
+--- name of it (a symbolic link to a file already listed, a hard link, a
+--- folder linked into two classes) is left out, the name that is not a
+--- link kept, and one line on stderr says so ("glow.data.images: skipped 1
+--- second name of a file already read (links), each file read once: A is
+--- B"); ds.duplicates counts them. Files of other image formats (.gif,
+--- .webp, .tif, .tiff, .bmp, .svg, .heic, .avif, ...) are never read: one
+--- line counts them by extension and names the first ("glow.data.images:
+--- skipped 3 files of other formats (.gif 2, .webp 1; glow reads PNG and
+--- JPEG): first DIR/a/b.gif"); ds.other_formats counts them.
+--- When the top level holds subfolders and no image file, each
 --- top-level subfolder is a class (sorted by name; its whole subtree belongs
 --- to it): labels 0..k-1, ds.class_names the folder names. Otherwise the set
 --- is unlabelled (ds.classes nil).
@@ -260,7 +305,8 @@ local IMAGE_OPTS = { size = true, channels = true, load_size = true, crop = true
 ---     "glow.data.images: skipped N of M files" on stderr, and ds.skipped =
 ---     N (0 when none). strict = true: the first such file makes the load
 ---     fail instead (nil, message naming the file).
----   on_skip = function(path, reason): see strict.
+---   on_skip = function(path, reason): see strict; also told of the files of
+---     other formats and the second names left out.
 function M.images(dir, opts)
   check_string(dir, "images: dir")
   opts = util.check_options(opts, IMAGE_OPTS, "images")
@@ -271,8 +317,8 @@ function M.images(dir, opts)
   if not c then return nil, skips end
   if o.oh then c:set_window(o.oh, o.ow) end
   local ds = wrap(c, "images " .. dir)
-  ds.skipped, ds._flip, ds._crop = #skips, flip, crop
-  report_skips("glow.data.images", skips, total, o.on_skip)
+  local n = report_skips("glow.data.images", skips, total, o.on_skip)
+  ds.skipped, ds.other_formats, ds.duplicates, ds._flip, ds._crop = n.corrupt, n.format, n.duplicate, flip, crop
   return ds
 end
 
@@ -298,8 +344,7 @@ function M.pack(source, path, opts)
     local limit = int_opt(opts.limit, 0, "pack: limit", 1)
     local n, skips, total = core.pack_images(source, path, o.lh or 0, o.lw or 0, o.c or 0, o.strict, limit, o.bg)
     if not n then return nil, skips end
-    report_skips("glow.data.pack", skips, total, o.on_skip)
-    return n, #skips
+    return n, report_skips("glow.data.pack", skips, total, o.on_skip).corrupt
   end
   if getmetatable(source) ~= Dataset then
     error("pack: source must be a folder path or a glow.data.Dataset, got " .. type(source), 0)
