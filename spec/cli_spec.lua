@@ -270,6 +270,34 @@ describe("the glow command", function()
     assert.matches("test bits/dim: [%d.]+ %(6 test images%)", stdout)
   end)
 
+  it("packs a folder's train/ and test/ into one file each, or the one --split names; says what it skipped", function()
+    local dir = tmp .. "/splits"
+    assert(os.execute(string.format("cp -r '%s' '%s'", data, dir)))
+    H.write(dir .. "/train/class0/a.gif", "GIF89a")
+    H.write(dir .. "/train/class1/b.webp", "RIFF")
+    H.write(dir .. "/train/class1/c.gif", "GIF89a")
+    local code, stdout, stderr = glow_cmd(string.format("pack %s %s/sp.glowpack", dir, tmp), tmp)
+    assert.equal(0, code, stderr)
+    assert.equal(string.format("wrote %s/sp-train.glowpack: 48 images of 8x8x1, 2 classes; %s/sp-test.glowpack: 16 "
+      .. "images of 8x8x1, 2 classes (the splits train/ and test/ of %s; --split train or --split test packs one)\n",
+      tmp, tmp, dir), stdout)
+    assert.equal(string.format("glow.data.pack: skipped 3 files of other formats (.gif 2, .webp 1; glow reads PNG and "
+      .. "JPEG): first %s/train/class0/a.gif\n", dir), stderr)
+    assert.is_nil(io.open(tmp .. "/sp.glowpack"))
+    -- the classes are the class folders, not "test" and "train"
+    local train = assert(glow.data.open_pack(tmp .. "/sp-train.glowpack"))
+    assert.same({ "class0", "class1" }, train.class_names)
+    code, stdout, stderr = glow_cmd(string.format("pack %s %s/only.glowpack --split test", dir, tmp), tmp)
+    assert.equal(0, code, stderr)
+    assert.equal("wrote " .. tmp .. "/only.glowpack: 16 images of 8x8x1, 2 classes\n", stdout)
+    local test = assert(glow.data.open_pack(tmp .. "/only.glowpack"))
+    assert.same(test:labels(), assert(glow.data.open_pack(tmp .. "/sp-test.glowpack")):labels())
+    code, stdout, stderr = glow_cmd(string.format("pack %s/train %s/x.glowpack --split test", dir, tmp), tmp)
+    assert.equal(2, code)
+    assert.equal("", stdout)
+    assert.matches("option --split test: " .. dir .. "/train holds no train/ or test/ folder", stderr, 1, true)
+  end)
+
   it("composites transparent pixels over --background in glow pack and glow eval", function()
     -- 8x8 gray + alpha: the left half transparent (storing 7), the right half opaque 200
     local dir = tmp .. "/alpha"

@@ -254,34 +254,86 @@ end
 M.pack = {
   description = "Pack a data set once into a memory-mapped file of uint8 images, for sets larger than memory.",
   ARGS = { { "data", "a folder of PNG/JPEG images, fashion-mnist[:split] or cifar10:DIR[:split]" },
-    { "out", "the .glowpack file to write" } },
+    { "out", "the .glowpack file to write (a folder with train/ and test/ and no --split: OUT-train.glowpack and "
+      .. "OUT-test.glowpack)" } },
   SPEC = {
     size = { "int", min = 2, help = "image size (h = w) [default: the first image's]" },
     channels = { "int", choices = { 1, 3 }, help = "1 (gray) or 3 (RGB) [default: the first image's]" },
     strict = { "flag", help = "a corrupt or unreadable image is an error instead of being skipped" },
     background = C.BACKGROUND,
-    split = { "string", "train", choices = { "train", "test" }, help = "the split of a named set" },
+    split = { "string", choices = { "train", "test" },
+      help = "the split to pack: of a named set [default: train], or a folder's train/ or test/ [default: both, "
+        .. "each into its own file]" },
   },
 }
 
+--- OUT less its .glowpack, with "-split.glowpack": the pack of one split.
+local function split_path(out, split)
+  return (out:gsub("%.glowpack$", "")) .. "-" .. split .. ".glowpack"
+end
+
+local function describe_pack(path, ds)
+  return string.format("%s: %d images of %s%s", path, ds:size(), table.concat(ds:shape(), "x"),
+    ds.classes and string.format(", %d classes", ds.classes) or "")
+end
+
 function M.pack.run(opts)
   local prog = "glow pack"
-  local kind, where = C.data_kind(prog, opts.args.data, opts.split)
-  if kind == "pack" then C.usage_error(prog, "%s is already a packed file", opts.args.data) end
+  local lfs = require "lfs"
+  local data, out = opts.args.data, opts.args.out
+  local kind, where = C.data_kind(prog, data, opts.split or "train")
+  if kind == "pack" then C.usage_error(prog, "%s is already a packed file", data) end
   C.check_background(prog, opts)
-  C.check_background(prog, opts, kind, opts.args.data)
-  C.check_writable(prog, opts.args.out)
+  C.check_background(prog, opts, kind, data)
+  -- what to pack where: a folder holding train/ or test/ is a set of splits
+  -- (packed into one file each unless --split picks one), never a set whose
+  -- classes are "test" and "train"
+  local jobs = {}
+  if kind == "folder" then
+    local splits = {}
+    for _, sp in ipairs { "train", "test" } do
+      if lfs.attributes(where .. "/" .. sp, "mode") == "directory" then splits[#splits + 1] = sp end
+    end
+    if opts.split then
+      if #splits == 0 then
+        C.usage_error(prog, "option --split %s: %s holds no train/ or test/ folder (leave --split out to pack it as "
+          .. "it is)", opts.split, data)
+      elseif lfs.attributes(where .. "/" .. opts.split, "mode") ~= "directory" then
+        C.usage_error(prog, "option --split %s: %s holds %s/ but no %s/", opts.split, data, splits[1], opts.split)
+      end
+      jobs[1] = { source = where .. "/" .. opts.split, out = out }
+    elseif #splits > 0 then
+      for i, sp in ipairs(splits) do
+        jobs[i] = { source = where .. "/" .. sp, out = split_path(out, sp), split = sp }
+      end
+    else
+      jobs[1] = { source = where, out = out }
+    end
+  end
+  for _, job in ipairs(#jobs > 0 and jobs or { { out = out } }) do C.check_writable(prog, job.out) end
+  if kind ~= "folder" then jobs[1] = { source = C.load_data(prog, data, opts.split or "train"), out = out } end
   local o = { size = opts.size, channels = opts.channels, strict = opts.strict or nil,
     background = kind == "folder" and opts.background or nil }
-  local source = where
-  if kind ~= "folder" then source = C.load_data(prog, opts.args.data, opts.split) end
-  C.prepare_output(prog, opts.args.out)
-  local ok, err = glow.data.pack(source, opts.args.out, o)
-  if not ok then C.fail(prog, "%s", err) end
-  local ds = glow.data.open_pack(opts.args.out)
-  if not ds then C.fail(prog, "cannot reopen %s", opts.args.out) end
-  print(string.format("wrote %s: %d images of %s%s", opts.args.out, ds:size(), table.concat(ds:shape(), "x"),
-    ds.classes and string.format(", %d classes", ds.classes) or ""))
+  local wrote = {}
+  for i, job in ipairs(jobs) do
+    C.prepare_output(prog, job.out)
+    local ok, err = glow.data.pack(job.source, job.out, o)
+    if not ok then C.fail(prog, "%s", err) end
+    local ds = glow.data.open_pack(job.out)
+    if not ds then C.fail(prog, "cannot reopen %s", job.out) end
+    wrote[i] = describe_pack(job.out, ds)
+    -- the next split at the first one's shape, so a model trained on one takes the other
+    local st = ds:stored_shape()
+    o.size, o.channels = { st[1], st[2] }, st[3]
+  end
+  if #jobs == 1 then
+    print("wrote " .. wrote[1])
+  else
+    local names = {}
+    for i, job in ipairs(jobs) do names[i] = job.split .. "/" end
+    print(string.format("wrote %s (the splits %s of %s; --split train or --split test packs one)",
+      table.concat(wrote, "; "), table.concat(names, " and "), data))
+  end
 end
 
 for _, name in ipairs { "sample", "encode", "decode", "info" } do
