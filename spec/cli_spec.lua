@@ -270,6 +270,32 @@ describe("the glow command", function()
     assert.matches("test bits/dim: [%d.]+ %(6 test images%)", stdout)
   end)
 
+  it("prints no test figure, and no nan, when the set has no test set; the log's test column stays empty", function()
+    local code, _, stderr = glow_cmd(string.format("pack %s/train %s/nt.glowpack", data, tmp), tmp)
+    assert.equal(0, code, stderr)
+    local base = "train --data " .. tmp .. "/nt.glowpack --levels 2 --depth 1 --width 8 --batch 16 --warmup 1 "
+    for i, extra in ipairs { "--epochs 2 --no-progress", "--epochs 2", "--max-steps 2 --schedule constant",
+      "--max-steps 2 --schedule constant --no-progress", "--max-bpd 0.01 --no-progress" } do
+      local dir = string.format("%s/nt%d", tmp, i)
+      local stdout
+      code, stdout, stderr = glow_cmd(string.format("%s %s --out %s", base, extra, dir), tmp)
+      assert.equal(0, code, extra .. ": " .. stderr)
+      assert.matches("glow: 48 train / no test images", stdout, 1, true)
+      local all = (stdout .. stderr):lower()
+      assert.is_nil(all:find("nan", 1, true), extra .. ": " .. stdout .. stderr)
+      assert.is_nil(all:find("test bits/dim", 1, true), extra .. ": " .. stdout)
+      local lines = 0
+      for line in H.read(dir .. "/log.csv"):gmatch("[^\n]+") do
+        lines = lines + 1
+        local test_bpd = select(10, table.unpack(H.split_csv(line)))
+        assert.equal(lines == 1 and "test_bpd" or "", test_bpd, line)
+      end
+      assert.is_true(lines > 1)
+      -- every step skipped: the epoch's train figure is n/a
+      if extra:find("max-bpd", 1, true) then assert.matches("epoch 1: (train n/a)", stdout, 1, true) end
+    end
+  end)
+
   it("packs a folder's train/ and test/ into one file each, or the one --split names; says what it skipped", function()
     local dir = tmp .. "/splits"
     assert(os.execute(string.format("cp -r '%s' '%s'", data, dir)))

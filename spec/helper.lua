@@ -295,6 +295,13 @@ function H.check_piece(piece, x, opts)
   end
 end
 
+--- The fields of a CSV line without quotes (an empty field kept).
+function H.split_csv(line)
+  local fields = {}
+  for f in (line .. ","):gmatch("([^,]*),") do fields[#fields + 1] = f end
+  return fields
+end
+
 -- A minimal PNG encoder for test files in formats save_grid does not write
 -- (palette, gray + alpha, RGBA, 16-bit, 1-bit): stored (uncompressed)
 -- deflate blocks, filter 0 on every row. rows: a list of byte strings;

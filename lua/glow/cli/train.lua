@@ -448,8 +448,8 @@ function M.run(opts)
   local t0 = glow.core.now()
   local every_steps, every_seconds = M.checkpoint_every(opts["checkpoint-every"])
   local function summary(e)
-    say(string.format("epoch %d: %s(train %.4f), %.0f s", e.epoch,
-      e.test_bpd and string.format("test bits/dim %.4f ", e.test_bpd) or "", e.train_bpd or 0 / 0, e.epoch_s))
+    say(string.format("epoch %d: %s(train %s), %.0f s", e.epoch,
+      e.test_bpd and string.format("test bits/dim %.4f ", e.test_bpd) or "", glow.train.figure(e.train_bpd), e.epoch_s))
   end
   local condition = model.condition
   -- the first SIGINT or SIGTERM ends the run after its step (single process)
