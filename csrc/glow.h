@@ -413,7 +413,8 @@ int glow_png_write(const char *path, const uint8_t *pixels, int h, int w, int c,
  * above 2^28 pixels are refused */
 int glow_jpeg_read(const char *path, uint8_t **pixels, int *h, int *w, int *c, char *err,
                    size_t errlen);
-/* for tests: pixels {h, w, c} at quality 1..100 (100: no chroma subsampling) */
+/* pixels {h, w, c} (c 1 or 3) at quality 1..100 (100: no chroma
+ * subsampling), written to a temporary file beside path, then renamed into place */
 int glow_jpeg_write(const char *path, const uint8_t *pixels, int h, int w, int c, int quality,
                     char *err, size_t errlen);
 /* PNG or JPEG, chosen by the file's first bytes (not its name); bg as in

@@ -455,11 +455,26 @@ int glow_jpeg_write(const char *path, const uint8_t *pixels, int h, int w, int c
     return fail(err, errlen, GLOW_EDATA,
                 "%s: cannot write a %dx%d JPEG of %d channels at quality %d", path, h, w, c,
                 quality);
+  /* a temporary file beside path, renamed into place, as glow_png_write */
+  size_t len = strlen(path);
+  char *tmp = (char *)malloc(len + 16);
   jpeg_writer *s = (jpeg_writer *)calloc(1, sizeof *s);
-  if (!s) return fail(err, errlen, GLOW_ENOMEM, "%s: out of memory", path);
-  s->fp = fopen(path, "wb");
+  if (!tmp || !s) {
+    free(tmp);
+    free(s);
+    return fail(err, errlen, GLOW_ENOMEM, "%s: out of memory", path);
+  }
+  snprintf(tmp, len + 16, "%s.tmp.XXXXXX", path);
+  int fd = mkstemp(tmp);
+  if (fd >= 0) {
+    fchmod(fd, 0644);
+    s->fp = fdopen(fd, "wb");
+    if (!s->fp) close(fd);
+  }
   if (!s->fp) {
     int e = errno;
+    if (fd >= 0) remove(tmp);
+    free(tmp);
     free(s);
     return fail(err, errlen, GLOW_EDATA, "cannot write %s: %s", path, strerror(e));
   }
@@ -474,8 +489,15 @@ int glow_jpeg_write(const char *path, const uint8_t *pixels, int h, int w, int c
     rc = fail(err, errlen, GLOW_EDATA, "cannot write %s: %s", path,
               s->jerr.msg[0] ? s->jerr.msg : "libjpeg error");
   if (s->created) jpeg_destroy_compress(&s->cinfo);
-  if (fclose(s->fp) != 0 && rc == GLOW_OK)
+  int e = 0;
+  if (fflush(s->fp) != 0 || ferror(s->fp)) e = errno ? errno : EIO;
+  if (fclose(s->fp) != 0 && !e) e = errno ? errno : EIO;
+  if (rc == GLOW_OK && e)
+    rc = fail(err, errlen, GLOW_EDATA, "cannot write %s: %s", path, strerror(e));
+  if (rc == GLOW_OK && rename(tmp, path) != 0)
     rc = fail(err, errlen, GLOW_EDATA, "cannot write %s: %s", path, strerror(errno));
+  if (rc != GLOW_OK) remove(tmp);
+  free(tmp);
   free(s);
   return rc;
 }

@@ -99,6 +99,11 @@ describe("the glow command", function()
     assert.equal(0, code, stderr)
     assert.matches("wrote " .. tmp .. "/s.png: 6 samples at temperature 0.5", stdout, 1, true)
     assert.is_true(png(tmp .. "/s.png"))
+    -- the format the name says: JPEG for .jpg and .jpeg
+    code, stdout, stderr = glow_cmd(string.format("sample %s %s/s.jpg -n 6 --cols 3", ckpt, tmp), tmp)
+    assert.equal(0, code, stderr)
+    assert.matches("wrote " .. tmp .. "/s.jpg: 6 samples", stdout, 1, true)
+    assert.equal("\255\216\255", H.read(tmp .. "/s.jpg"):sub(1, 3))
 
     code, stdout, stderr = glow_cmd(string.format("encode %s %s %s/z.safetensors --limit 5", ckpt, data, tmp), tmp)
     assert.equal(0, code, stderr)
@@ -110,6 +115,10 @@ describe("the glow command", function()
     code, stdout, stderr = glow_cmd(string.format("decode %s %s/z.safetensors %s/d.png --cols 5", ckpt, tmp, tmp), tmp)
     assert.equal(0, code, stderr)
     assert.matches("wrote " .. tmp .. "/d.png: 5 images", stdout, 1, true)
+    code, stdout, stderr = glow_cmd(string.format("decode %s %s/z.safetensors %s/d.jpeg", ckpt, tmp, tmp), tmp)
+    assert.equal(0, code, stderr)
+    assert.matches("wrote " .. tmp .. "/d.jpeg: 5 images", stdout, 1, true)
+    assert.equal("\255\216\255", H.read(tmp .. "/d.jpeg"):sub(1, 3))
     -- decode(encode(x)) gives the images back: compare with the library's decode
     local x = m:decode({ z.z1, z.z2 })
     local idx = { 1, 2, 3, 4, 5 }
@@ -392,6 +401,13 @@ describe("the glow command", function()
       { "sample " .. ckpt .. " " .. tmp .. "/x.png -y 3",
         "glow sample: option -y: the checkpoint's model is not class-conditional" },
       { "sample " .. ckpt, "glow sample: missing argument 'out'" },
+      -- the grid's format comes from its name, checked before the checkpoint is read
+      { "sample /nonexistent.safetensors " .. tmp .. "/x.gif", "glow sample: cannot write " .. tmp .. "/x.gif: .gif "
+        .. "is not a format glow writes; the grid is written as PNG (.png) or JPEG (.jpg, .jpeg)" },
+      { "sample " .. ckpt .. " " .. tmp .. "/x", "glow sample: cannot write " .. tmp .. "/x: its name has no "
+        .. "extension; the grid is written as PNG (.png) or JPEG (.jpg, .jpeg)" },
+      { "decode " .. ckpt .. " z.safetensors " .. tmp .. "/x.webp", "glow decode: cannot write " .. tmp .. "/x.webp: "
+        .. ".webp is not a format glow writes" },
       { "encode " .. ckpt .. " " .. data .. " z.st --limit 0", "glow encode: option --limit must be >= 1, got 0" },
       { "decode " .. ckpt .. " a b c", "glow decode: too many arguments" },
       { "info", "glow info: missing argument 'checkpoint'" },

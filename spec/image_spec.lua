@@ -90,9 +90,43 @@ describe("glow.image.save_grid", function()
     assert.has_error(function() glow.image.save_grid("/tmp/x.png", glow.Tensor { 4, 4 }) end,
       "save_grid: x: got shape {4, 4}, expected {n, h, w, c}")
     assert.has_error(function() glow.image.save_grid("/tmp/x.png", glow.Tensor { 1, 2, 2, 1 }, { rows = 2 }) end,
-      "save_grid: unknown option 'rows' (known: cols, padding)")
+      "save_grid: unknown option 'rows' (known: cols, format, padding, quality)")
     assert.has_error(function() glow.image.save_grid("/tmp/x.png", glow.Tensor { 1, 2, 2, 1 }, { cols = 0 }) end,
       "save_grid: cols must be an integer >= 1, got 0")
+  end)
+end)
+
+describe("glow.image.save_grid as JPEG", function()
+  it("writes a JPEG for a .jpg or .jpeg name (or format = 'jpeg'), a PNG otherwise", function()
+    local dir = tmpdir()
+    local vals = {}
+    for i = 1, 2 * 8 * 8 do vals[i] = 40 + (i % 8) * 20 end
+    local x = from_bytes(vals, { 2, 8, 8, 1 })
+    for _, case in ipairs { { "g.jpg", "\255\216\255" }, { "g.JPEG", "\255\216\255" }, { "g.png", "\137PNG" },
+      { "g.out", "\137PNG" } } do
+      assert(glow.image.save_grid(dir .. "/" .. case[1], x, { cols = 2, quality = 100 }))
+      assert.equal(case[2], read(dir .. "/" .. case[1]):sub(1, #case[2]), case[1])
+    end
+    assert(glow.image.save_grid(dir .. "/forced.png", x, { format = "jpeg" }))
+    assert.equal("\255\216\255", read(dir .. "/forced.png"):sub(1, 3))
+    -- the JPEG reads back as the grid (8x17, padding 1), within JPEG's error at quality 100
+    H.mkdir(dir .. "/j")
+    os.rename(dir .. "/g.jpg", dir .. "/j/g.jpg")
+    local ds = assert(glow.data.images(dir .. "/j"))
+    assert.same({ 8, 17, 1 }, ds:shape())
+    local back = bytes_back(ds:batch({ 1 }, { noise = false }))
+    local worst = 0
+    for r = 0, 7 do
+      for c = 0, 7 do worst = math.max(worst, math.abs(back[r * 17 + c + 1] - vals[r * 8 + c + 1])) end
+    end
+    assert.is_true(worst <= 3, "largest difference " .. worst)
+    -- no temporary file is left behind
+    assert.same({ "forced.png", "g.JPEG", "g.out", "g.png", "j" }, listdir(dir))
+    assert.has_error(function() glow.image.save_grid(dir .. "/q.jpg", x, { quality = 0 }) end,
+      "save_grid: quality must be an integer in 1..100, got 0")
+    assert.has_error(function() glow.image.save_grid(dir .. "/q.jpg", x, { format = "gif" }) end,
+      "save_grid: format must be 'png' or 'jpeg', got gif")
+    rmdir(dir)
   end)
 end)
 

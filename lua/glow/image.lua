@@ -1,13 +1,16 @@
---- glow.image: PNG files through libpng (csrc/image.c).
+--- glow.image: PNG files through libpng, JPEG through libjpeg (csrc/image.c).
 ---
----   glow.image.save_grid(path, x, {cols = 8, padding = 1}) -> true | nil, message
+---   glow.image.save_grid(path, x, {cols = 8, padding = 1, format, quality = 95}) -> true | nil, message
+---   glow.image.format_of(path) -> "png" | "jpeg" | nil
 ---   glow.image.read_png(path, {background = "white"}) -> x {1, h, w, c} | nil, message
 ---
 --- x holds images {n, h, w, c} (c = 1 gray, 3 RGB) in the preprocessed range
 --- [-0.5, 0.5]; a pixel is floor((x + 0.5) * 256) clipped to [0, 255], the
 --- inverse of the 8-bit preprocessing. The grid has min(cols, n) images per
---- row, padding black pixels between them. The PNG is written to a temporary
---- file beside path and renamed into place. read_png gives the 8-bit values v
+--- row, padding black pixels between them. format = "png" or "jpeg"
+--- (default: the path's, format_of, else "png"); a JPEG is written at
+--- quality (1..100, 95 by default; 100 keeps full chroma). The file is
+--- written to a temporary file beside path and renamed into place. read_png gives the 8-bit values v
 --- as (v + 0.5) / 256 - 0.5 (the bin centre), so read_png and save_grid
 --- round-trip exactly. Transparent pixels (an alpha channel or a tRNS
 --- chunk) are composited over background, as glow.data.images does (white
@@ -17,9 +20,18 @@ local util = require "glow.util"
 
 local M = {}
 
-local GRID_OPTS = { cols = true, padding = true }
+local GRID_OPTS = { cols = true, padding = true, format = true, quality = true }
 
 local int_opt = util.int_opt
+
+--- The image format a file name asks for: "png" for .png, "jpeg" for .jpg
+--- or .jpeg (any case), else nil.
+function M.format_of(path)
+  local ext = tostring(path):match("%.(%w+)$")
+  ext = ext and ext:lower()
+  if ext == "png" then return "png" end
+  if ext == "jpg" or ext == "jpeg" then return "jpeg" end
+end
 
 function M.save_grid(path, x, opts)
   if type(path) ~= "string" then error("save_grid: path must be a string, got " .. type(path), 0) end
@@ -27,7 +39,12 @@ function M.save_grid(path, x, opts)
   opts = util.check_options(opts, GRID_OPTS, "save_grid")
   local cols = int_opt(opts.cols, 8, "save_grid: cols", 1)
   local padding = int_opt(opts.padding, 1, "save_grid: padding", 0)
-  return core.save_grid(path, x, cols, padding)
+  local format = opts.format or M.format_of(path) or "png"
+  if format ~= "png" and format ~= "jpeg" then
+    error("save_grid: format must be 'png' or 'jpeg', got " .. tostring(format), 0)
+  end
+  local quality = int_opt(opts.quality, 95, "save_grid: quality", 1, 100)
+  return core.save_grid(path, x, cols, padding, format == "jpeg" and quality or nil)
 end
 
 local READ_OPTS = { background = true }

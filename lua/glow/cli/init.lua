@@ -2,9 +2,9 @@
 ---
 ---   glow train  [options]                    train; report test bits/dim; write samples, a curve
 ---   glow eval   CKPT DATA [--csv F] [--histogram F.png [--against DATA2]]
----   glow sample CKPT OUT.png [-n 64] [-t 0.7] [-y LABEL]
+---   glow sample CKPT OUT.png|OUT.jpg [-n 64] [-t 0.7] [-y LABEL]
 ---   glow encode CKPT DATA OUT.safetensors     latents z1..zL
----   glow decode CKPT LATENTS.safetensors OUT.png
+---   glow decode CKPT LATENTS.safetensors OUT.png|OUT.jpg
 ---   glow info   CKPT                         configuration, parameter count, training position
 ---   glow plot   LOG.csv OUT.png              the training curve, through gnuplot
 ---   glow pack   DATA OUT.glowpack            a memory-mapped set for data larger than memory

@@ -5,9 +5,21 @@ local C = require "glow.cli.common"
 local M = {}
 
 ---------------------------------------------------------------------- sample
+--- The format of the grid file out, from its name (glow.image.format_of):
+--- any name but .png, .jpg and .jpeg is a usage error, before any work.
+local function grid_format(prog, out)
+  local format = glow.image.format_of(out)
+  if not format then
+    local ext = out:match("%.([^./]+)$")
+    C.usage_error(prog, "cannot write %s: %s; the grid is written as PNG (.png) or JPEG (.jpg, .jpeg)", out,
+      ext and ("." .. ext .. " is not a format glow writes") or "its name has no extension")
+  end
+  return format
+end
+
 M.sample = {
-  description = "Sample images from a checkpoint at a temperature, as a PNG grid.",
-  ARGS = { { "checkpoint", "a checkpoint (.safetensors)" }, { "out", "the PNG to write" } },
+  description = "Sample images from a checkpoint at a temperature, as a PNG or JPEG grid (by the file's name).",
+  ARGS = { { "checkpoint", "a checkpoint (.safetensors)" }, { "out", "the grid to write: .png, .jpg or .jpeg" } },
   SPEC = {
     n = { "int", 64, min = 1, max = 4096, short = "-n", help = "number of samples" },
     temperature = { "number", 0.7, min = 0, short = "-t", help = "temperature (1: the model's own spread)" },
@@ -41,6 +53,7 @@ end
 
 function M.sample.run(opts)
   local prog = "glow sample"
+  grid_format(prog, opts.args.out)
   C.check_writable(prog, opts.args.out)
   local model = C.load_model(prog, opts.args.checkpoint, not opts["no-average"], opts)
   local y
@@ -111,9 +124,9 @@ end
 
 ---------------------------------------------------------------------- decode
 M.decode = {
-  description = "Decode a safetensors file of latents (as glow encode writes) into images, as a PNG grid.",
+  description = "Decode a safetensors file of latents (as glow encode writes) into images, as a PNG or JPEG grid.",
   ARGS = { { "checkpoint", "a checkpoint (.safetensors)" }, { "latents", "the latents (.safetensors)" },
-    { "out", "the PNG to write" } },
+    { "out", "the grid to write: .png, .jpg or .jpeg" } },
   SPEC = {
     cols = { "int", 8, min = 1, help = "images per row of the grid" },
     ["no-average"] = { "flag", help = "the raw weights, not the checkpoint's Polyak average" },
@@ -122,6 +135,7 @@ M.decode = {
 
 function M.decode.run(opts)
   local prog = "glow decode"
+  grid_format(prog, opts.args.out)
   C.check_writable(prog, opts.args.out)
   local model = C.load_model(prog, opts.args.checkpoint, not opts["no-average"], opts)
   local t, err = glow.checkpoint.read(opts.args.latents)
