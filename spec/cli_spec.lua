@@ -358,6 +358,47 @@ describe("the glow command", function()
     assert.not_equal(means[1], means[3])
   end)
 
+  it("refuses a named set or a pack of another shape than the model's with one line naming both and the way out",
+    function()
+      local rgb = tmp .. "/rgb.safetensors"
+      local m = glow.Glow { shape = { 8, 8, 3 }, levels = 1, depth = 1, width = 4 }
+      m:initialize(glow.randn({ 4, 8, 8, 3 }, 1, 0.2))
+      assert(m:save(rgb))
+      local code, _, stderr = glow_cmd(string.format("pack %s/test %s/gray.glowpack", data, tmp), tmp)
+      assert.equal(0, code, stderr)
+      local ckpt = out .. "/checkpoint.safetensors"
+      local folder = "(a folder of images is resized and converted to the model's shape by itself)"
+      for _, case in ipairs {
+        { "eval " .. ckpt .. " fashion-mnist", "glow eval: fashion-mnist holds 28x28x1 images and the checkpoint's "
+          .. "model takes 8x8x1: pack it at that shape: glow pack fashion-mnist OUT.glowpack --split test --size 8 "
+          .. "--channels 1 " .. folder },
+        { "eval " .. rgb .. " fashion-mnist:train", "glow eval: fashion-mnist:train holds 28x28x1 images and the "
+          .. "checkpoint's model takes 8x8x3: Fashion-MNIST's gray images cannot be used with an RGB model "
+          .. folder },
+        { "eval " .. rgb .. " " .. tmp .. "/gray.glowpack", "glow eval: " .. tmp .. "/gray.glowpack holds 8x8x1 "
+          .. "images and the checkpoint's model takes 8x8x3: pack its images again at that shape: glow pack SOURCE "
+          .. "OUT.glowpack --size 8 --channels 3 " .. folder },
+        { "eval " .. ckpt .. " " .. data .. " --csv " .. tmp .. "/x.csv --against cifar10:/nowhere", "glow eval: "
+          .. "cifar10:/nowhere holds 32x32x3 images and the checkpoint's model takes 8x8x1: pack it at that shape: "
+          .. "glow pack cifar10:/nowhere OUT.glowpack --split test --size 8 --channels 1 " .. folder },
+        { "encode " .. rgb .. " " .. tmp .. "/gray.glowpack " .. tmp .. "/z.safetensors", "glow encode: " .. tmp
+          .. "/gray.glowpack holds 8x8x1 images and the checkpoint's model takes 8x8x3" },
+        { "train --data " .. data .. "/train --size 8 --channels 3 --test " .. tmp .. "/gray.glowpack --out " .. tmp
+          .. "/never " .. TINY, "glow train: " .. tmp .. "/gray.glowpack holds 8x8x1 images and the model takes "
+          .. "8x8x3" },
+      } do
+        local c2, stdout, err2 = glow_cmd(case[1], tmp)
+        assert.equal(2, c2, case[1] .. ": " .. err2)
+        assert.equal("", stdout)
+        assert.matches(case[2], err2, 1, true)
+        assert.is_nil(err2:find("\n.", 1), "more than one line: " .. err2)
+      end
+      -- the rgb model does take a folder of gray images: converted (and resized) by itself
+      local c3, stdout, err3 = glow_cmd("encode " .. rgb .. " " .. data .. " " .. tmp .. "/zr.safetensors", tmp)
+      assert.equal(0, c3, err3)
+      assert.matches("wrote " .. tmp .. "/zr.safetensors", stdout, 1, true)
+    end)
+
   it("gives each bad argument one line and exit code 2, before any work", function()
     local ckpt = out .. "/checkpoint.safetensors"
     assert(os.execute("mkdir -p '" .. tmp .. "/only-test/test'"))

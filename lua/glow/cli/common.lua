@@ -109,6 +109,43 @@ function M.load_data(prog, name, split, folder)
   return ds
 end
 
+--- The image shape {h, w, c} of the named sets.
+local NAMED_SHAPE = { ["fashion-mnist"] = { 28, 28, 1 }, cifar10 = { 32, 32, 3 } }
+
+--- Check, before its images are read, that the data set name (of split)
+--- can be brought to shape {h, w, c}, the shape the model takes (whose:
+--- "the checkpoint's model" by default). A folder always can (its images
+--- are resized and converted); a named set must have that shape, and a pack
+--- its channels and at least its size (a larger pack gives its centre
+--- window). Anything else is a usage error: one line naming both shapes and
+--- the way out.
+function M.check_shape(prog, name, split, shape, whose)
+  local kind, where, sp = M.data_kind(prog, name, split)
+  local have = NAMED_SHAPE[kind]
+  if kind == "pack" then
+    local ok, ds = pcall(glow.data.open_pack, where)
+    if not ok or not ds then return end -- loading it says what is wrong
+    have = ds:stored_shape()
+  end
+  if not have then return end
+  local fits = have[3] == shape[3] and (have[1] == shape[1] and have[2] == shape[2]
+    or kind == "pack" and have[1] >= shape[1] and have[2] >= shape[2])
+  if fits then return end
+  local way
+  if kind == "fashion-mnist" and shape[3] == 3 then
+    way = "Fashion-MNIST's gray images cannot be used with an RGB model"
+  elseif kind == "pack" then
+    way = string.format("pack its images again at that shape: glow pack SOURCE OUT.glowpack --size %d --channels %d",
+      shape[1], shape[3])
+  else
+    way = string.format("pack it at that shape: glow pack %s OUT.glowpack --split %s --size %d --channels %d",
+      kind == "cifar10" and M.shell_quote("cifar10:" .. where) or kind, sp, shape[1], shape[3])
+  end
+  options.usage_error(prog, "%s holds %s images and %s takes %s: %s (a folder of images is resized and "
+    .. "converted to the model's shape by itself)", name, table.concat(have, "x"), whose or "the checkpoint's model",
+    table.concat(shape, "x"), way)
+end
+
 --- Load a checkpoint, with its Polyak average when it holds one and
 --- average is not false; opts: the command's options (--model FILE and
 --- --model-changed-ok for a model file's checkpoint). Returns the model and

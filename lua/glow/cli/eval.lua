@@ -99,6 +99,8 @@ function M.run(opts)
   end
   local model, averaged = C.load_model(PROG, ckpt, not opts["no-average"], opts)
   local s = model.config.shape
+  C.check_shape(PROG, data, "test", s)
+  if opts.against then C.check_shape(PROG, opts.against, "test", s) end
   local folder = { size = { s[1], s[2] }, channels = s[3], strict = opts.strict or nil, background = opts.background }
   local sets = { { name = data, ds = C.load_data(PROG, data, "test", folder) } }
   if opts.against then

@@ -93,6 +93,7 @@ function M.encode.run(opts)
   C.check_writable(prog, opts.args.out)
   local model = C.load_model(prog, opts.args.checkpoint, not opts["no-average"], opts)
   local s = model.config.shape
+  C.check_shape(prog, opts.args.data, "test", s)
   local ds = C.load_data(prog, opts.args.data, "test", { size = { s[1], s[2] }, channels = s[3],
     background = opts.background })
   local n = math.min(opts.limit, ds:size())

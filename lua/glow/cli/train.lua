@@ -423,6 +423,7 @@ function M.run(opts)
     or require("lfs").attributes(opts.data .. "/test", "mode") == "directory") and opts.data or nil
   local test
   if test_data then
+    C.check_shape(PROG, test_data, "test", train:shape(), "the model")
     local f = M.folder_options(opts, train:shape())
     f.flip, f.crop = nil, nil
     test = C.load_data(PROG, test_data, "test", f)
