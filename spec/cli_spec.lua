@@ -421,6 +421,10 @@ describe("the glow command", function()
       { "train --width", "glow train: option '--width' requires an argument" },
       { "train --data cifar100:x", "glow train: unknown data set 'cifar100:x'" },
       { "train --data /nonexistent/folder", "glow train: data set /nonexistent/folder: no such folder or file" },
+      { "train --data " .. data .. "/train/class0/001.png", "glow train: data set " .. data .. "/train/class0/001.png "
+        .. "is a single image, not a data set: give the folder that holds the images (" .. data .. "/train/class0)" },
+      { "eval " .. ckpt .. " " .. data .. "/test/class1/001.png", "glow eval: data set " .. data .. "/test/class1/"
+        .. "001.png is a single image, not a data set" },
       { "train --data " .. data .. " --size 12 --levels 3", "glow train: image size 12x12 cannot be squeezed 3 times" },
       { "train --size 8 --load-size 4", "glow train: option --load-size 4 must be >= --size 8" },
       { "train --crop middle", "glow train: option --crop must be one of center, random, got middle" },

@@ -57,6 +57,21 @@ function M.condition(model, x, y)
   return model.config.classes and y or nil
 end
 
+local IMAGE_EXTENSIONS = { png = true, jpg = true, jpeg = true, gif = true, webp = true, tif = true, tiff = true,
+  bmp = true, svg = true, heic = true, heif = true, avif = true, jxl = true, jfif = true }
+
+--- Whether the file at path is one image: an image file's extension, or
+--- a PNG, JPEG or GIF signature.
+function M.is_image_file(path)
+  local ext = path:match("%.(%w+)$")
+  if ext and IMAGE_EXTENSIONS[ext:lower()] then return true end
+  local f = io.open(path, "rb")
+  if not f then return false end
+  local head = f:read(8) or ""
+  f:close()
+  return head == "\137PNG\r\n\26\n" or head:sub(1, 3) == "\255\216\255" or head:sub(1, 4) == "GIF8"
+end
+
 --- The kind of a data set name and its parts: kind, location, split.
 --- Raises a usage error (exit 2) for a malformed name.
 function M.data_kind(prog, name, split)
@@ -77,6 +92,10 @@ function M.data_kind(prog, name, split)
   end
   local mode = lfs.attributes(name, "mode")
   if mode == "directory" then return "folder", name, split end
+  if mode == "file" and M.is_image_file(name) then
+    options.usage_error(prog, "data set %s is a single image, not a data set: give the folder that holds the "
+      .. "images (%s)", name, M.parent_of(name) or ".")
+  end
   if mode == "file" then return "pack", name, split end
   if name:match("^%a[%w%-]*:") then
     options.usage_error(prog, "unknown data set '%s' (fashion-mnist[:split], cifar10:DIR[:split], a folder, "
