@@ -329,6 +329,50 @@ static char *join(const char *dir, const char *name) {
   return p;
 }
 
+void glow_skips_free(glow_skips *s) {
+  if (!s) return;
+  for (int64_t i = 0; i < s->n; i++) {
+    free(s->path[i]);
+    free(s->reason[i]);
+  }
+  free(s->path);
+  free(s->reason);
+  free(s->kind);
+  memset(s, 0, sizeof *s);
+}
+
+/* record a file left out (kind GLOW_SKIP_*); the reason loses a leading
+   "path: "; sk NULL records nothing */
+static int skip_push(glow_skips *s, const char *path, const char *msg, int kind) {
+  if (!s) return GLOW_OK;
+  if (s->n == s->cap) {
+    int64_t cap = s->cap ? 2 * s->cap : 16;
+    char **p = (char **)realloc(s->path, sizeof(char *) * (size_t)cap);
+    if (!p) return GLOW_ENOMEM;
+    s->path = p;
+    char **r = (char **)realloc(s->reason, sizeof(char *) * (size_t)cap);
+    if (!r) return GLOW_ENOMEM;
+    s->reason = r;
+    int *k = (int *)realloc(s->kind, sizeof(int) * (size_t)cap);
+    if (!k) return GLOW_ENOMEM;
+    s->kind = k;
+    s->cap = cap;
+  }
+  size_t lp = strlen(path);
+  if (!msg) msg = "unreadable";
+  if (strncmp(msg, path, lp) == 0 && msg[lp] == ':' && msg[lp + 1] == ' ') msg += lp + 2;
+  char *a = strdup(path), *b = strdup(msg);
+  if (!a || !b) {
+    free(a);
+    free(b);
+    return GLOW_ENOMEM;
+  }
+  s->path[s->n] = a;
+  s->kind[s->n] = kind;
+  s->reason[s->n++] = b;
+  return GLOW_OK;
+}
+
 static int has_suffix(const char *name, const char *suffix) {
   size_t n = strlen(name), m = strlen(suffix);
   return n > m && strcasecmp(name + n - m, suffix) == 0;
@@ -338,11 +382,29 @@ static int is_image_name(const char *name) {
   return has_suffix(name, ".png") || has_suffix(name, ".jpg") || has_suffix(name, ".jpeg");
 }
 
+/* the extensions of image formats glow does not read: such files are
+   counted and named (GLOW_SKIP_FORMAT), never opened. .jfif, .jpe and .apng
+   hold JPEG and PNG data, but under names glow does not take. */
+static const char *const OTHER_FORMATS[] = {
+    ".gif", ".webp", ".tif", ".tiff", ".bmp", ".dib", ".svg", ".svgz", ".ico", ".icns",
+    ".heic", ".heif", ".avif", ".jxl", ".jp2", ".j2k", ".jpx", ".psd", ".xcf", ".tga",
+    ".ppm", ".pgm", ".pbm", ".pnm", ".pam", ".pcx", ".exr", ".hdr", ".dds", ".qoi",
+    ".dng", ".cr2", ".nef", ".arw", ".eps", ".jfif", ".jpe", ".apng"};
+
+/* the extension of another image format that name ends with, or NULL */
+static const char *other_format(const char *name) {
+  for (size_t k = 0; k < sizeof OTHER_FORMATS / sizeof OTHER_FORMATS[0]; k++)
+    if (has_suffix(name, OTHER_FORMATS[k])) return OTHER_FORMATS[k];
+  return NULL;
+}
+
 #define NO_IMAGES "no image files (.png, .jpg, .jpeg)"
 
-/* names (not paths) of the image files and of the subfolders in dir;
- * hidden entries are skipped, symbolic links followed */
-static int list_dir(const char *dir, strlist *files, strlist *dirs, char *err, size_t errlen) {
+/* names (not paths) of the image files and of the subfolders in dir, and
+ * (other, when not NULL) of the files of other image formats; hidden
+ * entries are skipped, symbolic links followed */
+static int list_dir(const char *dir, strlist *files, strlist *dirs, strlist *other, char *err,
+                    size_t errlen) {
   DIR *d = opendir(dir);
   if (!d) return fail(err, errlen, GLOW_EDATA, "cannot open directory %s: %s", dir, strerror(errno));
   int rc = GLOW_OK;
@@ -360,6 +422,8 @@ static int list_dir(const char *dir, strlist *files, strlist *dirs, char *err, s
         if (sl_push(dirs, e->d_name)) rc = GLOW_ENOMEM;
       } else if (S_ISREG(st.st_mode) && is_image_name(e->d_name)) {
         if (sl_push(files, e->d_name)) rc = GLOW_ENOMEM;
+      } else if (S_ISREG(st.st_mode) && other && other_format(e->d_name)) {
+        if (sl_push(other, e->d_name)) rc = GLOW_ENOMEM;
       }
     }
     free(p);
@@ -369,6 +433,19 @@ static int list_dir(const char *dir, strlist *files, strlist *dirs, char *err, s
   if (rc) return rc;
   sl_sort(files);
   sl_sort(dirs);
+  if (other) sl_sort(other);
+  return GLOW_OK;
+}
+
+/* record dir's files of other formats (names) in sk */
+static int push_other(const char *dir, const strlist *other, glow_skips *sk, char *err,
+                      size_t errlen) {
+  for (size_t i = 0; i < other->n; i++) {
+    char *p = join(dir, other->v[i]);
+    int bad = !p || skip_push(sk, p, other_format(other->v[i]), GLOW_SKIP_FORMAT);
+    free(p);
+    if (bad) return fail(err, errlen, GLOW_ENOMEM, "%s: out of memory", dir);
+  }
   return GLOW_OK;
 }
 
@@ -405,8 +482,9 @@ static int ds_set_add(dir_set *s, dev_t dev, ino_t ino) {
   return 1;
 }
 
-/* the paths of the image files under dir, recursively, appended to out */
-static int walk(const char *dir, strlist *out, dir_set *seen, int depth, char *err,
+/* the paths of the image files under dir, recursively, appended to out; the
+   files of other image formats recorded in sk */
+static int walk(const char *dir, strlist *out, dir_set *seen, int depth, glow_skips *sk, char *err,
                 size_t errlen) {
   struct stat st;
   if (stat(dir, &st) != 0)
@@ -415,8 +493,9 @@ static int walk(const char *dir, strlist *out, dir_set *seen, int depth, char *e
   if (added < 0) return fail(err, errlen, GLOW_ENOMEM, "%s: out of memory", dir);
   if (added == 0) return GLOW_OK;
   if (depth > 256) return fail(err, errlen, GLOW_EDATA, "%s: folders nested too deep", dir);
-  strlist files = {0}, dirs = {0};
-  int rc = list_dir(dir, &files, &dirs, err, errlen);
+  strlist files = {0}, dirs = {0}, other = {0};
+  int rc = list_dir(dir, &files, &dirs, &other, err, errlen);
+  if (!rc) rc = push_other(dir, &other, sk, err, errlen);
   for (size_t i = 0; i < files.n && !rc; i++) {
     char *p = join(dir, files.v[i]);
     if (!p || sl_push(out, p)) rc = fail(err, errlen, GLOW_ENOMEM, "%s: out of memory", dir);
@@ -427,24 +506,94 @@ static int walk(const char *dir, strlist *out, dir_set *seen, int depth, char *e
     if (!p)
       rc = fail(err, errlen, GLOW_ENOMEM, "%s: out of memory", dir);
     else
-      rc = walk(p, out, seen, depth + 1, err, errlen);
+      rc = walk(p, out, seen, depth + 1, sk, err, errlen);
     free(p);
   }
   sl_free(&files);
   sl_free(&dirs);
+  sl_free(&other);
+  return rc;
+}
+
+/* one name of a file: its device and inode, whether the name is itself a
+   symbolic link, its index */
+typedef struct {
+  dev_t dev;
+  ino_t ino;
+  int link;
+  size_t i;
+} file_id;
+
+static int cmp_id(const void *a, const void *b) {
+  const file_id *x = (const file_id *)a, *y = (const file_id *)b;
+  if (x->dev != y->dev) return x->dev < y->dev ? -1 : 1;
+  if (x->ino != y->ino) return x->ino < y->ino ? -1 : 1;
+  if (x->link != y->link) return x->link - y->link;
+  return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/* Each real file (device, inode) once: of the names that reach one file (a
+   symbolic link to a file already listed, a hard link, a folder linked into
+   two classes), the first that is not itself a symbolic link is kept, else
+   the first; the others are recorded in sk (GLOW_SKIP_DUPLICATE, the reason
+   the kept name) and removed from paths and labels (when not NULL), which
+   keep their order. A name that cannot be stat'ed stays (its read fails). */
+static int dedupe(strlist *paths, int *labels, glow_skips *sk, char *err, size_t errlen) {
+  size_t n = paths->n, m = 0;
+  if (n < 2) return GLOW_OK;
+  file_id *id = (file_id *)malloc(sizeof(file_id) * n);
+  size_t *keep = (size_t *)malloc(sizeof(size_t) * n); /* the name kept for name i's file */
+  if (!id || !keep) {
+    free(id);
+    free(keep);
+    return fail(err, errlen, GLOW_ENOMEM, "out of memory for %zu file names", n);
+  }
+  for (size_t i = 0; i < n; i++) {
+    struct stat st, lst;
+    keep[i] = i;
+    if (stat(paths->v[i], &st) != 0) continue;
+    id[m].dev = st.st_dev;
+    id[m].ino = st.st_ino;
+    id[m].link = lstat(paths->v[i], &lst) == 0 && S_ISLNK(lst.st_mode);
+    id[m++].i = i;
+  }
+  if (m > 1) qsort(id, m, sizeof(file_id), cmp_id);
+  for (size_t a = 0, b; a < m; a = b)
+    for (b = a + 1; b < m && id[b].dev == id[a].dev && id[b].ino == id[a].ino; b++)
+      keep[id[b].i] = id[a].i;
+  int rc = GLOW_OK;
+  for (size_t i = 0; i < n && !rc; i++)
+    if (keep[i] != i && skip_push(sk, paths->v[i], paths->v[keep[i]], GLOW_SKIP_DUPLICATE))
+      rc = fail(err, errlen, GLOW_ENOMEM, "%s: out of memory", paths->v[i]);
+  size_t k = 0;
+  for (size_t i = 0; i < n && !rc; i++) {
+    if (keep[i] != i) {
+      free(paths->v[i]);
+      continue;
+    }
+    paths->v[k] = paths->v[i];
+    if (labels) labels[k] = labels[i];
+    k++;
+  }
+  if (!rc) paths->n = k;
+  free(id);
+  free(keep);
   return rc;
 }
 
 /* the image files of a folder: paths sorted by path; with class subfolders,
-   class by class (classes sorted by name), labels[i] the class of paths[i] */
-static int collect(const char *dir, strlist *paths, int **labels, strlist *classes, char *err,
-                   size_t errlen) {
-  strlist files = {0}, dirs = {0};
+   class by class (classes sorted by name), labels[i] the class of paths[i];
+   each real file once (dedupe). The files of other formats and the second
+   names of a file are recorded in sk. */
+static int collect(const char *dir, strlist *paths, int **labels, strlist *classes,
+                   glow_skips *sk, char *err, size_t errlen) {
+  strlist files = {0}, dirs = {0}, other = {0};
   dir_set seen = {0};
   *labels = NULL;
-  int rc = list_dir(dir, &files, &dirs, err, errlen);
+  int rc = list_dir(dir, &files, &dirs, &other, err, errlen);
   if (rc) goto done;
   if (dirs.n && !files.n) { /* one class per top-level subfolder */
+    rc = push_other(dir, &other, sk, err, errlen); /* walk lists the top level itself otherwise */
     for (size_t k = 0; k < dirs.n && !rc; k++) {
       char *sub = join(dir, dirs.v[k]);
       strlist cf = {0};
@@ -453,7 +602,7 @@ static int collect(const char *dir, strlist *paths, int **labels, strlist *class
         rc = fail(err, errlen, GLOW_ENOMEM, "%s: out of memory", dir);
         break;
       }
-      rc = walk(sub, &cf, &seen, 1, err, errlen);
+      rc = walk(sub, &cf, &seen, 1, sk, err, errlen);
       if (!rc && !cf.n) rc = fail(err, errlen, GLOW_EDATA, "class folder %s holds " NO_IMAGES, sub);
       sl_sort(&cf);
       if (!rc) {
@@ -477,13 +626,30 @@ static int collect(const char *dir, strlist *paths, int **labels, strlist *class
       memset(&dirs, 0, sizeof dirs);
     }
   } else {
-    rc = walk(dir, paths, &seen, 0, err, errlen);
+    rc = walk(dir, paths, &seen, 0, sk, err, errlen);
     sl_sort(paths);
-    if (!rc && !paths->n) rc = fail(err, errlen, GLOW_EDATA, "%s: " NO_IMAGES, dir);
+    if (!rc && !paths->n && sk && sk->n)
+      rc = fail(err, errlen, GLOW_EDATA,
+                "%s: " NO_IMAGES ", only %lld file%s of other formats (first %s)", dir,
+                (long long)sk->n, sk->n == 1 ? "" : "s", sk->path[0]);
+    else if (!rc && !paths->n)
+      rc = fail(err, errlen, GLOW_EDATA, "%s: " NO_IMAGES, dir);
+  }
+  if (!rc) rc = dedupe(paths, *labels, sk, err, errlen);
+  if (!rc && *labels) { /* a class whose every file belongs to another class */
+    size_t k = 0;
+    for (size_t i = 0; i < paths->n && k < classes->n; i++)
+      if ((*labels)[i] == (int)k) k++;
+    if (k < classes->n)
+      rc = fail(err, errlen, GLOW_EDATA,
+                "class folder %s/%s holds no image of its own: each of its files is another "
+                "name (a link) of a file in another class",
+                dir, classes->v[k]);
   }
 done:
   sl_free(&files);
   sl_free(&dirs);
+  sl_free(&other);
   ds_set_free(&seen);
   if (rc) {
     free(*labels);
@@ -492,43 +658,6 @@ done:
     sl_free(classes);
   }
   return rc;
-}
-
-void glow_skips_free(glow_skips *s) {
-  if (!s) return;
-  for (int64_t i = 0; i < s->n; i++) {
-    free(s->path[i]);
-    free(s->reason[i]);
-  }
-  free(s->path);
-  free(s->reason);
-  memset(s, 0, sizeof *s);
-}
-
-/* record a skipped file; the reason loses a leading "path: " */
-static int skip_push(glow_skips *s, const char *path, const char *msg) {
-  if (s->n == s->cap) {
-    int64_t cap = s->cap ? 2 * s->cap : 16;
-    char **p = (char **)realloc(s->path, sizeof(char *) * (size_t)cap);
-    if (!p) return GLOW_ENOMEM;
-    s->path = p;
-    char **r = (char **)realloc(s->reason, sizeof(char *) * (size_t)cap);
-    if (!r) return GLOW_ENOMEM;
-    s->reason = r;
-    s->cap = cap;
-  }
-  size_t lp = strlen(path);
-  if (!msg) msg = "unreadable";
-  if (strncmp(msg, path, lp) == 0 && msg[lp] == ':' && msg[lp + 1] == ' ') msg += lp + 2;
-  char *a = strdup(path), *b = strdup(msg);
-  if (!a || !b) {
-    free(a);
-    free(b);
-    return GLOW_ENOMEM;
-  }
-  s->path[s->n] = a;
-  s->reason[s->n++] = b;
-  return GLOW_OK;
 }
 
 /* pix {ph, pw, pc} -> dst {h, w, c}: to gray before resizing, to RGB after */
@@ -550,12 +679,12 @@ static int convert_fit(const uint8_t *pix, int ph, int pw, int pc, int h, int w,
   return rc;
 }
 
-/* decode one file, convert it and fit it to {h, w, c} at dst */
-static int load_one(const char *path, int h, int w, int c, uint8_t *dst, char *err,
-                    size_t errlen) {
+/* decode one file (transparency over bg), convert it and fit it to {h, w, c} at dst */
+static int load_one(const char *path, const uint8_t *bg, int h, int w, int c, uint8_t *dst,
+                    char *err, size_t errlen) {
   uint8_t *pix = NULL;
   int ph, pw, pc;
-  int rc = glow_image_read(path, &pix, &ph, &pw, &pc, err, errlen);
+  int rc = glow_image_read(path, bg, &pix, &ph, &pw, &pc, err, errlen);
   if (rc) return rc;
   rc = convert_fit(pix, ph, pw, pc, h, w, c, dst);
   free(pix);
@@ -589,12 +718,12 @@ static void folder_free(folder *f) {
   memset(f, 0, sizeof *f);
 }
 
-static int folder_open(const char *dir, const glow_image_opts *o, folder *f, char *err,
-                       size_t errlen) {
+static int folder_open(const char *dir, const glow_image_opts *o, folder *f, glow_skips *sk,
+                       char *err, size_t errlen) {
   memset(f, 0, sizeof *f);
   if ((o->c != 0 && o->c != 1 && o->c != 3) || o->h < 0 || o->w < 0 || (o->h == 0) != (o->w == 0))
     return fail(err, errlen, GLOW_EDATA, "%s: bad image options %dx%dx%d", dir, o->h, o->w, o->c);
-  int rc = collect(dir, &f->paths, &f->labels, &f->classes, err, errlen);
+  int rc = collect(dir, &f->paths, &f->labels, &f->classes, sk, err, errlen);
   if (rc) return rc;
   size_t n = f->paths.n;
   f->st = (int *)calloc(n, sizeof(int));
@@ -610,7 +739,8 @@ static int folder_open(const char *dir, const glow_image_opts *o, folder *f, cha
   if (!f->h || !f->c) {
     for (size_t i = 0; i < n; i++) {
       char e[512];
-      int r = glow_image_read(f->paths.v[i], &f->first, &f->fh, &f->fw, &f->fc, e, sizeof e);
+      int r = glow_image_read(f->paths.v[i], o->bg, &f->first, &f->fh, &f->fw, &f->fc, e,
+                              sizeof e);
       if (r == GLOW_OK) {
         f->i0 = (int64_t)i;
         break;
@@ -646,7 +776,8 @@ static int folder_failed(const char *path, int st, const char *m, int strict, gl
                          char *err, size_t errlen) {
   if (st == GLOW_ENOMEM || strict)
     return fail(err, errlen, st, "%s", m ? m : "out of memory");
-  if (skip_push(sk, path, m)) return fail(err, errlen, GLOW_ENOMEM, "%s: out of memory", path);
+  if (skip_push(sk, path, m, GLOW_SKIP_CORRUPT))
+    return fail(err, errlen, GLOW_ENOMEM, "%s: out of memory", path);
   return GLOW_OK;
 }
 
@@ -657,8 +788,11 @@ int glow_load_images(const char *dir, const glow_image_opts *o, glow_dataset *ds
   if (!sk) sk = &local;
   memset(sk, 0, sizeof *sk);
   folder f;
-  int rc = folder_open(dir, o, &f, err, errlen);
-  if (rc) return rc;
+  int rc = folder_open(dir, o, &f, sk, err, errlen);
+  if (rc) {
+    glow_skips_free(sk);
+    return rc;
+  }
   int64_t n = (int64_t)f.paths.n;
   sk->total = n;
   int h = f.h, w = f.w, c = f.c;
@@ -683,7 +817,7 @@ int glow_load_images(const char *dir, const glow_image_opts *o, glow_dataset *ds
 #pragma omp parallel for schedule(dynamic, 1)
   for (int64_t i = start; i < n; i++) {
     char e[512];
-    int r = load_one(f.paths.v[i], h, w, c, ds->x + per * (size_t)i, e, sizeof e);
+    int r = load_one(f.paths.v[i], o->bg, h, w, c, ds->x + per * (size_t)i, e, sizeof e);
     if (r) {
       f.st[i] = r;
       f.msg[i] = strdup(e);
@@ -1033,8 +1167,11 @@ int glow_pack_images(const char *dir, const glow_image_opts *o, int64_t limit, c
   memset(sk, 0, sizeof *sk);
   *written = 0;
   folder f;
-  int rc = folder_open(dir, o, &f, err, errlen);
-  if (rc) return rc;
+  int rc = folder_open(dir, o, &f, sk, err, errlen);
+  if (rc) {
+    glow_skips_free(sk);
+    return rc;
+  }
   int64_t n = (int64_t)f.paths.n, nmax = limit > 0 && limit < n ? limit : n;
   sk->total = n;
   pack_writer p;
@@ -1056,7 +1193,7 @@ int glow_pack_images(const char *dir, const glow_image_opts *o, int64_t limit, c
         f.first = NULL;
         if (r) m = "out of memory";
       } else {
-        r = load_one(f.paths.v[i], f.h, f.w, f.c, img, e, sizeof e);
+        r = load_one(f.paths.v[i], o->bg, f.h, f.w, f.c, img, e, sizeof e);
         m = e;
       }
     }

@@ -320,20 +320,31 @@ int glow_load_cifar10(const char *const *paths, int npaths, glow_dataset *ds, ch
                       size_t errlen);
 /* Image folders. The folder is walked recursively (hidden entries skipped,
  * symbolic links followed, a folder met twice walked once), files named
- * .png, .jpg or .jpeg (any case) decoded by their signature. When the top
- * level holds subfolders and no image file, each top-level subfolder (sorted
- * by name) is a class: labels 0..k-1, class_names the folder names, the
- * files of a class sorted by path; otherwise all files sorted by path, y
- * NULL. Every image is converted to c channels and fit (glow_fit) to h x w. */
+ * .png, .jpg or .jpeg (any case) decoded by their signature; each real file
+ * (device, inode) is taken once, under its first name that is not a
+ * symbolic link. When the top level holds subfolders and no image file, each
+ * top-level subfolder (sorted by name) is a class: labels 0..k-1,
+ * class_names the folder names, the files of a class sorted by path;
+ * otherwise all files sorted by path, y NULL. Every image is converted to c
+ * channels and fit (glow_fit) to h x w. */
 typedef struct {
   int h, w;   /* the stored size; 0, 0: the first readable image's */
   int c;      /* 1 or 3; 0: the first readable image's */
   int strict; /* 1: the first unreadable file is an error; 0: it is skipped */
+  uint8_t bg[3]; /* RGB: the colour transparent pixels are composited over
+                    (glow_png_read) */
 } glow_image_opts;
-/* the files skipped (strict = 0), in path order, with the reason (the
- * reader's message); total: the image files found */
+/* the files left out of a folder, each with a kind and a reason:
+ * GLOW_SKIP_FORMAT a file of another image format by its extension (.gif,
+ * .webp, .tiff, .bmp, .svg, ...; never opened), reason its extension in
+ * lower case as listed; GLOW_SKIP_DUPLICATE a second name of a file already
+ * taken, reason the name taken; GLOW_SKIP_CORRUPT an image file that could
+ * not be read (strict = 0), in path order, reason the reader's message.
+ * total: the image files found (each real file once) */
+enum { GLOW_SKIP_CORRUPT = 0, GLOW_SKIP_FORMAT = 1, GLOW_SKIP_DUPLICATE = 2 };
 typedef struct {
   char **path, **reason; /* {n} */
+  int *kind;             /* {n} GLOW_SKIP_* */
   int64_t n, cap, total;
 } glow_skips;
 void glow_skips_free(glow_skips *s); /* frees and zeroes; idempotent */
@@ -398,10 +409,12 @@ int glow_dataset_batch_aug(glow_dataset *ds, const int64_t *idx, int64_t b, int 
 /* PNG through libpng. Return GLOW_OK, GLOW_EDATA or GLOW_ENOMEM with a
  * message naming the file in err[errlen]; nothing is held after a failure. */
 /* *pixels {h, w, c} uint8, malloc'd (the caller free()s it); c = 1 for gray,
- * 3 for color: palettes expand to RGB, alpha is stripped, 16-bit scales to 8,
- * 1/2/4-bit gray expands to 8 */
-int glow_png_read(const char *path, uint8_t **pixels, int *h, int *w, int *c, char *err,
-                  size_t errlen);
+ * 3 for color: palettes expand to RGB, 16-bit scales to 8, 1/2/4-bit gray
+ * expands to 8; alpha (an alpha channel or tRNS) is composited over bg {3}
+ * (RGB; NULL: white), v = (a v + (255 - a) bg + 127) / 255, a gray image over
+ * bg's luma (299 R + 587 G + 114 B + 500) / 1000 */
+int glow_png_read(const char *path, const uint8_t *bg, uint8_t **pixels, int *h, int *w, int *c,
+                  char *err, size_t errlen);
 /* pixels {h, w, c}, c 1 or 3: written to a temporary file beside path, then
  * renamed into place */
 int glow_png_write(const char *path, const uint8_t *pixels, int h, int w, int c, char *err,
@@ -412,12 +425,14 @@ int glow_png_write(const char *path, const uint8_t *pixels, int h, int w, int c,
  * above 2^28 pixels are refused */
 int glow_jpeg_read(const char *path, uint8_t **pixels, int *h, int *w, int *c, char *err,
                    size_t errlen);
-/* for tests: pixels {h, w, c} at quality 1..100 (100: no chroma subsampling) */
+/* pixels {h, w, c} (c 1 or 3) at quality 1..100 (100: no chroma
+ * subsampling), written to a temporary file beside path, then renamed into place */
 int glow_jpeg_write(const char *path, const uint8_t *pixels, int h, int w, int c, int quality,
                     char *err, size_t errlen);
-/* PNG or JPEG, chosen by the file's first bytes (not its name) */
-int glow_image_read(const char *path, uint8_t **pixels, int *h, int *w, int *c, char *err,
-                    size_t errlen);
+/* PNG or JPEG, chosen by the file's first bytes (not its name); bg as in
+ * glow_png_read (a JPEG has no alpha) */
+int glow_image_read(const char *path, const uint8_t *bg, uint8_t **pixels, int *h, int *w, int *c,
+                    char *err, size_t errlen);
 /* the grid of n images h x w: min(cols, n) per row, padding pixels between */
 void glow_grid_size(int n, int h, int w, int cols, int padding, int *gh, int *gw);
 /* x {n, h, w, c} in [-0.5, 0.5] -> out {gh, gw, c}: v = floor((x + 0.5) * 256)

@@ -4,7 +4,11 @@
  *
  * glow_png_read decodes any PNG into 8-bit gray (c = 1) or RGB (c = 3):
  * palettes expand to RGB, low-depth gray expands to 8 bits, 16-bit samples
- * scale to 8 bits, alpha is stripped. glow_png_write writes 8-bit gray or
+ * scale to 8 bits. Transparency (an alpha channel, or a tRNS chunk: palette
+ * entries or one colour marked transparent) is composited over a background
+ * colour, v = (a v + (255 - a) bg + 127) / 255 per channel, so a pixel of
+ * alpha 0 is the background whatever colour the file stores under it (gray
+ * images use the background's luma). glow_png_write writes 8-bit gray or
  * RGB to a temporary file in the target's directory and renames it into
  * place, so a reader never sees half a file. glow_image_grid lays a batch of
  * preprocessed float images out as one uint8 picture.
@@ -67,8 +71,26 @@ typedef struct {
   int h, w, c;
   int nomem;
   long long file_bytes;
+  uint8_t bg[3];
   char toobig[160];
 } png_reader;
+
+/* pix {n, ch} with alpha last (ch 2 or 4) -> {n, ch - 1} in place, composited
+   over bg (gray: over bg's ITU-R 601 luma). Each pixel is written at or
+   below where it was read, so nothing is overwritten before it is read. */
+static void composite(uint8_t *pix, size_t n, int ch, const uint8_t bg[3]) {
+  int c = ch - 1;
+  unsigned luma = (299u * bg[0] + 587u * bg[1] + 114u * bg[2] + 500u) / 1000u;
+  for (size_t i = 0; i < n; i++) {
+    const uint8_t *p = pix + i * (size_t)ch;
+    uint8_t *d = pix + i * (size_t)c;
+    unsigned a = p[c];
+    for (int k = 0; k < c; k++) {
+      unsigned b = c == 1 ? luma : bg[k];
+      d[k] = (uint8_t)((p[k] * a + b * (255u - a) + 127u) / 255u);
+    }
+  }
+}
 
 static int read_body(png_reader *s) {
   if (setjmp(png_jmpbuf(s->png))) return -1;
@@ -92,13 +114,13 @@ static int read_body(png_reader *s) {
   if (bit_depth == 16) png_set_scale_16(s->png);
   if (ctype == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(s->png);
   if (ctype == PNG_COLOR_TYPE_GRAY && bit_depth < 8) png_set_expand_gray_1_2_4_to_8(s->png);
-  if (ctype & PNG_COLOR_MASK_ALPHA || ctype == PNG_COLOR_TYPE_PALETTE)
-    png_set_strip_alpha(s->png);
+  /* a tRNS chunk becomes an alpha channel, composited below */
+  if (png_get_valid(s->png, s->info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(s->png);
   png_set_interlace_handling(s->png);
   png_read_update_info(s->png, s->info);
   int ch = png_get_channels(s->png, s->info);
   size_t rowbytes = png_get_rowbytes(s->png, s->info);
-  if ((ch != 1 && ch != 3) || png_get_bit_depth(s->png, s->info) != 8 ||
+  if (ch < 1 || ch > 4 || png_get_bit_depth(s->png, s->info) != 8 ||
       rowbytes != (size_t)w * (size_t)ch)
     png_error(s->png, "unsupported pixel layout");
   s->pix = (uint8_t *)malloc((size_t)h * rowbytes);
@@ -110,17 +132,24 @@ static int read_body(png_reader *s) {
   for (png_uint_32 i = 0; i < h; i++) s->rows[i] = s->pix + (size_t)i * rowbytes;
   png_read_image(s->png, s->rows);
   png_read_end(s->png, NULL);
+  if (ch == 2 || ch == 4) {
+    composite(s->pix, (size_t)h * w, ch, s->bg);
+    ch--;
+  }
   s->h = (int)h;
   s->w = (int)w;
   s->c = ch;
   return 0;
 }
 
-int glow_png_read(const char *path, uint8_t **pixels, int *h, int *w, int *c, char *err,
-                  size_t errlen) {
+static const uint8_t WHITE[3] = {255, 255, 255};
+
+int glow_png_read(const char *path, const uint8_t *bg, uint8_t **pixels, int *h, int *w, int *c,
+                  char *err, size_t errlen) {
   *pixels = NULL;
   png_reader s;
   memset(&s, 0, sizeof s);
+  memcpy(s.bg, bg ? bg : WHITE, 3);
   png_errmsg em = {{0}};
   s.fp = fopen(path, "rb");
   if (!s.fp) return fail(err, errlen, GLOW_EDATA, "cannot open %s: %s", path, strerror(errno));
@@ -426,11 +455,26 @@ int glow_jpeg_write(const char *path, const uint8_t *pixels, int h, int w, int c
     return fail(err, errlen, GLOW_EDATA,
                 "%s: cannot write a %dx%d JPEG of %d channels at quality %d", path, h, w, c,
                 quality);
+  /* a temporary file beside path, renamed into place, as glow_png_write */
+  size_t len = strlen(path);
+  char *tmp = (char *)malloc(len + 16);
   jpeg_writer *s = (jpeg_writer *)calloc(1, sizeof *s);
-  if (!s) return fail(err, errlen, GLOW_ENOMEM, "%s: out of memory", path);
-  s->fp = fopen(path, "wb");
+  if (!tmp || !s) {
+    free(tmp);
+    free(s);
+    return fail(err, errlen, GLOW_ENOMEM, "%s: out of memory", path);
+  }
+  snprintf(tmp, len + 16, "%s.tmp.XXXXXX", path);
+  int fd = mkstemp(tmp);
+  if (fd >= 0) {
+    fchmod(fd, 0644);
+    s->fp = fdopen(fd, "wb");
+    if (!s->fp) close(fd);
+  }
   if (!s->fp) {
     int e = errno;
+    if (fd >= 0) remove(tmp);
+    free(tmp);
     free(s);
     return fail(err, errlen, GLOW_EDATA, "cannot write %s: %s", path, strerror(e));
   }
@@ -445,15 +489,22 @@ int glow_jpeg_write(const char *path, const uint8_t *pixels, int h, int w, int c
     rc = fail(err, errlen, GLOW_EDATA, "cannot write %s: %s", path,
               s->jerr.msg[0] ? s->jerr.msg : "libjpeg error");
   if (s->created) jpeg_destroy_compress(&s->cinfo);
-  if (fclose(s->fp) != 0 && rc == GLOW_OK)
+  int e = 0;
+  if (fflush(s->fp) != 0 || ferror(s->fp)) e = errno ? errno : EIO;
+  if (fclose(s->fp) != 0 && !e) e = errno ? errno : EIO;
+  if (rc == GLOW_OK && e)
+    rc = fail(err, errlen, GLOW_EDATA, "cannot write %s: %s", path, strerror(e));
+  if (rc == GLOW_OK && rename(tmp, path) != 0)
     rc = fail(err, errlen, GLOW_EDATA, "cannot write %s: %s", path, strerror(errno));
+  if (rc != GLOW_OK) remove(tmp);
+  free(tmp);
   free(s);
   return rc;
 }
 
 /* ------------------------------------------------------------------ by signature */
-int glow_image_read(const char *path, uint8_t **pixels, int *h, int *w, int *c, char *err,
-                    size_t errlen) {
+int glow_image_read(const char *path, const uint8_t *bg, uint8_t **pixels, int *h, int *w, int *c,
+                    char *err, size_t errlen) {
   *pixels = NULL;
   FILE *f = fopen(path, "rb");
   if (!f) return fail(err, errlen, GLOW_EDATA, "cannot open %s: %s", path, strerror(errno));
@@ -462,7 +513,7 @@ int glow_image_read(const char *path, uint8_t **pixels, int *h, int *w, int *c, 
   int e = ferror(f) ? errno : 0;
   fclose(f);
   if (e) return fail(err, errlen, GLOW_EDATA, "cannot read %s: %s", path, strerror(e));
-  if (got == 8 && !png_sig_cmp(sig, 0, 8)) return glow_png_read(path, pixels, h, w, c, err, errlen);
+  if (got == 8 && !png_sig_cmp(sig, 0, 8)) return glow_png_read(path, bg, pixels, h, w, c, err, errlen);
   if (got >= 3 && sig[0] == 0xFF && sig[1] == 0xD8 && sig[2] == 0xFF)
     return glow_jpeg_read(path, pixels, h, w, c, err, errlen);
   return fail(err, errlen, GLOW_EDATA, "%s: not a PNG or JPEG file (unknown signature%s)", path,

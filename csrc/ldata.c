@@ -83,23 +83,38 @@ static glow_skips *newskips(lua_State *L) {
   return s;
 }
 
-/* push {{path = ..., reason = ...}, ...} and the number of files found */
+/* push {{path = ..., reason = ..., kind = "corrupt" | "format" | "duplicate"}, ...}
+ * and the number of image files found */
 static void push_skips(lua_State *L, const glow_skips *s) {
+  static const char *const kinds[] = {"corrupt", "format", "duplicate"};
   lua_createtable(L, (int)s->n, 0);
   for (int64_t i = 0; i < s->n; i++) {
-    lua_createtable(L, 0, 2);
+    lua_createtable(L, 0, 3);
     lua_pushstring(L, s->path[i]);
     lua_setfield(L, -2, "path");
     lua_pushstring(L, s->reason[i]);
     lua_setfield(L, -2, "reason");
+    lua_pushstring(L, kinds[s->kind[i] >= 0 && s->kind[i] <= 2 ? s->kind[i] : 0]);
+    lua_setfield(L, -2, "kind");
     lua_rawseti(L, -2, i + 1);
   }
   lua_pushinteger(L, s->total);
 }
 
-/* h, w, c and strict at arguments i..i+3: 0 means "the first image's" */
-static glow_image_opts image_opts(lua_State *L, int i, const char *what) {
+/* the background colour 0xRRGGBB at argument i (default white) into bg */
+static void background(lua_State *L, int i, uint8_t bg[3], const char *what) {
+  lua_Integer v = luaL_optinteger(L, i, 0xFFFFFF);
+  if (v < 0 || v > 0xFFFFFF) lg_fail(L, "%s: the background must be 0xRRGGBB, got %I", what, v);
+  bg[0] = (uint8_t)(v >> 16);
+  bg[1] = (uint8_t)(v >> 8);
+  bg[2] = (uint8_t)v;
+}
+
+/* h, w, c and strict at arguments i..i+3 (0 means "the first image's"),
+ * the background 0xRRGGBB at argument bgi */
+static glow_image_opts image_opts(lua_State *L, int i, int bgi, const char *what) {
   glow_image_opts o;
+  background(L, bgi, o.bg, what);
   lua_Integer h = luaL_optinteger(L, i, 0), w = luaL_optinteger(L, i + 1, 0);
   lua_Integer c = luaL_optinteger(L, i + 2, 0);
   if (h < 0 || w < 0 || h > 65535 || w > 65535 || (h == 0) != (w == 0))
@@ -112,11 +127,11 @@ static glow_image_opts image_opts(lua_State *L, int i, const char *what) {
   return o;
 }
 
-/* load_images(dir, h, w, c, strict) -> dataset, skips, files | nil, message;
- * h, w, c 0: the first readable image's */
+/* load_images(dir, h, w, c, strict, bg) -> dataset, skips, files | nil, message;
+ * h, w, c 0: the first readable image's; bg 0xRRGGBB (default white) */
 static int l_load_images(lua_State *L) {
   const char *dir = luaL_checkstring(L, 1);
-  glow_image_opts o = image_opts(L, 2, "images");
+  glow_image_opts o = image_opts(L, 2, 6, "images");
   char err[512];
   glow_skips *sk = newskips(L);
   Dataset *d = newds(L);
@@ -127,10 +142,10 @@ static int l_load_images(lua_State *L) {
   return 3;
 }
 
-/* pack_images(dir, path, h, w, c, strict, limit) -> n, skips, files | nil, message */
+/* pack_images(dir, path, h, w, c, strict, limit, bg) -> n, skips, files | nil, message */
 static int l_pack_images(lua_State *L) {
   const char *dir = luaL_checkstring(L, 1), *path = luaL_checkstring(L, 2);
-  glow_image_opts o = image_opts(L, 3, "pack");
+  glow_image_opts o = image_opts(L, 3, 8, "pack");
   lua_Integer limit = luaL_optinteger(L, 7, 0);
   char err[512];
   glow_skips *sk = newskips(L);

@@ -1,9 +1,11 @@
 /*
  * limage.c -- the Lua binding of image.c: PNG grids and PNG reading.
  *
- * save_grid(path, x {n, h, w, c}, cols, padding) -> true | nil, message
- * read_png(path) -> x {1, h, w, c} | nil, message, with x = (v + 0.5)/256 - 0.5
- * (the 8-bit preprocessing at the bin centre). Misuse raises an error; an
+ * save_grid(path, x {n, h, w, c}, cols, padding, jpeg_quality) -> true | nil, message:
+ * a PNG, or a JPEG at jpeg_quality (1..100) when it is given
+ * read_png(path, bg) -> x {1, h, w, c} | nil, message, with x = (v + 0.5)/256 - 0.5
+ * (the 8-bit preprocessing at the bin centre); transparency composited over
+ * bg 0xRRGGBB (default white). Misuse raises an error; an
  * unwritable or unreadable file returns nil, message.
  */
 #include <stdlib.h>
@@ -17,6 +19,7 @@ static int l_save_grid(lua_State *L) {
   int n, h, w, c;
   Tensor *x = lg_checkimg(L, 2, "save_grid: x", &n, &h, &w, &c);
   lua_Integer cols = luaL_optinteger(L, 3, 8), pad = luaL_optinteger(L, 4, 1);
+  lua_Integer quality = luaL_optinteger(L, 5, 0); /* 0: PNG */
   if (c != 1 && c != 3) {
     char b[128];
     lg_fail(L, "save_grid: x must have 1 (gray) or 3 (RGB) channels, got shape %s",
@@ -24,13 +27,15 @@ static int l_save_grid(lua_State *L) {
   }
   if (cols < 1 || cols > 1 << 16) lg_fail(L, "save_grid: cols must be a positive integer, got %I", cols);
   if (pad < 0 || pad > 1 << 10) lg_fail(L, "save_grid: padding must be an integer >= 0, got %I", pad);
+  if (quality < 0 || quality > 100) lg_fail(L, "save_grid: quality must be in 1..100, got %I", quality);
   int gh, gw;
   glow_grid_size(n, h, w, (int)cols, (int)pad, &gh, &gw);
   if ((int64_t)gh * gw * c > (int64_t)1 << 31) lg_fail(L, "save_grid: the grid %dx%d is too large", gh, gw);
   uint8_t *buf = (uint8_t *)lua_newuserdatauv(L, (size_t)gh * gw * c, 0);
   glow_image_grid(x->data, n, h, w, c, (int)cols, (int)pad, buf);
   char err[512];
-  int rc = glow_png_write(path, buf, gh, gw, c, err, sizeof err);
+  int rc = quality ? glow_jpeg_write(path, buf, gh, gw, c, (int)quality, err, sizeof err)
+                   : glow_png_write(path, buf, gh, gw, c, err, sizeof err);
   if (rc != GLOW_OK) {
     lua_pushnil(L);
     lua_pushstring(L, err);
@@ -56,12 +61,15 @@ static int box_gc(lua_State *L) {
 
 static int l_read_png(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
+  lua_Integer v = luaL_optinteger(L, 2, 0xFFFFFF);
+  if (v < 0 || v > 0xFFFFFF) lg_fail(L, "read_png: the background must be 0xRRGGBB, got %I", v);
+  uint8_t bg[3] = {(uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
   Box *bx = (Box *)lua_newuserdatauv(L, sizeof(Box), 0);
   bx->p = NULL;
   luaL_setmetatable(L, BOXNAME);
   int h, w, c;
   char err[512];
-  int rc = glow_png_read(path, &bx->p, &h, &w, &c, err, sizeof err);
+  int rc = glow_png_read(path, bg, &bx->p, &h, &w, &c, err, sizeof err);
   if (rc != GLOW_OK) {
     lua_pushnil(L);
     lua_pushstring(L, err);

@@ -123,6 +123,11 @@ describe("the glow command", function()
     assert.equal(0, code, stderr)
     assert.matches("wrote " .. tmp .. "/s3.png: 6 samples", stdout, 1, true)
     assert.same({ 1, 49, 74, 1 }, glow.image.read_png(tmp .. "/s3.png"):shape())
+    -- the format the name says: JPEG for .jpg and .jpeg
+    code, stdout, stderr = glow_cmd(string.format("sample %s %s/s.jpg -n 6 --cols 3", ckpt, tmp), tmp)
+    assert.equal(0, code, stderr)
+    assert.matches("wrote " .. tmp .. "/s.jpg: 6 samples", stdout, 1, true)
+    assert.equal("\255\216\255", H.read(tmp .. "/s.jpg"):sub(1, 3))
 
     code, stdout, stderr = glow_cmd(string.format("encode %s %s %s/z.safetensors --limit 5", ckpt, data, tmp), tmp)
     assert.equal(0, code, stderr)
@@ -139,6 +144,10 @@ describe("the glow command", function()
     assert.equal(0, code, stderr)
     assert.matches("wrote " .. tmp .. "/d2.png: 5 images", stdout, 1, true)
     assert.same({ 1, 16, 84, 1 }, glow.image.read_png(tmp .. "/d2.png"):shape())
+    code, stdout, stderr = glow_cmd(string.format("decode %s %s/z.safetensors %s/d.jpeg", ckpt, tmp, tmp), tmp)
+    assert.equal(0, code, stderr)
+    assert.matches("wrote " .. tmp .. "/d.jpeg: 5 images", stdout, 1, true)
+    assert.equal("\255\216\255", H.read(tmp .. "/d.jpeg"):sub(1, 3))
     -- decode(encode(x)) gives the images back: compare with the library's decode
     local x = m:decode({ z.z1, z.z2 })
     local idx = { 1, 2, 3, 4, 5 }
@@ -347,6 +356,126 @@ describe("the glow command", function()
     assert.matches("test bits/dim: [%d.]+ %(6 test images%)", stdout)
   end)
 
+  it("prints no test figure, and no nan, when the set has no test set; the log's test column stays empty", function()
+    local code, _, stderr = glow_cmd(string.format("pack %s/train %s/nt.glowpack", data, tmp), tmp)
+    assert.equal(0, code, stderr)
+    local base = "train --data " .. tmp .. "/nt.glowpack --levels 2 --depth 1 --width 8 --batch 16 --warmup 1 "
+    for i, extra in ipairs { "--epochs 2 --no-progress", "--epochs 2", "--max-steps 2 --schedule constant",
+      "--max-steps 2 --schedule constant --no-progress", "--max-bpd 0.01 --no-progress" } do
+      local dir = string.format("%s/nt%d", tmp, i)
+      local stdout
+      code, stdout, stderr = glow_cmd(string.format("%s %s --out %s", base, extra, dir), tmp)
+      assert.equal(0, code, extra .. ": " .. stderr)
+      assert.matches("glow: 48 train / no test images", stdout, 1, true)
+      local all = (stdout .. stderr):lower()
+      assert.is_nil(all:find("nan", 1, true), extra .. ": " .. stdout .. stderr)
+      assert.is_nil(all:find("test bits/dim", 1, true), extra .. ": " .. stdout)
+      local lines = 0
+      for line in H.read(dir .. "/log.csv"):gmatch("[^\n]+") do
+        lines = lines + 1
+        local test_bpd = select(10, table.unpack(H.split_csv(line)))
+        assert.equal(lines == 1 and "test_bpd" or "", test_bpd, line)
+      end
+      assert.is_true(lines > 1)
+      -- every step skipped: the epoch's train figure is n/a
+      if extra:find("max-bpd", 1, true) then assert.matches("epoch 1: (train n/a)", stdout, 1, true) end
+    end
+  end)
+
+  it("packs a folder's train/ and test/ into one file each, or the one --split names; says what it skipped", function()
+    local dir = tmp .. "/splits"
+    assert(os.execute(string.format("cp -r '%s' '%s'", data, dir)))
+    H.write(dir .. "/train/class0/a.gif", "GIF89a")
+    H.write(dir .. "/train/class1/b.webp", "RIFF")
+    H.write(dir .. "/train/class1/c.gif", "GIF89a")
+    local code, stdout, stderr = glow_cmd(string.format("pack %s %s/sp.glowpack", dir, tmp), tmp)
+    assert.equal(0, code, stderr)
+    assert.equal(string.format("wrote %s/sp-train.glowpack: 48 images of 8x8x1, 2 classes; %s/sp-test.glowpack: 16 "
+      .. "images of 8x8x1, 2 classes (the splits train/ and test/ of %s; --split train or --split test packs one)\n",
+      tmp, tmp, dir), stdout)
+    assert.equal(string.format("glow.data.pack: skipped 3 files of other formats (.gif 2, .webp 1; glow reads PNG and "
+      .. "JPEG): first %s/train/class0/a.gif\n", dir), stderr)
+    assert.is_nil(io.open(tmp .. "/sp.glowpack"))
+    -- the classes are the class folders, not "test" and "train"
+    local train = assert(glow.data.open_pack(tmp .. "/sp-train.glowpack"))
+    assert.same({ "class0", "class1" }, train.class_names)
+    code, stdout, stderr = glow_cmd(string.format("pack %s %s/only.glowpack --split test", dir, tmp), tmp)
+    assert.equal(0, code, stderr)
+    assert.equal("wrote " .. tmp .. "/only.glowpack: 16 images of 8x8x1, 2 classes\n", stdout)
+    local test = assert(glow.data.open_pack(tmp .. "/only.glowpack"))
+    assert.same(test:labels(), assert(glow.data.open_pack(tmp .. "/sp-test.glowpack")):labels())
+    code, stdout, stderr = glow_cmd(string.format("pack %s/train %s/x.glowpack --split test", dir, tmp), tmp)
+    assert.equal(2, code)
+    assert.equal("", stdout)
+    assert.matches("option --split test: " .. dir .. "/train holds no train/ or test/ folder", stderr, 1, true)
+  end)
+
+  it("composites transparent pixels over --background in glow pack and glow eval", function()
+    -- 8x8 gray + alpha: the left half transparent (storing 7), the right half opaque 200
+    local dir = tmp .. "/alpha"
+    H.mkdir(dir)
+    local row = string.rep("\7\0", 4) .. string.rep("\200\255", 4)
+    local rows = {}
+    for i = 1, 8 do rows[i] = row end
+    for i = 1, 3 do H.write(string.format("%s/%d.png", dir, i), H.encode_png(8, 8, 8, 4, rows)) end
+    local code, _, stderr = glow_cmd(string.format("pack %s %s/alpha.glowpack --background black", dir, tmp), tmp)
+    assert.equal(0, code, stderr)
+    local ds = assert(glow.data.open_pack(tmp .. "/alpha.glowpack"))
+    local px = H.bytes_back(ds:batch({ 1 }, { noise = false }))
+    assert.same({ 0, 0, 0, 0, 200, 200, 200, 200 }, { table.unpack(px, 1, 8) })
+    -- eval sees white (the default) or the given colour under the transparent half
+    local ckpt = out .. "/checkpoint.safetensors"
+    local means = {}
+    for _, bg in ipairs { "", " --background white", " --background 0,0,0" } do
+      local c2, stdout, err2 = glow_cmd(string.format("eval %s %s%s", ckpt, dir, bg), tmp)
+      assert.equal(0, c2, err2)
+      means[#means + 1] = stdout:match(": ([%d.]+) bits/dim")
+    end
+    assert.equal(means[1], means[2])
+    assert.not_equal(means[1], means[3])
+  end)
+
+  it("refuses a named set or a pack of another shape than the model's with one line naming both and the way out",
+    function()
+      local rgb = tmp .. "/rgb.safetensors"
+      local m = glow.Glow { shape = { 8, 8, 3 }, levels = 1, depth = 1, width = 4 }
+      m:initialize(glow.randn({ 4, 8, 8, 3 }, 1, 0.2))
+      assert(m:save(rgb))
+      local code, _, stderr = glow_cmd(string.format("pack %s/test %s/gray.glowpack", data, tmp), tmp)
+      assert.equal(0, code, stderr)
+      local ckpt = out .. "/checkpoint.safetensors"
+      local folder = "(a folder of images is resized and converted to the model's shape by itself)"
+      for _, case in ipairs {
+        { "eval " .. ckpt .. " fashion-mnist", "glow eval: fashion-mnist holds 28x28x1 images and the checkpoint's "
+          .. "model takes 8x8x1: pack it at that shape: glow pack fashion-mnist OUT.glowpack --split test --size 8 "
+          .. "--channels 1 " .. folder },
+        { "eval " .. rgb .. " fashion-mnist:train", "glow eval: fashion-mnist:train holds 28x28x1 images and the "
+          .. "checkpoint's model takes 8x8x3: Fashion-MNIST's gray images cannot be used with an RGB model "
+          .. folder },
+        { "eval " .. rgb .. " " .. tmp .. "/gray.glowpack", "glow eval: " .. tmp .. "/gray.glowpack holds 8x8x1 "
+          .. "images and the checkpoint's model takes 8x8x3: pack its images again at that shape: glow pack SOURCE "
+          .. "OUT.glowpack --size 8 --channels 3 " .. folder },
+        { "eval " .. ckpt .. " " .. data .. " --csv " .. tmp .. "/x.csv --against cifar10:/nowhere", "glow eval: "
+          .. "cifar10:/nowhere holds 32x32x3 images and the checkpoint's model takes 8x8x1: pack it at that shape: "
+          .. "glow pack cifar10:/nowhere OUT.glowpack --split test --size 8 --channels 1 " .. folder },
+        { "encode " .. rgb .. " " .. tmp .. "/gray.glowpack " .. tmp .. "/z.safetensors", "glow encode: " .. tmp
+          .. "/gray.glowpack holds 8x8x1 images and the checkpoint's model takes 8x8x3" },
+        { "train --data " .. data .. "/train --size 8 --channels 3 --test " .. tmp .. "/gray.glowpack --out " .. tmp
+          .. "/never " .. TINY, "glow train: " .. tmp .. "/gray.glowpack holds 8x8x1 images and the model takes "
+          .. "8x8x3" },
+      } do
+        local c2, stdout, err2 = glow_cmd(case[1], tmp)
+        assert.equal(2, c2, case[1] .. ": " .. err2)
+        assert.equal("", stdout)
+        assert.matches(case[2], err2, 1, true)
+        assert.is_nil(err2:find("\n.", 1), "more than one line: " .. err2)
+      end
+      -- the rgb model does take a folder of gray images: converted (and resized) by itself
+      local c3, stdout, err3 = glow_cmd("encode " .. rgb .. " " .. data .. " " .. tmp .. "/zr.safetensors", tmp)
+      assert.equal(0, c3, err3)
+      assert.matches("wrote " .. tmp .. "/zr.safetensors", stdout, 1, true)
+    end)
+
   it("gives each bad argument one line and exit code 2, before any work", function()
     local ckpt = out .. "/checkpoint.safetensors"
     assert(os.execute("mkdir -p '" .. tmp .. "/only-test/test'"))
@@ -369,6 +498,10 @@ describe("the glow command", function()
       { "train --width", "glow train: option '--width' requires an argument" },
       { "train --data cifar100:x", "glow train: unknown data set 'cifar100:x'" },
       { "train --data /nonexistent/folder", "glow train: data set /nonexistent/folder: no such folder or file" },
+      { "train --data " .. data .. "/train/class0/001.png", "glow train: data set " .. data .. "/train/class0/001.png "
+        .. "is a single image, not a data set: give the folder that holds the images (" .. data .. "/train/class0)" },
+      { "eval " .. ckpt .. " " .. data .. "/test/class1/001.png", "glow eval: data set " .. data .. "/test/class1/"
+        .. "001.png is a single image, not a data set" },
       { "train --data " .. data .. " --size 12 --levels 3", "glow train: image size 12x12 cannot be squeezed 3 times" },
       { "train --size 8 --load-size 4", "glow train: option --load-size 4 must be >= --size 8" },
       { "train --crop middle", "glow train: option --crop must be one of center, random, got middle" },
@@ -393,6 +526,13 @@ describe("the glow command", function()
       { "sample " .. ckpt .. " " .. tmp .. "/x.png --scale 0", "glow sample: option --scale must be >= 1, got 0" },
       { "train --sample-every -1", "glow train: option --sample-every must be >= 0, got -1" },
       { "train --sample-scale 65", "glow train: option --sample-scale must be <= 64, got 65" },
+      -- the grid's format comes from its name, checked before the checkpoint is read
+      { "sample /nonexistent.safetensors " .. tmp .. "/x.gif", "glow sample: cannot write " .. tmp .. "/x.gif: .gif "
+        .. "is not a format glow writes; the grid is written as PNG (.png) or JPEG (.jpg, .jpeg)" },
+      { "sample " .. ckpt .. " " .. tmp .. "/x", "glow sample: cannot write " .. tmp .. "/x: its name has no "
+        .. "extension; the grid is written as PNG (.png) or JPEG (.jpg, .jpeg)" },
+      { "decode " .. ckpt .. " z.safetensors " .. tmp .. "/x.webp", "glow decode: cannot write " .. tmp .. "/x.webp: "
+        .. ".webp is not a format glow writes" },
       { "encode " .. ckpt .. " " .. data .. " z.st --limit 0", "glow encode: option --limit must be >= 1, got 0" },
       { "decode " .. ckpt .. " a b c", "glow decode: too many arguments" },
       { "info", "glow info: missing argument 'checkpoint'" },
@@ -401,6 +541,13 @@ describe("the glow command", function()
       { "plot a.csv b.png --range -1: --logy", "glow plot: option --range -1:: --logy needs LO > 0" },
       { "eval " .. ckpt .. " " .. data .. " --range 1:2", "glow eval: option --range applies to --histogram" },
       { "pack " .. data .. " p.glowpack --channels 2", "glow pack: option --channels must be one of 1, 3, got 2" },
+      { "pack " .. data .. " p.glowpack --background pink", "glow pack: option --background needs white, black, gray "
+        .. "or R,G,B (each 0..255), got 'pink'" },
+      { "train --background 1,2", "glow train: option --background needs white, black, gray or R,G,B" },
+      { "train --background black", "glow train: option --background applies to a folder of images, not to "
+        .. "fashion-mnist (its images have no transparency)" },
+      { "encode " .. ckpt .. " fashion-mnist z.st --background black", "glow encode: option --background applies to "
+        .. "a folder of images, not to fashion-mnist" },
     } do
       local code, stdout, stderr = glow_cmd(case[1], tmp)
       assert.equal(2, code, case[1] .. ": " .. stderr)

@@ -310,6 +310,108 @@ describe("glow.data.images with corrupt files", function()
   end)
 end)
 
+describe("glow.data.images on files it does not read twice or at all", function()
+  -- run glow.data.images(dir) in a child process: its stdout and stderr lines
+  local function load_in_child(dir, expr)
+    local script = string.format([[
+      package.path = %q .. "lua/?.lua;" .. %q .. "lua/?/init.lua;" .. package.path
+      package.cpath = %q .. "/?.so;" .. package.cpath
+      local ds, err = require("glow").data.images(%q)
+      if not ds then io.write("nil ", err) return end
+      io.write(%s)]], H.root, H.root, os.getenv("GLOW_BUILD") or (H.root .. "build"), dir, expr)
+    write(dir .. "/../run.lua", script)
+    local p = assert(io.popen("lua5.4 '" .. dir .. "/../run.lua' 2> '" .. dir .. "/../err.txt'"))
+    local out = p:read("a")
+    p:close()
+    local lines = {}
+    for line in io.lines(dir .. "/../err.txt") do lines[#lines + 1] = line end
+    return out, lines
+  end
+
+  it("counts the files of other image formats by extension and names the first, on one line", function()
+    local top = tmpdir()
+    local dir = top .. "/set"
+    mkdir(dir .. "/a")
+    save_png(dir .. "/a/1.png", const(10, 16), 4, 4, 1)
+    save_png(dir .. "/2.png", const(20, 16), 4, 4, 1)
+    for _, name in ipairs { "a/b.gif", "c.GIF", "d.webp", "e.txt" } do write(dir .. "/" .. name, "not read") end
+    local out, lines = load_in_child(dir, [[ds:size(), " ", ds.skipped, " ", ds.other_formats]])
+    assert.equal("2 0 3", out)
+    assert.same({ "glow.data.images: skipped 3 files of other formats (.gif 2, .webp 1; glow reads PNG and JPEG): "
+      .. "first " .. dir .. "/c.GIF" }, lines)
+    -- on_skip hears of each; a folder of other formats only says what it holds
+    local seen = {}
+    assert(glow.data.images(dir, { on_skip = function(path, reason) seen[path] = reason end }))
+    assert.equal("another image format (.gif)", seen[dir .. "/a/b.gif"])
+    assert.equal("another image format (.webp)", seen[dir .. "/d.webp"])
+    os.remove(dir .. "/2.png")
+    rmdir(dir .. "/a")
+    local ds, err = glow.data.images(dir)
+    assert.is_nil(ds)
+    assert.equal(dir .. ": no image files (.png, .jpg, .jpeg), only 2 files of other formats (first " .. dir
+      .. "/c.GIF)", err)
+    rmdir(top)
+  end)
+
+  it("reads a file reached through a link once, under the class of its real name, and says so", function()
+    local top = tmpdir()
+    local dir = top .. "/set"
+    mkdir(dir .. "/class_a")
+    mkdir(dir .. "/class_b")
+    save_png(dir .. "/class_a/x.png", const(10, 16), 4, 4, 1)
+    save_png(dir .. "/class_b/y.png", const(20, 16), 4, 4, 1)
+    -- "a_link" sorts before "x.png"; the real name is kept all the same
+    assert(os.execute("ln -s ../class_b/y.png '" .. dir .. "/class_a/a_link.png'"))
+    assert(os.execute("ln -s ../class_a/x.png '" .. dir .. "/class_b/link.png'"))
+    local out, lines = load_in_child(dir, [[ds:size(), " ", ds.duplicates, " ", table.concat(ds:labels(), ","), " ",
+      table.concat(ds:paths(), " ")]])
+    assert.equal(string.format("2 2 0,1 %s/class_a/x.png %s/class_b/y.png", dir, dir), out)
+    assert.same({ string.format("glow.data.images: skipped 2 second names of files already read (links), each "
+      .. "file read once: first %s/class_a/a_link.png is %s/class_b/y.png", dir, dir) }, lines)
+    -- a class whose every file is another class's is an error
+    os.remove(dir .. "/class_b/y.png")
+    save_png(dir .. "/class_a/y.png", const(20, 16), 4, 4, 1)
+    assert(os.execute("ln -sf ../class_a/y.png '" .. dir .. "/class_b/y.png'"))
+    local ds, err = glow.data.images(dir)
+    assert.is_nil(ds)
+    assert.equal("class folder " .. dir .. "/class_b holds no image of its own: each of its files is another name "
+      .. "(a link) of a file in another class", err)
+    rmdir(top)
+  end)
+end)
+
+describe("glow.data.images and pack with transparent pixels", function()
+  -- a 2x2 RGBA PNG: red under alpha 0, red at alpha 128, opaque blue, opaque
+  -- green; and a 2x2 gray + alpha PNG: 7 under alpha 0, then opaque 9, 10, 11
+  local function alpha_folder()
+    local dir = tmpdir()
+    write(dir .. "/a.png", H.encode_png(2, 2, 8, 6, { "\255\0\0\0\255\0\0\128", "\0\0\255\255\0\255\0\255" }))
+    write(dir .. "/b.png", H.encode_png(2, 2, 8, 4, { "\7\0\9\255", "\10\255\11\255" }))
+    return dir
+  end
+
+  it("composites them over the background: white by default, black, or R,G,B; in a pack too", function()
+    local dir = alpha_folder()
+    local function pixels(ds) return bytes_back(ds:batch({ 1, 2 }, { noise = false })) end
+    -- (a v + (255 - a) bg + 127) // 255; the gray image becomes RGB after compositing
+    local ds = assert(glow.data.images(dir, { channels = 3 }))
+    assert.same({ 255, 255, 255, 255, 127, 127, 0, 0, 255, 0, 255, 0,
+      255, 255, 255, 9, 9, 9, 10, 10, 10, 11, 11, 11 }, pixels(ds))
+    ds = assert(glow.data.images(dir, { channels = 3, background = "black" }))
+    assert.same({ 0, 0, 0, 128, 0, 0, 0, 0, 255, 0, 255, 0,
+      0, 0, 0, 9, 9, 9, 10, 10, 10, 11, 11, 11 }, pixels(ds))
+    -- the gray image over a colour takes its luma: (299 * 10 + 587 * 20 + 114 * 30 + 500) // 1000 = 18
+    local path = dir .. "/p.glowpack"
+    assert(glow.data.pack(dir, path, { channels = 3, background = "10,20,30" }))
+    ds = assert(glow.data.open_pack(path))
+    assert.same({ 10, 20, 30, 133, 10, 15, 0, 0, 255, 0, 255, 0,
+      18, 18, 18, 9, 9, 9, 10, 10, 10, 11, 11, 11 }, pixels(ds))
+    assert.has_error(function() glow.data.images(dir, { background = "pink" }) end,
+      "images: background must be white, black, gray, \"R,G,B\" or {r, g, b} with each in 0..255, got 'pink'")
+    rmdir(dir)
+  end)
+end)
+
 describe("glow.data.pack and open_pack", function()
   local function class_folder()
     local dir = tmpdir()

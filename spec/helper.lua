@@ -317,4 +317,64 @@ function H.check_piece(piece, x, opts)
   end
 end
 
+--- The fields of a CSV line without quotes (an empty field kept).
+function H.split_csv(line)
+  local fields = {}
+  for f in (line .. ","):gmatch("([^,]*),") do fields[#fields + 1] = f end
+  return fields
+end
+
+-- A minimal PNG encoder for test files in formats save_grid does not write
+-- (palette, gray + alpha, RGBA, 16-bit, 1-bit): stored (uncompressed)
+-- deflate blocks, filter 0 on every row. rows: a list of byte strings;
+-- chunks: more chunks before IDAT, {tRNS = bytes, ...}.
+local crc_table = {}
+for n = 0, 255 do
+  local c = n
+  for _ = 1, 8 do c = (c & 1) ~= 0 and (0xEDB88320 ~ (c >> 1)) or (c >> 1) end
+  crc_table[n] = c
+end
+
+local function crc32(s)
+  local c = 0xFFFFFFFF
+  for i = 1, #s do c = crc_table[(c ~ s:byte(i)) & 0xFF] ~ (c >> 8) end
+  return c ~ 0xFFFFFFFF
+end
+
+local function adler32(s)
+  local a, b = 1, 0
+  for i = 1, #s do
+    a = (a + s:byte(i)) % 65521
+    b = (b + a) % 65521
+  end
+  return (b << 16) | a
+end
+
+function H.png_chunk(kind, data)
+  return string.pack(">I4", #data) .. kind .. data .. string.pack(">I4", crc32(kind .. data))
+end
+
+function H.zlib_stored(raw)
+  local parts, pos = { "\x78\x01" }, 1
+  repeat
+    local piece = raw:sub(pos, pos + 65534)
+    pos = pos + #piece
+    local final = pos > #raw and 1 or 0
+    parts[#parts + 1] = string.pack("<BI2I2", final, #piece, (~#piece) & 0xFFFF) .. piece
+  until pos > #raw
+  parts[#parts + 1] = string.pack(">I4", adler32(raw))
+  return table.concat(parts)
+end
+
+function H.encode_png(w, h, depth, ctype, rows, palette, chunks)
+  local raw = {}
+  for i = 1, h do raw[i] = "\0" .. rows[i] end
+  local out = { "\137PNG\r\n\26\n", H.png_chunk("IHDR", string.pack(">I4I4BBBBB", w, h, depth, ctype, 0, 0, 0)) }
+  if palette then out[#out + 1] = H.png_chunk("PLTE", palette) end
+  for kind, data in pairs(chunks or {}) do out[#out + 1] = H.png_chunk(kind, data) end
+  out[#out + 1] = H.png_chunk("IDAT", H.zlib_stored(table.concat(raw)))
+  out[#out + 1] = H.png_chunk("IEND", "")
+  return table.concat(out)
+end
+
 return H

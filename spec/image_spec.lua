@@ -9,56 +9,7 @@ local read = H.read
 
 local listdir = H.listdir
 
--- A minimal PNG encoder for test files in formats save_grid does not write
--- (palette, gray + alpha, RGBA, 16-bit, 1-bit): stored (uncompressed)
--- deflate blocks, filter 0 on every row. rows: a list of byte strings.
-local crc_table = {}
-for n = 0, 255 do
-  local c = n
-  for _ = 1, 8 do c = (c & 1) ~= 0 and (0xEDB88320 ~ (c >> 1)) or (c >> 1) end
-  crc_table[n] = c
-end
-
-local function crc32(s)
-  local c = 0xFFFFFFFF
-  for i = 1, #s do c = crc_table[(c ~ s:byte(i)) & 0xFF] ~ (c >> 8) end
-  return c ~ 0xFFFFFFFF
-end
-
-local function adler32(s)
-  local a, b = 1, 0
-  for i = 1, #s do
-    a = (a + s:byte(i)) % 65521
-    b = (b + a) % 65521
-  end
-  return (b << 16) | a
-end
-
-local function chunk(kind, data)
-  return string.pack(">I4", #data) .. kind .. data .. string.pack(">I4", crc32(kind .. data))
-end
-
-local function zlib_stored(raw)
-  local parts, pos = { "\x78\x01" }, 1
-  repeat
-    local piece = raw:sub(pos, pos + 65534)
-    pos = pos + #piece
-    local final = pos > #raw and 1 or 0
-    parts[#parts + 1] = string.pack("<BI2I2", final, #piece, (~#piece) & 0xFFFF) .. piece
-  until pos > #raw
-  parts[#parts + 1] = string.pack(">I4", adler32(raw))
-  return table.concat(parts)
-end
-
-local function encode_png(w, h, depth, ctype, rows, palette)
-  local raw = {}
-  for i = 1, h do raw[i] = "\0" .. rows[i] end
-  local out = { "\137PNG\r\n\26\n", chunk("IHDR", string.pack(">I4I4BBBBB", w, h, depth, ctype, 0, 0, 0)) }
-  if palette then out[#out + 1] = chunk("PLTE", palette) end
-  out[#out + 1] = chunk("IDAT", zlib_stored(table.concat(raw)))
-  out[#out + 1] = chunk("IEND", "")
-  return table.concat(out)
-end
+local encode_png, chunk, zlib_stored = H.encode_png, H.png_chunk, H.zlib_stored
 
 local bytes_back = H.bytes_back
 
@@ -157,7 +108,7 @@ describe("glow.image.save_grid", function()
     assert.has_error(function() glow.image.save_grid("/tmp/x.png", glow.Tensor { 4, 4 }) end,
       "save_grid: x: got shape {4, 4}, expected {n, h, w, c}")
     assert.has_error(function() glow.image.save_grid("/tmp/x.png", glow.Tensor { 1, 2, 2, 1 }, { rows = 2 }) end,
-      "save_grid: unknown option 'rows' (known: cols, padding, scale)")
+      "save_grid: unknown option 'rows' (known: cols, format, padding, quality, scale)")
     assert.has_error(function() glow.image.save_grid("/tmp/x.png", glow.Tensor { 1, 2, 2, 1 }, { cols = 0 }) end,
       "save_grid: cols must be an integer >= 1, got 0")
     assert.has_error(function() glow.image.save_grid("/tmp/x.png", glow.Tensor { 1, 2, 2, 1 }, { scale = 0 }) end,
@@ -165,12 +116,46 @@ describe("glow.image.save_grid", function()
   end)
 end)
 
+describe("glow.image.save_grid as JPEG", function()
+  it("writes a JPEG for a .jpg or .jpeg name (or format = 'jpeg'), a PNG otherwise", function()
+    local dir = tmpdir()
+    local vals = {}
+    for i = 1, 2 * 8 * 8 do vals[i] = 40 + (i % 8) * 20 end
+    local x = from_bytes(vals, { 2, 8, 8, 1 })
+    for _, case in ipairs { { "g.jpg", "\255\216\255" }, { "g.JPEG", "\255\216\255" }, { "g.png", "\137PNG" },
+      { "g.out", "\137PNG" } } do
+      assert(glow.image.save_grid(dir .. "/" .. case[1], x, { cols = 2, quality = 100 }))
+      assert.equal(case[2], read(dir .. "/" .. case[1]):sub(1, #case[2]), case[1])
+    end
+    assert(glow.image.save_grid(dir .. "/forced.png", x, { format = "jpeg" }))
+    assert.equal("\255\216\255", read(dir .. "/forced.png"):sub(1, 3))
+    -- the JPEG reads back as the grid (8x17, padding 1), within JPEG's error at quality 100
+    H.mkdir(dir .. "/j")
+    os.rename(dir .. "/g.jpg", dir .. "/j/g.jpg")
+    local ds = assert(glow.data.images(dir .. "/j"))
+    assert.same({ 8, 17, 1 }, ds:shape())
+    local back = bytes_back(ds:batch({ 1 }, { noise = false }))
+    local worst = 0
+    for r = 0, 7 do
+      for c = 0, 7 do worst = math.max(worst, math.abs(back[r * 17 + c + 1] - vals[r * 8 + c + 1])) end
+    end
+    assert.is_true(worst <= 3, "largest difference " .. worst)
+    -- no temporary file is left behind
+    assert.same({ "forced.png", "g.JPEG", "g.out", "g.png", "j" }, listdir(dir))
+    assert.has_error(function() glow.image.save_grid(dir .. "/q.jpg", x, { quality = 0 }) end,
+      "save_grid: quality must be an integer in 1..100, got 0")
+    assert.has_error(function() glow.image.save_grid(dir .. "/q.jpg", x, { format = "gif" }) end,
+      "save_grid: format must be 'png' or 'jpeg', got gif")
+    rmdir(dir)
+  end)
+end)
+
 describe("glow.image.read_png", function()
-  local function roundtrip(w, h, depth, ctype, rows, palette)
+  local function roundtrip(w, h, depth, ctype, rows, palette, chunks, opts)
     local dir = tmpdir()
     local path = dir .. "/t.png"
-    write(path, encode_png(w, h, depth, ctype, rows, palette))
-    local x, err = glow.image.read_png(path)
+    write(path, encode_png(w, h, depth, ctype, rows, palette, chunks))
+    local x, err = glow.image.read_png(path, opts)
     rmdir(dir)
     assert(x, err)
     return x
@@ -185,13 +170,39 @@ describe("glow.image.read_png", function()
     assert.same({ 10, 20, 30, 40, 50, 60 }, bytes_back(x))
   end)
 
-  it("strips alpha from gray + alpha and RGBA", function()
+  it("composites gray + alpha and RGBA over the background, white by default", function()
+    -- a transparent pixel is the background whatever colour the file stores under it
     local x = roundtrip(2, 1, 8, 4, { "\7\0\9\255" })
     assert.same({ 1, 1, 2, 1 }, x:shape())
-    assert.same({ 7, 9 }, bytes_back(x))
-    x = roundtrip(1, 2, 8, 6, { "\1\2\3\0", "\4\5\6\128" })
+    assert.same({ 255, 9 }, bytes_back(x))
+    assert.same({ 0, 9 }, bytes_back(roundtrip(2, 1, 8, 4, { "\7\0\9\255" }, nil, nil, { background = "black" })))
+    -- a gray image over a colour: the colour's luma (299 * 255 + 500) // 1000
+    assert.same({ 76, 9 }, bytes_back(roundtrip(2, 1, 8, 4, { "\7\0\9\255" }, nil, nil, { background = "255,0,0" })))
+    -- red stored under alpha 0, then red at alpha 128: (a v + (255 - a) bg + 127) // 255
+    local rows = { "\255\0\0\0", "\255\0\0\128" }
+    x = roundtrip(1, 2, 8, 6, rows)
     assert.same({ 1, 2, 1, 3 }, x:shape())
-    assert.same({ 1, 2, 3, 4, 5, 6 }, bytes_back(x))
+    assert.same({ 255, 255, 255, 255, 127, 127 }, bytes_back(x))
+    assert.same({ 0, 0, 0, 128, 0, 0 }, bytes_back(roundtrip(1, 2, 8, 6, rows, nil, nil, { background = "black" })))
+    local blue = { background = { 0, 0, 255 } }
+    assert.same({ 0, 0, 255, 128, 0, 127 }, bytes_back(roundtrip(1, 2, 8, 6, rows, nil, nil, blue)))
+  end)
+
+  it("composites a palette's or a colour's tRNS transparency over the background", function()
+    -- palette entry 0 (red) transparent, entry 1 (green) opaque
+    local x = roundtrip(2, 1, 8, 3, { "\0\1" }, "\255\0\0\0\255\0", { tRNS = "\0" })
+    assert.same({ 1, 1, 2, 3 }, x:shape())
+    assert.same({ 255, 255, 255, 0, 255, 0 }, bytes_back(x))
+    -- gray 7 marked transparent
+    x = roundtrip(2, 1, 8, 0, { "\7\8" }, nil, { tRNS = string.pack(">I2", 7) }, { background = "black" })
+    assert.same({ 1, 1, 2, 1 }, x:shape())
+    assert.same({ 0, 8 }, bytes_back(x))
+  end)
+
+  it("refuses a malformed background", function()
+    for _, bad in ipairs { "purple", "1,2", "256,0,0", { 1, 2 }, 7 } do
+      assert.has_error(function() glow.image.read_png("x.png", { background = bad }) end)
+    end
   end)
 
   it("expands a palette to RGB", function()

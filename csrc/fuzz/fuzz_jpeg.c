@@ -16,7 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (fd < 0) return 0;
   uint8_t *px = NULL;
   int h = 0, w = 0, c = 0;
-  int rc = glow_image_read(p, &px, &h, &w, &c, err, sizeof err);
+  int rc = glow_image_read(p, NULL, &px, &h, &w, &c, err, sizeof err);
   if (rc == GLOW_OK) {
     if (!px || h < 1 || w < 1 || (c != 1 && c != 3)) abort(); /* the contract */
     /* read every pixel of the result */

@@ -14,7 +14,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (fd < 0) return 0;
   uint8_t *px = NULL;
   int h, w, c;
-  if (glow_png_read(p, &px, &h, &w, &c, err, sizeof err) == GLOW_OK) {
+  if (glow_png_read(p, NULL, &px, &h, &w, &c, err, sizeof err) == GLOW_OK) {
     /* read every pixel of the result */
     unsigned sum = 0;
     for (size_t i = 0; i < (size_t)h * w * c; i++) sum += px[i];

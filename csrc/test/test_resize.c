@@ -123,7 +123,7 @@ static void test_jpeg(void) {
   check(rc == GLOW_OK, "writes a JPEG");
   uint8_t *pix = NULL;
   int h = 0, w = 0, c = 0;
-  rc = glow_image_read(path, &pix, &h, &w, &c, err, sizeof err);
+  rc = glow_image_read(path, NULL, &pix, &h, &w, &c, err, sizeof err);
   int ok = rc == GLOW_OK && h == 16 && w == 24 && c == 3;
   for (int i = 0; ok && i < 16 * 24 * 3; i++) ok = abs((int)pix[i] - (int)img[i]) <= 2;
   check(ok, "reads a constant RGB JPEG back within 2");
@@ -138,7 +138,7 @@ static void test_jpeg(void) {
     fwrite(buf, 1, n / 2, f);
     fclose(f);
   }
-  rc = glow_image_read(bad, &pix, &h, &w, &c, err, sizeof err);
+  rc = glow_image_read(bad, NULL, &pix, &h, &w, &c, err, sizeof err);
   check(rc == GLOW_EDATA && pix == NULL && strstr(err, "b.jpg") && strstr(err, "JPEG"), err);
   /* garbage after a JPEG signature */
   f = fopen(bad, "wb");
@@ -147,14 +147,14 @@ static void test_jpeg(void) {
     fwrite(junk, 1, sizeof junk - 1, f);
     fclose(f);
   }
-  rc = glow_image_read(bad, &pix, &h, &w, &c, err, sizeof err);
+  rc = glow_image_read(bad, NULL, &pix, &h, &w, &c, err, sizeof err);
   check(rc == GLOW_EDATA && pix == NULL && strstr(err, "b.jpg"), err);
   f = fopen(bad, "wb");
   if (f) {
     fwrite("hello", 1, 5, f);
     fclose(f);
   }
-  rc = glow_image_read(bad, &pix, &h, &w, &c, err, sizeof err);
+  rc = glow_image_read(bad, NULL, &pix, &h, &w, &c, err, sizeof err);
   check(rc == GLOW_EDATA && strstr(err, "not a PNG or JPEG file"), err);
   remove(path);
   remove(bad);

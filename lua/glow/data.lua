@@ -7,7 +7,7 @@
 ---
 ---   glow.data.fashion_mnist("train" | "test" | {split = ..., dir = ...})
 ---   glow.data.cifar10(dir, "train" | "test")
----   glow.data.images(dir, {size, load_size, channels, crop, flip, strict, on_skip})
+---   glow.data.images(dir, {size, load_size, channels, crop, flip, strict, on_skip, background})
 ---   glow.data.pack(folder | dataset, path, opts) -> n | nil, message
 ---   glow.data.open_pack(path, {size, crop, flip})
 ---
@@ -152,10 +152,41 @@ local function crop_opt(v, default, what)
   return v
 end
 
+local COLOURS = { white = { 255, 255, 255 }, black = { 0, 0, 0 }, gray = { 128, 128, 128 },
+  grey = { 128, 128, 128 } }
+
+--- The colour transparent pixels are composited over: nil (white),
+--- "white", "black", "gray" (or "grey"), an "R,G,B" string or an {r, g, b}
+--- array, each 0..255. Returns {r, g, b}; raises on anything else.
+function M.background(v, what)
+  what = what or "background"
+  if v == nil then return { 255, 255, 255 } end
+  local rgb
+  if type(v) == "string" then
+    local named = COLOURS[v:lower()]
+    if named then return { named[1], named[2], named[3] } end
+    local r, g, b = v:match("^%s*(%d+)%s*,%s*(%d+)%s*,%s*(%d+)%s*$")
+    if r then rgb = { tonumber(r), tonumber(g), tonumber(b) } end
+  elseif type(v) == "table" and #v == 3 then
+    rgb = { v[1], v[2], v[3] }
+  end
+  for k = 1, 3 do
+    if rgb and not (math.type(rgb[k]) == "integer" and rgb[k] >= 0 and rgb[k] <= 255) then rgb = nil end
+  end
+  if not rgb then
+    error(string.format("%s must be white, black, gray, \"R,G,B\" or {r, g, b} with each in 0..255, got %s", what,
+      type(v) == "string" and ("'" .. v .. "'") or describe_value(v)), 0)
+  end
+  return rgb
+end
+
+local function rgb24(rgb) return rgb[1] << 16 | rgb[2] << 8 | rgb[3] end
+
 -- the options of a folder (images and pack): the stored size (lh, lw), the
--- window (oh, ow), channels, strict, on_skip
+-- window (oh, ow), channels, strict, on_skip, bg (0xRRGGBB)
 local function folder_opts(opts, what)
   local o = {}
+  o.bg = rgb24(M.background(opts.background, what .. ": background"))
   o.oh, o.ow = size_opt(opts.size, what .. ": size")
   o.lh, o.lw = size_opt(opts.load_size, what .. ": load_size")
   if o.lh and o.oh and (o.lh < o.oh or o.lw < o.ow) then
@@ -176,30 +207,75 @@ local function folder_opts(opts, what)
   return o
 end
 
--- each skipped file to on_skip(path, reason), or one line on stderr; then
--- one line with the count
+local function plural(n, one, many) return n == 1 and one or many end
+
+-- What a folder's load left out (core's skips: path, reason, kind), on
+-- stderr: each unreadable file on a line of its own (or to on_skip), then
+-- their count; the files of other formats in one line, counted by
+-- extension; the second names of files already read (links) in one line.
+-- on_skip, when set, is told of every file left out. Returns the counts
+-- {corrupt = n, format = n, duplicate = n}.
 local function report_skips(what, skips, total, on_skip)
+  local by = { corrupt = {}, format = {}, duplicate = {} }
   for _, s in ipairs(skips) do
+    local list = by[s.kind] or by.corrupt
+    list[#list + 1] = s
+  end
+  for _, s in ipairs(by.corrupt) do
     if on_skip then
       on_skip(s.path, s.reason)
     else
       io.stderr:write(string.format("%s: skipped %s: %s\n", what, s.path, s.reason))
     end
   end
-  if #skips > 0 then
-    io.stderr:write(string.format("%s: skipped %d of %d files\n", what, #skips, total))
+  if #by.corrupt > 0 then
+    io.stderr:write(string.format("%s: skipped %d of %d files\n", what, #by.corrupt, total))
   end
+  local fmt = by.format
+  if #fmt > 0 then
+    local count, exts = {}, {}
+    for _, s in ipairs(fmt) do
+      if not count[s.reason] then exts[#exts + 1] = s.reason end
+      count[s.reason] = (count[s.reason] or 0) + 1
+      if on_skip then on_skip(s.path, "another image format (" .. s.reason .. ")") end
+    end
+    table.sort(exts, function(a, b) return count[a] > count[b] or (count[a] == count[b] and a < b) end)
+    for i, e in ipairs(exts) do exts[i] = e .. " " .. count[e] end
+    io.stderr:write(string.format("%s: skipped %d %s (%s; glow reads PNG and JPEG): %s%s\n", what, #fmt,
+      plural(#fmt, "file of another format", "files of other formats"), table.concat(exts, ", "),
+      #fmt > 1 and "first " or "", fmt[1].path))
+  end
+  local dup = by.duplicate
+  if #dup > 0 then
+    for _, s in ipairs(dup) do
+      if on_skip then on_skip(s.path, "the same file as " .. s.reason) end
+    end
+    io.stderr:write(string.format("%s: skipped %d %s (links), each file read once: %s%s is %s\n", what, #dup,
+      plural(#dup, "second name of a file already read", "second names of files already read"),
+      #dup > 1 and "first " or "", dup[1].path, dup[1].reason))
+  end
+  return { corrupt = #by.corrupt, format = #fmt, duplicate = #dup }
 end
 
 local IMAGE_OPTS = { size = true, channels = true, load_size = true, crop = true, flip = true,
-  strict = true, on_skip = true }
+  strict = true, on_skip = true, background = true }
 
 --- A folder of PNG and JPEG images, in memory (uint8, decoded in parallel).
 ---
 --- The folder is walked recursively (hidden entries skipped, symbolic links
 --- followed, a folder reached twice walked once); files named .png, .jpg or
 --- .jpeg (any case) are read by their content (PNG or JPEG signature), in
---- path order. When the top level holds subfolders and no image file, each
+--- path order. Each real file (device and inode) is read once: a second
+--- name of it (a symbolic link to a file already listed, a hard link, a
+--- folder linked into two classes) is left out, the name that is not a
+--- link kept, and one line on stderr says so ("glow.data.images: skipped 1
+--- second name of a file already read (links), each file read once: A is
+--- B"); ds.duplicates counts them. Files of other image formats (.gif,
+--- .webp, .tif, .tiff, .bmp, .svg, .heic, .avif, ...) are never read: one
+--- line counts them by extension and names the first ("glow.data.images:
+--- skipped 3 files of other formats (.gif 2, .webp 1; glow reads PNG and
+--- JPEG): first DIR/a/b.gif"); ds.other_formats counts them.
+--- When the top level holds subfolders and no image file, each
 --- top-level subfolder is a class (sorted by name; its whole subtree belongs
 --- to it): labels 0..k-1, ds.class_names the folder names. Otherwise the set
 --- is unlabelled (ds.classes nil).
@@ -214,7 +290,12 @@ local IMAGE_OPTS = { size = true, channels = true, load_size = true, crop = true
 ---     (ds:stored_shape()). A batch takes a size window of it.
 ---   channels = 1 or 3 (default: the first readable image's): every image
 ---     is converted (gray -> RGB replicates; RGB -> gray is ITU-R 601 luma
----     0.299 R + 0.587 G + 0.114 B, rounded; alpha is dropped).
+---     0.299 R + 0.587 G + 0.114 B, rounded).
+---   background = "white" (default), "black", "gray", "R,G,B" or {r, g, b}:
+---     the colour transparent pixels (a PNG's alpha channel or tRNS chunk)
+---     are composited over, v = (a v + (255 - a) bg + 127) // 255; a gray
+---     image uses the colour's luma. A pixel of alpha 0 is the background,
+---     whatever colour the file stores under it.
 ---   crop = "center" (default) or "random": the window a batch takes by
 ---     default, see Dataset:batch.
 ---   flip = false (default) or true: the default of Dataset:batch's flip.
@@ -224,29 +305,30 @@ local IMAGE_OPTS = { size = true, channels = true, load_size = true, crop = true
 ---     "glow.data.images: skipped N of M files" on stderr, and ds.skipped =
 ---     N (0 when none). strict = true: the first such file makes the load
 ---     fail instead (nil, message naming the file).
----   on_skip = function(path, reason): see strict.
+---   on_skip = function(path, reason): see strict; also told of the files of
+---     other formats and the second names left out.
 function M.images(dir, opts)
   check_string(dir, "images: dir")
   opts = util.check_options(opts, IMAGE_OPTS, "images")
   local o = folder_opts(opts, "images")
   local crop = crop_opt(opts.crop, "center", "images: crop")
   local flip = flip_opt(opts.flip, false, "images: flip")
-  local c, skips, total = core.load_images(dir, o.lh or 0, o.lw or 0, o.c or 0, o.strict)
+  local c, skips, total = core.load_images(dir, o.lh or 0, o.lw or 0, o.c or 0, o.strict, o.bg)
   if not c then return nil, skips end
   if o.oh then c:set_window(o.oh, o.ow) end
   local ds = wrap(c, "images " .. dir)
-  ds.skipped, ds._flip, ds._crop = #skips, flip, crop
-  report_skips("glow.data.images", skips, total, o.on_skip)
+  local n = report_skips("glow.data.images", skips, total, o.on_skip)
+  ds.skipped, ds.other_formats, ds.duplicates, ds._flip, ds._crop = n.corrupt, n.format, n.duplicate, flip, crop
   return ds
 end
 
 local PACK_FOLDER_OPTS = { size = true, channels = true, load_size = true, strict = true,
-  on_skip = true, limit = true }
+  on_skip = true, limit = true, background = true }
 local PACK_DATASET_OPTS = { size = true, channels = true, ["repeat"] = true, flip = true, limit = true }
 
 --- Pack images into one file that open_pack maps (for sets larger than
 --- memory). source: a folder (opts as in images: size, load_size, channels,
---- strict, on_skip; the file holds the load_size images) or a Dataset (its
+--- strict, on_skip, background; the file holds the load_size images) or a Dataset (its
 --- stored images; opts.size and opts.channels convert and fit them,
 --- opts["repeat"] = k writes k copies, copy after copy, flip = true mirrors
 --- every second copy left-right). opts.limit = n stops after n images.
@@ -260,10 +342,9 @@ function M.pack(source, path, opts)
     opts = util.check_options(opts, PACK_FOLDER_OPTS, "pack")
     local o = folder_opts(opts, "pack")
     local limit = int_opt(opts.limit, 0, "pack: limit", 1)
-    local n, skips, total = core.pack_images(source, path, o.lh or 0, o.lw or 0, o.c or 0, o.strict, limit)
+    local n, skips, total = core.pack_images(source, path, o.lh or 0, o.lw or 0, o.c or 0, o.strict, limit, o.bg)
     if not n then return nil, skips end
-    report_skips("glow.data.pack", skips, total, o.on_skip)
-    return n, #skips
+    return n, report_skips("glow.data.pack", skips, total, o.on_skip).corrupt
   end
   if getmetatable(source) ~= Dataset then
     error("pack: source must be a folder path or a glow.data.Dataset, got " .. type(source), 0)

@@ -27,6 +27,13 @@ local OPTIONS = {
   checkpoint_seconds = true, record = true,
 }
 
+--- A bits/dim figure for a progress or summary line: "%.4f", or "n/a" when
+--- there is none (an epoch whose every step was skipped); never "nan". A
+--- figure that does not exist (no test set) is left out of a line, not shown.
+function train.figure(v)
+  return v and string.format("%.4f", v) or "n/a"
+end
+
 local function fmt_time(s)
   if s ~= s or s == math.huge then return "?" end
   s = math.floor(s + 0.5)
@@ -504,8 +511,8 @@ local function end_epoch(run, ep)
       rec.test_bpd))
   end
   state.wall = core.now() - run.t_start
-  run.prog:show(string.format("epoch %d/%d done: train bits/dim %.4f%s%s  (%s)", epoch, run.cfg.epochs,
-    rec.train_bpd or 0 / 0, rec.test_bpd and string.format("  test bits/dim %.4f", rec.test_bpd) or "",
+  run.prog:show(string.format("epoch %d/%d done: train bits/dim %s%s%s  (%s)", epoch, run.cfg.epochs,
+    train.figure(rec.train_bpd), rec.test_bpd and string.format("  test bits/dim %.4f", rec.test_bpd) or "",
     opt.skipped > 0 and string.format("  skipped %d", opt.skipped) or "", fmt_time(rec.epoch_s)), true)
   result.epochs[#result.epochs + 1] = rec
   result.final_test_bpd = rec.test_bpd
@@ -527,8 +534,8 @@ local function stop_in_epoch(run, ep)
       core.now() - run.t_start, rec.test_bpd))
   end
   rec.wall_s = core.now() - run.t_start
-  run.prog:show(string.format("stopped at step %d (max_steps), batch %d/%d of epoch %d: train bits/dim %.4f%s",
-    state.step, rec.batch, run.cfg.per_epoch, ep.epoch, rec.train_bpd or 0 / 0,
+  run.prog:show(string.format("stopped at step %d (max_steps), batch %d/%d of epoch %d: train bits/dim %s%s",
+    state.step, rec.batch, run.cfg.per_epoch, ep.epoch, train.figure(rec.train_bpd),
     rec.test_bpd and string.format("  test bits/dim %.4f", rec.test_bpd) or ""), true)
   result.partial = rec
   result.final_test_bpd = rec.test_bpd

@@ -32,11 +32,44 @@ M.MODEL_OPTIONS = {
   ["model-changed-ok"] = { "flag", help = "accept a model file whose SHA-256 differs from the checkpoint's record" },
 }
 
+--- The --background option of the commands that read folders.
+M.BACKGROUND = { "string", "white", meta = "<colour>",
+  help = "the colour transparent pixels (PNG alpha) are composited over: white, black, gray or R,G,B" }
+
+--- Check the --background value (a usage error when malformed) and that it
+--- applies: given, the data (of kind, named name) must be a folder.
+function M.check_background(prog, opts, kind, name)
+  if not pcall(glow.data.background, opts.background) then
+    options.usage_error(prog, "option --background needs white, black, gray or R,G,B (each 0..255), got '%s'",
+      tostring(opts.background))
+  end
+  if kind and kind ~= "folder" and opts.given and opts.given.background then
+    options.usage_error(prog, "option --background applies to a folder of images, not to %s (%s)", name,
+      kind == "pack" and "a pack's images were composited when it was packed: glow pack --background"
+        or "its images have no transparency")
+  end
+end
+
 --- The conditioning input of a batch for model: its model file's
 --- condition(x, labels), the labels of a class-conditional model, or nil.
 function M.condition(model, x, y)
   if model.condition then return model.condition(x, y) end
   return model.config.classes and y or nil
+end
+
+local IMAGE_EXTENSIONS = { png = true, jpg = true, jpeg = true, gif = true, webp = true, tif = true, tiff = true,
+  bmp = true, svg = true, heic = true, heif = true, avif = true, jxl = true, jfif = true }
+
+--- Whether the file at path is one image: an image file's extension, or
+--- a PNG, JPEG or GIF signature.
+function M.is_image_file(path)
+  local ext = path:match("%.(%w+)$")
+  if ext and IMAGE_EXTENSIONS[ext:lower()] then return true end
+  local f = io.open(path, "rb")
+  if not f then return false end
+  local head = f:read(8) or ""
+  f:close()
+  return head == "\137PNG\r\n\26\n" or head:sub(1, 3) == "\255\216\255" or head:sub(1, 4) == "GIF8"
 end
 
 --- The kind of a data set name and its parts: kind, location, split.
@@ -59,6 +92,10 @@ function M.data_kind(prog, name, split)
   end
   local mode = lfs.attributes(name, "mode")
   if mode == "directory" then return "folder", name, split end
+  if mode == "file" and M.is_image_file(name) then
+    options.usage_error(prog, "data set %s is a single image, not a data set: give the folder that holds the "
+      .. "images (%s)", name, M.parent_of(name) or ".")
+  end
   if mode == "file" then return "pack", name, split end
   if name:match("^%a[%w%-]*:") then
     options.usage_error(prog, "unknown data set '%s' (fashion-mnist[:split], cifar10:DIR[:split], a folder, "
@@ -89,6 +126,43 @@ function M.load_data(prog, name, split, folder)
   end
   if not ds then M.fail(prog, "%s", err) end
   return ds
+end
+
+--- The image shape {h, w, c} of the named sets.
+local NAMED_SHAPE = { ["fashion-mnist"] = { 28, 28, 1 }, cifar10 = { 32, 32, 3 } }
+
+--- Check, before its images are read, that the data set name (of split)
+--- can be brought to shape {h, w, c}, the shape the model takes (whose:
+--- "the checkpoint's model" by default). A folder always can (its images
+--- are resized and converted); a named set must have that shape, and a pack
+--- its channels and at least its size (a larger pack gives its centre
+--- window). Anything else is a usage error: one line naming both shapes and
+--- the way out.
+function M.check_shape(prog, name, split, shape, whose)
+  local kind, where, sp = M.data_kind(prog, name, split)
+  local have = NAMED_SHAPE[kind]
+  if kind == "pack" then
+    local ok, ds = pcall(glow.data.open_pack, where)
+    if not ok or not ds then return end -- loading it says what is wrong
+    have = ds:stored_shape()
+  end
+  if not have then return end
+  local fits = have[3] == shape[3] and (have[1] == shape[1] and have[2] == shape[2]
+    or kind == "pack" and have[1] >= shape[1] and have[2] >= shape[2])
+  if fits then return end
+  local way
+  if kind == "fashion-mnist" and shape[3] == 3 then
+    way = "Fashion-MNIST's gray images cannot be used with an RGB model"
+  elseif kind == "pack" then
+    way = string.format("pack its images again at that shape: glow pack SOURCE OUT.glowpack --size %d --channels %d",
+      shape[1], shape[3])
+  else
+    way = string.format("pack it at that shape: glow pack %s OUT.glowpack --split %s --size %d --channels %d",
+      kind == "cifar10" and M.shell_quote("cifar10:" .. where) or kind, sp, shape[1], shape[3])
+  end
+  options.usage_error(prog, "%s holds %s images and %s takes %s: %s (a folder of images is resized and "
+    .. "converted to the model's shape by itself)", name, table.concat(have, "x"), whose or "the checkpoint's model",
+    table.concat(shape, "x"), way)
 end
 
 --- Load a checkpoint, with its Polyak average when it holds one and

@@ -38,6 +38,7 @@ M.SPEC = {
   seed = { "int", 0, min = 0, help = "seed of the dequantization noise" },
   ["no-average"] = { "flag", help = "the raw weights, not the checkpoint's Polyak average" },
   strict = { "flag", help = "a corrupt or unreadable image is an error instead of being skipped" },
+  background = C.BACKGROUND,
   bins = { "int", 50, min = 2, help = "histogram bins" },
   range = { "string", meta = "<LO:HI>", help = "the histogram's bits/dim range (LO: or :HI sets one end) [default: "
     .. "the 1st to 99th percentile of all the values, widened by a quarter each side]" },
@@ -95,8 +96,11 @@ end
 
 function M.run(opts)
   local ckpt, data = opts.args.checkpoint, opts.args.data
-  C.data_kind(PROG, data, "test")
-  if opts.against then C.data_kind(PROG, opts.against, "test") end
+  C.check_background(PROG, opts)
+  -- --background applies when either set is a folder
+  local kinds = { (C.data_kind(PROG, data, "test")) }
+  if opts.against then kinds[2] = C.data_kind(PROG, opts.against, "test") end
+  if kinds[1] ~= "folder" and kinds[2] ~= "folder" then C.check_background(PROG, opts, kinds[1], data) end
   local range = C.range_option(PROG, opts.range)
   if range and not opts.histogram then C.usage_error(PROG, "option --range applies to --histogram") end
   for _, k in ipairs { "csv", "histogram" } do
@@ -104,7 +108,9 @@ function M.run(opts)
   end
   local model, averaged = C.load_model(PROG, ckpt, not opts["no-average"], opts)
   local s = model.config.shape
-  local folder = { size = { s[1], s[2] }, channels = s[3], strict = opts.strict or nil }
+  C.check_shape(PROG, data, "test", s)
+  if opts.against then C.check_shape(PROG, opts.against, "test", s) end
+  local folder = { size = { s[1], s[2] }, channels = s[3], strict = opts.strict or nil, background = opts.background }
   local sets = { { name = data, ds = C.load_data(PROG, data, "test", folder) } }
   if opts.against then
     sets[2] = { name = opts.against, ds = C.load_data(PROG, opts.against, "test", folder) }

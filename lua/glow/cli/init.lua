@@ -2,9 +2,9 @@
 ---
 ---   glow train  [options]                    train; report test bits/dim; write samples, a curve
 ---   glow eval   CKPT DATA [--csv F] [--histogram F.png] [--against DATA2]   (DATA2: an AUROC too)
----   glow sample CKPT OUT.png [-n 64] [-t 0.7] [-y LABEL] [--scale K]
+---   glow sample CKPT OUT.png|OUT.jpg [-n 64] [-t 0.7] [-y LABEL] [--scale K]
 ---   glow encode CKPT DATA OUT.safetensors     latents z1..zL
----   glow decode CKPT LATENTS.safetensors OUT.png [--scale K]
+---   glow decode CKPT LATENTS.safetensors OUT.png|OUT.jpg [--scale K]
 ---   glow info   CKPT                         configuration, parameter count, training position
 ---   glow plot   LOG.csv OUT.png              the training curve, through gnuplot
 ---   glow pack   DATA OUT.glowpack            a memory-mapped set for data larger than memory

@@ -5,9 +5,21 @@ local C = require "glow.cli.common"
 local M = {}
 
 ---------------------------------------------------------------------- sample
+--- The format of the grid file out, from its name (glow.image.format_of):
+--- any name but .png, .jpg and .jpeg is a usage error, before any work.
+local function grid_format(prog, out)
+  local format = glow.image.format_of(out)
+  if not format then
+    local ext = out:match("%.([^./]+)$")
+    C.usage_error(prog, "cannot write %s: %s; the grid is written as PNG (.png) or JPEG (.jpg, .jpeg)", out,
+      ext and ("." .. ext .. " is not a format glow writes") or "its name has no extension")
+  end
+  return format
+end
+
 M.sample = {
-  description = "Sample images from a checkpoint at a temperature, as a PNG grid.",
-  ARGS = { { "checkpoint", "a checkpoint (.safetensors)" }, { "out", "the PNG to write" } },
+  description = "Sample images from a checkpoint at a temperature, as a PNG or JPEG grid (by the file's name).",
+  ARGS = { { "checkpoint", "a checkpoint (.safetensors)" }, { "out", "the grid to write: .png, .jpg or .jpeg" } },
   SPEC = {
     n = { "int", 64, min = 1, max = 4096, short = "-n", help = "number of samples" },
     temperature = { "number", 0.7, min = 0, short = "-t", help = "temperature (1: the model's own spread)" },
@@ -43,6 +55,7 @@ end
 
 function M.sample.run(opts)
   local prog = "glow sample"
+  grid_format(prog, opts.args.out)
   C.check_writable(prog, opts.args.out)
   local model = C.load_model(prog, opts.args.checkpoint, not opts["no-average"], opts)
   local y
@@ -72,17 +85,21 @@ M.encode = {
     seed = { "int", 0, min = 0, help = "seed of the dequantization noise" },
     ["no-noise"] = { "flag", help = "no dequantization noise: each pixel at the centre of its bin" },
     ["no-average"] = { "flag", help = "the raw weights, not the checkpoint's Polyak average" },
+    background = C.BACKGROUND,
   },
 }
 
 function M.encode.run(opts)
   local prog = "glow encode"
-  C.data_kind(prog, opts.args.data, "test")
+  C.check_background(prog, opts)
+  C.check_background(prog, opts, (C.data_kind(prog, opts.args.data, "test")), opts.args.data)
   C.check_writable(prog, opts.args.out)
   local model = C.load_model(prog, opts.args.checkpoint, not opts["no-average"], opts)
   local s = model.config.shape
   C.check_memory(prog, opts.limit, s, "encoding", "lower --limit")
-  local ds = C.load_data(prog, opts.args.data, "test", { size = { s[1], s[2] }, channels = s[3] })
+  C.check_shape(prog, opts.args.data, "test", s)
+  local ds = C.load_data(prog, opts.args.data, "test", { size = { s[1], s[2] }, channels = s[3],
+    background = opts.background })
   local n = math.min(opts.limit, ds:size())
   local idx = {}
   for i = 1, n do idx[i] = i end
@@ -112,9 +129,9 @@ end
 
 ---------------------------------------------------------------------- decode
 M.decode = {
-  description = "Decode a safetensors file of latents (as glow encode writes) into images, as a PNG grid.",
+  description = "Decode a safetensors file of latents (as glow encode writes) into images, as a PNG or JPEG grid.",
   ARGS = { { "checkpoint", "a checkpoint (.safetensors)" }, { "latents", "the latents (.safetensors)" },
-    { "out", "the PNG to write" } },
+    { "out", "the grid to write: .png, .jpg or .jpeg" } },
   SPEC = {
     cols = { "int", 8, min = 1, help = "images per row of the grid" },
     scale = { "int", 1, min = 1, max = 64, meta = "<K>",
@@ -125,6 +142,7 @@ M.decode = {
 
 function M.decode.run(opts)
   local prog = "glow decode"
+  grid_format(prog, opts.args.out)
   C.check_writable(prog, opts.args.out)
   local model = C.load_model(prog, opts.args.checkpoint, not opts["no-average"], opts)
   local t, err = glow.checkpoint.read(opts.args.latents)
@@ -264,40 +282,95 @@ end
 M.pack = {
   description = "Pack a data set once into a memory-mapped file of uint8 images, for sets larger than memory.",
   ARGS = { { "data", "a folder of PNG/JPEG images, fashion-mnist[:split] or cifar10:DIR[:split]" },
-    { "out", "the .glowpack file to write" } },
+    { "out", "the .glowpack file to write (a folder with train/ and test/ and no --split: OUT-train.glowpack and "
+      .. "OUT-test.glowpack)" } },
   SPEC = {
     size = { "int", min = 2, help = "image size (h = w) [default: the first image's]" },
     channels = { "int", choices = { 1, 3 }, help = "1 (gray) or 3 (RGB) [default: the first image's]" },
     strict = { "flag", help = "a corrupt or unreadable image is an error instead of being skipped" },
-    split = { "string", "train", choices = { "train", "test" }, help = "the split of a named set" },
+    background = C.BACKGROUND,
+    split = { "string", choices = { "train", "test" },
+      help = "the split to pack: of a named set [default: train], or a folder's train/ or test/ [default: both, "
+        .. "each into its own file]" },
   },
 }
+
+--- OUT less its .glowpack, with "-split.glowpack": the pack of one split.
+local function split_path(out, split)
+  return (out:gsub("%.glowpack$", "")) .. "-" .. split .. ".glowpack"
+end
+
+local function describe_pack(path, ds)
+  return string.format("%s: %d images of %s%s", path, ds:size(), table.concat(ds:shape(), "x"),
+    ds.classes and string.format(", %d classes", ds.classes) or "")
+end
 
 function M.pack.run(opts)
   local prog = "glow pack"
   -- Ctrl-C (from here on, loading included) stops the pack between two
   -- images; its temporary file is removed
   glow.core.trap_signals()
-  local kind, where = C.data_kind(prog, opts.args.data, opts.split)
-  if kind == "pack" then C.usage_error(prog, "%s is already a packed file", opts.args.data) end
-  C.check_writable(prog, opts.args.out)
-  local o = { size = opts.size, channels = opts.channels, strict = opts.strict or nil }
-  local source = where
-  if kind ~= "folder" then source = C.load_data(prog, opts.args.data, opts.split) end
-  C.prepare_output(prog, opts.args.out)
-  local ok, err = glow.data.pack(source, opts.args.out, o)
-  local sig = glow.core.interrupted()
-  glow.core.untrap_signals()
-  if sig and not ok then
-    io.stderr:write(string.format("%s: %s: stopped; nothing written to %s\n", prog,
-      sig == 15 and "SIGTERM" or "SIGINT", opts.args.out))
-    os.exit(130)
+  local lfs = require "lfs"
+  local data, out = opts.args.data, opts.args.out
+  local kind, where = C.data_kind(prog, data, opts.split or "train")
+  if kind == "pack" then C.usage_error(prog, "%s is already a packed file", data) end
+  C.check_background(prog, opts)
+  C.check_background(prog, opts, kind, data)
+  -- what to pack where: a folder holding train/ or test/ is a set of splits
+  -- (packed into one file each unless --split picks one), never a set whose
+  -- classes are "test" and "train"
+  local jobs = {}
+  if kind == "folder" then
+    local splits = {}
+    for _, sp in ipairs { "train", "test" } do
+      if lfs.attributes(where .. "/" .. sp, "mode") == "directory" then splits[#splits + 1] = sp end
+    end
+    if opts.split then
+      if #splits == 0 then
+        C.usage_error(prog, "option --split %s: %s holds no train/ or test/ folder (leave --split out to pack it as "
+          .. "it is)", opts.split, data)
+      elseif lfs.attributes(where .. "/" .. opts.split, "mode") ~= "directory" then
+        C.usage_error(prog, "option --split %s: %s holds %s/ but no %s/", opts.split, data, splits[1], opts.split)
+      end
+      jobs[1] = { source = where .. "/" .. opts.split, out = out }
+    elseif #splits > 0 then
+      for i, sp in ipairs(splits) do
+        jobs[i] = { source = where .. "/" .. sp, out = split_path(out, sp), split = sp }
+      end
+    else
+      jobs[1] = { source = where, out = out }
+    end
   end
-  if not ok then C.fail(prog, "%s", err) end
-  local ds = glow.data.open_pack(opts.args.out)
-  if not ds then C.fail(prog, "cannot reopen %s", opts.args.out) end
-  print(string.format("wrote %s: %d images of %s%s", opts.args.out, ds:size(), table.concat(ds:shape(), "x"),
-    ds.classes and string.format(", %d classes", ds.classes) or ""))
+  for _, job in ipairs(#jobs > 0 and jobs or { { out = out } }) do C.check_writable(prog, job.out) end
+  if kind ~= "folder" then jobs[1] = { source = C.load_data(prog, data, opts.split or "train"), out = out } end
+  local o = { size = opts.size, channels = opts.channels, strict = opts.strict or nil,
+    background = kind == "folder" and opts.background or nil }
+  local wrote = {}
+  for i, job in ipairs(jobs) do
+    C.prepare_output(prog, job.out)
+    local ok, err = glow.data.pack(job.source, job.out, o)
+    local sig = glow.core.interrupted()
+    if sig and not ok then
+      io.stderr:write(string.format("%s: %s: stopped; nothing written to %s\n", prog,
+        sig == 15 and "SIGTERM" or "SIGINT", job.out))
+      os.exit(130)
+    end
+    if not ok then C.fail(prog, "%s", err) end
+    local ds = glow.data.open_pack(job.out)
+    if not ds then C.fail(prog, "cannot reopen %s", job.out) end
+    wrote[i] = describe_pack(job.out, ds)
+    -- the next split at the first one's shape, so a model trained on one takes the other
+    local st = ds:stored_shape()
+    o.size, o.channels = { st[1], st[2] }, st[3]
+  end
+  if #jobs == 1 then
+    print("wrote " .. wrote[1])
+  else
+    local names = {}
+    for i, job in ipairs(jobs) do names[i] = job.split .. "/" end
+    print(string.format("wrote %s (the splits %s of %s; --split train or --split test packs one)",
+      table.concat(wrote, "; "), table.concat(names, " and "), data))
+  end
 end
 
 for _, name in ipairs { "sample", "encode", "decode", "info" } do

@@ -69,6 +69,7 @@ M.FOLDER = {
   crop = { "string", "center", choices = { "center", "random" }, help = "which --size window of a loaded image" },
   flip = { "flag", help = "random horizontal flips (seeded; restored on --resume)" },
   strict = { "flag", help = "a corrupt or unreadable image is an error instead of being skipped" },
+  background = C.BACKGROUND,
 }
 
 M.SPEC = {
@@ -115,7 +116,8 @@ function M.folder_options(opts, shape)
   local size = opts.size or (shape and shape[1])
   return { size = size and (shape and { shape[1], shape[2] } or size) or nil,
     channels = opts.channels or (shape and shape[3]) or nil,
-    load_size = opts["load-size"], crop = opts.crop, flip = opts.flip or nil, strict = opts.strict or nil }
+    load_size = opts["load-size"], crop = opts.crop, flip = opts.flip or nil, strict = opts.strict or nil,
+    background = opts.background }
 end
 
 --- The configuration of a new model for images of shape (and classes, the
@@ -185,8 +187,8 @@ end
 --- settings glow.train.run records): left out on --resume, they take the
 --- recorded value.
 local KEPT = { "data", "test", "epochs", "max-steps", "eval-limit", "size", "channels", "load-size", "strict",
-  "max-bpd", "init-size", "checkpoint-every", "temperature", "memory", "model", "model-option", "sample-every",
-  "sample-scale" }
+  "background", "max-bpd", "init-size", "checkpoint-every", "temperature", "memory", "model", "model-option",
+  "sample-every", "sample-scale" }
 
 local function absolute(path)
   if type(path) ~= "string" or path:sub(1, 1) == "/" then return path end
@@ -323,6 +325,7 @@ end
 --- them all, packs a window, flips and random crops; named sets (Fashion-
 --- MNIST, CIFAR-10) flips only.
 local function check_data_options(opts, kind)
+  C.check_background(PROG, opts, kind, opts.data)
   if kind == "fashion-mnist" or kind == "cifar10" then
     for _, k in ipairs { "size", "load-size", "channels" } do
       if opts.given[k] and not opts.resume then
@@ -351,6 +354,7 @@ end
 local function check_early(opts)
   M.checkpoint_every(opts["checkpoint-every"])
   if opts.force and opts.resume then C.usage_error(PROG, "option --force starts a new run: not with --resume") end
+  C.check_background(PROG, opts)
   if opts.model then
     for key in pairs(ARCH) do
       if opts.given[key] and key ~= "n-bits" and key ~= "classes" and key ~= "class-weight" then
@@ -500,6 +504,7 @@ function M.run(opts)
     or require("lfs").attributes(opts.data .. "/test", "mode") == "directory") and opts.data or nil
   local test
   if test_data then
+    C.check_shape(PROG, test_data, "test", train:shape(), "the model")
     local f = M.folder_options(opts, train:shape())
     f.flip, f.crop = nil, nil
     test = C.load_data(PROG, test_data, "test", f)
@@ -536,8 +541,8 @@ function M.run(opts)
   local t0 = glow.core.now()
   local every_steps, every_seconds = M.checkpoint_every(opts["checkpoint-every"])
   local function summary(e)
-    say(string.format("epoch %d: %s(train %.4f), %.0f s", e.epoch,
-      e.test_bpd and string.format("test bits/dim %.4f ", e.test_bpd) or "", e.train_bpd or 0 / 0, e.epoch_s))
+    say(string.format("epoch %d: %s(train %s), %.0f s", e.epoch,
+      e.test_bpd and string.format("test bits/dim %.4f ", e.test_bpd) or "", glow.train.figure(e.train_bpd), e.epoch_s))
   end
   local condition = model.condition
   -- samples and curve while it trains (rank 0): after each checkpoint, and
