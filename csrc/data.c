@@ -937,6 +937,10 @@ static int pw_begin(pack_writer *p, const char *path, int64_t nmax, int h, int w
   }
   if (classes) len += 4 * (uint64_t)nmax;
   p->data_off = (len + PACK_ALIGN - 1) / PACK_ALIGN * PACK_ALIGN;
+  /* a folder at path would only refuse the rename, after all the work */
+  struct stat st;
+  if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
+    return fail(err, errlen, GLOW_EDATA, "cannot write %s: %s", path, strerror(EISDIR));
   if (classes) {
     p->labels = (int *)malloc(sizeof(int) * (size_t)(nmax ? nmax : 1));
     if (!p->labels) return fail(err, errlen, GLOW_ENOMEM, "%s: out of memory for labels", path);
@@ -986,10 +990,11 @@ static int pw_add(pack_writer *p, const uint8_t *img, int label, char *err, size
 
 /* the header, then flush, sync, close and rename into place; aborts on failure */
 static int pw_finish(pack_writer *p, char *err, size_t errlen) {
+  const char *path = p->path; /* for the messages: pw_abort clears p */
   uint8_t *hdr = (uint8_t *)calloc(1, (size_t)p->data_off);
   if (!hdr) {
     pw_abort(p);
-    return fail(err, errlen, GLOW_ENOMEM, "%s: out of memory", p->path);
+    return fail(err, errlen, GLOW_ENOMEM, "%s: out of memory", path);
   }
   memcpy(hdr, PACK_MAGIC, 8);
   put32(hdr + 8, PACK_VERSION);
@@ -1015,10 +1020,10 @@ static int pw_finish(pack_writer *p, char *err, size_t errlen) {
   free(hdr);
   if (fclose(p->f) != 0 && !e) e = errno ? errno : EIO;
   p->f = NULL;
-  if (!e && rename(p->tmp, p->path) != 0) e = errno;
+  if (!e && rename(p->tmp, path) != 0) e = errno;
   if (e) {
     pw_abort(p);
-    return fail(err, errlen, GLOW_EDATA, "cannot write %s: %s", p->path, strerror(e));
+    return fail(err, errlen, GLOW_EDATA, "cannot write %s: %s", path, strerror(e));
   }
   free(p->tmp);
   p->tmp = NULL;

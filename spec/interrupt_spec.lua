@@ -141,4 +141,15 @@ echo "rc=$rc ms=$(( (t1 - t0) / 1000000 ))"
       1, true)
     assert.same({}, H.listdir(dir))
   end)
+
+  it("names OUT when a folder stands there (glow pack DIR OUT), before any work", function()
+    local out = tmp .. "/isdir.glowpack"
+    H.mkdir(out)
+    local code, stdout, stderr = glow_cmd(string.format("pack %s/train %s", data, out), tmp)
+    assert.equal(1, code, stdout)
+    assert.equal("glow pack: cannot write " .. out .. ": Is a directory\n", stderr)
+    assert.same({}, H.listdir(out))
+    H.rmdir(out)
+    for _, name in ipairs(H.listdir(tmp)) do assert.is_nil(name:match("^isdir%.glowpack%.tmp"), name) end
+  end)
 end)
