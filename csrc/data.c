@@ -896,6 +896,50 @@ static uint32_t get32(const uint8_t *p) {
 }
 static uint64_t get64(const uint8_t *p) { return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32; }
 
+/* the most bytes a header of n images and classes names can take before the
+   data: the fixed part, each name at its longest, 4 bytes a label, rounded
+   up to the alignment (a huge n saturates; the file's length refuses it) */
+static uint64_t pack_header_max(uint64_t n, uint32_t classes) {
+  uint64_t len = PACK_FIXED + (uint64_t)classes * (4 + PACK_MAX_NAME);
+  if (classes) len += n > ((uint64_t)1 << 60) ? (uint64_t)1 << 62 : 4 * n;
+  return (len + PACK_ALIGN - 1) / PACK_ALIGN * PACK_ALIGN;
+}
+
+/* exactly len bytes at off: 0, -1 when the file ends first, or an errno value */
+static int pread_all(int fd, void *buf, size_t len, uint64_t off) {
+  uint8_t *p = (uint8_t *)buf;
+  while (len) {
+    ssize_t got = pread(fd, p, len, (off_t)off);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) return errno ? errno : EIO;
+    if (got == 0) return -1;
+    p += got;
+    off += (uint64_t)got;
+    len -= (size_t)got;
+  }
+  return 0;
+}
+
+/* pread_all with its message: GLOW_OK, 1 when the file ends first (it is
+   shorter than when it was measured), or GLOW_EDATA with the reason */
+static int pread_full(int fd, void *buf, size_t len, uint64_t off, const char *path, char *err,
+                      size_t errlen) {
+  int e = pread_all(fd, buf, len, off);
+  if (e > 0) return fail(err, errlen, GLOW_EDATA, "cannot read %s: %s", path, strerror(e));
+  return e < 0 ? 1 : GLOW_OK;
+}
+
+/* the error for a pack file that is no longer what it was (len bytes) */
+static int pack_changed(int fd, const char *path, uint64_t len, const char *when, char *err,
+                        size_t errlen) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return fail(err, errlen, GLOW_EDATA, "cannot read %s: %s", path, strerror(errno));
+  if ((uint64_t)st.st_size != len)
+    return fail(err, errlen, GLOW_EDATA, "%s: changed %s (now %llu bytes, was %llu)", path, when,
+                (unsigned long long)st.st_size, (unsigned long long)len);
+  return fail(err, errlen, GLOW_EDATA, "%s: changed %s (modified since it was opened)", path, when);
+}
+
 typedef struct {
   FILE *f;
   char *tmp;
@@ -988,14 +1032,9 @@ static int pw_add(pack_writer *p, const uint8_t *img, int label, char *err, size
   return GLOW_OK;
 }
 
-/* the header, then flush, sync, close and rename into place; aborts on failure */
-static int pw_finish(pack_writer *p, char *err, size_t errlen) {
-  const char *path = p->path; /* for the messages: pw_abort clears p */
-  uint8_t *hdr = (uint8_t *)calloc(1, (size_t)p->data_off);
-  if (!hdr) {
-    pw_abort(p);
-    return fail(err, errlen, GLOW_ENOMEM, "%s: out of memory", path);
-  }
+/* p's header with the data at off into hdr {off} */
+static void pw_header(const pack_writer *p, uint8_t *hdr, uint64_t off) {
+  memset(hdr, 0, (size_t)off);
   memcpy(hdr, PACK_MAGIC, 8);
   put32(hdr + 8, PACK_VERSION);
   put64(hdr + 16, (uint64_t)p->n);
@@ -1003,7 +1042,7 @@ static int pw_finish(pack_writer *p, char *err, size_t errlen) {
   put32(hdr + 28, (uint32_t)p->w);
   put32(hdr + 32, (uint32_t)p->c);
   put32(hdr + 36, (uint32_t)p->classes);
-  put64(hdr + 40, p->data_off);
+  put64(hdr + 40, off);
   size_t at = PACK_FIXED;
   for (int k = 0; k < p->classes; k++) {
     size_t l = strlen(p->names[k]);
@@ -1012,10 +1051,59 @@ static int pw_finish(pack_writer *p, char *err, size_t errlen) {
     at += 4 + l;
   }
   for (int64_t i = 0; p->labels && i < p->n; i++, at += 4) put32(hdr + at, (uint32_t)p->labels[i]);
+}
+
+/* the pixels written at p->data_off moved down to off (< data_off), front
+   to back, and the file cut after them: 0, or an errno value */
+static int pw_move_down(const pack_writer *p, int fd, uint64_t off) {
+  uint64_t bytes = (uint64_t)p->n * p->per;
+  size_t cap = (size_t)1 << 20;
+  uint8_t *buf = (uint8_t *)malloc(cap);
+  if (!buf) return ENOMEM;
   int e = 0;
-  if (fflush(p->f) != 0 || fseeko(p->f, 0, SEEK_SET) != 0 ||
-      fwrite(hdr, 1, (size_t)p->data_off, p->f) != (size_t)p->data_off || fflush(p->f) != 0 ||
-      fsync(fileno(p->f)) != 0)
+  for (uint64_t done = 0; !e && done < bytes;) {
+    size_t chunk = bytes - done < cap ? (size_t)(bytes - done) : cap;
+    ssize_t got = pread(fd, buf, chunk, (off_t)(p->data_off + done));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      e = got < 0 ? errno : EIO;
+      break;
+    }
+    for (ssize_t put = 0; !e && put < got;) {
+      ssize_t w = pwrite(fd, buf + put, (size_t)(got - put), (off_t)(off + done + (uint64_t)put));
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) e = w < 0 ? errno : EIO;
+      put += w > 0 ? w : 0;
+    }
+    done += (uint64_t)got;
+  }
+  free(buf);
+  if (!e && ftruncate(fd, (off_t)(off + bytes)) != 0) e = errno;
+  return e;
+}
+
+/* the header, then flush, sync, close and rename into place; aborts on
+ * failure. When fewer images came than room was left for (files skipped),
+ * the pixels move down to the offset the images there are need, so the data
+ * offset of every pack is within what its header can need (pack_header_max). */
+static int pw_finish(pack_writer *p, char *err, size_t errlen) {
+  const char *path = p->path; /* for the messages: pw_abort clears p */
+  uint64_t len = PACK_FIXED;
+  for (int k = 0; k < p->classes; k++) len += 4 + strlen(p->names[k]);
+  if (p->labels) len += 4 * (uint64_t)p->n;
+  uint64_t off = (len + PACK_ALIGN - 1) / PACK_ALIGN * PACK_ALIGN;
+  uint8_t *hdr = (uint8_t *)malloc((size_t)off);
+  if (!hdr) {
+    pw_abort(p);
+    return fail(err, errlen, GLOW_ENOMEM, "%s: out of memory", path);
+  }
+  pw_header(p, hdr, off);
+  int e = 0, fd = fileno(p->f);
+  errno = 0;
+  if (fflush(p->f) != 0) e = errno ? errno : EIO;
+  if (!e && off < p->data_off) e = pw_move_down(p, fd, off);
+  errno = 0;
+  if (!e && (pwrite(fd, hdr, (size_t)off, 0) != (ssize_t)off || fsync(fd) != 0))
     e = errno ? errno : EIO;
   free(hdr);
   if (fclose(p->f) != 0 && !e) e = errno ? errno : EIO;
@@ -1158,11 +1246,20 @@ int glow_pack_dataset(glow_dataset *src, char *const *names, int h, int w, int c
   return rc;
 }
 
+/* pread_full while opening: every read lies within the size fstat gave,
+   so one that comes back short means the file shrank since */
+static int open_read(int fd, void *buf, size_t len, uint64_t at, const char *path, uint64_t size,
+                     char *err, size_t errlen) {
+  int rc = pread_full(fd, buf, len, at, path, err, errlen);
+  if (rc == 1) rc = pack_changed(fd, path, size, "while being opened", err, errlen);
+  return rc;
+}
+
 int glow_open_pack(const char *path, glow_dataset *ds, char *err, size_t errlen) {
   memset(ds, 0, sizeof *ds);
-  int fd = open(path, O_RDONLY);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return fail(err, errlen, GLOW_EDATA, "cannot open %s: %s", path, strerror(errno));
-  uint8_t *hdr = NULL;
+  uint8_t *chunk = NULL;
   void *map = MAP_FAILED;
   int rc = GLOW_OK;
   struct stat st;
@@ -1176,7 +1273,8 @@ int glow_open_pack(const char *path, glow_dataset *ds, char *err, size_t errlen)
   }
   uint64_t size = (uint64_t)st.st_size;
   uint8_t fixed[PACK_FIXED];
-  ssize_t got = pread(fd, fixed, size < PACK_FIXED ? (size_t)size : PACK_FIXED, 0);
+  size_t got = size < PACK_FIXED ? (size_t)size : PACK_FIXED;
+  if ((rc = open_read(fd, fixed, got, 0, path, size, err, errlen)) != GLOW_OK) goto done;
   if (got >= 8 && memcmp(fixed, PACK_MAGIC, 8) != 0) {
     rc = fail(err, errlen, GLOW_EDATA, "%s: not a glow pack file (bad magic)", path);
     goto done;
@@ -1202,6 +1300,17 @@ int glow_open_pack(const char *path, glow_dataset *ds, char *err, size_t errlen)
               (unsigned long long)off);
     goto done;
   }
+  /* nothing is allocated from off: it is checked against what a header
+     can need, then read piece by piece */
+  uint64_t most = pack_header_max(n, classes);
+  if (off > most) {
+    rc = fail(err, errlen, GLOW_EDATA,
+              "%s: bad header: data offset %llu lies past the %llu bytes a header of %u class "
+              "names and %llu labels can take",
+              path, (unsigned long long)off, (unsigned long long)most, (unsigned)classes,
+              (unsigned long long)(classes ? n : 0));
+    goto done;
+  }
   uint64_t per = (uint64_t)h * w * c;
   if (off > size || n > (size - off) / per || size - off != n * per) {
     if (off <= size && n <= (size - off) / per)
@@ -1214,15 +1323,6 @@ int glow_open_pack(const char *path, glow_dataset *ds, char *err, size_t errlen)
                 (unsigned)c, (unsigned long long)off);
     goto done;
   }
-  hdr = (uint8_t *)malloc((size_t)off);
-  if (!hdr) {
-    rc = fail(err, errlen, GLOW_ENOMEM, "%s: out of memory for its header", path);
-    goto done;
-  }
-  if (pread(fd, hdr, (size_t)off, 0) != (ssize_t)off) {
-    rc = fail(err, errlen, GLOW_EDATA, "cannot read %s: %s", path, strerror(errno ? errno : EIO));
-    goto done;
-  }
   ds->n = (int64_t)n;
   ds->h = (int)h;
   ds->w = (int)w;
@@ -1231,14 +1331,18 @@ int glow_open_pack(const char *path, glow_dataset *ds, char *err, size_t errlen)
   if (classes) {
     ds->classes = (int)classes;
     ds->class_names = (char **)calloc(classes, sizeof(char *));
-    ds->y = (int *)malloc(sizeof(int) * (size_t)n);
-    if (!ds->class_names || !ds->y) {
-      rc = fail(err, errlen, GLOW_ENOMEM, "%s: out of memory for %llu labels", path,
-                (unsigned long long)n);
+    if (!ds->class_names) {
+      rc = fail(err, errlen, GLOW_ENOMEM, "%s: out of memory for %u class names", path,
+                (unsigned)classes);
       goto done;
     }
     for (uint32_t k = 0; k < classes; k++) {
-      uint32_t l = at + 4 <= off ? get32(hdr + at) : 0;
+      uint8_t lb[4];
+      uint32_t l = 0;
+      if (at + 4 <= off) {
+        if ((rc = open_read(fd, lb, 4, at, path, size, err, errlen)) != GLOW_OK) goto done;
+        l = get32(lb);
+      }
       if (at + 4 > off || l > PACK_MAX_NAME || at + 4 + l > off) {
         rc = fail(err, errlen, GLOW_EDATA, "%s: class name %u runs past the header", path,
                   (unsigned)k);
@@ -1249,7 +1353,8 @@ int glow_open_pack(const char *path, glow_dataset *ds, char *err, size_t errlen)
         rc = fail(err, errlen, GLOW_ENOMEM, "%s: out of memory", path);
         goto done;
       }
-      memcpy(ds->class_names[k], hdr + at + 4, l);
+      rc = open_read(fd, ds->class_names[k], l, at + 4, path, size, err, errlen);
+      if (rc) goto done;
       ds->class_names[k][l] = 0;
       at += 4 + l;
     }
@@ -1257,14 +1362,27 @@ int glow_open_pack(const char *path, glow_dataset *ds, char *err, size_t errlen)
       rc = fail(err, errlen, GLOW_EDATA, "%s: the labels run past the header", path);
       goto done;
     }
-    for (uint64_t i = 0; i < n; i++, at += 4) {
-      uint32_t v = get32(hdr + at);
-      if (v >= classes) {
-        rc = fail(err, errlen, GLOW_EDATA, "%s: image %llu has label %u, expected 0..%u", path,
-                  (unsigned long long)i + 1, (unsigned)v, (unsigned)classes - 1);
+    /* n <= (off - at) / 4 and off <= size: the labels are bytes of the file */
+    ds->y = (int *)malloc(sizeof(int) * (size_t)n);
+    chunk = (uint8_t *)malloc((size_t)1 << 16);
+    if (!ds->y || !chunk) {
+      rc = fail(err, errlen, GLOW_ENOMEM, "%s: out of memory for %llu labels", path,
+                (unsigned long long)n);
+      goto done;
+    }
+    for (uint64_t i = 0; i < n;) {
+      uint64_t m = n - i < ((uint64_t)1 << 14) ? n - i : (uint64_t)1 << 14;
+      if ((rc = open_read(fd, chunk, (size_t)(4 * m), at, path, size, err, errlen)) != GLOW_OK)
         goto done;
+      for (uint64_t j = 0; j < m; j++, i++, at += 4) {
+        uint32_t v = get32(chunk + 4 * j);
+        if (v >= classes) {
+          rc = fail(err, errlen, GLOW_EDATA, "%s: image %llu has label %u, expected 0..%u", path,
+                    (unsigned long long)i + 1, (unsigned)v, (unsigned)classes - 1);
+          goto done;
+        }
+        ds->y[i] = (int)v;
       }
-      ds->y[i] = (int)v;
     }
   }
   map = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fd, 0);
@@ -1276,7 +1394,7 @@ int glow_open_pack(const char *path, glow_dataset *ds, char *err, size_t errlen)
   ds->map_len = (size_t)size;
   ds->x = (uint8_t *)map + off;
 done:
-  free(hdr);
+  free(chunk);
   close(fd);
   if (rc) glow_dataset_free(ds);
   return rc;

@@ -355,7 +355,10 @@ int glow_pack_dataset(glow_dataset *src, char *const *names, int h, int w, int c
                       int flip, int64_t limit, const char *path, int64_t *written, char *err,
                       size_t errlen);
 /* map a packed file read-only: ds->x points into the mapping, ds->y is a
- * copy of the labels; every field is checked against the file's length */
+ * copy of the labels. Every field is checked against the file's length, and
+ * the data offset against what the header can need (the fixed part, the
+ * class names at their longest, 4 bytes a label, the alignment) before
+ * anything is allocated from it. */
 int glow_open_pack(const char *path, glow_dataset *ds, char *err, size_t errlen);
 /* after batches have read more than GLOW_DROP_BYTES of a mapped dataset,
  * drop its pages (madvise MADV_DONTNEED) so the resident set stays bounded */

@@ -434,6 +434,61 @@ describe("glow.data.pack and open_pack", function()
     rmdir(dir)
   end)
 
+  -- VmHWM of this process in MiB: the most memory it has held so far
+  local function peak_mib()
+    for l in io.lines("/proc/self/status") do
+      local v = l:match("^VmHWM:%s+(%d+)")
+      if v then return tonumber(v) / 1024 end
+    end
+  end
+
+  it("refuses a data offset past what the header can need, before taking memory for it", function()
+    local dir = class_folder()
+    local path = dir .. "/set.glowpack"
+    assert(glow.data.pack(dir, path, { size = 6 }))
+    local full = H.read(path)
+    -- the header of 4 images of 6x6x1 in 2 classes, its data at 2 GiB, in a
+    -- sparse file of 2 GiB + 144 bytes (its length agrees with the header)
+    local at = 2 ^ 31 // 1
+    local hdr = full:sub(1, 40) .. string.pack("<I8", at) .. full:sub(49, 4096)
+    write(dir .. "/far.glowpack", hdr)
+    assert(os.execute(string.format("truncate -s %d '%s/far.glowpack'", at + 144, dir)))
+    local before = peak_mib()
+    local ds, err = glow.data.open_pack(dir .. "/far.glowpack")
+    assert.is_nil(ds)
+    -- at most 48 + 2 x (4 + 4096) + 4 x 4 bytes, rounded up to 4096
+    assert.equal(dir .. "/far.glowpack: bad header: data offset 2147483648 lies past the 12288 bytes a header "
+      .. "of 2 class names and 4 labels can take", err)
+    assert.is_true(peak_mib() - before < 64, "the peak grew by " .. (peak_mib() - before) .. " MiB")
+    -- unlabelled: the fixed part and the alignment only
+    hdr = full:sub(1, 36) .. string.pack("<I4I8", 0, 8192) .. full:sub(49, 4096)
+    write(dir .. "/far0.glowpack", hdr .. string.rep("\0", 4096 + 144))
+    ds, err = glow.data.open_pack(dir .. "/far0.glowpack")
+    assert.is_nil(ds)
+    assert.matches("far0%.glowpack: bad header: data offset 8192 lies past the 4096 bytes a header of 0 class names "
+      .. "and 0 labels can take", err)
+    rmdir(dir)
+  end)
+
+  it("leaves no room for labels of skipped files: the data moves down to the offset the images need", function()
+    local dir = class_folder()
+    -- 1100 unreadable files in class a reserve 1104 labels' room (past one
+    -- page); 4 images remain
+    for i = 1, 1100 do write(string.format("%s/a/bad%04d.png", dir, i), "not a png") end
+    local path = dir .. "/set.glowpack"
+    local n, skipped = glow.data.pack(dir, path, { size = 6, on_skip = function() end })
+    assert.equal(4, n)
+    assert.equal(1100, skipped)
+    assert.equal(4096 + 4 * 36, H.size(path))
+    assert.equal(4096, (string.unpack("<I8", H.read(path), 41)))
+    local ds = assert(glow.data.open_pack(path))
+    local mem = assert(glow.data.images(dir, { size = 6, on_skip = function() end }))
+    assert.same(mem:labels(), ds:labels())
+    assert.same(bytes_back(mem:batch(range(1, 4), { noise = false })),
+      bytes_back(ds:batch(range(1, 4), { noise = false })))
+    rmdir(dir)
+  end)
+
   it("names the path when a folder stands at the target", function()
     local dir, out = class_folder(), tmpdir()
     local path = out .. "/set.glowpack"
