@@ -327,9 +327,13 @@ static int d_batch(lua_State *L) {
   int64_t shape[4] = {b, d->ds.oh ? d->ds.oh : d->ds.h, d->ds.ow ? d->ds.ow : d->ds.w, d->ds.c};
   lg_newt(L, 4, shape);
   Tensor *x = lg_checkt(L, -1);
-  if (glow_dataset_batch_aug(&d->ds, idx, b, (int)nb, seed, epoch, noise, flip, crop_random,
-                             x->data, y) != GLOW_OK)
-    lg_fail(L, "batch: out of memory for %I images", b);
+  char err[512];
+  int rc = glow_dataset_batch_aug(&d->ds, idx, b, (int)nb, seed, epoch, noise, flip, crop_random,
+                                  x->data, y, err, sizeof err);
+  /* a pack's file that cannot be read or changed under it: its message
+     alone, one line naming the file */
+  if (rc == GLOW_ENOMEM) lg_fail(L, "batch: %s", err);
+  if (rc != GLOW_OK) lg_fail(L, "%s", err);
   if (!y) return 1;
   lua_createtable(L, (int)b, 0);
   for (lua_Integer k = 0; k < b; k++) {
@@ -348,7 +352,7 @@ static int d_gc(lua_State *L) {
 static int d_tostring(lua_State *L) {
   Dataset *d = checkds(L, 1);
   lua_pushfstring(L, "glow.Dataset(%I images of %dx%dx%d%s)", (lua_Integer)d->ds.n, d->ds.h,
-                  d->ds.w, d->ds.c, d->ds.map ? ", mapped" : "");
+                  d->ds.w, d->ds.c, d->ds.pack ? ", packed" : "");
   return 1;
 }
 

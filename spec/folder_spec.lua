@@ -429,6 +429,11 @@ describe("glow.data.pack and open_pack", function()
       assert.same(fm:labels(1, 5), ds:labels())
       assert.tensor_equal(fm:batch(range(1, 5), { seed = 1 }), ds:batch(range(1, 5), { seed = 1 }))
     end
+    -- a dataset opened from a pack packs again, its images read from the file
+    local again, m = dir .. "/again.glowpack", ds:size()
+    assert.equal(m, glow.data.pack(ds, again))
+    assert.same(bytes_back(ds:batch(range(1, m), { noise = false })),
+      bytes_back(assert(glow.data.open_pack(again)):batch(range(1, m), { noise = false })))
     assert.has_error(function() glow.data.pack({}, path) end,
       "pack: source must be a folder path or a glow.data.Dataset, got table")
     rmdir(dir)
@@ -488,6 +493,89 @@ describe("glow.data.pack and open_pack", function()
       bytes_back(ds:batch(range(1, 4), { noise = false })))
     rmdir(dir)
   end)
+
+  -- run a Lua script in a child process (env: its environment's
+  -- additions): its exit code and output
+  local function child(dir, body, env)
+    write(dir .. "/child.lua", string.format([[
+      package.path = %q .. "lua/?.lua;" .. %q .. "lua/?/init.lua;" .. package.path
+      package.cpath = %q .. "/?.so;" .. package.cpath
+      local glow = require "glow"
+    ]], H.root, H.root, os.getenv("GLOW_BUILD") or (H.root .. "build")) .. body)
+    local p = assert(io.popen((env or "") .. " lua5.4 '" .. dir .. "/child.lua' 2>&1"))
+    local out = p:read("a")
+    local _, _, code = p:close()
+    return code, out
+  end
+
+  -- both ways of reading a pack: out of its mapping through the kernel
+  -- (process_vm_readv), and pread (where the first is refused)
+  for _, how in ipairs { "", "GLOW_PACK_READ=pread" } do
+    it("reads the same batches " .. (how == "" and "from the mapping" or "with " .. how), function()
+      local dir = class_folder()
+      local path = dir .. "/set.glowpack"
+      assert(glow.data.pack(dir, path, { size = 6 }))
+      local code, out = child(dir, string.format([[
+        local ds = assert(glow.data.open_pack(%q, { size = 4, crop = "random", flip = true }))
+        for _, idx in ipairs { { 1, 2, 3, 4 }, { 4, 2, 3, 1 }, { 3 } } do
+          print(table.concat(ds:batch(idx, { seed = 3, flip = false, crop = "center" }):totable(), " "))
+          print(table.concat(ds:batch(idx, { seed = 3 }):totable(), " "))
+        end
+      ]], path), how)
+      assert.equal(0, code, out)
+      local want = {}
+      local win = assert(glow.data.images(dir, { size = 4, load_size = 6, crop = "random", flip = true }))
+      for _, idx in ipairs { { 1, 2, 3, 4 }, { 4, 2, 3, 1 }, { 3 } } do
+        want[#want + 1] = table.concat(win:batch(idx, { seed = 3, flip = false, crop = "center" }):totable(), " ")
+        want[#want + 1] = table.concat(win:batch(idx, { seed = 3 }):totable(), " ")
+      end
+      assert.equal(table.concat(want, "\n") .. "\n", out)
+      rmdir(dir)
+    end)
+  end
+
+  for _, how in ipairs { "", "GLOW_PACK_READ=pread" } do
+    it("raises one line naming the file, not SIGBUS, when the file shrinks or is rewritten while open"
+      .. (how == "" and "" or " (" .. how .. ")"), function()
+      local dir = class_folder()
+      local path = dir .. "/set.glowpack"
+      assert(glow.data.pack(dir, path, { size = 6 }))
+      local len = H.size(path)
+      -- truncate -s 4096 under an open pack: the next batch fails, the
+      -- process goes on
+      local code, out = child(dir, string.format([[
+        local ds = assert(glow.data.open_pack(%q))
+        assert(ds:batch({ 1, 2, 3, 4 }))
+        assert(os.execute("truncate -s 4096 '%s'"))
+        for _ = 1, 2 do print(select(2, pcall(ds.batch, ds, { 4, 2 }))) end
+        print(select(2, pcall(function() for x in ds:batches { size = 2 } do assert(x) end end)))
+        print("still running")
+      ]], path, path), how)
+      assert.equal(0, code, out)
+      local says = path .. ": changed while in use (now 4096 bytes, was " .. len .. ")"
+      assert.equal(string.rep(says .. "\n", 3) .. "still running\n", out)
+      -- cp over it (rsync --inplace alike): the same length, other bytes
+      assert(glow.data.pack(dir, path, { size = 6 }))
+      local other = dir .. "/other.glowpack"
+      assert(glow.data.pack(dir, other, { size = 6, channels = 1, limit = 4 }))
+      local f = assert(io.open(other, "r+b"))
+      f:seek("set", 4096)
+      f:write(string.rep("\255", 36))
+      f:close()
+      -- an old modification time, so the copy's is another whatever the clock's grain
+      assert(os.execute(string.format("touch -d '2001-02-03 04:05:06' '%s'", path)))
+      code, out = child(dir, string.format([[
+        local ds = assert(glow.data.open_pack(%q))
+        assert(ds:batch({ 1 }))
+        assert(os.execute("cp '%s' '%s'"))
+        print(select(2, pcall(ds.batch, ds, { 1 })))
+        print("still running")
+      ]], path, other, path), how)
+      assert.equal(0, code, out)
+      assert.equal(path .. ": changed while in use (modified since it was opened)\nstill running\n", out)
+      rmdir(dir)
+    end)
+  end
 
   it("names the path when a folder stands at the target", function()
     local dir, out = class_folder(), tmpdir()

@@ -262,7 +262,8 @@ end
 
 ------------------------------------------------------------------------ pack
 M.pack = {
-  description = "Pack a data set once into a memory-mapped file of uint8 images, for sets larger than memory.",
+  description = "Pack a data set once into a file of uint8 images read a batch at a time, for sets larger "
+    .. "than memory.",
   ARGS = { { "data", "a folder of PNG/JPEG images, fashion-mnist[:split] or cifar10:DIR[:split]" },
     { "out", "the .glowpack file to write" } },
   SPEC = {
