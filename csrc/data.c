@@ -14,7 +14,7 @@
  * do not depend on the batch size, the order or where an epoch resumed; the
  * shuffle is a Fisher-Yates permutation seeded by (seed, epoch) alone.
  */
-#define _GNU_SOURCE /* process_vm_readv */
+#define _GNU_SOURCE /* flock, process_vm_readv */
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
 #include <errno.h>
@@ -24,7 +24,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <signal.h>
 #include <stdatomic.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -1096,13 +1098,15 @@ static int pw_begin(pack_writer *p, const char *path, int64_t nmax, int h, int w
     p->labels = (int *)malloc(sizeof(int) * (size_t)(nmax ? nmax : 1));
     if (!p->labels) return fail(err, errlen, GLOW_ENOMEM, "%s: out of memory for labels", path);
   }
+  /* path.tmp.PID.XXXXXX, locked while it is written: glow_pack_remove_stale
+     takes it for stale only once PID is gone and the lock is free */
   size_t lp = strlen(path);
-  p->tmp = (char *)malloc(lp + 16);
+  p->tmp = (char *)malloc(lp + 40);
   if (!p->tmp) {
     pw_abort(p);
     return fail(err, errlen, GLOW_ENOMEM, "%s: out of memory", path);
   }
-  snprintf(p->tmp, lp + 16, "%s.tmp.XXXXXX", path);
+  snprintf(p->tmp, lp + 40, "%s.tmp.%ld.XXXXXX", path, (long)getpid());
   int fd = mkstemp(p->tmp);
   if (fd < 0) {
     int e = errno;
@@ -1111,6 +1115,7 @@ static int pw_begin(pack_writer *p, const char *path, int64_t nmax, int h, int w
     pw_abort(p);
     return fail(err, errlen, GLOW_EDATA, "cannot write %s: %s", path, strerror(e));
   }
+  (void)flock(fd, LOCK_EX | LOCK_NB); /* a new file: only fails where there are no locks */
   fchmod(fd, 0644);
   p->f = fdopen(fd, "wb");
   if (!p->f) {
@@ -1521,5 +1526,72 @@ done:
   free(chunk);
   if (fd >= 0) close(fd);
   if (rc) glow_dataset_free(ds);
+  return rc;
+}
+
+/* the pid of a name base.tmp.PID.XXXXXX (pw_begin's template), or 0 */
+static long pack_tmp_pid(const char *name, const char *base) {
+  size_t lb = strlen(base);
+  if (strncmp(name, base, lb) != 0 || strncmp(name + lb, ".tmp.", 5) != 0) return 0;
+  const char *q = name + lb + 5;
+  long pid = 0;
+  int digits = 0;
+  for (; *q >= '0' && *q <= '9'; q++, digits++) {
+    if (digits == 0 && *q == '0') return 0;
+    if (digits == 9) return 0;
+    pid = pid * 10 + (*q - '0');
+  }
+  if (!digits || *q != '.') return 0;
+  q++;
+  for (int k = 0; k < 6; k++, q++)
+    if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9'))) return 0;
+  return *q ? 0 : pid;
+}
+
+int glow_pack_remove_stale(const char *path, glow_skips *removed, char *err, size_t errlen) {
+  memset(removed, 0, sizeof *removed);
+  const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+  size_t lead = (size_t)(base - path); /* the names removed are path's folder part + name */
+  if (!*base) return GLOW_OK;
+  char *dir = slash ? strndup(path, (size_t)(slash - path) + (slash == path)) : strdup(".");
+  if (!dir) return fail(err, errlen, GLOW_ENOMEM, "%s: out of memory", path);
+  DIR *d = opendir(dir);
+  if (!d) {
+    int e = errno;
+    int rc = e == ENOENT ? GLOW_OK
+                         : fail(err, errlen, GLOW_EDATA, "cannot read directory %s: %s", dir, strerror(e));
+    free(dir);
+    return rc;
+  }
+  int rc = GLOW_OK, dfd = dirfd(d);
+  struct dirent *ent;
+  while (!rc && (ent = readdir(d)) != NULL) {
+    const char *name = ent->d_name;
+    long pid = pack_tmp_pid(name, base);
+    if (pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+    int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) continue;
+    struct stat st, now;
+    /* this user's regular file, unlocked, and still the file of that name */
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
+        flock(fd, LOCK_EX | LOCK_NB) == 0 &&
+        fstatat(dfd, name, &now, AT_SYMLINK_NOFOLLOW) == 0 && now.st_dev == st.st_dev &&
+        now.st_ino == st.st_ino && unlinkat(dfd, name, 0) == 0) {
+      size_t ln = strlen(name);
+      char *full = (char *)malloc(lead + ln + 1), why[64];
+      if (full) {
+        memcpy(full, path, lead);
+        memcpy(full + lead, name, ln + 1);
+      }
+      snprintf(why, sizeof why, "left by process %ld, which is gone", pid);
+      if (!full || skip_push(removed, full, why))
+        rc = fail(err, errlen, GLOW_ENOMEM, "%s: out of memory", path);
+      free(full);
+    }
+    close(fd);
+  }
+  closedir(d);
+  free(dir);
+  if (rc) glow_skips_free(removed);
   return rc;
 }

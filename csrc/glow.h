@@ -375,6 +375,14 @@ int glow_open_pack(const char *path, glow_dataset *ds, char *err, size_t errlen)
 /* after batches have read more than GLOW_DROP_BYTES of a pack's mapping, its
  * pages are dropped (madvise MADV_DONTNEED) so the resident set stays bounded */
 #define GLOW_DROP_BYTES ((size_t)64 << 20)
+/* Stale temporary files of packs: the entries path.tmp.PID.XXXXXX (the
+ * pack writer's template) beside path that are regular files of this user,
+ * whose process PID is gone (kill(PID, 0) fails with ESRCH) and whose lock
+ * nobody holds (a writer holds a flock on its file), are removed; each one
+ * is recorded in removed (path, and the reason "left by process PID, which
+ * is gone"). A folder that does not exist holds none. GLOW_OK, or
+ * GLOW_EDATA / GLOW_ENOMEM with a message (the folder cannot be read). */
+int glow_pack_remove_stale(const char *path, glow_skips *removed, char *err, size_t errlen);
 /* a 64-bit hash of (seed, epoch, index): the seed of image index's noise
  * (index 1-based) and, with index 0, of the epoch's shuffle */
 uint64_t glow_data_hash(uint64_t seed, uint64_t epoch, uint64_t index);

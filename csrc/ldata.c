@@ -194,6 +194,23 @@ static int l_open_pack(lua_State *L) {
   return loaded(L, d, glow_open_pack(path, &d->ds, err, sizeof err), err);
 }
 
+/* pack_remove_stale(path) -> {{path = ..., reason = ...}, ...} | nil, message:
+ * the stale temporary files of packs beside path, removed */
+static int l_pack_remove_stale(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  char err[512];
+  glow_skips *sk = newskips(L);
+  if (glow_pack_remove_stale(path, sk, err, sizeof err) != GLOW_OK) {
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  push_skips(L, sk);
+  lua_pop(L, 1); /* the count */
+  glow_skips_free(sk);
+  return 1;
+}
+
 /* permutation(n, seed, epoch) -> a Lua array holding 1..n shuffled */
 static int l_permutation(lua_State *L) {
   lua_Integer n = luaL_checkinteger(L, 1);
@@ -375,6 +392,7 @@ static const luaL_Reg funcs[] = {{"load_idx", l_load_idx},
                                  {"pack_images", l_pack_images},
                                  {"pack_dataset", l_pack_dataset},
                                  {"open_pack", l_open_pack},
+                                 {"pack_remove_stale", l_pack_remove_stale},
                                  {"permutation", l_permutation},
                                  {NULL, NULL}};
 

@@ -276,12 +276,18 @@ M.pack = {
 
 function M.pack.run(opts)
   local prog = "glow pack"
-  -- Ctrl-C (from here on, loading included) stops the pack between two
-  -- images; its temporary file is removed
+  -- Ctrl-C or SIGTERM (from here on, loading included) stops the pack
+  -- between two images; its temporary file is removed (SIGKILL cannot be
+  -- caught: the next glow pack to OUT removes what it left)
   glow.core.trap_signals()
   local kind, where = C.data_kind(prog, opts.args.data, opts.split)
   if kind == "pack" then C.usage_error(prog, "%s is already a packed file", opts.args.data) end
   C.check_writable(prog, opts.args.out)
+  -- the temporary files of packs into OUT whose process is gone (killed
+  -- with SIGKILL, or the machine went down): OUT.tmp.PID.XXXXXX, unlocked
+  local stale, serr = glow.core.pack_remove_stale(opts.args.out)
+  if not stale then C.fail(prog, "%s", serr) end
+  for _, f in ipairs(stale) do io.stderr:write(string.format("%s: removed %s (%s)\n", prog, f.path, f.reason)) end
   local o = { size = opts.size, channels = opts.channels, strict = opts.strict or nil }
   local source = where
   if kind ~= "folder" then source = C.load_data(prog, opts.args.data, opts.split) end
