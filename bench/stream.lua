@@ -1,6 +1,6 @@
---- Streaming data (bench/stream.sh): the in-memory loader against a packed,
---- memory-mapped file, and the peak RSS of training on a pack far larger
---- than the data it came from.
+--- Streaming data (bench/stream.sh): the in-memory loader against a packed
+--- file, and the peak RSS of training on a pack far larger than the data it
+--- came from.
 ---
 ---   lua5.4 bench/stream.lua compare [--reps 3] [--steps 20] [--threads 2] [--out bench/out]
 ---   lua5.4 bench/stream.lua big [--n 200000] [--steps 300] [--quick 0] [--out bench/out] [--epoch 1]
@@ -100,7 +100,7 @@ if mode == "compare" then
   print("| data | images/s | peak RSS MiB |")
   print("|---|---|---|")
   print(string.format("| in memory (fashion_mnist) | %.2f | %.0f |", m, bench.median(rss.memory)))
-  print(string.format("| packed, mapped (open_pack) | %.2f | %.0f |", p, bench.median(rss.pack)))
+  print(string.format("| packed (open_pack) | %.2f | %.0f |", p, bench.median(rss.pack)))
   print()
   print(string.format("packed / in memory: %.3f", p / m))
   os.exit(0)

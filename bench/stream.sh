@@ -1,5 +1,5 @@
 #!/bin/sh
-# Streaming data: the in-memory loader against a packed, memory-mapped file.
+# Streaming data: the in-memory loader against a packed file.
 #   sh bench/stream.sh compare [--reps 3] [--steps 20] [--threads 2]
 #     (a) packs the Fashion-MNIST train set once (bench/out/fmnist-train.glowpack)
 #     and trains fmnist-small (bench/ab.lua's configuration) on shuffled
@@ -8,7 +8,7 @@
 #   sh bench/stream.sh big [--n 200000] [--steps 300] [--quick 1] [--epoch 1 --config big64-tiny]
 #     (b) packs n 64x64x3 images made from Fashion-MNIST (resized by glow,
 #     gray -> RGB, repeat and flip), trains a small model on shuffled batches
-#     of the mapped file for --steps steps and prints the peak RSS (VmHWM),
+#     of the packed file for --steps steps and prints the peak RSS (VmHWM),
 #     which must stay under 1 GiB. --quick 1: 5,000 images, 5 steps.
 set -eu
 cd "$(dirname "$0")/.."

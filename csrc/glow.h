@@ -303,12 +303,20 @@ typedef struct {
   int oh, ow;         /* the size of a batch's images (a window of the stored
                          ones, see glow_dataset_batch_aug); 0: h, w */
   int64_t skipped;    /* files skipped while loading (glow_load_images) */
-  void *map;          /* a packed file's read-only mapping (x points into it), or NULL */
-  size_t map_len;     /* its length in bytes */
-  size_t touched;     /* bytes of the mapping read by batches since the last drop */
   char **paths;       /* {n} the file each image came from (glow_load_images), or NULL */
+  /* a packed file (glow_open_pack): x is NULL and batches copy the images
+     out through the kernel, so a file that shrinks under them is an error,
+     not SIGBUS */
+  char *pack;         /* its path, or NULL when the images are in memory */
+  int fd;             /* its descriptor (O_RDONLY), open while pack is set */
+  uint64_t data_off;  /* where its pixels start */
+  uint64_t pack_len;  /* its length in bytes when opened */
+  int64_t pack_mtime; /* its modification time then, in nanoseconds */
+  void *map;          /* its read-only mapping (pack_len bytes), or NULL; read
+                         only through process_vm_readv, never touched */
+  size_t touched;     /* bytes of the mapping read since its pages were dropped */
 } glow_dataset;
-void glow_dataset_free(glow_dataset *ds); /* frees (or unmaps) and zeroes; idempotent */
+void glow_dataset_free(glow_dataset *ds); /* frees (or closes) and zeroes; idempotent */
 /* gzipped (or plain) IDX pair: images magic 0x00000803 {n, rows, cols},
  * labels magic 0x00000801 {n}; -> x {n, rows, cols, 1}, y {n},
  * classes = max label + 1 */
@@ -365,13 +373,27 @@ int glow_pack_images(const char *dir, const glow_image_opts *o, int64_t limit, c
 int glow_pack_dataset(glow_dataset *src, char *const *names, int h, int w, int c, int repeat,
                       int flip, int64_t limit, const char *path, int64_t *written, char *err,
                       size_t errlen);
-/* map a packed file read-only: ds->x points into the mapping, ds->y is a
- * copy of the labels; every field is checked against the file's length */
+/* open a packed file: ds->pack, fd, data_off, pack_len and pack_mtime are
+ * set, and ds->x stays NULL. Images smaller than a page (4096 bytes) get a
+ * mapping (ds->map) that batches copy out of with process_vm_readv; larger
+ * ones, or where that is refused, are read with pread (GLOW_PACK_READ=pread
+ * or =map in the environment chooses). ds->y is a copy of the labels. Every
+ * field is checked against the file's length, and the data offset against
+ * what the header can need (the fixed part, the class names at their
+ * longest, 4 bytes a label, the alignment) before anything is allocated
+ * from it. */
 int glow_open_pack(const char *path, glow_dataset *ds, char *err, size_t errlen);
-/* after batches have read more than GLOW_DROP_BYTES of a mapped dataset,
- * drop its pages (madvise MADV_DONTNEED) so the resident set stays bounded */
+/* after batches have read more than GLOW_DROP_BYTES of a pack's mapping, its
+ * pages are dropped (madvise MADV_DONTNEED) so the resident set stays bounded */
 #define GLOW_DROP_BYTES ((size_t)64 << 20)
-void glow_dataset_touch(glow_dataset *ds, size_t bytes);
+/* Stale temporary files of packs: the entries path.tmp.PID.XXXXXX (the
+ * pack writer's template) beside path that are regular files of this user,
+ * whose process PID is gone (kill(PID, 0) fails with ESRCH) and whose lock
+ * nobody holds (a writer holds a flock on its file), are removed; each one
+ * is recorded in removed (path, and the reason "left by process PID, which
+ * is gone"). A folder that does not exist holds none. GLOW_OK, or
+ * GLOW_EDATA / GLOW_ENOMEM with a message (the folder cannot be read). */
+int glow_pack_remove_stale(const char *path, glow_skips *removed, char *err, size_t errlen);
 /* a 64-bit hash of (seed, epoch, index): the seed of image index's noise
  * (index 1-based) and, with index 0, of the epoch's shuffle */
 uint64_t glow_data_hash(uint64_t seed, uint64_t epoch, uint64_t index);
@@ -382,9 +404,13 @@ void glow_permutation(int64_t *perm, int64_t n, uint64_t seed, uint64_t epoch);
 void glow_preprocess(const uint8_t *x, float *out, size_t d, int n_bits, glow_rng *r);
 /* images idx {b} (0-based, < ds->n) -> x {b, h, w, c} preprocessed, with image
  * i's noise from an rng seeded by glow_data_hash(seed, epoch, i + 1) (noise 0:
- * u = 0.5); y {b} gets the labels when both y and ds->y are non-NULL */
-void glow_dataset_batch(const glow_dataset *ds, const int64_t *idx, int64_t b, int n_bits,
-                        uint64_t seed, uint64_t epoch, int noise, float *x, int *y);
+ * u = 0.5); y {b} gets the labels when both y and ds->y are non-NULL.
+ * GLOW_OK; for a pack, GLOW_EDATA when its file cannot be read or changed
+ * since it was opened ("PATH: changed while in use (now N bytes, was M)"),
+ * or GLOW_ENOMEM, with the message in err */
+int glow_dataset_batch(glow_dataset *ds, const int64_t *idx, int64_t b, int n_bits,
+                       uint64_t seed, uint64_t epoch, int noise, float *x, int *y, char *err,
+                       size_t errlen);
 /* the seed of image index's crop offset and flip in an epoch (index 1-based):
  * a stream apart from the noise's glow_data_hash */
 uint64_t glow_data_aug_hash(uint64_t seed, uint64_t epoch, uint64_t index);
@@ -398,11 +424,10 @@ void glow_dataset_window(const glow_dataset *ds, int64_t i, uint64_t seed, uint6
 /* x {b, oh, ow, c}: each image's window (glow_dataset_window), then
  * preprocessed as glow_dataset_batch does (the same noise, in the window's
  * element order); with flip 0, crop_random 0 and oh, ow = h, w the result is
- * glow_dataset_batch's bit for bit. Counts the bytes read from a mapping
- * (glow_dataset_touch). Returns GLOW_OK or GLOW_ENOMEM. */
+ * glow_dataset_batch's bit for bit. Returns what glow_dataset_batch does. */
 int glow_dataset_batch_aug(glow_dataset *ds, const int64_t *idx, int64_t b, int n_bits,
                            uint64_t seed, uint64_t epoch, int noise, int flip, int crop_random,
-                           float *x, int *y);
+                           float *x, int *y, char *err, size_t errlen);
 /* ---------------------------------------------------------------- end data */
 
 /* ---------------------------------------------------------------- image (image.c) */

@@ -209,6 +209,23 @@ static int l_open_pack(lua_State *L) {
   return loaded(L, d, glow_open_pack(path, &d->ds, err, sizeof err), err);
 }
 
+/* pack_remove_stale(path) -> {{path = ..., reason = ...}, ...} | nil, message:
+ * the stale temporary files of packs beside path, removed */
+static int l_pack_remove_stale(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  char err[512];
+  glow_skips *sk = newskips(L);
+  if (glow_pack_remove_stale(path, sk, err, sizeof err) != GLOW_OK) {
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  push_skips(L, sk);
+  lua_pop(L, 1); /* the count */
+  glow_skips_free(sk);
+  return 1;
+}
+
 /* permutation(n, seed, epoch) -> a Lua array holding 1..n shuffled */
 static int l_permutation(lua_State *L) {
   lua_Integer n = luaL_checkinteger(L, 1);
@@ -342,9 +359,13 @@ static int d_batch(lua_State *L) {
   int64_t shape[4] = {b, d->ds.oh ? d->ds.oh : d->ds.h, d->ds.ow ? d->ds.ow : d->ds.w, d->ds.c};
   lg_newt(L, 4, shape);
   Tensor *x = lg_checkt(L, -1);
-  if (glow_dataset_batch_aug(&d->ds, idx, b, (int)nb, seed, epoch, noise, flip, crop_random,
-                             x->data, y) != GLOW_OK)
-    lg_fail(L, "batch: out of memory for %I images", b);
+  char err[512];
+  int rc = glow_dataset_batch_aug(&d->ds, idx, b, (int)nb, seed, epoch, noise, flip, crop_random,
+                                  x->data, y, err, sizeof err);
+  /* a pack's file that cannot be read or changed under it: its message
+     alone, one line naming the file */
+  if (rc == GLOW_ENOMEM) lg_fail(L, "batch: %s", err);
+  if (rc != GLOW_OK) lg_fail(L, "%s", err);
   if (!y) return 1;
   lua_createtable(L, (int)b, 0);
   for (lua_Integer k = 0; k < b; k++) {
@@ -363,7 +384,7 @@ static int d_gc(lua_State *L) {
 static int d_tostring(lua_State *L) {
   Dataset *d = checkds(L, 1);
   lua_pushfstring(L, "glow.Dataset(%I images of %dx%dx%d%s)", (lua_Integer)d->ds.n, d->ds.h,
-                  d->ds.w, d->ds.c, d->ds.map ? ", mapped" : "");
+                  d->ds.w, d->ds.c, d->ds.pack ? ", packed" : "");
   return 1;
 }
 
@@ -386,6 +407,7 @@ static const luaL_Reg funcs[] = {{"load_idx", l_load_idx},
                                  {"pack_images", l_pack_images},
                                  {"pack_dataset", l_pack_dataset},
                                  {"open_pack", l_open_pack},
+                                 {"pack_remove_stale", l_pack_remove_stale},
                                  {"permutation", l_permutation},
                                  {NULL, NULL}};
 

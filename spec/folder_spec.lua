@@ -531,8 +531,166 @@ describe("glow.data.pack and open_pack", function()
       assert.same(fm:labels(1, 5), ds:labels())
       assert.tensor_equal(fm:batch(range(1, 5), { seed = 1 }), ds:batch(range(1, 5), { seed = 1 }))
     end
+    -- a dataset opened from a pack packs again, its images read from the file
+    local again, m = dir .. "/again.glowpack", ds:size()
+    assert.equal(m, glow.data.pack(ds, again))
+    assert.same(bytes_back(ds:batch(range(1, m), { noise = false })),
+      bytes_back(assert(glow.data.open_pack(again)):batch(range(1, m), { noise = false })))
     assert.has_error(function() glow.data.pack({}, path) end,
       "pack: source must be a folder path or a glow.data.Dataset, got table")
     rmdir(dir)
+  end)
+
+  -- VmHWM of this process in MiB: the most memory it has held so far
+  local function peak_mib()
+    for l in io.lines("/proc/self/status") do
+      local v = l:match("^VmHWM:%s+(%d+)")
+      if v then return tonumber(v) / 1024 end
+    end
+  end
+
+  it("refuses a data offset past what the header can need, before taking memory for it", function()
+    local dir = class_folder()
+    local path = dir .. "/set.glowpack"
+    assert(glow.data.pack(dir, path, { size = 6 }))
+    local full = H.read(path)
+    -- the header of 4 images of 6x6x1 in 2 classes, its data at 2 GiB, in a
+    -- sparse file of 2 GiB + 144 bytes (its length agrees with the header)
+    local at = 2 ^ 31 // 1
+    local hdr = full:sub(1, 40) .. string.pack("<I8", at) .. full:sub(49, 4096)
+    write(dir .. "/far.glowpack", hdr)
+    assert(os.execute(string.format("truncate -s %d '%s/far.glowpack'", at + 144, dir)))
+    local before = peak_mib()
+    local ds, err = glow.data.open_pack(dir .. "/far.glowpack")
+    assert.is_nil(ds)
+    -- at most 48 + 2 x (4 + 4096) + 4 x 4 bytes, rounded up to 4096
+    assert.equal(dir .. "/far.glowpack: bad header: data offset 2147483648 lies past the 12288 bytes a header "
+      .. "of 2 class names and 4 labels can take", err)
+    assert.is_true(peak_mib() - before < 64, "the peak grew by " .. (peak_mib() - before) .. " MiB")
+    -- unlabelled: the fixed part and the alignment only
+    hdr = full:sub(1, 36) .. string.pack("<I4I8", 0, 8192) .. full:sub(49, 4096)
+    write(dir .. "/far0.glowpack", hdr .. string.rep("\0", 4096 + 144))
+    ds, err = glow.data.open_pack(dir .. "/far0.glowpack")
+    assert.is_nil(ds)
+    assert.matches("far0%.glowpack: bad header: data offset 8192 lies past the 4096 bytes a header of 0 class names "
+      .. "and 0 labels can take", err)
+    rmdir(dir)
+  end)
+
+  it("leaves no room for labels of skipped files: the data moves down to the offset the images need", function()
+    local dir = class_folder()
+    -- 1100 unreadable files in class a reserve 1104 labels' room (past one
+    -- page); 4 images remain
+    for i = 1, 1100 do write(string.format("%s/a/bad%04d.png", dir, i), "not a png") end
+    local path = dir .. "/set.glowpack"
+    local n, skipped = glow.data.pack(dir, path, { size = 6, on_skip = function() end })
+    assert.equal(4, n)
+    assert.equal(1100, skipped)
+    assert.equal(4096 + 4 * 36, H.size(path))
+    assert.equal(4096, (string.unpack("<I8", H.read(path), 41)))
+    local ds = assert(glow.data.open_pack(path))
+    local mem = assert(glow.data.images(dir, { size = 6, on_skip = function() end }))
+    assert.same(mem:labels(), ds:labels())
+    assert.same(bytes_back(mem:batch(range(1, 4), { noise = false })),
+      bytes_back(ds:batch(range(1, 4), { noise = false })))
+    rmdir(dir)
+  end)
+
+  -- run a Lua script in a child process (env: its environment's
+  -- additions): its exit code and output
+  local function child(dir, body, env)
+    write(dir .. "/child.lua", string.format([[
+      package.path = %q .. "lua/?.lua;" .. %q .. "lua/?/init.lua;" .. package.path
+      package.cpath = %q .. "/?.so;" .. package.cpath
+      local glow = require "glow"
+    ]], H.root, H.root, os.getenv("GLOW_BUILD") or (H.root .. "build")) .. body)
+    local p = assert(io.popen((env or "") .. " lua5.4 '" .. dir .. "/child.lua' 2>&1"))
+    local out = p:read("a")
+    local _, _, code = p:close()
+    return code, out
+  end
+
+  -- both ways of reading a pack: out of its mapping through the kernel
+  -- (process_vm_readv), and pread (where the first is refused)
+  for _, how in ipairs { "", "GLOW_PACK_READ=pread" } do
+    it("reads the same batches " .. (how == "" and "from the mapping" or "with " .. how), function()
+      local dir = class_folder()
+      local path = dir .. "/set.glowpack"
+      assert(glow.data.pack(dir, path, { size = 6 }))
+      local code, out = child(dir, string.format([[
+        local ds = assert(glow.data.open_pack(%q, { size = 4, crop = "random", flip = true }))
+        for _, idx in ipairs { { 1, 2, 3, 4 }, { 4, 2, 3, 1 }, { 3 } } do
+          print(table.concat(ds:batch(idx, { seed = 3, flip = false, crop = "center" }):totable(), " "))
+          print(table.concat(ds:batch(idx, { seed = 3 }):totable(), " "))
+        end
+      ]], path), how)
+      assert.equal(0, code, out)
+      local want = {}
+      local win = assert(glow.data.images(dir, { size = 4, load_size = 6, crop = "random", flip = true }))
+      for _, idx in ipairs { { 1, 2, 3, 4 }, { 4, 2, 3, 1 }, { 3 } } do
+        want[#want + 1] = table.concat(win:batch(idx, { seed = 3, flip = false, crop = "center" }):totable(), " ")
+        want[#want + 1] = table.concat(win:batch(idx, { seed = 3 }):totable(), " ")
+      end
+      assert.equal(table.concat(want, "\n") .. "\n", out)
+      rmdir(dir)
+    end)
+  end
+
+  for _, how in ipairs { "", "GLOW_PACK_READ=pread" } do
+    it("raises one line naming the file, not SIGBUS, when the file shrinks or is rewritten while open"
+      .. (how == "" and "" or " (" .. how .. ")"), function()
+      local dir = class_folder()
+      local path = dir .. "/set.glowpack"
+      assert(glow.data.pack(dir, path, { size = 6 }))
+      local len = H.size(path)
+      -- truncate -s 4096 under an open pack: the next batch fails, the
+      -- process goes on
+      local code, out = child(dir, string.format([[
+        local ds = assert(glow.data.open_pack(%q))
+        assert(ds:batch({ 1, 2, 3, 4 }))
+        assert(os.execute("truncate -s 4096 '%s'"))
+        for _ = 1, 2 do print(select(2, pcall(ds.batch, ds, { 4, 2 }))) end
+        print(select(2, pcall(function() for x in ds:batches { size = 2 } do assert(x) end end)))
+        print("still running")
+      ]], path, path), how)
+      assert.equal(0, code, out)
+      local says = path .. ": changed while in use (now 4096 bytes, was " .. len .. ")"
+      assert.equal(string.rep(says .. "\n", 3) .. "still running\n", out)
+      -- cp over it (rsync --inplace alike): the same length, other bytes
+      assert(glow.data.pack(dir, path, { size = 6 }))
+      local other = dir .. "/other.glowpack"
+      assert(glow.data.pack(dir, other, { size = 6, channels = 1, limit = 4 }))
+      local f = assert(io.open(other, "r+b"))
+      f:seek("set", 4096)
+      f:write(string.rep("\255", 36))
+      f:close()
+      -- an old modification time, so the copy's is another whatever the clock's grain
+      assert(os.execute(string.format("touch -d '2001-02-03 04:05:06' '%s'", path)))
+      code, out = child(dir, string.format([[
+        local ds = assert(glow.data.open_pack(%q))
+        assert(ds:batch({ 1 }))
+        assert(os.execute("cp '%s' '%s'"))
+        print(select(2, pcall(ds.batch, ds, { 1 })))
+        print("still running")
+      ]], path, other, path), how)
+      assert.equal(0, code, out)
+      assert.equal(path .. ": changed while in use (modified since it was opened)\nstill running\n", out)
+      rmdir(dir)
+    end)
+  end
+
+  it("names the path when a folder stands at the target", function()
+    local dir, out = class_folder(), tmpdir()
+    local path = out .. "/set.glowpack"
+    mkdir(path)
+    local n, err = glow.data.pack(dir, path, { size = 6 })
+    assert.is_nil(n)
+    assert.equal("cannot write " .. path .. ": Is a directory", err)
+    n, err = glow.data.pack(assert(glow.data.images(dir, { size = 6 })), path)
+    assert.is_nil(n)
+    assert.equal("cannot write " .. path .. ": Is a directory", err)
+    assert.same({ "set.glowpack" }, H.listdir(out)) -- no temporary file left
+    rmdir(dir)
+    rmdir(out)
   end)
 end)

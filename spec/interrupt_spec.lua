@@ -112,33 +112,98 @@ echo "rc=$?"
     assert.matches("glow: 512 train / 16 test images", stdout, 1, true)
   end)
 
-  it("stops glow pack on SIGINT between two images, leaving no file behind", function()
-    local dir = tmp .. "/pack"
+  -- glow pack of Fashion-MNIST enlarged to 64x64 (a pack of 245 MB, seconds
+  -- of work) into DIR, sent sig after 0.5 s: its exit code, the ms from the
+  -- signal to the end, its stderr
+  local function pack_signalled(dir, sig)
     H.mkdir(dir)
-    -- Fashion-MNIST enlarged to 64x64: a pack of 245 MB, seconds of work
     local script = string.format([[
 cd %q && export LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='%s/?.so;;'
 lua5.4 lua/bin/glow pack fashion-mnist %s/f.glowpack --size 64 >%s/p.out 2>%s/p.err &
 pid=$!
 sleep 0.5
-kill -INT $pid
+kill -%s $pid
 t0=$(date +%%s%%N)
 wait $pid
 rc=$?
 t1=$(date +%%s%%N)
 echo "rc=$rc ms=$(( (t1 - t0) / 1000000 ))"
-]], H.root, os.getenv("GLOW_BUILD") or (H.root .. "build"), dir, tmp, tmp)
+]], H.root, os.getenv("GLOW_BUILD") or (H.root .. "build"), dir, tmp, tmp, sig)
     H.write(tmp .. "/pack.sh", script)
     local p = io.popen("sh " .. tmp .. "/pack.sh")
     local res = p:read("a")
     p:close()
     local rc, ms = res:match("rc=(%d+) ms=(%d+)")
-    assert.equal("130", rc, res .. H.read(tmp .. "/p.err"))
-    -- (how soon is a timing, not asserted: it stops between two images, and
-    -- the whole pack takes seconds; ms is in the message for a failure)
-    assert.is_string(ms, res)
-    assert.matches("glow pack: SIGINT: stopped; nothing written to " .. dir .. "/f.glowpack", H.read(tmp .. "/p.err"),
-      1, true)
-    assert.same({}, H.listdir(dir))
+    return rc, ms, res .. H.read(tmp .. "/p.err"), H.read(tmp .. "/p.err")
+  end
+
+  for _, sig in ipairs { "INT", "TERM" } do
+    it("stops glow pack on SIG" .. sig .. " between two images, leaving no file behind", function()
+      local dir = tmp .. "/pack-" .. sig
+      local rc, ms, says, err = pack_signalled(dir, sig)
+      assert.equal("130", rc, says)
+      -- (how soon is a timing, not asserted: it stops between two images, and
+      -- the whole pack takes seconds; ms is in the message for a failure)
+      assert.is_string(ms, says)
+      assert.matches("glow pack: SIG" .. sig .. ": stopped; nothing written to " .. dir .. "/f.glowpack", err, 1, true)
+      assert.same({}, H.listdir(dir))
+    end)
+  end
+
+  it("names OUT when a folder stands there (glow pack DIR OUT), before any work", function()
+    local out = tmp .. "/isdir.glowpack"
+    H.mkdir(out)
+    local code, stdout, stderr = glow_cmd(string.format("pack %s/train %s", data, out), tmp)
+    assert.equal(1, code, stdout)
+    assert.equal("glow pack: cannot write " .. out .. ": Is a directory\n", stderr)
+    assert.same({}, H.listdir(out))
+    H.rmdir(out)
+    for _, name in ipairs(H.listdir(tmp)) do assert.is_nil(name:match("^isdir%.glowpack%.tmp"), name) end
+  end)
+
+  it("removes the temporary files of packs into OUT left by processes that are gone, and no other", function()
+    local dir = tmp .. "/stale"
+    H.mkdir(dir)
+    local out = dir .. "/f.glowpack"
+    -- a pid that is gone: a shell that has ended
+    local p = io.popen("sh -c 'echo $$'")
+    local dead = assert(tonumber(p:read("a")))
+    p:close()
+    -- a live process that holds a flock on one file
+    local held = string.format("%s.tmp.%d.Lock12", out, dead)
+    H.write(held, "held")
+    p = io.popen(string.format("sh -c 'flock -x 9 && exec sleep 60' 9<'%s' >/dev/null 2>&1 & echo $!", held))
+    local live = assert(tonumber(p:read("a")))
+    p:close()
+    -- (wait until it holds the lock: flock -n fails then)
+    assert(os.execute(string.format(
+      "n=0; while flock -n -x '%s' true && [ $n -lt 100 ]; do sleep 0.05; n=$((n+1)); done", held)))
+    local stale = string.format("f.glowpack.tmp.%d.Ab12Cd", dead)
+    local kept = {
+      string.format("f.glowpack.tmp.%d.Lock12", dead), -- its lock is held
+      string.format("f.glowpack.tmp.%d.Live12", live), -- its process runs
+      "f.glowpack.tmp.Ab12Cd",                         -- the template before pids
+      string.format("f.glowpack.tmp.%d.Ab12C", dead),  -- not the template
+      string.format("f.glowpack.tmp.0%d.Ab12Cd", dead),
+      string.format("f.glowpack.tmp.%d.Ab12Cd.x", dead),
+      string.format("g.glowpack.tmp.%d.Ab12Cd", dead), -- another target's
+      string.format("f.glowpack.tmp.%d.Sym123", dead), -- a symlink
+      "target",
+    }
+    for _, name in ipairs(kept) do
+      if name ~= kept[1] and not name:match("Sym123") then H.write(dir .. "/" .. name, "x") end
+    end
+    assert(os.execute(string.format("ln -s target '%s/%s'", dir, kept[8])))
+    H.write(dir .. "/" .. stale, "stale")
+    local code, stdout, stderr = glow_cmd(string.format("pack %s/train %s", data, out), tmp)
+    os.execute("kill " .. live)
+    assert.equal(0, code, stderr)
+    assert.matches("wrote " .. out, stdout, 1, true)
+    assert.equal(string.format("glow pack: removed %s/%s (left by process %d, which is gone)\n", dir, stale, dead),
+      stderr)
+    table.insert(kept, "f.glowpack")
+    table.sort(kept)
+    assert.same(kept, H.listdir(dir))
+    assert.equal("x", H.read(dir .. "/target"))
   end)
 end)

@@ -28,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int64_t idx[2] = {0, ds.n - 1};
     float x[2 * 32 * 32 * 3];
     int y[2];
-    glow_dataset_batch(&ds, idx, 2, 8, 1, 1, 1, x, y);
+    if (glow_dataset_batch(&ds, idx, 2, 8, 1, 1, 1, x, y, err, sizeof err) != GLOW_OK) abort();
   }
   glow_dataset_free(&ds);
   for (int k = 0; k < nfiles; k++)

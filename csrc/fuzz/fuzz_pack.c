@@ -1,11 +1,11 @@
 /*
  * fuzz_pack.c -- libFuzzer target: glow_open_pack, the packed-file reader
  * (docs/FORMAT.md, "Packed image sets"): the fixed header, the class names,
- * the labels and the size check against the file, then the mapping. When
- * the input opens, a batch of the first, middle and last images goes
- * through glow_dataset_batch and, with a half-size random crop and flips,
- * through glow_dataset_batch_aug, so every pixel read from the mapping is
- * checked by ASan against the file's length.
+ * the labels and the size check against the file. When the input opens, a
+ * batch of the first, middle and last images goes through
+ * glow_dataset_batch and, with a half-size random crop and flips, through
+ * glow_dataset_batch_aug: the images are read from the file with pread,
+ * into buffers ASan checks.
  */
 #define _GNU_SOURCE /* memfd_create */
 #include <stdlib.h>
@@ -19,12 +19,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (fd < 0) return 0;
   glow_dataset ds;
   if (glow_open_pack(p, &ds, err, sizeof err) == GLOW_OK) {
-    /* what the reader promises: the pixels lie inside the mapping, the
+    /* what the reader promises: the pixels lie inside the file, the
        labels inside 0..classes-1, a name for every class */
     size_t per = (size_t)ds.h * ds.w * ds.c;
-    if (ds.n < 1 || ds.h < 1 || ds.w < 1 || (ds.c != 1 && ds.c != 3) || !ds.map ||
-        ds.x < (uint8_t *)ds.map ||
-        (size_t)(ds.x - (uint8_t *)ds.map) + per * (size_t)ds.n != ds.map_len)
+    if (ds.n < 1 || ds.h < 1 || ds.w < 1 || (ds.c != 1 && ds.c != 3) || !ds.pack || ds.x ||
+        ds.data_off + per * (uint64_t)ds.n != ds.pack_len || ds.pack_len != size)
       abort();
     if (ds.classes) {
       if (!ds.y || !ds.class_names) abort();
@@ -40,10 +39,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       float *x = malloc(sizeof(float) * 3 * per);
       int y[3];
       if (x) {
-        glow_dataset_batch(&ds, idx, 3, 8, 1, 1, 1, x, y);
+        /* the file has not changed: both read */
+        if (glow_dataset_batch(&ds, idx, 3, 8, 1, 1, 1, x, y, err, sizeof err) != GLOW_OK) abort();
         ds.oh = (ds.h + 1) / 2;
         ds.ow = (ds.w + 1) / 2;
-        glow_dataset_batch_aug(&ds, idx, 3, 5, 2, 3, 1, 1, 1, x, y);
+        if (glow_dataset_batch_aug(&ds, idx, 3, 5, 2, 3, 1, 1, 1, x, y, err, sizeof err) != GLOW_OK)
+          abort();
       }
       free(x);
     }

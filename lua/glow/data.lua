@@ -1,5 +1,5 @@
---- glow.data: datasets of uint8 images (in memory, or mapped from a packed
---- file), and their preprocessed batches.
+--- glow.data: datasets of uint8 images (in memory, or read from a packed
+--- file a batch at a time), and their preprocessed batches.
 ---
 --- Loaders return a Dataset, or nil plus a message naming the file and the
 --- problem when a file is missing, truncated or corrupt (io.open's
@@ -363,13 +363,15 @@ end
 
 local OPEN_PACK_OPTS = { size = true, crop = true, flip = true }
 
---- A Dataset over a packed file (glow.data.pack), mapped read-only: the
---- images stay in the file and the page cache, not in the process's memory.
---- Batches drop the mapping's pages after every ~64 MiB they read, so the
---- resident set stays bounded over a long training run. opts: size (the
---- window a batch takes, at most the stored size; default the stored
---- size), crop and flip (the defaults of Dataset:batch), as in images.
---- Returns nil, message for a missing, truncated or malformed file.
+--- A Dataset over a packed file (glow.data.pack), opened read-only: the
+--- images stay in the file and the page cache, not in the process's memory;
+--- each batch reads its images (pread), so the resident set stays bounded
+--- over a long training run. A file that changes while open (truncated, or
+--- copied over) makes the next batch raise "PATH: changed while in use
+--- (...)". opts: size (the window a batch takes, at most the stored size;
+--- default the stored size), crop and flip (the defaults of Dataset:batch),
+--- as in images. Returns nil, message for a missing, truncated or malformed
+--- file.
 function M.open_pack(path, opts)
   check_string(path, "open_pack: path")
   opts = util.check_options(opts, OPEN_PACK_OPTS, "open_pack")

@@ -52,6 +52,17 @@ local CURVE_OPTS = { title = true, logy = true, range = true, width = true, heig
 local HIST_OPTS = { title = true, bins = true, range = true, width = true, height = true }
 local PNG_SIGNATURE = "\137PNG\r\n\26\n"
 
+--- A shell command's (ok, "exit" | "signal", code), as os.execute gives, but
+--- through popen: C's system() ignores SIGINT in the caller while the child
+--- runs, so a Ctrl-C sent to a training process drawing its curve would be
+--- lost; popen leaves the caller's handlers alone.
+local function run_shell(cmd)
+  local p = io.popen(cmd, "r")
+  if not p then return nil, "exit", 127 end
+  p:read("a")
+  return p:close()
+end
+
 local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
 --- A gnuplot single-quoted string (no escapes inside; '' stands for ').
@@ -142,7 +153,7 @@ local function terminal()
   local prog = M.program
   local t = terminals[prog]
   if t == nil then
-    if not os.execute("command -v " .. shell_quote(prog) .. " >/dev/null 2>&1") then
+    if not run_shell("command -v " .. shell_quote(prog) .. " >/dev/null 2>&1") then
       return nil, string.format("gnuplot not found (%s): install it (Debian: %s)", prog, HINT)
     end
     local p = io.popen(shell_quote(prog) .. " -e 'set terminal' 2>&1")
@@ -195,7 +206,7 @@ local function scratch()
     if s.made then os.remove(dir) end
     os.remove(base)
   end
-  if not os.execute("mkdir -m 700 -- " .. shell_quote(dir) .. " 2>/dev/null") then
+  if not run_shell("mkdir -m 700 -- " .. shell_quote(dir) .. " 2>/dev/null") then
     os.remove(base)
     return nil, "cannot make a temporary folder " .. dir
   end
@@ -215,7 +226,7 @@ local function draw(tmp, lines, png_path, what)
   if not f then return nil, string.format("%s: cannot write %s: %s", what, png_path, err) end
   f:close()
   local errfile = tmp.path("gnuplot.err")
-  local ok, how, code = os.execute(shell_quote(M.program) .. " " .. shell_quote(script) .. " >" .. shell_quote(part)
+  local ok, how, code = run_shell(shell_quote(M.program) .. " " .. shell_quote(script) .. " >" .. shell_quote(part)
     .. " 2>" .. shell_quote(errfile))
   local said = ""
   local ef = io.open(errfile, "r")

@@ -6,7 +6,7 @@
 ---   cifar10:DIR[:train|:test]        the CIFAR-10 binary batches in DIR
 ---   DIR                              a folder of PNG/JPEG images (walked
 ---                                    recursively; class subfolders give labels)
----   FILE.glowpack                    a file made by `glow pack` (memory-mapped)
+---   FILE.glowpack                    a file made by `glow pack` (read a batch at a time)
 --- The split defaults to the one the command needs (train for training, test
 --- for evaluation).
 local glow = require "glow"

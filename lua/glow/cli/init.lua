@@ -7,7 +7,7 @@
 ---   glow decode CKPT LATENTS.safetensors OUT.png|OUT.jpg [--scale K]
 ---   glow info   CKPT                         configuration, parameter count, training position
 ---   glow plot   LOG.csv OUT.png              the training curve, through gnuplot
----   glow pack   DATA OUT.glowpack            a memory-mapped set for data larger than memory
+---   glow pack   DATA OUT.glowpack            a packed set for data larger than memory
 ---
 --- Every subcommand has --help. A bad option or argument is one line on
 --- stderr and exit code 2, before any work; a failure while working (a file

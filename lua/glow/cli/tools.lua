@@ -280,7 +280,8 @@ end
 
 ------------------------------------------------------------------------ pack
 M.pack = {
-  description = "Pack a data set once into a memory-mapped file of uint8 images, for sets larger than memory.",
+  description = "Pack a data set once into a file of uint8 images read a batch at a time, for sets larger "
+    .. "than memory.",
   ARGS = { { "data", "a folder of PNG/JPEG images, fashion-mnist[:split] or cifar10:DIR[:split]" },
     { "out", "the .glowpack file to write (a folder with train/ and test/ and no --split: OUT-train.glowpack and "
       .. "OUT-test.glowpack)" } },
@@ -307,8 +308,9 @@ end
 
 function M.pack.run(opts)
   local prog = "glow pack"
-  -- Ctrl-C (from here on, loading included) stops the pack between two
-  -- images; its temporary file is removed
+  -- Ctrl-C or SIGTERM (from here on, loading included) stops the pack
+  -- between two images; its temporary file is removed (SIGKILL cannot be
+  -- caught: the next glow pack to OUT removes what it left)
   glow.core.trap_signals()
   local lfs = require "lfs"
   local data, out = opts.args.data, opts.args.out
@@ -341,7 +343,14 @@ function M.pack.run(opts)
       jobs[1] = { source = where, out = out }
     end
   end
-  for _, job in ipairs(#jobs > 0 and jobs or { { out = out } }) do C.check_writable(prog, job.out) end
+  for _, job in ipairs(#jobs > 0 and jobs or { { out = out } }) do
+    C.check_writable(prog, job.out)
+    -- the temporary files of packs into OUT whose process is gone (killed
+    -- with SIGKILL, or the machine went down): OUT.tmp.PID.XXXXXX, unlocked
+    local stale, serr = glow.core.pack_remove_stale(job.out)
+    if not stale then C.fail(prog, "%s", serr) end
+    for _, st in ipairs(stale) do io.stderr:write(string.format("%s: removed %s (%s)\n", prog, st.path, st.reason)) end
+  end
   if kind ~= "folder" then jobs[1] = { source = C.load_data(prog, data, opts.split or "train"), out = out } end
   local o = { size = opts.size, channels = opts.channels, strict = opts.strict or nil,
     background = kind == "folder" and opts.background or nil }
