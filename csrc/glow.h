@@ -456,6 +456,17 @@ void glow_resize_naive(const uint8_t *src, int sh, int sw, int c, int y0, int x0
  * pixels; the longer side cropped), which glow_fit scales to cover dh x dw */
 void glow_fit_region(int sh, int sw, int dh, int dw, int *y0, int *x0, int *rh, int *rw);
 int glow_fit(const uint8_t *src, int sh, int sw, int c, uint8_t *dst, int dh, int dw);
+/* glow_resize fed one source row at a time (a decoder's rows, in order, all
+ * sh of them, each {sw, c}; rows outside the region are passed over), the
+ * same values bit for bit; it holds the weight tables and a few float rows
+ * of the output's width, never the source image. glow_fitter_new returns
+ * NULL when out of memory; glow_fitter_bytes is what it allocates, at most. */
+typedef struct glow_fitter glow_fitter;
+glow_fitter *glow_fitter_new(int sh, int sw, int c, int y0, int x0, int rh, int rw, uint8_t *dst,
+                             int dh, int dw);
+void glow_fitter_push(glow_fitter *f, const uint8_t *row);
+void glow_fitter_free(glow_fitter *f); /* NULL ok */
+size_t glow_fitter_bytes(int rh, int rw, int c, int dh, int dw);
 /* ---------------------------------------------------------------- end image */
 
 /* ---------------------------------------------------------------- checkpoint (checkpoint.c) */
