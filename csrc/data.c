@@ -679,17 +679,15 @@ static int convert_fit(const uint8_t *pix, int ph, int pw, int pc, int h, int w,
   return rc;
 }
 
-/* decode one file (transparency over bg), convert it and fit it to {h, w, c} at dst */
-static int load_one(const char *path, const uint8_t *bg, int h, int w, int c, uint8_t *dst,
-                    char *err, size_t errlen) {
-  uint8_t *pix = NULL;
-  int ph, pw, pc;
-  int rc = glow_image_read(path, bg, &pix, &ph, &pw, &pc, err, errlen);
-  if (rc) return rc;
-  rc = convert_fit(pix, ph, pw, pc, h, w, c, dst);
-  free(pix);
-  if (rc) fail(err, errlen, rc, "%s: out of memory", path);
-  return rc;
+/* the decoding options of a folder's files */
+static glow_decode_opts decode_opts(const glow_image_opts *o, glow_decode_gate *gate) {
+  glow_decode_opts d;
+  memset(&d, 0, sizeof d);
+  d.bg = o->bg;
+  d.max_pixels = o->max_pixels > 0 ? o->max_pixels : GLOW_MAX_PIXELS;
+  d.limit_name = "max_pixels";
+  d.gate = gate;
+  return d;
 }
 
 /* The shared start of loading and packing: the file list, and the size and
@@ -739,13 +737,15 @@ static int folder_open(const char *dir, const glow_image_opts *o, folder *f, glo
   if (!f->h || !f->c) {
     for (size_t i = 0; i < n; i++) {
       char e[512];
-      int r = glow_image_read(f->paths.v[i], o->bg, &f->first, &f->fh, &f->fw, &f->fc, e,
-                              sizeof e);
+      /* at the size asked for (or its own), in its own channels */
+      glow_decode_opts d = decode_opts(o, NULL);
+      int r = glow_image_decode(f->paths.v[i], &d, f->h, f->w, 0, NULL, &f->first, &f->fh, &f->fw,
+                                &f->fc, e, sizeof e);
       if (r == GLOW_OK) {
         f->i0 = (int64_t)i;
         break;
       }
-      if (r == GLOW_ENOMEM || o->strict) {
+      if (o->strict) {
         rc = fail(err, errlen, r, "%s", e);
         goto done;
       }
@@ -771,11 +771,11 @@ done:
 }
 
 /* file i's outcome st (with message m, or NULL) against strict: GLOW_OK to
-   skip it (recorded in sk), or the error */
+   skip it (recorded in sk), or the error. A file whose memory could not be
+   had (GLOW_ENOMEM) is skipped as a bad file is: the next may be smaller. */
 static int folder_failed(const char *path, int st, const char *m, int strict, glow_skips *sk,
                          char *err, size_t errlen) {
-  if (st == GLOW_ENOMEM || strict)
-    return fail(err, errlen, st, "%s", m ? m : "out of memory");
+  if (strict) return fail(err, errlen, st, "%s", m ? m : "out of memory");
   if (skip_push(sk, path, m, GLOW_SKIP_CORRUPT))
     return fail(err, errlen, GLOW_ENOMEM, "%s: out of memory", path);
   return GLOW_OK;
@@ -811,18 +811,29 @@ int glow_load_images(const char *dir, const glow_image_opts *o, glow_dataset *ds
   int64_t start = 0;
   if (f.first) {
     f.st[f.i0] = convert_fit(f.first, f.fh, f.fw, f.fc, h, w, c, ds->x + per * (size_t)f.i0);
+    if (f.st[f.i0]) f.msg[f.i0] = strdup("out of memory");
     start = f.i0 + 1;
   }
-  /* decode in parallel, each file into its own slot */
+  /* decode in parallel, each file into its own slot; the gate bounds the
+     working memory of the decodes running at once (not threads x the
+     largest image) */
+  glow_decode_gate *gate = glow_decode_gate_new(GLOW_DECODE_BUDGET);
+  if (!gate) {
+    rc = fail(err, errlen, GLOW_ENOMEM, "%s: out of memory", dir);
+    goto done;
+  }
+  glow_decode_opts d = decode_opts(o, gate);
 #pragma omp parallel for schedule(dynamic, 1)
   for (int64_t i = start; i < n; i++) {
     char e[512];
-    int r = load_one(f.paths.v[i], o->bg, h, w, c, ds->x + per * (size_t)i, e, sizeof e);
+    int r = glow_image_decode(f.paths.v[i], &d, h, w, c, ds->x + per * (size_t)i, NULL, NULL, NULL,
+                              NULL, e, sizeof e);
     if (r) {
       f.st[i] = r;
       f.msg[i] = strdup(e);
     }
   }
+  glow_decode_gate_free(gate);
   /* in path order: the first failure is the error (strict), or each is
      recorded and the good slots move down over the skipped ones */
   int64_t k = 0;
@@ -1193,7 +1204,9 @@ int glow_pack_images(const char *dir, const glow_image_opts *o, int64_t limit, c
         f.first = NULL;
         if (r) m = "out of memory";
       } else {
-        r = load_one(f.paths.v[i], o->bg, f.h, f.w, f.c, img, e, sizeof e);
+        glow_decode_opts d = decode_opts(o, NULL);
+        r = glow_image_decode(f.paths.v[i], &d, f.h, f.w, f.c, img, NULL, NULL, NULL, NULL, e,
+                              sizeof e);
         m = e;
       }
     }

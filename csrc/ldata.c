@@ -114,6 +114,7 @@ static void background(lua_State *L, int i, uint8_t bg[3], const char *what) {
  * the background 0xRRGGBB at argument bgi */
 static glow_image_opts image_opts(lua_State *L, int i, int bgi, const char *what) {
   glow_image_opts o;
+  memset(&o, 0, sizeof o); /* max_pixels 0: GLOW_MAX_PIXELS */
   background(L, bgi, o.bg, what);
   lua_Integer h = luaL_optinteger(L, i, 0), w = luaL_optinteger(L, i + 1, 0);
   lua_Integer c = luaL_optinteger(L, i + 2, 0);
