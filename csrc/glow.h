@@ -482,6 +482,11 @@ int glow_image_decode(const char *path, const glow_decode_opts *o, int dh, int d
 enum { GLOW_SYNTH_ZERO = 0, GLOW_SYNTH_SMOOTH = 1, GLOW_SYNTH_PHOTO = 2 };
 int glow_image_synth(const char *path, int jpeg, int h, int w, int c, int pattern, int quality,
                      int layout, uint64_t seed, char *err, size_t errlen);
+/* the message of a file that cannot be opened (errno e) into err: a
+ * symbolic link that leads nowhere is named as one ("a dangling symbolic
+ * link (to T, which does not exist)", "a symbolic link in a loop of links
+ * (to T)"); returns GLOW_EDATA */
+int glow_open_failed(const char *path, int e, char *err, size_t errlen);
 /* the grid of n images h x w: min(cols, n) per row, padding pixels between */
 void glow_grid_size(int n, int h, int w, int cols, int padding, int *gh, int *gw);
 /* x {n, h, w, c} in [-0.5, 0.5] -> out {gh, gw, c}: v = floor((x + 0.5) * 256)

@@ -943,11 +943,27 @@ int glow_image_synth(const char *path, int jpeg, int h, int w, int c, int patter
 }
 
 /* ------------------------------------------------------------------ by signature */
+int glow_open_failed(const char *path, int e, char *err, size_t errlen) {
+  struct stat st;
+  char to[256];
+  ssize_t n;
+  if ((e == ENOENT || e == ELOOP) && lstat(path, &st) == 0 && S_ISLNK(st.st_mode) &&
+      (n = readlink(path, to, sizeof to - 1)) >= 0) {
+    to[n] = 0;
+    if (e == ELOOP)
+      return fail(err, errlen, GLOW_EDATA, "%s: a symbolic link in a loop of links (to %s)", path,
+                  to);
+    return fail(err, errlen, GLOW_EDATA, "%s: a dangling symbolic link (to %s, which does not exist)",
+                path, to);
+  }
+  return fail(err, errlen, GLOW_EDATA, "cannot open %s: %s", path, strerror(e));
+}
+
 /* open path and pick the decoder by its first bytes */
 static int decode_any(const char *path, const glow_decode_opts *png_o, const glow_decode_opts *jpeg_o,
                       target *t, char *err, size_t errlen) {
   FILE *f = fopen(path, "rb");
-  if (!f) return fail(err, errlen, GLOW_EDATA, "cannot open %s: %s", path, strerror(errno));
+  if (!f) return glow_open_failed(path, errno, err, errlen);
   unsigned char sig[8] = {0};
   size_t got = fread(sig, 1, 8, f);
   int e = ferror(f) ? errno : 0;

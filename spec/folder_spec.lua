@@ -516,6 +516,43 @@ describe("glow.data.images and pack on hostile files", function()
       "glow.data.pack: skipped 1 of 3 files" }, lines)
     rmdir(top)
   end)
+
+  it("reports a dangling symbolic link or a loop of links as a bad file: a skip line, or the error with strict",
+    function()
+      local top = tmpdir()
+      local dir = top .. "/set"
+      mkdir(dir .. "/a")
+      mkdir(dir .. "/b")
+      synth(dir .. "/a/1.png", "png", 8, 8, 1, "smooth")
+      synth(dir .. "/b/2.png", "png", 8, 8, 1, "smooth")
+      assert(os.execute(string.format("ln -s gone.png %q && ln -s self.jpg %q && ln -s /nonexistent/dir %q", dir
+        .. "/a/dangling.png", dir .. "/b/self.jpg", dir .. "/c")))
+      local code, out, lines = child(dir, [[
+        local ds = assert(glow.data.images(dir))
+        io.write(ds:size(), " ", ds.skipped, " ", ds.classes)]])
+      assert.equal(0, code)
+      -- the link at the top level belongs to no class: the classes stay a and b
+      assert.matches("^2 3 2 ", out)
+      assert.same({
+        "glow.data.images: skipped " .. dir .. "/c: a dangling symbolic link (to /nonexistent/dir, which does not "
+          .. "exist)",
+        "glow.data.images: skipped " .. dir .. "/a/dangling.png: a dangling symbolic link (to gone.png, which does not "
+          .. "exist)",
+        "glow.data.images: skipped " .. dir .. "/b/self.jpg: a symbolic link in a loop of links (to self.jpg)",
+        "glow.data.images: skipped 3 of 5 files" }, lines)
+      local ds, err = glow.data.images(dir, { strict = true })
+      assert.is_nil(ds)
+      assert.equal(dir .. "/c: a dangling symbolic link (to /nonexistent/dir, which does not exist)", err)
+      os.remove(dir .. "/c")
+      ds, err = glow.data.images(dir, { strict = true })
+      assert.is_nil(ds)
+      assert.equal(dir .. "/a/dangling.png: a dangling symbolic link (to gone.png, which does not exist)", err)
+      local n
+      n, err = glow.data.pack(dir .. "/b", top .. "/p.glowpack", { strict = true })
+      assert.is_nil(n)
+      assert.equal(dir .. "/b/self.jpg: a symbolic link in a loop of links (to self.jpg)", err)
+      rmdir(top)
+    end)
 end)
 
 describe("glow.data.images on files it does not read twice or at all", function()
