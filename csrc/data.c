@@ -406,9 +406,11 @@ static const char *other_format(const char *name) {
 
 /* names (not paths) of the image files and of the subfolders in dir, and
  * (other, when not NULL) of the files of other image formats; hidden
- * entries are skipped, symbolic links followed */
-static int list_dir(const char *dir, strlist *files, strlist *dirs, strlist *other, char *err,
-                    size_t errlen) {
+ * entries are skipped, symbolic links followed. broken: the names that lead
+ * nowhere (a dangling symbolic link, a loop of links, an image file's name
+ * that cannot be looked up), each to be reported as a bad file. */
+static int list_dir(const char *dir, strlist *files, strlist *dirs, strlist *other,
+                    strlist *broken, char *err, size_t errlen) {
   DIR *d = opendir(dir);
   if (!d) return fail(err, errlen, GLOW_EDATA, "cannot open directory %s: %s", dir, strerror(errno));
   int rc = GLOW_OK;
@@ -429,6 +431,8 @@ static int list_dir(const char *dir, strlist *files, strlist *dirs, strlist *oth
       } else if (S_ISREG(st.st_mode) && other && other_format(e->d_name)) {
         if (sl_push(other, e->d_name)) rc = GLOW_ENOMEM;
       }
+    } else if (is_image_name(e->d_name) || (lstat(p, &st) == 0 && S_ISLNK(st.st_mode))) {
+      if (sl_push(broken, e->d_name)) rc = GLOW_ENOMEM;
     }
     free(p);
     if (rc == GLOW_ENOMEM) fail(err, errlen, rc, "%s: out of memory", dir);
@@ -437,6 +441,7 @@ static int list_dir(const char *dir, strlist *files, strlist *dirs, strlist *oth
   if (rc) return rc;
   sl_sort(files);
   sl_sort(dirs);
+  sl_sort(broken);
   if (other) sl_sort(other);
   return GLOW_OK;
 }
@@ -486,8 +491,10 @@ static int ds_set_add(dir_set *s, dev_t dev, ino_t ino) {
   return 1;
 }
 
-/* the paths of the image files under dir, recursively, appended to out; the
-   files of other image formats recorded in sk */
+/* the paths of the image files under dir, recursively, appended to out
+   with the names there that lead nowhere (whose reading then fails, so each
+   is reported as a bad file); the files of other image formats recorded in
+   sk */
 static int walk(const char *dir, strlist *out, dir_set *seen, int depth, glow_skips *sk, char *err,
                 size_t errlen) {
   struct stat st;
@@ -497,11 +504,11 @@ static int walk(const char *dir, strlist *out, dir_set *seen, int depth, glow_sk
   if (added < 0) return fail(err, errlen, GLOW_ENOMEM, "%s: out of memory", dir);
   if (added == 0) return GLOW_OK;
   if (depth > 256) return fail(err, errlen, GLOW_EDATA, "%s: folders nested too deep", dir);
-  strlist files = {0}, dirs = {0}, other = {0};
-  int rc = list_dir(dir, &files, &dirs, &other, err, errlen);
+  strlist files = {0}, dirs = {0}, other = {0}, broken = {0};
+  int rc = list_dir(dir, &files, &dirs, &other, &broken, err, errlen);
   if (!rc) rc = push_other(dir, &other, sk, err, errlen);
-  for (size_t i = 0; i < files.n && !rc; i++) {
-    char *p = join(dir, files.v[i]);
+  for (size_t i = 0; i < files.n + broken.n && !rc; i++) {
+    char *p = join(dir, i < files.n ? files.v[i] : broken.v[i - files.n]);
     if (!p || sl_push(out, p)) rc = fail(err, errlen, GLOW_ENOMEM, "%s: out of memory", dir);
     free(p);
   }
@@ -516,6 +523,7 @@ static int walk(const char *dir, strlist *out, dir_set *seen, int depth, glow_sk
   sl_free(&files);
   sl_free(&dirs);
   sl_free(&other);
+  sl_free(&broken);
   return rc;
 }
 
@@ -588,16 +596,34 @@ static int dedupe(strlist *paths, int *labels, glow_skips *sk, char *err, size_t
 /* the image files of a folder: paths sorted by path; with class subfolders,
    class by class (classes sorted by name), labels[i] the class of paths[i];
    each real file once (dedupe). The files of other formats and the second
-   names of a file are recorded in sk. */
-static int collect(const char *dir, strlist *paths, int **labels, strlist *classes,
+   names of a file are recorded in sk; so are, with class subfolders, the
+   top-level names that lead nowhere (counted in sk->total; with strict,
+   the first is the error), which belong to no class. */
+static int collect(const char *dir, strlist *paths, int **labels, strlist *classes, int strict,
                    glow_skips *sk, char *err, size_t errlen) {
-  strlist files = {0}, dirs = {0}, other = {0};
+  strlist files = {0}, dirs = {0}, other = {0}, broken = {0};
   dir_set seen = {0};
   *labels = NULL;
-  int rc = list_dir(dir, &files, &dirs, &other, err, errlen);
+  int rc = list_dir(dir, &files, &dirs, &other, &broken, err, errlen);
   if (rc) goto done;
   if (dirs.n && !files.n) { /* one class per top-level subfolder */
     rc = push_other(dir, &other, sk, err, errlen); /* walk lists the top level itself otherwise */
+    for (size_t i = 0; i < broken.n && !rc; i++) {
+      char *p = join(dir, broken.v[i]), e[512];
+      struct stat st;
+      if (!p) {
+        rc = fail(err, errlen, GLOW_ENOMEM, "%s: out of memory", dir);
+        break;
+      }
+      glow_open_failed(p, stat(p, &st) == 0 ? ENOENT : errno, e, sizeof e);
+      if (strict)
+        rc = fail(err, errlen, GLOW_EDATA, "%s", e);
+      else if (skip_push(sk, p, e, GLOW_SKIP_CORRUPT))
+        rc = fail(err, errlen, GLOW_ENOMEM, "%s: out of memory", dir);
+      else if (sk)
+        sk->total++;
+      free(p);
+    }
     for (size_t k = 0; k < dirs.n && !rc; k++) {
       char *sub = join(dir, dirs.v[k]);
       strlist cf = {0};
@@ -654,6 +680,7 @@ done:
   sl_free(&files);
   sl_free(&dirs);
   sl_free(&other);
+  sl_free(&broken);
   ds_set_free(&seen);
   if (rc) {
     free(*labels);
@@ -683,17 +710,15 @@ static int convert_fit(const uint8_t *pix, int ph, int pw, int pc, int h, int w,
   return rc;
 }
 
-/* decode one file (transparency over bg), convert it and fit it to {h, w, c} at dst */
-static int load_one(const char *path, const uint8_t *bg, int h, int w, int c, uint8_t *dst,
-                    char *err, size_t errlen) {
-  uint8_t *pix = NULL;
-  int ph, pw, pc;
-  int rc = glow_image_read(path, bg, &pix, &ph, &pw, &pc, err, errlen);
-  if (rc) return rc;
-  rc = convert_fit(pix, ph, pw, pc, h, w, c, dst);
-  free(pix);
-  if (rc) fail(err, errlen, rc, "%s: out of memory", path);
-  return rc;
+/* the decoding options of a folder's files */
+static glow_decode_opts decode_opts(const glow_image_opts *o, glow_decode_gate *gate) {
+  glow_decode_opts d;
+  memset(&d, 0, sizeof d);
+  d.bg = o->bg;
+  d.max_pixels = o->max_pixels > 0 ? o->max_pixels : GLOW_MAX_PIXELS;
+  d.limit_name = "max_pixels";
+  d.gate = gate;
+  return d;
 }
 
 /* The shared start of loading and packing: the file list, and the size and
@@ -727,7 +752,7 @@ static int folder_open(const char *dir, const glow_image_opts *o, folder *f, glo
   memset(f, 0, sizeof *f);
   if ((o->c != 0 && o->c != 1 && o->c != 3) || o->h < 0 || o->w < 0 || (o->h == 0) != (o->w == 0))
     return fail(err, errlen, GLOW_EDATA, "%s: bad image options %dx%dx%d", dir, o->h, o->w, o->c);
-  int rc = collect(dir, &f->paths, &f->labels, &f->classes, sk, err, errlen);
+  int rc = collect(dir, &f->paths, &f->labels, &f->classes, o->strict, sk, err, errlen);
   if (rc) return rc;
   size_t n = f->paths.n;
   f->st = (int *)calloc(n, sizeof(int));
@@ -743,13 +768,15 @@ static int folder_open(const char *dir, const glow_image_opts *o, folder *f, glo
   if (!f->h || !f->c) {
     for (size_t i = 0; i < n; i++) {
       char e[512];
-      int r = glow_image_read(f->paths.v[i], o->bg, &f->first, &f->fh, &f->fw, &f->fc, e,
-                              sizeof e);
+      /* at the size asked for (or its own), in its own channels */
+      glow_decode_opts d = decode_opts(o, NULL);
+      int r = glow_image_decode(f->paths.v[i], &d, f->h, f->w, 0, NULL, &f->first, &f->fh, &f->fw,
+                                &f->fc, e, sizeof e);
       if (r == GLOW_OK) {
         f->i0 = (int64_t)i;
         break;
       }
-      if (r == GLOW_ENOMEM || o->strict) {
+      if (o->strict) {
         rc = fail(err, errlen, r, "%s", e);
         goto done;
       }
@@ -775,11 +802,11 @@ done:
 }
 
 /* file i's outcome st (with message m, or NULL) against strict: GLOW_OK to
-   skip it (recorded in sk), or the error */
+   skip it (recorded in sk), or the error. A file whose memory could not be
+   had (GLOW_ENOMEM) is skipped as a bad file is: the next may be smaller. */
 static int folder_failed(const char *path, int st, const char *m, int strict, glow_skips *sk,
                          char *err, size_t errlen) {
-  if (st == GLOW_ENOMEM || strict)
-    return fail(err, errlen, st, "%s", m ? m : "out of memory");
+  if (strict) return fail(err, errlen, st, "%s", m ? m : "out of memory");
   if (skip_push(sk, path, m, GLOW_SKIP_CORRUPT))
     return fail(err, errlen, GLOW_ENOMEM, "%s: out of memory", path);
   return GLOW_OK;
@@ -798,7 +825,7 @@ int glow_load_images(const char *dir, const glow_image_opts *o, glow_dataset *ds
     return rc;
   }
   int64_t n = (int64_t)f.paths.n;
-  sk->total = n;
+  sk->total += n; /* collect counted the names that belong to no class */
   int h = f.h, w = f.w, c = f.c;
   size_t per = (size_t)h * w * c;
   if (per && (size_t)n > SIZE_MAX / per) {
@@ -815,18 +842,29 @@ int glow_load_images(const char *dir, const glow_image_opts *o, glow_dataset *ds
   int64_t start = 0;
   if (f.first) {
     f.st[f.i0] = convert_fit(f.first, f.fh, f.fw, f.fc, h, w, c, ds->x + per * (size_t)f.i0);
+    if (f.st[f.i0]) f.msg[f.i0] = strdup("out of memory");
     start = f.i0 + 1;
   }
-  /* decode in parallel, each file into its own slot */
+  /* decode in parallel, each file into its own slot; the gate bounds the
+     working memory of the decodes running at once (not threads x the
+     largest image) */
+  glow_decode_gate *gate = glow_decode_gate_new(GLOW_DECODE_BUDGET);
+  if (!gate) {
+    rc = fail(err, errlen, GLOW_ENOMEM, "%s: out of memory", dir);
+    goto done;
+  }
+  glow_decode_opts d = decode_opts(o, gate);
 #pragma omp parallel for schedule(dynamic, 1)
   for (int64_t i = start; i < n; i++) {
     char e[512];
-    int r = load_one(f.paths.v[i], o->bg, h, w, c, ds->x + per * (size_t)i, e, sizeof e);
+    int r = glow_image_decode(f.paths.v[i], &d, h, w, c, ds->x + per * (size_t)i, NULL, NULL, NULL,
+                              NULL, e, sizeof e);
     if (r) {
       f.st[i] = r;
       f.msg[i] = strdup(e);
     }
   }
+  glow_decode_gate_free(gate);
   /* in path order: the first failure is the error (strict), or each is
      recorded and the good slots move down over the skipped ones */
   int64_t k = 0;
@@ -1378,7 +1416,7 @@ int glow_pack_images(const char *dir, const glow_image_opts *o, int64_t limit, c
     return rc;
   }
   int64_t n = (int64_t)f.paths.n, nmax = limit > 0 && limit < n ? limit : n;
-  sk->total = n;
+  sk->total += n; /* collect counted the names that belong to no class */
   pack_writer p;
   uint8_t *img = NULL;
   rc = pw_begin(&p, path, nmax, f.h, f.w, f.c, f.labels ? (int)f.classes.n : 0, f.classes.v, err,
@@ -1398,7 +1436,9 @@ int glow_pack_images(const char *dir, const glow_image_opts *o, int64_t limit, c
         f.first = NULL;
         if (r) m = "out of memory";
       } else {
-        r = load_one(f.paths.v[i], o->bg, f.h, f.w, f.c, img, e, sizeof e);
+        glow_decode_opts d = decode_opts(o, NULL);
+        r = glow_image_decode(f.paths.v[i], &d, f.h, f.w, f.c, img, NULL, NULL, NULL, NULL, e,
+                              sizeof e);
         m = e;
       }
     }

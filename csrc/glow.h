@@ -341,6 +341,8 @@ typedef struct {
   int strict; /* 1: the first unreadable file is an error; 0: it is skipped */
   uint8_t bg[3]; /* RGB: the colour transparent pixels are composited over
                     (glow_png_read) */
+  int64_t max_pixels; /* an image whose header says more is skipped (an error
+                         when strict), read no further; <= 0: GLOW_MAX_PIXELS */
 } glow_image_opts;
 /* the files left out of a folder, each with a kind and a reason:
  * GLOW_SKIP_FORMAT a file of another image format by its extension (.gif,
@@ -458,6 +460,58 @@ int glow_jpeg_write(const char *path, const uint8_t *pixels, int h, int w, int c
  * glow_png_read (a JPEG has no alpha) */
 int glow_image_read(const char *path, const uint8_t *bg, uint8_t **pixels, int *h, int *w, int *c,
                     char *err, size_t errlen);
+/* Decoding for image folders: a file (PNG or JPEG by its first bytes)
+ * converted and fit as it is decoded, never held whole where that can be
+ * avoided: a PNG's rows (png_read_row; an interlaced PNG is held whole, its
+ * passes fill every row in turn) and a JPEG's scanlines go through a
+ * glow_fitter into the target. A JPEG whose target is at least 2, 4 or 8
+ * times smaller each way is decoded that much smaller by libjpeg's DCT
+ * scaling first. An image whose header says more than max_pixels is refused
+ * before anything is allocated; a multi-scan (progressive) JPEG of more
+ * than max_scans scans is refused as libjpeg reaches that scan. With a gate,
+ * the decode's working memory (estimated from the header: libjpeg's
+ * coefficients of a multi-scan file, 2 bytes per sample; an interlaced
+ * PNG's pixels; rows, the fitter, the result when allocated here) is
+ * reserved before it is allocated (glow_decode_gate). */
+#define GLOW_MAX_PIXELS ((int64_t)89478485) /* Pillow's MAX_IMAGE_PIXELS */
+#define GLOW_JPEG_MAX_SCANS 100             /* libjpeg's own encoder writes at most 10 */
+#define GLOW_DECODE_BUDGET ((size_t)256 << 20)
+/* decodes running at once hold at most budget bytes of working memory
+ * together; one that needs more runs alone, and those after it wait for it.
+ * new: NULL when out of memory. */
+typedef struct glow_decode_gate glow_decode_gate;
+glow_decode_gate *glow_decode_gate_new(size_t budget);
+void glow_decode_gate_free(glow_decode_gate *g); /* NULL ok */
+typedef struct {
+  const uint8_t *bg;      /* {3} RGB under transparent pixels (glow_png_read); NULL: white */
+  int64_t max_pixels;     /* <= 0: GLOW_MAX_PIXELS */
+  int max_scans;          /* <= 0: GLOW_JPEG_MAX_SCANS */
+  const char *limit_name; /* named in the message of an image over max_pixels, or NULL */
+  glow_decode_gate *gate; /* or NULL */
+} glow_decode_opts;
+/* path decoded, converted to dc channels (0: the file's) and fit
+ * (glow_fit) to dh x dw (0, 0: the file's size): into dst {dh, dw, dc} when
+ * dst is given (dh and dc then given), else into a new *pixels (the caller
+ * free()s it); h, w, c (each may be NULL) get the result's shape. GLOW_OK,
+ * or GLOW_EDATA (unreadable, corrupt, over a limit) / GLOW_ENOMEM (this
+ * file's memory could not be had) with a message naming the file. */
+int glow_image_decode(const char *path, const glow_decode_opts *o, int dh, int dw, int dc,
+                      uint8_t *dst, uint8_t **pixels, int *h, int *w, int *c, char *err,
+                      size_t errlen);
+/* A synthetic image for specs and benchmarks, written row by row (no
+ * image-sized buffer, so a 20000x20000 PNG costs one row): pattern
+ * GLOW_SYNTH_ZERO (all 0; a PNG compressed about 1000:1), _SMOOTH (long
+ * sines per channel) or _PHOTO (smooth plus seeded noise); a PNG (layout 1:
+ * Adam7 interlaced) or a JPEG at quality (layout 1: progressive, libjpeg's
+ * 10 or 6 scans). */
+enum { GLOW_SYNTH_ZERO = 0, GLOW_SYNTH_SMOOTH = 1, GLOW_SYNTH_PHOTO = 2 };
+int glow_image_synth(const char *path, int jpeg, int h, int w, int c, int pattern, int quality,
+                     int layout, uint64_t seed, char *err, size_t errlen);
+/* the message of a file that cannot be opened (errno e) into err: a
+ * symbolic link that leads nowhere is named as one ("a dangling symbolic
+ * link (to T, which does not exist)", "a symbolic link in a loop of links
+ * (to T)"); returns GLOW_EDATA */
+int glow_open_failed(const char *path, int e, char *err, size_t errlen);
 /* the grid of n images h x w: min(cols, n) per row, padding pixels between */
 void glow_grid_size(int n, int h, int w, int cols, int padding, int *gh, int *gw);
 /* x {n, h, w, c} in [-0.5, 0.5] -> out {gh, gw, c}: v = floor((x + 0.5) * 256)
@@ -481,6 +535,17 @@ void glow_resize_naive(const uint8_t *src, int sh, int sw, int c, int y0, int x0
  * pixels; the longer side cropped), which glow_fit scales to cover dh x dw */
 void glow_fit_region(int sh, int sw, int dh, int dw, int *y0, int *x0, int *rh, int *rw);
 int glow_fit(const uint8_t *src, int sh, int sw, int c, uint8_t *dst, int dh, int dw);
+/* glow_resize fed one source row at a time (a decoder's rows, in order, all
+ * sh of them, each {sw, c}; rows outside the region are passed over), the
+ * same values bit for bit; it holds the weight tables and a few float rows
+ * of the output's width, never the source image. glow_fitter_new returns
+ * NULL when out of memory; glow_fitter_bytes is what it allocates, at most. */
+typedef struct glow_fitter glow_fitter;
+glow_fitter *glow_fitter_new(int sh, int sw, int c, int y0, int x0, int rh, int rw, uint8_t *dst,
+                             int dh, int dw);
+void glow_fitter_push(glow_fitter *f, const uint8_t *row);
+void glow_fitter_free(glow_fitter *f); /* NULL ok */
+size_t glow_fitter_bytes(int rh, int rw, int c, int dh, int dw);
 /* ---------------------------------------------------------------- end image */
 
 /* ---------------------------------------------------------------- checkpoint (checkpoint.c) */

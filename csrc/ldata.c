@@ -111,9 +111,11 @@ static void background(lua_State *L, int i, uint8_t bg[3], const char *what) {
 }
 
 /* h, w, c and strict at arguments i..i+3 (0 means "the first image's"),
- * the background 0xRRGGBB at argument bgi */
-static glow_image_opts image_opts(lua_State *L, int i, int bgi, const char *what) {
+ * the background 0xRRGGBB at argument bgi, max_pixels at argument mpi
+ * (default GLOW_MAX_PIXELS) */
+static glow_image_opts image_opts(lua_State *L, int i, int bgi, int mpi, const char *what) {
   glow_image_opts o;
+  memset(&o, 0, sizeof o);
   background(L, bgi, o.bg, what);
   lua_Integer h = luaL_optinteger(L, i, 0), w = luaL_optinteger(L, i + 1, 0);
   lua_Integer c = luaL_optinteger(L, i + 2, 0);
@@ -124,14 +126,17 @@ static glow_image_opts image_opts(lua_State *L, int i, int bgi, const char *what
   o.w = (int)w;
   o.c = (int)c;
   o.strict = lua_isnoneornil(L, i + 3) ? 1 : lua_toboolean(L, i + 3);
+  lua_Integer mp = luaL_optinteger(L, mpi, GLOW_MAX_PIXELS);
+  if (mp < 1) lg_fail(L, "%s: max_pixels must be a positive integer, got %I", what, mp);
+  o.max_pixels = (int64_t)mp;
   return o;
 }
 
-/* load_images(dir, h, w, c, strict, bg) -> dataset, skips, files | nil, message;
- * h, w, c 0: the first readable image's; bg 0xRRGGBB (default white) */
+/* load_images(dir, h, w, c, strict, bg, max_pixels) -> dataset, skips, files | nil,
+ * message; h, w, c 0: the first readable image's; bg 0xRRGGBB (default white) */
 static int l_load_images(lua_State *L) {
   const char *dir = luaL_checkstring(L, 1);
-  glow_image_opts o = image_opts(L, 2, 6, "images");
+  glow_image_opts o = image_opts(L, 2, 6, 7, "images");
   char err[512];
   glow_skips *sk = newskips(L);
   Dataset *d = newds(L);
@@ -142,10 +147,11 @@ static int l_load_images(lua_State *L) {
   return 3;
 }
 
-/* pack_images(dir, path, h, w, c, strict, limit, bg) -> n, skips, files | nil, message */
+/* pack_images(dir, path, h, w, c, strict, limit, bg, max_pixels) -> n, skips, files | nil,
+ * message */
 static int l_pack_images(lua_State *L) {
   const char *dir = luaL_checkstring(L, 1), *path = luaL_checkstring(L, 2);
-  glow_image_opts o = image_opts(L, 3, 8, "pack");
+  glow_image_opts o = image_opts(L, 3, 8, 9, "pack");
   lua_Integer limit = luaL_optinteger(L, 7, 0);
   char err[512];
   glow_skips *sk = newskips(L);

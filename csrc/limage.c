@@ -106,8 +106,36 @@ static int l_jpeg_write(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg funcs[] = {
-    {"save_grid", l_save_grid}, {"read_png", l_read_png}, {"jpeg_write", l_jpeg_write}, {NULL, NULL}};
+/* synth_image(path, format, h, w, c, pattern, quality, layout, seed) -> true | nil,
+ * message: a synthetic image (glow_image_synth) for specs and benchmarks;
+ * format "png" or "jpeg", pattern "zero", "smooth" or "photo" */
+static int l_synth_image(lua_State *L) {
+  static const char *const formats[] = {"png", "jpeg", NULL};
+  static const char *const patterns[] = {"zero", "smooth", "photo", NULL};
+  const char *path = luaL_checkstring(L, 1);
+  int jpeg = luaL_checkoption(L, 2, NULL, formats);
+  lua_Integer h = luaL_checkinteger(L, 3), w = luaL_checkinteger(L, 4), c = luaL_checkinteger(L, 5);
+  int pattern = luaL_checkoption(L, 6, "smooth", patterns);
+  lua_Integer q = luaL_optinteger(L, 7, 90);
+  int layout = lua_toboolean(L, 8);
+  lua_Integer seed = luaL_optinteger(L, 9, 0);
+  if (h < 1 || w < 1 || h > 1000000 || w > 1000000 || (c != 1 && c != 3) || q < 1 || q > 100)
+    lg_fail(L, "synth_image: bad size %Ix%Ix%I or quality %I", h, w, c, q);
+  char err[512];
+  int rc = glow_image_synth(path, jpeg, (int)h, (int)w, (int)c, pattern, (int)q, layout,
+                            (uint64_t)seed, err, sizeof err);
+  if (rc != GLOW_OK) {
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static const luaL_Reg funcs[] = {{"save_grid", l_save_grid},     {"read_png", l_read_png},
+                                 {"jpeg_write", l_jpeg_write},   {"synth_image", l_synth_image},
+                                 {NULL, NULL}};
 
 void lg_open_image(lua_State *L) {
   if (luaL_newmetatable(L, BOXNAME)) {

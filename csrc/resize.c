@@ -12,9 +12,13 @@
  *   - an axis that grows: BILINEAR with half-pixel centres (align_corners =
  *     False): s = (o + 0.5) * in / out - 0.5, clamped to [0, in - 1];
  *   - an axis of equal size: the identity.
- * The rows are resampled first into a float buffer, then the columns, and
- * the result is rounded half up (a value within 1/1024 below a half counts
- * as the half) and clamped to [0, 255]. The naive
+ * Each source row is resampled along x into a float row, then added, with
+ * its weight, to the float sum of every output row it falls in (in source
+ * order); an output row whose last source row has come is rounded half up
+ * (a value within 1/1024 below a half counts as the half), clamped to
+ * [0, 255] and written. So the source can be fed one row at a time as a
+ * decoder makes it (glow_fitter), never held whole; glow_resize feeds it
+ * from a buffer. The naive
  * reference (glow_resize_naive) computes each output pixel as the full 2-D
  * sum over the region with weights from the definitions above (in double).
  *
@@ -132,60 +136,142 @@ static uint8_t round_byte(double v) {
   return (uint8_t)v;
 }
 
+/* ------------------------------------------------------------------ row by row */
+/* The same computation, fed one source row at a time (a decoder's rows), so
+ * no whole source image is ever held. Output row o sums source rows
+ * ty.first[o] .. last(o) = first + taps - 1 in that order, each weighted, into
+ * its own float accumulator, exactly as glow_resize's column pass did; first
+ * and last never decrease with o, so the rows being summed at any time are a
+ * run [emitted, opened), kept in a ring of `window` accumulators. */
+struct glow_fitter {
+  int c, sw, y0, x0, rh, rw, dh, dw;
+  int copy;      /* the identity: region rows copied to dst */
+  int in;        /* source rows pushed so far */
+  int opened;    /* output rows whose accumulator has been started */
+  int emitted;   /* output rows written to dst */
+  int window;    /* ring size */
+  axis_table ty, tx;
+  float *hrow;   /* {dw * c}: the current row resampled along x */
+  float *acc;    /* {window, dw * c} */
+  uint8_t *dst;  /* {dh, dw, c} */
+};
+
+static int ty_last(const axis_table *t, int o) { return t->first[o] + t->taps[o] - 1; }
+
+/* the largest number of output rows summed at once (the ring's size) */
+static int fitter_window(const axis_table *t, int in, int out) {
+  int best = 1, lo = 0, hi = 0;
+  for (int i = 0; i < in; i++) {
+    while (hi < out && t->first[hi] <= i) hi++;
+    while (lo < hi && ty_last(t, lo) < i) lo++;
+    if (hi - lo > best) best = hi - lo;
+  }
+  return best;
+}
+
+size_t glow_fitter_bytes(int rh, int rw, int c, int dh, int dw) {
+  if (rh == dh && rw == dw) return sizeof(glow_fitter);
+  size_t row = (size_t)dw * (size_t)c * sizeof(float);
+  /* the tables: 3 ints and up to in / out + 2 weights per output index */
+  size_t ty = (size_t)dh * (3 * sizeof(int) + sizeof(float) * (size_t)(rh > dh ? rh / dh + 2 : 2));
+  size_t tx = (size_t)dw * (3 * sizeof(int) + sizeof(float) * (size_t)(rw > dw ? rw / dw + 2 : 2));
+  /* the ring holds at most in / out + 2 rows when shrinking, 2 out / in + 2 growing */
+  size_t window = (size_t)(rh > dh ? rh / dh + 2 : 2 * (dh / (rh > 0 ? rh : 1)) + 2);
+  if (window > (size_t)dh) window = (size_t)dh;
+  return sizeof(glow_fitter) + ty + tx + row * (1 + window);
+}
+
+void glow_fitter_free(glow_fitter *f) {
+  if (!f) return;
+  table_free(&f->ty);
+  table_free(&f->tx);
+  free(f->hrow);
+  free(f->acc);
+  free(f);
+}
+
+glow_fitter *glow_fitter_new(int sh, int sw, int c, int y0, int x0, int rh, int rw, uint8_t *dst,
+                             int dh, int dw) {
+  (void)sh;
+  glow_fitter *f = (glow_fitter *)calloc(1, sizeof *f);
+  if (!f) return NULL;
+  f->c = c;
+  f->sw = sw;
+  f->y0 = y0;
+  f->x0 = x0;
+  f->rh = rh;
+  f->rw = rw;
+  f->dh = dh;
+  f->dw = dw;
+  f->dst = dst;
+  f->copy = rh == dh && rw == dw;
+  if (f->copy) return f;
+  if (table_make(&f->ty, rh, dh) || table_make(&f->tx, rw, dw)) {
+    glow_fitter_free(f);
+    return NULL;
+  }
+  f->window = fitter_window(&f->ty, rh, dh);
+  size_t drow = (size_t)dw * c;
+  f->hrow = (float *)malloc(sizeof(float) * drow);
+  f->acc = (float *)malloc(sizeof(float) * drow * (size_t)f->window);
+  if (!f->hrow || !f->acc) {
+    glow_fitter_free(f);
+    return NULL;
+  }
+  return f;
+}
+
+void glow_fitter_push(glow_fitter *f, const uint8_t *srcrow) {
+  int i = f->in++ - f->y0; /* the row within the region */
+  if (i < 0 || i >= f->rh) return;
+  int c = f->c, dw = f->dw;
+  size_t drow = (size_t)dw * c;
+  const uint8_t *row = srcrow + (size_t)f->x0 * c;
+  if (f->copy) {
+    memcpy(f->dst + (size_t)i * drow, row, drow);
+    return;
+  }
+  /* along x: hrow {dw, c} */
+  const axis_table *tx = &f->tx, *ty = &f->ty;
+  float *out = f->hrow;
+  for (int o = 0; o < dw; o++) {
+    const float *wt = tx->w + tx->off[o];
+    const uint8_t *s = row + (size_t)tx->first[o] * c;
+    for (int ch = 0; ch < c; ch++) {
+      float v = 0;
+      for (int t = 0; t < tx->taps[o]; t++) v += wt[t] * (float)s[(size_t)t * c + ch];
+      out[(size_t)o * c + ch] = v;
+    }
+  }
+  /* along y: start the output rows that begin here, add this row to every
+     open one, write those that end here */
+  while (f->opened < f->dh && ty->first[f->opened] <= i) {
+    float *acc = f->acc + (size_t)(f->opened % f->window) * drow;
+    for (size_t j = 0; j < drow; j++) acc[j] = 0;
+    f->opened++;
+  }
+  for (int o = f->emitted; o < f->opened; o++) {
+    float *acc = f->acc + (size_t)(o % f->window) * drow;
+    float wv = ty->w[ty->off[o] + (i - ty->first[o])];
+    for (size_t j = 0; j < drow; j++) acc[j] += wv * out[j];
+  }
+  while (f->emitted < f->opened && ty_last(ty, f->emitted) <= i) {
+    const float *acc = f->acc + (size_t)(f->emitted % f->window) * drow;
+    uint8_t *d = f->dst + (size_t)f->emitted * drow;
+    for (size_t j = 0; j < drow; j++) d[j] = round_byte(acc[j]);
+    f->emitted++;
+  }
+}
+
 int glow_resize(const uint8_t *src, int sh, int sw, int c, int y0, int x0, int rh, int rw,
                 uint8_t *dst, int dh, int dw) {
-  (void)sh;
-  size_t sstride = (size_t)sw * c, drow = (size_t)dw * c;
-  if (rh == dh && rw == dw) { /* the identity: copy the region */
-    for (int i = 0; i < dh; i++)
-      memcpy(dst + i * drow, src + (size_t)(y0 + i) * sstride + (size_t)x0 * c, drow);
-    return GLOW_OK;
-  }
-  axis_table ty, tx;
-  if (table_make(&ty, rh, dh)) return GLOW_ENOMEM;
-  if (table_make(&tx, rw, dw)) {
-    table_free(&ty);
-    return GLOW_ENOMEM;
-  }
-  float *tmp = (float *)malloc(sizeof(float) * (size_t)rh * drow);
-  float *acc = (float *)malloc(sizeof(float) * drow);
-  if (!tmp || !acc) {
-    free(tmp);
-    free(acc);
-    table_free(&ty);
-    table_free(&tx);
-    return GLOW_ENOMEM;
-  }
-  /* rows: tmp {rh, dw, c} */
-  for (int i = 0; i < rh; i++) {
-    const uint8_t *row = src + (size_t)(y0 + i) * sstride + (size_t)x0 * c;
-    float *out = tmp + (size_t)i * drow;
-    for (int o = 0; o < dw; o++) {
-      const float *wt = tx.w + tx.off[o];
-      const uint8_t *s = row + (size_t)tx.first[o] * c;
-      for (int ch = 0; ch < c; ch++) {
-        float v = 0;
-        for (int t = 0; t < tx.taps[o]; t++) v += wt[t] * (float)s[(size_t)t * c + ch];
-        out[(size_t)o * c + ch] = v;
-      }
-    }
-  }
-  /* columns: dst {dh, dw, c} */
-  for (int o = 0; o < dh; o++) {
-    const float *wt = ty.w + ty.off[o];
-    for (size_t j = 0; j < drow; j++) acc[j] = 0;
-    for (int t = 0; t < ty.taps[o]; t++) {
-      const float *r = tmp + (size_t)(ty.first[o] + t) * drow;
-      float wv = wt[t];
-      for (size_t j = 0; j < drow; j++) acc[j] += wv * r[j];
-    }
-    uint8_t *out = dst + (size_t)o * drow;
-    for (size_t j = 0; j < drow; j++) out[j] = round_byte(acc[j]);
-  }
-  free(tmp);
-  free(acc);
-  table_free(&ty);
-  table_free(&tx);
+  glow_fitter *f = glow_fitter_new(sh, sw, c, y0, x0, rh, rw, dst, dh, dw);
+  if (!f) return GLOW_ENOMEM;
+  size_t sstride = (size_t)sw * c;
+  /* only the region's rows: the fitter counts rows from the top */
+  f->in = y0;
+  for (int i = 0; i < rh; i++) glow_fitter_push(f, src + (size_t)(y0 + i) * sstride);
+  glow_fitter_free(f);
   return GLOW_OK;
 }
 

@@ -435,6 +435,31 @@ describe("the glow command", function()
     assert.not_equal(means[1], means[3])
   end)
 
+  it("skips an image whose header says more than --max-pixels in glow pack and glow eval, or fails with --strict",
+    function()
+      local dir = tmp .. "/maxpx"
+      H.mkdir(dir)
+      assert(os.execute(string.format("cp '%s'/train/class0/00[1-3].png '%s'", data, dir)))
+      assert(glow.image.save_grid(dir .. "/big.png", glow.Tensor { 1, 16, 16, 1 }))
+      local code, stdout, stderr = glow_cmd(string.format("pack %s %s/mp.glowpack --max-pixels 100", dir, tmp), tmp)
+      local _
+      assert.equal(0, code, stderr)
+      assert.equal(string.format("wrote %s/mp.glowpack: 3 images of 8x8x1\n", tmp), stdout)
+      assert.equal(string.format("glow.data.pack: skipped %s/big.png: its header says 16x16 pixels, over the limit of "
+        .. "100 (max_pixels)\nglow.data.pack: skipped 1 of 4 files\n", dir), stderr)
+      code, _, stderr = glow_cmd(string.format("pack %s %s/mp.glowpack --max-pixels 100 --strict", dir, tmp), tmp)
+      assert.equal(1, code)
+      assert.equal(string.format("glow pack: %s/big.png: its header says 16x16 pixels, over the limit of 100 "
+        .. "(max_pixels)\n", dir), stderr)
+      code, _, stderr = glow_cmd(string.format("pack %s %s/mp.glowpack", dir, tmp), tmp)
+      assert.equal(0, code, stderr)
+      assert.equal("", stderr)
+      code, _, stderr = glow_cmd(string.format("eval %s/checkpoint.safetensors %s --max-pixels 64", out, dir), tmp)
+      assert.equal(0, code, stderr)
+      assert.matches("glow.data.images: skipped " .. dir .. "/big.png: its header says 16x16 pixels, over the limit "
+        .. "of 64 (max_pixels)\n", stderr, 1, true)
+    end)
+
   it("refuses a named set or a pack of another shape than the model's with one line naming both and the way out",
     function()
       local rgb = tmp .. "/rgb.safetensors"
@@ -548,6 +573,11 @@ describe("the glow command", function()
         .. "fashion-mnist (its images have no transparency)" },
       { "encode " .. ckpt .. " fashion-mnist z.st --background black", "glow encode: option --background applies to "
         .. "a folder of images, not to fashion-mnist" },
+      { "pack " .. data .. " p.glowpack --max-pixels 0", "glow pack: option --max-pixels must be >= 1, got 0" },
+      { "train --max-pixels 1000", "glow train: option --max-pixels applies to a folder of images, not to "
+        .. "fashion-mnist (its images are already decoded)" },
+      { "eval " .. ckpt .. " fashion-mnist --max-pixels 1000", "glow eval: option --max-pixels applies to a folder of "
+        .. "images, not to fashion-mnist" },
     } do
       local code, stdout, stderr = glow_cmd(case[1], tmp)
       assert.equal(2, code, case[1] .. ": " .. stderr)

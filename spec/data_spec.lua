@@ -472,7 +472,8 @@ describe("glow.data.images", function()
 
   it("raises on an unknown option or a bad size", function()
     assert.has_error(function() glow.data.images("/tmp", { sz = 3 }) end,
-      "images: unknown option 'sz' (known: background, channels, crop, flip, load_size, on_skip, size, strict)")
+      "images: unknown option 'sz' (known: background, channels, crop, flip, load_size, max_pixels, on_skip, size, "
+        .. "strict)")
     assert.has_error(function() glow.data.images("/tmp", { size = 0 }) end,
       "images: size must be a positive integer or {h, w}, got 0")
   end)

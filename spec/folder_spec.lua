@@ -310,6 +310,261 @@ describe("glow.data.images with corrupt files", function()
   end)
 end)
 
+describe("glow.data.images and pack on hostile files", function()
+  local F = require "spec.hostile_files"
+
+  -- The children below measure memory (a peak, an address-space limit):
+  -- under spec/sanitize.sh, whose ASan runtime keeps freed memory in
+  -- quarantine and reserves terabytes of address space, they run without
+  -- it, against the plain build (as spec/isa_spec.lua's do).
+  local sanitized = os.getenv("LD_PRELOAD") ~= nil
+  local child_build = sanitized and (H.root .. "build") or os.getenv("GLOW_BUILD") or (H.root .. "build")
+
+  -- run script (a file) in a child process, after prefix (shell words):
+  -- exit code, stdout, stderr
+  local function run_child(script, err, prefix)
+    local inner = string.format("%s LUA_PATH=\"lua/?.lua;lua/?/init.lua;;\" LUA_CPATH=\"%s/?.so;;\" "
+      .. "exec lua5.4 \"%s\"", prefix or "", child_build, script)
+    local cmd = string.format("cd %q && %s sh -c '%s' 2>%q", H.root, sanitized and "env -u LD_PRELOAD" or "", inner,
+      err)
+    local p = io.popen(cmd)
+    local out = p:read("a")
+    local _, _, code = p:close()
+    return code, out, H.read(err) or ""
+  end
+
+  -- run body (Lua, with glow and dir bound) in a child process; its stdout
+  -- ends with the child's peak resident set in KiB (VmHWM). Returns exit
+  -- code, stdout, stderr lines, peak KiB, seconds.
+  local function child(dir, body, prefix)
+    local script = dir .. "/../child.lua"
+    write(script, "local glow = require 'glow'\nlocal dir = " .. string.format("%q", dir) .. "\n" .. body .. [[
+
+      for line in io.lines("/proc/self/status") do
+        local kb = line:match("^VmHWM:%s*(%d+)")
+        if kb then io.write(" hwm=", kb) end
+      end]])
+    local t0 = os.time()
+    local code, out, err = run_child(script, dir .. "/../stderr.txt", prefix)
+    local lines = {}
+    for line in err:gmatch("[^\n]+") do lines[#lines + 1] = line end
+    return code, out, lines, tonumber(out:match("hwm=(%d+)")), os.time() - t0
+  end
+
+  local function synth(path, ...) assert(core.synth_image(path, ...)) end
+
+  it("skips an image whose header says more than max_pixels (89478485), PNG or JPEG, valid or lying, before "
+    .. "taking its memory; with strict it is the error", function()
+    local top = tmpdir()
+    local dir = top .. "/set"
+    mkdir(dir)
+    synth(dir .. "/ok.png", "png", 32, 32, 3, "smooth")
+    -- valid files: 9500x9500 zeros (90 MB of pixels in 90 KB), and 16384x16384
+    -- flat JPEGs, baseline (3.9 MB) and progressive (0.8 MB)
+    synth(dir .. "/big.png", "png", 9500, 9500, 1, "zero")
+    write(dir .. "/base.jpg", F.jpeg_flat(16384, 16384, 3))
+    write(dir .. "/prog.jpg", F.jpeg_flat(16384, 16384, 3, { progressive = true }))
+    -- a 32x32 PNG whose IHDR claims 100000x100000, padded past what 10^10
+    -- RGB pixels compress to, so the file-size check lets it through
+    write(dir .. "/lie.png", F.png_claiming(F.read(dir .. "/ok.png"), 100000, 100000, 29 * 2 ^ 20))
+    local code, out, lines, hwm, secs = child(dir, [[
+      local ds = assert(glow.data.images(dir, { size = 16 }))
+      io.write(ds:size(), " ", ds.skipped)]])
+    assert.equal(0, code)
+    assert.matches("^1 4", out)
+    local function over(name, w, h)
+      return string.format("glow.data.images: skipped %s/%s: its header says %dx%d pixels, over the limit of "
+        .. "89478485 (max_pixels)", dir, name, w, h)
+    end
+    assert.same({ over("base.jpg", 16384, 16384), over("big.png", 9500, 9500), over("lie.png", 100000, 100000),
+      over("prog.jpg", 16384, 16384), "glow.data.images: skipped 4 of 5 files" }, lines)
+    assert.is_true(hwm < 64 * 1024, "peak " .. hwm .. " KiB")
+    assert.is_true(secs < 30)
+    -- the same for a pack; strict makes the first the error
+    local n, skipped = glow.data.pack(dir, top .. "/p.glowpack", { size = 16, on_skip = function() end })
+    assert.same({ 1, 4 }, { n, skipped })
+    local ds, err = glow.data.images(dir, { size = 16, strict = true })
+    assert.is_nil(ds)
+    assert.equal(dir .. "/base.jpg: its header says 16384x16384 pixels, over the limit of 89478485 (max_pixels)", err)
+    -- max_pixels moves the limit (32 x 32 = 1024)
+    for _, name in ipairs { "base.jpg", "big.png", "lie.png", "prog.jpg" } do os.remove(dir .. "/" .. name) end
+    synth(dir .. "/gray.png", "png", 20, 30, 1, "smooth")
+    local seen = {}
+    ds = assert(glow.data.images(dir, { max_pixels = 1023, on_skip = function(path) seen[#seen + 1] = path end }))
+    assert.same({ dir .. "/ok.png" }, seen)
+    assert.equal(1, ds:size())
+    ds = assert(glow.data.images(dir, { max_pixels = 1024 }))
+    assert.equal(2, ds:size())
+    assert.has_error(function() glow.data.images(dir, { max_pixels = 0 }) end,
+      "images: max_pixels must be an integer >= 1, got 0")
+    assert.has_error(function() glow.data.pack(dir, top .. "/p.glowpack", { max_pixels = 1.5 }) end,
+      "pack: max_pixels must be an integer >= 1, got 1.5")
+    rmdir(top)
+  end)
+
+  it("stops a progressive JPEG at its 101st scan: skipped with the usual line, in seconds", function()
+    local top = tmpdir()
+    local dir = top .. "/set"
+    mkdir(dir)
+    synth(dir .. "/ok.png", "png", 32, 32, 1, "smooth")
+    -- one DC scan, then redundant AC scans: each a pass over every block
+    write(dir .. "/s100.jpg", F.jpeg_flat(256, 256, 1, { progressive = true, ac_scans = 99 }))
+    write(dir .. "/s101.jpg", F.jpeg_flat(256, 256, 1, { progressive = true, ac_scans = 100 }))
+    -- 4096x4096 with 1000 scans (45 KB): without the limit, seconds of work
+    write(dir .. "/s1000.jpg", F.jpeg_flat(4096, 4096, 3, { progressive = true, ac_scans = 999 }))
+    local code, out, lines, _, secs = child(dir, [[
+      local ds = assert(glow.data.images(dir, { size = 16 }))
+      io.write(ds:size(), " ", table.concat(ds:paths(), " "))]])
+    assert.equal(0, code)
+    assert.matches("^2 " .. dir .. "/ok.png " .. dir .. "/s100.jpg", out)
+    local scans = "corrupt or unsupported JPEG %(more than 100 scans; a progressive file has about 10%)"
+    assert.equal(3, #lines)
+    assert.matches("^glow%.data%.images: skipped .*/s1000%.jpg: " .. scans .. "$", lines[1])
+    assert.matches("^glow%.data%.images: skipped .*/s101%.jpg: " .. scans .. "$", lines[2])
+    assert.equal("glow.data.images: skipped 2 of 4 files", lines[3])
+    assert.is_true(secs < 30)
+    rmdir(top)
+  end)
+
+  -- file (alone in a folder) at its own size, then fit by glow_fit: the
+  -- whole-image path, against the folder path at size
+  local function both_ways(dir, size, c)
+    local native = assert(glow.data.images(dir))
+    local path = dir .. "/../fit.glowpack"
+    assert(glow.data.pack(native, path, { size = size, channels = c }))
+    local whole = bytes_back(assert(glow.data.open_pack(path)):batch({ 1 }, { noise = false }))
+    local rows = bytes_back(assert(glow.data.images(dir, { size = size, channels = c })):batch({ 1 },
+      { noise = false }))
+    return whole, rows
+  end
+
+  it("decodes a JPEG at least twice its target's size smaller by DCT scaling, close to the full decode", function()
+    local top = tmpdir()
+    local dir = top .. "/one"
+    mkdir(dir)
+    for _, k in ipairs { { 1024, 1536, 3, 95 }, { 1000, 1000, 1, 90 } } do
+      synth(dir .. "/a.jpg", "jpeg", k[1], k[2], k[3], "smooth", k[4])
+      -- 32 and 64: 1/8 scale; 200: 1/4 (1/2 for the 1000); 400: 1/2 (none for the 1000)
+      for _, size in ipairs { 32, 64, 200, 400 } do
+        for _, c in ipairs { 1, 3 } do
+          local whole, rows = both_ways(dir, size, c)
+          local worst, sum = 0, 0
+          for i = 1, #whole do
+            local d = math.abs(whole[i] - rows[i])
+            worst, sum = math.max(worst, d), sum + d
+          end
+          local what = string.format("%dx%dx%d at %d, %d channels: largest difference %d, mean %.3f", k[1], k[2], k[3],
+            size, c, worst, sum / #whole)
+          assert.is_true(worst <= 3 and sum / #whole <= 0.5, what)
+        end
+      end
+    end
+    rmdir(top)
+  end)
+
+  it("decodes a PNG row by row into the fit, the same bytes as fitting the whole image", function()
+    local top = tmpdir()
+    local dir = top .. "/one"
+    mkdir(dir)
+    -- plain and interlaced (held whole), RGB and gray, each to gray and RGB,
+    -- shrunk, the same size and enlarged; and a JPEG too small to be scaled
+    for _, k in ipairs { { "a.png", 300, 451, 3, false }, { "a.png", 257, 199, 1, true },
+      { "a.png", 120, 80, 3, true }, { "a.jpg", 90, 70, 3, false } } do
+      os.remove(dir .. "/a.png")
+      os.remove(dir .. "/a.jpg")
+      synth(dir .. "/" .. k[1], k[1]:match("jpg$") and "jpeg" or "png", k[2], k[3], k[4], "photo", 90, k[5], 7)
+      for _, size in ipairs { 50, 80, 131 } do
+        for _, c in ipairs { 1, 3 } do
+          local whole, rows = both_ways(dir, size, c)
+          assert.same(whole, rows)
+        end
+      end
+    end
+    rmdir(top)
+  end)
+
+  it("decodes at once only as many images as 256 MiB of working memory holds", function()
+    local top = tmpdir()
+    local dir = top .. "/set"
+    mkdir(dir)
+    -- a 7000x7000 progressive JPEG holds 147 MB of DCT coefficients while
+    -- it decodes: two would hold 294 MB, over the budget, so one waits
+    write(dir .. "/a.jpg", F.jpeg_flat(7000, 7000, 3, { progressive = true }))
+    write(dir .. "/b.jpg", F.jpeg_flat(7000, 7000, 3, { progressive = true }))
+    local code, out, _, hwm = child(dir, [[
+      local ds = assert(glow.data.images(dir, { size = 8 }))
+      io.write(ds:size())]], "OMP_NUM_THREADS=2")
+    assert.equal(0, code)
+    assert.matches("^2 ", out)
+    assert.is_true(hwm < 260 * 1024, "peak " .. hwm .. " KiB")
+    rmdir(top)
+  end)
+
+  it("skips a file whose memory cannot be had and goes on with the next", function()
+    local top = tmpdir()
+    local dir = top .. "/set"
+    mkdir(dir)
+    synth(dir .. "/a.png", "png", 32, 32, 1, "smooth")
+    -- an interlaced PNG is decoded whole: 9000 x 9000 x 3 = 243 MB
+    synth(dir .. "/b.png", "png", 9000, 9000, 3, "zero", 90, true)
+    synth(dir .. "/c.png", "png", 32, 32, 1, "smooth")
+    -- the child's address space: what a process has after loading glow, and 100 MiB
+    local probe = top .. "/vm.lua"
+    write(probe, [[require "glow"
+      for line in io.lines("/proc/self/status") do
+        local kb = line:match("^VmSize:%s*(%d+)")
+        if kb then io.write(kb) end
+      end]])
+    local _, kb = run_child(probe, top .. "/stderr.txt")
+    local limit = tonumber(kb) + 100 * 1024
+    local code, out, lines = child(dir, [[
+      local n, skipped = glow.data.pack(dir, dir .. "/../p.glowpack", { size = 16 })
+      io.write(tostring(n), " ", tostring(skipped))]], "ulimit -v " .. limit .. ";")
+    assert.equal(0, code, table.concat(lines, "\n"))
+    assert.matches("^2 1", out)
+    assert.same({ "glow.data.pack: skipped " .. dir .. "/b.png: out of memory decoding its 9000x9000 pixels",
+      "glow.data.pack: skipped 1 of 3 files" }, lines)
+    rmdir(top)
+  end)
+
+  it("reports a dangling symbolic link or a loop of links as a bad file: a skip line, or the error with strict",
+    function()
+      local top = tmpdir()
+      local dir = top .. "/set"
+      mkdir(dir .. "/a")
+      mkdir(dir .. "/b")
+      synth(dir .. "/a/1.png", "png", 8, 8, 1, "smooth")
+      synth(dir .. "/b/2.png", "png", 8, 8, 1, "smooth")
+      assert(os.execute(string.format("ln -s gone.png %q && ln -s self.jpg %q && ln -s /nonexistent/dir %q", dir
+        .. "/a/dangling.png", dir .. "/b/self.jpg", dir .. "/c")))
+      local code, out, lines = child(dir, [[
+        local ds = assert(glow.data.images(dir))
+        io.write(ds:size(), " ", ds.skipped, " ", ds.classes)]])
+      assert.equal(0, code)
+      -- the link at the top level belongs to no class: the classes stay a and b
+      assert.matches("^2 3 2 ", out)
+      assert.same({
+        "glow.data.images: skipped " .. dir .. "/c: a dangling symbolic link (to /nonexistent/dir, which does not "
+          .. "exist)",
+        "glow.data.images: skipped " .. dir .. "/a/dangling.png: a dangling symbolic link (to gone.png, which does not "
+          .. "exist)",
+        "glow.data.images: skipped " .. dir .. "/b/self.jpg: a symbolic link in a loop of links (to self.jpg)",
+        "glow.data.images: skipped 3 of 5 files" }, lines)
+      local ds, err = glow.data.images(dir, { strict = true })
+      assert.is_nil(ds)
+      assert.equal(dir .. "/c: a dangling symbolic link (to /nonexistent/dir, which does not exist)", err)
+      os.remove(dir .. "/c")
+      ds, err = glow.data.images(dir, { strict = true })
+      assert.is_nil(ds)
+      assert.equal(dir .. "/a/dangling.png: a dangling symbolic link (to gone.png, which does not exist)", err)
+      local n
+      n, err = glow.data.pack(dir .. "/b", top .. "/p.glowpack", { strict = true })
+      assert.is_nil(n)
+      assert.equal(dir .. "/b/self.jpg: a symbolic link in a loop of links (to self.jpg)", err)
+      rmdir(top)
+    end)
+end)
+
 describe("glow.data.images on files it does not read twice or at all", function()
   -- run glow.data.images(dir) in a child process: its stdout and stderr lines
   local function load_in_child(dir, expr)

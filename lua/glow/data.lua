@@ -7,7 +7,8 @@
 ---
 ---   glow.data.fashion_mnist("train" | "test" | {split = ..., dir = ...})
 ---   glow.data.cifar10(dir, "train" | "test")
----   glow.data.images(dir, {size, load_size, channels, crop, flip, strict, on_skip, background})
+---   glow.data.images(dir, {size, load_size, channels, crop, flip, strict, on_skip, background,
+---     max_pixels})
 ---   glow.data.pack(folder | dataset, path, opts) -> n | nil, message
 ---   glow.data.open_pack(path, {size, crop, flip})
 ---
@@ -27,6 +28,8 @@ local util = require "glow.util"
 local M = {}
 
 M.DEFAULT_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+--- The default max_pixels of a folder's images: Pillow's MAX_IMAGE_PIXELS.
+M.MAX_PIXELS = 89478485
 
 local FASHION_NAMES = { "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
   "Sneaker", "Bag", "Ankle boot" }
@@ -183,7 +186,7 @@ end
 local function rgb24(rgb) return rgb[1] << 16 | rgb[2] << 8 | rgb[3] end
 
 -- the options of a folder (images and pack): the stored size (lh, lw), the
--- window (oh, ow), channels, strict, on_skip, bg (0xRRGGBB)
+-- window (oh, ow), channels, strict, on_skip, bg (0xRRGGBB), max_pixels
 local function folder_opts(opts, what)
   local o = {}
   o.bg = rgb24(M.background(opts.background, what .. ": background"))
@@ -204,6 +207,7 @@ local function folder_opts(opts, what)
     error(string.format("%s: on_skip must be a function, got %s", what, type(opts.on_skip)), 0)
   end
   o.on_skip = opts.on_skip
+  o.max_pixels = int_opt(opts.max_pixels, M.MAX_PIXELS, what .. ": max_pixels", 1)
   return o
 end
 
@@ -258,7 +262,7 @@ local function report_skips(what, skips, total, on_skip)
 end
 
 local IMAGE_OPTS = { size = true, channels = true, load_size = true, crop = true, flip = true,
-  strict = true, on_skip = true, background = true }
+  strict = true, on_skip = true, background = true, max_pixels = true }
 
 --- A folder of PNG and JPEG images, in memory (uint8, decoded in parallel).
 ---
@@ -307,13 +311,23 @@ local IMAGE_OPTS = { size = true, channels = true, load_size = true, crop = true
 ---     fail instead (nil, message naming the file).
 ---   on_skip = function(path, reason): see strict; also told of the files of
 ---     other formats and the second names left out.
+---   max_pixels = n (default 89478485, Pillow's MAX_IMAGE_PIXELS): a file
+---     whose header says more pixels is a bad file (skipped, or the error
+---     with strict), refused before any of its memory is taken.
+---
+--- Decoding is bounded in memory and work (docs/DATA.md, "Decoding"): PNG
+--- rows and JPEG scanlines are fit to load_size as they are decoded; a JPEG
+--- at least twice the target each way is decoded smaller by libjpeg's DCT
+--- scaling; a progressive JPEG of more than 100 scans is a bad file; the
+--- decodes running at once hold at most 256 MiB of working memory together
+--- (a larger one runs alone); a file whose memory cannot be had is skipped.
 function M.images(dir, opts)
   check_string(dir, "images: dir")
   opts = util.check_options(opts, IMAGE_OPTS, "images")
   local o = folder_opts(opts, "images")
   local crop = crop_opt(opts.crop, "center", "images: crop")
   local flip = flip_opt(opts.flip, false, "images: flip")
-  local c, skips, total = core.load_images(dir, o.lh or 0, o.lw or 0, o.c or 0, o.strict, o.bg)
+  local c, skips, total = core.load_images(dir, o.lh or 0, o.lw or 0, o.c or 0, o.strict, o.bg, o.max_pixels)
   if not c then return nil, skips end
   if o.oh then c:set_window(o.oh, o.ow) end
   local ds = wrap(c, "images " .. dir)
@@ -323,12 +337,12 @@ function M.images(dir, opts)
 end
 
 local PACK_FOLDER_OPTS = { size = true, channels = true, load_size = true, strict = true,
-  on_skip = true, limit = true, background = true }
+  on_skip = true, limit = true, background = true, max_pixels = true }
 local PACK_DATASET_OPTS = { size = true, channels = true, ["repeat"] = true, flip = true, limit = true }
 
 --- Pack images into one file that open_pack maps (for sets larger than
 --- memory). source: a folder (opts as in images: size, load_size, channels,
---- strict, on_skip, background; the file holds the load_size images) or a Dataset (its
+--- strict, on_skip, background, max_pixels; the file holds the load_size images) or a Dataset (its
 --- stored images; opts.size and opts.channels convert and fit them,
 --- opts["repeat"] = k writes k copies, copy after copy, flip = true mirrors
 --- every second copy left-right). opts.limit = n stops after n images.
@@ -342,7 +356,8 @@ function M.pack(source, path, opts)
     opts = util.check_options(opts, PACK_FOLDER_OPTS, "pack")
     local o = folder_opts(opts, "pack")
     local limit = int_opt(opts.limit, 0, "pack: limit", 1)
-    local n, skips, total = core.pack_images(source, path, o.lh or 0, o.lw or 0, o.c or 0, o.strict, limit, o.bg)
+    local n, skips, total = core.pack_images(source, path, o.lh or 0, o.lw or 0, o.c or 0, o.strict, limit, o.bg,
+      o.max_pixels)
     if not n then return nil, skips end
     return n, report_skips("glow.data.pack", skips, total, o.on_skip).corrupt
   end

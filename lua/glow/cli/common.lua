@@ -36,9 +36,15 @@ M.MODEL_OPTIONS = {
 M.BACKGROUND = { "string", "white", meta = "<colour>",
   help = "the colour transparent pixels (PNG alpha) are composited over: white, black, gray or R,G,B" }
 
---- Check the --background value (a usage error when malformed) and that it
---- applies: given, the data (of kind, named name) must be a folder.
-function M.check_background(prog, opts, kind, name)
+--- The --max-pixels option of the commands that read folders.
+M.MAX_PIXELS = { "int", glow.data.MAX_PIXELS, min = 1, meta = "<n>",
+  help = "an image whose header says more pixels is skipped as a bad file (Pillow's MAX_IMAGE_PIXELS)" }
+
+--- Check the options of the commands that read folders: the --background
+--- value (a usage error when malformed), and that --background and
+--- --max-pixels apply: given, the data (of kind, named name) must be a
+--- folder.
+function M.check_folder_options(prog, opts, kind, name)
   if not pcall(glow.data.background, opts.background) then
     options.usage_error(prog, "option --background needs white, black, gray or R,G,B (each 0..255), got '%s'",
       tostring(opts.background))
@@ -47,6 +53,11 @@ function M.check_background(prog, opts, kind, name)
     options.usage_error(prog, "option --background applies to a folder of images, not to %s (%s)", name,
       kind == "pack" and "a pack's images were composited when it was packed: glow pack --background"
         or "its images have no transparency")
+  end
+  if kind and kind ~= "folder" and opts.given and opts.given["max-pixels"] then
+    options.usage_error(prog, "option --max-pixels applies to a folder of images, not to %s (%s)", name,
+      kind == "pack" and "a pack's images were decoded when it was packed: glow pack --max-pixels"
+        or "its images are already decoded")
   end
 end
 

@@ -39,6 +39,7 @@ M.SPEC = {
   ["no-average"] = { "flag", help = "the raw weights, not the checkpoint's Polyak average" },
   strict = { "flag", help = "a corrupt or unreadable image is an error instead of being skipped" },
   background = C.BACKGROUND,
+  ["max-pixels"] = C.MAX_PIXELS,
   bins = { "int", 50, min = 2, help = "histogram bins" },
   range = { "string", meta = "<LO:HI>", help = "the histogram's bits/dim range (LO: or :HI sets one end) [default: "
     .. "the 1st to 99th percentile of all the values, widened by a quarter each side]" },
@@ -96,11 +97,11 @@ end
 
 function M.run(opts)
   local ckpt, data = opts.args.checkpoint, opts.args.data
-  C.check_background(PROG, opts)
-  -- --background applies when either set is a folder
+  C.check_folder_options(PROG, opts)
+  -- --background and --max-pixels apply when either set is a folder
   local kinds = { (C.data_kind(PROG, data, "test")) }
   if opts.against then kinds[2] = C.data_kind(PROG, opts.against, "test") end
-  if kinds[1] ~= "folder" and kinds[2] ~= "folder" then C.check_background(PROG, opts, kinds[1], data) end
+  if kinds[1] ~= "folder" and kinds[2] ~= "folder" then C.check_folder_options(PROG, opts, kinds[1], data) end
   local range = C.range_option(PROG, opts.range)
   if range and not opts.histogram then C.usage_error(PROG, "option --range applies to --histogram") end
   for _, k in ipairs { "csv", "histogram" } do
@@ -110,7 +111,8 @@ function M.run(opts)
   local s = model.config.shape
   C.check_shape(PROG, data, "test", s)
   if opts.against then C.check_shape(PROG, opts.against, "test", s) end
-  local folder = { size = { s[1], s[2] }, channels = s[3], strict = opts.strict or nil, background = opts.background }
+  local folder = { size = { s[1], s[2] }, channels = s[3], strict = opts.strict or nil, background = opts.background,
+    max_pixels = opts["max-pixels"] }
   local sets = { { name = data, ds = C.load_data(PROG, data, "test", folder) } }
   if opts.against then
     sets[2] = { name = opts.against, ds = C.load_data(PROG, opts.against, "test", folder) }

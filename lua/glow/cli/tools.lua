@@ -86,20 +86,21 @@ M.encode = {
     ["no-noise"] = { "flag", help = "no dequantization noise: each pixel at the centre of its bin" },
     ["no-average"] = { "flag", help = "the raw weights, not the checkpoint's Polyak average" },
     background = C.BACKGROUND,
+    ["max-pixels"] = C.MAX_PIXELS,
   },
 }
 
 function M.encode.run(opts)
   local prog = "glow encode"
-  C.check_background(prog, opts)
-  C.check_background(prog, opts, (C.data_kind(prog, opts.args.data, "test")), opts.args.data)
+  C.check_folder_options(prog, opts)
+  C.check_folder_options(prog, opts, (C.data_kind(prog, opts.args.data, "test")), opts.args.data)
   C.check_writable(prog, opts.args.out)
   local model = C.load_model(prog, opts.args.checkpoint, not opts["no-average"], opts)
   local s = model.config.shape
   C.check_memory(prog, opts.limit, s, "encoding", "lower --limit")
   C.check_shape(prog, opts.args.data, "test", s)
   local ds = C.load_data(prog, opts.args.data, "test", { size = { s[1], s[2] }, channels = s[3],
-    background = opts.background })
+    background = opts.background, max_pixels = opts["max-pixels"] })
   local n = math.min(opts.limit, ds:size())
   local idx = {}
   for i = 1, n do idx[i] = i end
@@ -290,6 +291,7 @@ M.pack = {
     channels = { "int", choices = { 1, 3 }, help = "1 (gray) or 3 (RGB) [default: the first image's]" },
     strict = { "flag", help = "a corrupt or unreadable image is an error instead of being skipped" },
     background = C.BACKGROUND,
+    ["max-pixels"] = C.MAX_PIXELS,
     split = { "string", choices = { "train", "test" },
       help = "the split to pack: of a named set [default: train], or a folder's train/ or test/ [default: both, "
         .. "each into its own file]" },
@@ -316,8 +318,8 @@ function M.pack.run(opts)
   local data, out = opts.args.data, opts.args.out
   local kind, where = C.data_kind(prog, data, opts.split or "train")
   if kind == "pack" then C.usage_error(prog, "%s is already a packed file", data) end
-  C.check_background(prog, opts)
-  C.check_background(prog, opts, kind, data)
+  C.check_folder_options(prog, opts)
+  C.check_folder_options(prog, opts, kind, data)
   -- what to pack where: a folder holding train/ or test/ is a set of splits
   -- (packed into one file each unless --split picks one), never a set whose
   -- classes are "test" and "train"
@@ -353,7 +355,8 @@ function M.pack.run(opts)
   end
   if kind ~= "folder" then jobs[1] = { source = C.load_data(prog, data, opts.split or "train"), out = out } end
   local o = { size = opts.size, channels = opts.channels, strict = opts.strict or nil,
-    background = kind == "folder" and opts.background or nil }
+    background = kind == "folder" and opts.background or nil,
+    max_pixels = kind == "folder" and opts["max-pixels"] or nil }
   local wrote = {}
   for i, job in ipairs(jobs) do
     C.prepare_output(prog, job.out)

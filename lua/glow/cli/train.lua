@@ -70,6 +70,7 @@ M.FOLDER = {
   flip = { "flag", help = "random horizontal flips (seeded; restored on --resume)" },
   strict = { "flag", help = "a corrupt or unreadable image is an error instead of being skipped" },
   background = C.BACKGROUND,
+  ["max-pixels"] = C.MAX_PIXELS,
 }
 
 M.SPEC = {
@@ -117,7 +118,7 @@ function M.folder_options(opts, shape)
   return { size = size and (shape and { shape[1], shape[2] } or size) or nil,
     channels = opts.channels or (shape and shape[3]) or nil,
     load_size = opts["load-size"], crop = opts.crop, flip = opts.flip or nil, strict = opts.strict or nil,
-    background = opts.background }
+    background = opts.background, max_pixels = opts["max-pixels"] }
 end
 
 --- The configuration of a new model for images of shape (and classes, the
@@ -187,8 +188,8 @@ end
 --- settings glow.train.run records): left out on --resume, they take the
 --- recorded value.
 local KEPT = { "data", "test", "epochs", "max-steps", "eval-limit", "size", "channels", "load-size", "strict",
-  "background", "max-bpd", "init-size", "checkpoint-every", "temperature", "memory", "model", "model-option",
-  "sample-every", "sample-scale" }
+  "background", "max-pixels", "max-bpd", "init-size", "checkpoint-every", "temperature", "memory", "model",
+  "model-option", "sample-every", "sample-scale" }
 
 local function absolute(path)
   if type(path) ~= "string" or path:sub(1, 1) == "/" then return path end
@@ -325,7 +326,7 @@ end
 --- them all, packs a window, flips and random crops; named sets (Fashion-
 --- MNIST, CIFAR-10) flips only.
 local function check_data_options(opts, kind)
-  C.check_background(PROG, opts, kind, opts.data)
+  C.check_folder_options(PROG, opts, kind, opts.data)
   if kind == "fashion-mnist" or kind == "cifar10" then
     for _, k in ipairs { "size", "load-size", "channels" } do
       if opts.given[k] and not opts.resume then
@@ -354,7 +355,7 @@ end
 local function check_early(opts)
   M.checkpoint_every(opts["checkpoint-every"])
   if opts.force and opts.resume then C.usage_error(PROG, "option --force starts a new run: not with --resume") end
-  C.check_background(PROG, opts)
+  C.check_folder_options(PROG, opts)
   if opts.model then
     for key in pairs(ARCH) do
       if opts.given[key] and key ~= "n-bits" and key ~= "classes" and key ~= "class-weight" then
