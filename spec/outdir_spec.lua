@@ -151,7 +151,7 @@ describe("sizes read from a checkpoint", function()
       true)
   end)
 
-  it("refuses to sample more than the memory budget holds, before allocating", function()
+  it("refuses to sample or evaluate more than the memory budget holds, before allocating", function()
     local m = glow.Glow { shape = { 4096, 4096, 3 }, levels = 2, depth = 1, width = 4, learn_top = false }
     m:apply(function(x) if x.check_init then x.initialized = true end end)
     m.initialized = true
@@ -162,5 +162,11 @@ describe("sizes read from a checkpoint", function()
     assert.equal("", stdout)
     assert.matches("^glow sample: sampling 64 images of 4096x4096x3 needs about 96%.0 GiB, over the [%d.]+ GiB "
       .. "budget %(half the memory, or GLOW_MEMORY_BUDGET%): lower %-n\n$", stderr)
+    -- eval's batches too, before any image is brought to that shape
+    code, stdout, stderr = glow_cmd("eval " .. ckpt .. " " .. data, tmp)
+    assert.equal(1, code)
+    assert.equal("", stdout)
+    assert.matches("^glow eval: evaluating batches of 256 images of 4096x4096x3 needs about 384%.0 GiB, over the "
+      .. "[%d.]+ GiB budget %(half the memory, or GLOW_MEMORY_BUDGET%): lower %-%-batch\n$", stderr)
   end)
 end)

@@ -109,6 +109,7 @@ function M.run(opts)
   end
   local model, averaged = C.load_model(PROG, ckpt, not opts["no-average"], opts)
   local s = model.config.shape
+  C.check_memory(PROG, opts.batch, s, "evaluating batches of", "lower --batch")
   C.check_shape(PROG, data, "test", s)
   if opts.against then C.check_shape(PROG, opts.against, "test", s) end
   local folder = { size = { s[1], s[2] }, channels = s[3], strict = opts.strict or nil, background = opts.background,

@@ -488,6 +488,11 @@ function M.run(opts)
     C.usage_error(PROG, "%s holds the checkpoint of another run: continue it with --resume %s, or start a new run "
       .. "over it with --force (or choose another --out)", opts.out, there)
   end
+  -- a resumed model's shape comes from a file: its batches must fit the
+  -- memory budget before any image is brought to that shape
+  if resumed then
+    C.check_memory(PROG, opts.batch, resumed.config.shape, "training on batches of", "lower --batch")
+  end
   local folder = M.folder_options(opts, resumed and resumed.config.shape)
   local train = C.load_data(PROG, opts.data, "train", folder)
   if kind == "fashion-mnist" or kind == "cifar10" then
