@@ -228,6 +228,19 @@ function H.class_folder(dir, n_train, n_test)
   end
 end
 
+--- Run lua/bin/glow with args (a string): exit code, stdout, stderr.
+function H.glow_cmd(args, tmp) return H.run_lua("lua/bin/glow " .. args, tmp) end
+
+--- Whether a message is one line (a trailing newline allowed).
+function H.one_line(s) return s:gsub("\n$", ""):find("\n", 1, true) == nil end
+
+--- The first line of a shell script that runs lua5.4 in the checkout with
+--- this build of glow (for the specs that drive processes in the background).
+function H.shell_env()
+  return string.format("cd %q && export LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='%s/?.so;;'\n", H.root,
+    os.getenv("GLOW_BUILD") or (H.root .. "build"))
+end
+
 --- Input-like data in [-0.5, 0.5).
 function H.data(shape, seed)
   return glow.rand(shape, seed):add_(glow.Tensor(shape):fill_(-0.5))
@@ -349,6 +362,8 @@ local function adler32(s)
   end
   return (b << 16) | a
 end
+
+H.crc32 = crc32
 
 function H.png_chunk(kind, data)
   return string.pack(">I4", #data) .. kind .. data .. string.pack(">I4", crc32(kind .. data))

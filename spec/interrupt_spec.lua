@@ -2,10 +2,8 @@ local H = require "spec.helper"
 
 local glow = H.glow
 
---- Run lua/bin/glow with args (a string): exit code, stdout, stderr.
-local function glow_cmd(args, tmp) return H.run_lua("lua/bin/glow " .. args, tmp) end
+local glow_cmd, one_line = H.glow_cmd, H.one_line
 
-local function one_line(s) return s:gsub("\n$", ""):find("\n", 1, true) == nil end
 
 --- Every parameter of a and b bitwise equal: the number of tensors that differ.
 local function differing(a, b)
@@ -35,8 +33,7 @@ describe("runs through the glow command", function()
     local code, _, stderr = glow_cmd(string.format("train %s --out %s", opts, a), tmp)
     assert.equal(0, code, stderr)
     -- the run in the background; SIGINT once its log has 200 lines (of 640 steps)
-    local script = string.format([[
-cd %q && export LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='%s/?.so;;'
+    local script = H.shell_env() .. string.format([[
 lua5.4 lua/bin/glow train %s --out %s >%s/b.out 2>%s/b.err &
 pid=$!
 end=$(( $(date +%%s) + 120 ))
@@ -44,7 +41,7 @@ while [ "$(cat %s/log.csv 2>/dev/null | wc -l)" -lt 200 ] && [ "$(date +%%s)" -l
 kill -INT $pid
 wait $pid
 echo "rc=$?"
-]], H.root, os.getenv("GLOW_BUILD") or (H.root .. "build"), opts, b, tmp, tmp, b)
+]], opts, b, tmp, tmp, b)
     H.write(tmp .. "/interrupt.sh", script)
     local p = io.popen("sh " .. tmp .. "/interrupt.sh")
     local res = p:read("a")
@@ -117,8 +114,7 @@ echo "rc=$?"
   -- signal to the end, its stderr
   local function pack_signalled(dir, sig)
     H.mkdir(dir)
-    local script = string.format([[
-cd %q && export LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='%s/?.so;;'
+    local script = H.shell_env() .. string.format([[
 lua5.4 lua/bin/glow pack fashion-mnist %s/f.glowpack --size 64 >%s/p.out 2>%s/p.err &
 pid=$!
 sleep 0.5
@@ -128,7 +124,7 @@ wait $pid
 rc=$?
 t1=$(date +%%s%%N)
 echo "rc=$rc ms=$(( (t1 - t0) / 1000000 ))"
-]], H.root, os.getenv("GLOW_BUILD") or (H.root .. "build"), dir, tmp, tmp, sig)
+]], dir, tmp, tmp, sig)
     H.write(tmp .. "/pack.sh", script)
     local p = io.popen("sh " .. tmp .. "/pack.sh")
     local res = p:read("a")

@@ -2,10 +2,8 @@ local H = require "spec.helper"
 
 local glow = H.glow
 
---- Run lua/bin/glow with args (a string): exit code, stdout, stderr.
-local function glow_cmd(args, tmp) return H.run_lua("lua/bin/glow " .. args, tmp) end
+local glow_cmd, one_line = H.glow_cmd, H.one_line
 
-local function one_line(s) return s:gsub("\n$", ""):find("\n", 1, true) == nil end
 
 local function mean(v)
   local s = 0

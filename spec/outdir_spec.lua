@@ -2,10 +2,8 @@ local H = require "spec.helper"
 
 local glow = H.glow
 
---- Run lua/bin/glow with args (a string): exit code, stdout, stderr.
-local function glow_cmd(args, tmp) return H.run_lua("lua/bin/glow " .. args, tmp) end
+local glow_cmd, one_line = H.glow_cmd, H.one_line
 
-local function one_line(s) return s:gsub("\n$", ""):find("\n", 1, true) == nil end
 
 describe("glow train's output folder", function()
   local tmp, data
@@ -69,8 +67,7 @@ describe("glow train's output folder", function()
 
   it("holds one run per folder: a second run at the same time is refused with the holder's pid", function()
     local out = tmp .. "/busy"
-    local script = string.format([[
-cd %q && export LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='%s/?.so;;'
+    local script = H.shell_env() .. string.format([[
 lua5.4 lua/bin/glow train --data %s --levels 1 --depth 1 --width 8 --warmup 2 --batch 8 --no-progress \
   --epochs 200 --out %s >%s/a.out 2>%s/a.err &
 pid=$!
@@ -82,7 +79,7 @@ echo "b=$? pid=$pid"
 kill -INT $pid
 wait $pid
 echo "a=$?"
-]], H.root, os.getenv("GLOW_BUILD") or (H.root .. "build"), data, out, tmp, tmp, out, data, out, tmp, tmp)
+]], data, out, tmp, tmp, out, data, out, tmp, tmp)
     H.write(tmp .. "/busy.sh", script)
     local p = io.popen("sh " .. tmp .. "/busy.sh")
     local res = p:read("a")
