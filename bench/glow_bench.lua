@@ -94,6 +94,8 @@ for _ = 1, steps do
 end
 local med = median(times)
 local flops = forward_flops(cfg, n) * (mode == "train" and (model:stores(n) and 3 or 4) or 1)
+local params = 0
+for _, p in ipairs(model:parameters()) do params = params + p.value:numel() end
 print(json.encode { config = name, depth = cfg.depth, what = mode, batch = n, median_s = med, images_per_s = n / med,
   peak_rss_mib = peak_rss_mib(), gflops = flops / med / 1e9, memory = model:stores(n) and "store" or "reversible",
-  threads = glow.info().omp_threads })
+  threads = glow.info().omp_threads, params = params })

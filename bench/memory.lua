@@ -59,3 +59,15 @@ for _, r in ipairs(rows) do
   if r.torch then line = line .. string.format(" %.0f | %.2f |", r.torch.peak_rss_mib, r.torch.median_s) end
   print(line)
 end
+-- what grows with depth besides the parameters: peak RSS minus 16 bytes a
+-- parameter (value, gradient and Adam's two moments), deepest against shallowest
+local function rest(r) return r.peak_rss_mib - 16 * r.params / 2 ^ 20 end
+if #rows > 1 then
+  local a, b = rows[1], rows[#rows]
+  print()
+  for _, mode in ipairs { "store", "reversible" } do
+    print(string.format("%s: peak RSS minus 16 bytes a parameter, depth %d %.0f MiB (%d parameters), depth %d "
+      .. "%.0f MiB (%d parameters): ratio %.2f", mode, a.depth, rest(a[mode]), a[mode].params, b.depth,
+      rest(b[mode]), b[mode].params, rest(b[mode]) / rest(a[mode])))
+  end
+end

@@ -2,7 +2,8 @@
  * ltensor.c -- the Lua class "glow.Tensor": a float32, contiguous, row-major
  * array of up to 8 dimensions (core.tensor, core.from, core.randn,
  * core.rand), its methods and metatable, views (t:view, core.view_range) and
- * long-lived tensors outside Lua's heap (core.arena, over a "glow.Block").
+ * long-lived tensors outside Lua's heap (core.arena, over a "glow.Block"), and
+ * copies kept outside it until taken back (core.stash, core.unstash).
  *
  * A tensor either owns its memory (inside its userdata) or is a view into
  * another tensor's memory or into an arena block; the owner is kept alive as
@@ -15,6 +16,7 @@
 #include <limits.h>
 #include <math.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "glow.h"
 #include "lglow.h"
@@ -357,6 +359,7 @@ static int t_close(lua_State *L) {
  * Outside it, the collector paces itself by the short-lived tensors alone.
  * The tensor is a view of a block whose __gc frees the buffer. */
 #define BLOCKNAME "glow.Block"
+#define STASHNAME "glow.Stash"
 typedef struct {
   float *p;
 } Block;
@@ -393,6 +396,62 @@ static int t_arena(lua_State *L) {
   return 1;
 }
 
+/* ------------------------------------------------------------------ stashes */
+/* core.stash(t) -> a "glow.Stash": a copy of t kept outside Lua's heap, and
+ * core.unstash(s) -> the copy as a new tensor, the stash's memory freed at
+ * once (a second unstash is an error). A training forward keeps what its
+ * backward needs this way: the collector then paces itself on the garbage of
+ * one step only, not on everything kept over the whole depth of a model (a
+ * kept tensor in the heap would double as allowance for as much garbage again
+ * before a cycle starts), and the memory goes back the moment backward takes
+ * it, not a cycle later. Nothing but unstash reads a stash, so freeing it
+ * early leaves nothing dangling. The memory is mapped on its own (mmap), not
+ * taken from malloc's heap: the heap keeps what is freed in it (glow sets a
+ * high trim threshold), and stashes made during a forward pass between the
+ * pass's own temporaries would leave it larger at every depth. */
+typedef struct {
+  float *p;
+  size_t bytes; /* the mapping's size */
+  int64_t n;
+  int ndim;
+  int64_t shape[MAXDIM];
+} Stash;
+
+static void stash_free(Stash *s) {
+  if (s->p) munmap(s->p, s->bytes);
+  s->p = NULL;
+}
+
+static int stash_gc(lua_State *L) {
+  stash_free((Stash *)luaL_checkudata(L, 1, STASHNAME));
+  return 0;
+}
+
+static int t_stash(lua_State *L) {
+  Tensor *t = lg_checkt(L, 1);
+  Stash *s = (Stash *)lua_newuserdatauv(L, sizeof(Stash), 0);
+  s->p = NULL;
+  luaL_setmetatable(L, STASHNAME);
+  s->bytes = (size_t)(t->n ? t->n : 1) * sizeof(float);
+  void *p = mmap(NULL, s->bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return lg_fail(L, "stash: out of memory for %I floats", (lua_Integer)t->n);
+  s->p = (float *)p;
+  memcpy(s->p, t->data, (size_t)t->n * sizeof(float));
+  s->n = t->n;
+  s->ndim = t->ndim;
+  for (int d = 0; d < t->ndim; d++) s->shape[d] = t->shape[d];
+  return 1;
+}
+
+static int t_unstash(lua_State *L) {
+  Stash *s = (Stash *)luaL_checkudata(L, 1, STASHNAME);
+  if (!s->p) return luaL_error(L, "unstash: this stash was already taken");
+  Tensor *t = lg_newt(L, s->ndim, s->shape);
+  memcpy(t->data, s->p, (size_t)s->n * sizeof(float));
+  stash_free(s);
+  return 1;
+}
+
 static const luaL_Reg tensor_methods[] = {
     {"shape", t_shape},       {"numel", t_numel},
     {"totable", t_totable},   {"get", t_get},
@@ -414,6 +473,8 @@ static const luaL_Reg tensor_meta[] = {{"__tostring", t_tostring},
 static const luaL_Reg funcs[] = {
     {"tensor", t_new},
     {"arena", t_arena},
+    {"stash", t_stash},
+    {"unstash", t_unstash},
     {"view_range", t_view_range},
     {"from", t_from},
     {"randn", t_randn},
@@ -425,6 +486,11 @@ static const luaL_Reg funcs[] = {
 void lg_open_tensor(lua_State *L) {
   if (luaL_newmetatable(L, BLOCKNAME)) {
     lua_pushcfunction(L, block_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+  if (luaL_newmetatable(L, STASHNAME)) {
+    lua_pushcfunction(L, stash_gc);
     lua_setfield(L, -2, "__gc");
   }
   lua_pop(L, 1);

@@ -242,6 +242,33 @@ describe("glow.Glow gradients", function()
     end)
   end
 
+  it("keep nothing in Lua's heap that grows with depth in reversible mode", function()
+    -- what a training forward keeps for backward (each coupling's z2) sits
+    -- outside the heap (core.stash); in it, it would also let the collector
+    -- pile up as much garbage again before each cycle (bench/memory.sh)
+    local live = {}
+    for _, depth in ipairs { 1, 8 } do
+      local m, x = ready({ shape = { 16, 16, 3 }, levels = 2, depth = depth, width = 8, seed = 1,
+        memory = "reversible" }, 8)
+      local fb = m.flow.backward
+      m.flow.backward = function(...)
+        collectgarbage()
+        collectgarbage()
+        live[depth] = collectgarbage("count")
+        return fb(...)
+      end
+      m:zero_grad()
+      m:loss_and_grad(x)
+      collectgarbage()
+      collectgarbage()
+      live[depth] = live[depth] - collectgarbage("count") -- kept by the forward, the model itself left out
+    end
+    -- eight steps of two levels keep 8 * (8*8*6 + 4*4*12) * 8 images * 4 bytes
+    -- = 78 KiB of z2 halves; in the heap, the difference would be that much
+    assert.is_true(live[8] - live[1] < 30, string.format("KiB kept in the heap for backward: depth 1 %.0f, "
+      .. "depth 8 %.0f", live[1], live[8]))
+  end)
+
   it("accumulate over calls until zero_grad", function()
     local m, x = ready({ shape = { 8, 8, 1 }, levels = 1, depth = 1, width = 8 }, 2)
     H.perturb(m, 0.05, 3)

@@ -111,3 +111,17 @@ describe("glow.Tensor", function()
     end)
   end)
 end)
+
+describe("core.stash", function()
+  local core = require "glow.core"
+  it("gives back an exact copy once, and refuses a second take", function()
+    local t = glow.randn({ 3, 5, 7 }, 4, 1)
+    local s = core.stash(t)
+    t:fill_(0) -- the stash is a copy
+    local back = core.unstash(s)
+    assert.same({ 3, 5, 7 }, back:shape())
+    assert.same(glow.randn({ 3, 5, 7 }, 4, 1):totable(), back:totable())
+    assert.matches("already taken", select(2, pcall(core.unstash, s)))
+    assert.has_error(function() core.unstash(t) end)
+  end)
+end)

@@ -293,9 +293,13 @@ end
 --- forward also keeps z1, the network's output and (inside a
 --- glow.nn.Sequential) its activations, and backward uses them instead of
 --- recomputing the network.
+--- The kept z2 goes outside Lua's heap (core.stash) and comes back in
+--- backward with its memory freed at once: kept in the heap over the whole
+--- depth of a model, it would also raise how much garbage the collector lets
+--- pile up before each cycle, and memory would grow with depth twice over.
 local function forward_net(self, z1, z2)
   if not self.is_training then return net_output(self, z1) end
-  self._z2 = z2
+  self._z2 = core.stash(z2)
   if self.memory_mode ~= "store" then return net_output(self, z1) end
   local h = net_output(self, z1, true)
   self._stored = { z1 = z1, h = h }
@@ -313,7 +317,7 @@ end
 local function input_z2(self, rebuilt)
   local z2 = self._z2
   self._z2 = nil
-  return z2 or rebuilt
+  return z2 and core.unstash(z2) or rebuilt
 end
 
 --- drop what a training forward kept (module:clear)
@@ -369,7 +373,7 @@ AdditiveCoupling.clear_state = clear_state
 function AdditiveCoupling:forward(x)
   check_channels(x, self.c, "coupling: input")
   local z1, z2 = core.split_channels(x, self.c1)
-  local h = forward_net(self, z1, self.is_training and z2:clone() or nil)
+  local h = forward_net(self, z1, z2)
   return core.concat_channels(z1, z2:add_(h)), zeros_n(x)
 end
 
