@@ -60,6 +60,23 @@ void glow_actnorm_backward(const float *y, const float *b, const float *s, const
   backward(y, s, dy, dx, db, ds, dlogdet_scale, rows, c, 0);
 }
 
+void glow_actnorm_backward_rebuild(const float *y, const float *b, const float *s, const float *dy,
+                                   float *x, float *dx, float *db, float *ds, float dlogdet_scale,
+                                   size_t rows, int c) {
+  if (c <= 0) return;
+  float e[c], einv[c];
+  double sb[c], ss[c];
+  for (int k = 0; k < c; k++) {
+    e[k] = expf(s[k]);
+    einv[k] = expf(-s[k]);
+  }
+  glow_channel_reduce_rebuild(dy, y, e, dx, db ? sb : NULL, ds ? ss : NULL, einv, b, x, rows, c);
+  for (int k = 0; k < c; k++) {
+    if (db) db[k] += (float)(sb[k] * e[k]);
+    if (ds) ds[k] += (float)(ss[k] + dlogdet_scale);
+  }
+}
+
 void glow_actnorm_relu_backward(const float *y, const float *s, const float *dy, float *dx,
                                 float *db, float *ds, size_t rows, int c) {
   backward(y, s, dy, dx, db, ds, 0.0f, rows, c, 1);

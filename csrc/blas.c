@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifndef GLOW_OPENBLAS_LIB
 #define GLOW_OPENBLAS_LIB "libopenblas.so.0"
@@ -132,13 +133,67 @@ int glow_blas_threads(void) { return p_sgemm && p_get_threads ? p_get_threads() 
  * pthread build keeps apart). The core calls sgemm either from one thread,
  * on OpenBLAS's threads, or one product per OpenMP thread, where the OpenMP
  * build runs single-threaded: so at most n threads work at any time. */
-void glow_set_threads(int n) {
-  if (n < 1) n = 1;
+static void apply_threads(int n) {
   omp_set_num_threads(n);
   if (p_sgemm && p_set_threads) p_set_threads(n);
 }
 
+/* Adapting to the load (glow.h). wanted: the count asked for, 0 until read
+ * from OpenMP's start value; adapt: -1 until decided from the environment. */
+static int wanted = 0, adapt = -1, seen[3], nseen = 0;
+
+static void decide(void) {
+  if (!wanted) wanted = omp_get_max_threads();
+  if (adapt >= 0) return;
+  const char *a = getenv("GLOW_ADAPT_THREADS");
+  if (a && *a) adapt = strcmp(a, "0") != 0;
+  else adapt = getenv("OMP_NUM_THREADS") == NULL;
+}
+
+void glow_set_threads(int n) {
+  if (n < 1) n = 1;
+  decide();
+  wanted = n;
+  adapt = 0; /* a count chosen here is kept */
+  apply_threads(n);
+}
+
 int glow_threads(void) { return omp_get_max_threads(); }
+
+int glow_threads_wanted(void) {
+  decide();
+  return wanted;
+}
+
+int glow_threads_adapting(void) {
+  decide();
+  return adapt;
+}
+
+void glow_set_adapt(int on) {
+  decide();
+  adapt = on ? 1 : 0;
+  nseen = 0;
+  if (!adapt) apply_threads(wanted);
+}
+
+int glow_fit_threads(void) {
+  decide();
+  if (!adapt || wanted < 2) return omp_get_max_threads();
+  int o = glow_others_running();
+  if (o < 0) return omp_get_max_threads();
+  seen[nseen % 3] = o;
+  nseen++;
+  int least = o;
+  for (int i = 0; i < 3 && i < nseen; i++)
+    if (seen[i] < least) least = seen[i];
+  if (nseen < 3) least = 0; /* not enough samples yet: keep what was asked */
+  long online = sysconf(_SC_NPROCESSORS_ONLN);
+  long free = (online > 0 ? online : wanted) - least;
+  int n = free < 1 ? 1 : free > wanted ? wanted : (int)free;
+  if (n != omp_get_max_threads()) apply_threads(n);
+  return n;
+}
 
 void glow_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
                 int lda, const float *b, int ldb, float beta, float *c, int ldc) {

@@ -42,9 +42,24 @@ const char *glow_blas_error(void);   /* why glow_blas_init failed */
 const char *glow_blas_kernel(void);  /* OpenBLAS's name for its kernel */
 const char *glow_blas_library(void); /* the file it was loaded from */
 int glow_blas_threads(void);
-/* the threads of the core's loops and of OpenBLAS, both set to n >= 1 (and read) */
+/* the threads of the core's loops and of OpenBLAS, both set to n >= 1 (and read):
+ * glow_set_threads pins the count (no adapting, below); glow_threads reads the
+ * count in effect now */
 void glow_set_threads(int n);
 int glow_threads(void);
+/* Threads that follow the load. While adapting is on (the default when
+ * neither OMP_NUM_THREADS nor glow_set_threads chose a count, and
+ * GLOW_ADAPT_THREADS is not 0; GLOW_ADAPT_THREADS=1 turns it on regardless),
+ * glow_fit_threads samples the other runnable tasks (glow_others_running)
+ * and runs on the cores they leave free, from 1 up to the count asked for,
+ * using the least of the last 3 samples (a passing task changes nothing).
+ * Called once a training step or evaluation batch. Returns the count in
+ * effect. glow_threads_wanted: the count asked for; glow_threads_adapting:
+ * whether adapting is on (set with glow_set_adapt: 1 on, 0 off). */
+int glow_fit_threads(void);
+int glow_threads_wanted(void);
+int glow_threads_adapting(void);
+void glow_set_adapt(int on);
 /* row-major C = alpha op(A) op(B) + beta C; op(A) {m, k}, op(B) {k, n} */
 void glow_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
                 int lda, const float *b, int ldb, float beta, float *c, int ldc);
@@ -89,6 +104,11 @@ void glow_relu_backward(const float *x, const float *dy, float *dx, size_t n);
  * rows and the shares are added in thread order: the result depends on the thread count only. */
 void glow_channel_reduce(const float *a, const float *m, int mask, const float *scale, float *out,
                          double *s1, double *s2, size_t rows, int c);
+/* the same without a mask, writing xo[r,k] = m[r,k] * rscale[k] - rshift[k] in the same sweep
+ * (ActNorm's backward rebuilding its input while it reduces) */
+void glow_channel_reduce_rebuild(const float *a, const float *m, const float *scale, float *out,
+                                 double *s1, double *s2, const float *rscale, const float *rshift,
+                                 float *xo, size_t rows, int c);
 
 /* channel slicing: x {rows, c} -> a {rows, c1}, b {rows, c - c1} */
 void glow_split_channels(const float *x, float *a, float *b, size_t rows, int c, int c1);
@@ -173,6 +193,11 @@ void glow_actnorm_inverse(const float *y, const float *b, const float *s, float 
 void glow_actnorm_backward(const float *y, const float *b, const float *s, const float *dy,
                            float *dx, float *db, float *ds, float dlogdet_scale, size_t rows,
                            int c);
+/* glow_actnorm_backward that also rebuilds the input x = y * exp(-s) - b in the same
+ * sweep over y and dy (as glow_actnorm_inverse computes it): the flow layer's backward */
+void glow_actnorm_backward_rebuild(const float *y, const float *b, const float *s, const float *dy,
+                                   float *x, float *dx, float *db, float *ds, float dlogdet_scale,
+                                   size_t rows, int c);
 /* y = max(0, (x + b) * exp(s)): ActNorm then ReLU in one sweep */
 void glow_actnorm_relu_forward(const float *x, const float *b, const float *s, float *y,
                                size_t rows, int c);
@@ -285,6 +310,10 @@ int glow_sha256_file(const char *path, char hex[65], char *err, size_t errlen);
 int glow_probe_dir(const char *dir, char *err, size_t errlen);
 int glow_write_file(const char *path, const char *bytes, size_t len, char *err, size_t errlen);
 int glow_lock_dir(const char *dir, long *holder, char *err, size_t errlen);
+/* The tasks of other processes that are runnable right now: the kernel's
+ * procs_running (/proc/stat, all CPUs) minus this process's own threads in
+ * state R. -1 when /proc cannot tell. */
+int glow_others_running(void);
 /* ---------------------------------------------------------------- end process */
 
 /* ---------------------------------------------------------------- data (data.c) */

@@ -185,6 +185,135 @@ static int l_invconv_backward(lua_State *L) {
   return 1;
 }
 
+/* The flow layer's three calls, one crossing each (docs/ARCHITECTURE.md,
+ * "Calls into C"). Plain: W itself; LU: W = lu_weight(l, u, log_s, sign,
+ * perm). The input is checked as {n, h, w, c}; dlogdet as in the protocol.
+ * The same kernels in the same order as the piece's former sequence of calls,
+ * so the results are bitwise those. */
+typedef struct {
+  int lu, c;
+  Tensor *w, *l, *u, *ls, *sg; /* w: plain; l, u, ls, sg: LU */
+  int *perm;
+  float *wm; /* W */
+} invconv_args;
+
+/* reads W (plain, at index i) or l, u, log_s, sign, perm (LU, from index i);
+ * returns the index after them */
+static int invconv_read(lua_State *L, int lu, int i, invconv_args *a) {
+  a->lu = lu;
+  if (!lu) {
+    a->w = lg_checkt(L, i);
+    a->c = (int)checksquare(L, a->w, "invconv: weight");
+    a->wm = a->w->data;
+    return i + 1;
+  }
+  a->l = lg_checkt(L, i), a->u = lg_checkt(L, i + 1), a->ls = lg_checkt(L, i + 2), a->sg = lg_checkt(L, i + 3);
+  a->c = (int)checksquare(L, a->l, "invconv: l");
+  lg_neednumel(L, a->u, (int64_t)a->c * a->c, "invconv: u");
+  lg_neednumel(L, a->ls, a->c, "invconv: log_s");
+  lg_neednumel(L, a->sg, a->c, "invconv: sign");
+  a->perm = readperm(L, i + 4, a->c);
+  /* W lives in a userdata left on the stack until the call returns */
+  float *w = (float *)lua_newuserdatauv(L, sizeof(float) * (size_t)a->c * a->c, 0);
+  a->wm = w;
+  glow_lu_weight(a->l->data, a->u->data, a->ls->data, a->sg->data, a->perm, w, a->c);
+  return i + 5;
+}
+
+/* W^-1 in float, through double as core.inverse computes it */
+static float *invconv_winv(lua_State *L, const invconv_args *a) {
+  int c = a->c;
+  double *d = (double *)lua_newuserdatauv(L, sizeof(double) * (size_t)c * c * 2, 0);
+  for (int i = 0; i < c * c; i++) d[i] = a->wm[i];
+  lg_checkrc(L, glow_inverse(d, d + (size_t)c * c, c), "invconv: inverse");
+  float *wi = (float *)d; /* the doubles are read before each float is written over them */
+  for (int i = 0; i < c * c; i++) wi[i] = (float)d[(size_t)c * c + i];
+  return wi;
+}
+
+static int invconv_step_forward(lua_State *L, int lu) {
+  invconv_args a;
+  invconv_read(L, lu, 2, &a);
+  Tensor *x = lg_checkchannels(L, 1, a.c, "invconv: input");
+  double per;
+  if (lu) {
+    per = 0;
+    for (int k = 0; k < a.c; k++) per += a.ls->data[k];
+  } else {
+    double *d = todouble(L, a.w);
+    int sg;
+    int rc = glow_slogdet(d, a.c, &per, &sg);
+    if (rc == GLOW_ENOMEM) lg_checkrc(L, rc, "invconv: slogdet");
+  }
+  Tensor *y = lg_newlike(L, x);
+  glow_invconv_forward(x->data, a.wm, y->data, (size_t)(x->n / a.c), a.c);
+  int64_t n = x->shape[0], one[1] = {n};
+  Tensor *ld = lg_newt(L, 1, one);
+  float v = (float)((double)(x->shape[1] * x->shape[2]) * per);
+  for (int64_t i = 0; i < n; i++) ld->data[i] = v;
+  return 2;
+}
+
+static int invconv_step_inverse(lua_State *L, int lu) {
+  invconv_args a;
+  invconv_read(L, lu, 2, &a);
+  Tensor *y = lg_checkchannels(L, 1, a.c, "invconv: input");
+  float *wi = invconv_winv(L, &a);
+  Tensor *x = lg_newlike(L, y);
+  glow_invconv_inverse(y->data, wi, x->data, (size_t)(y->n / a.c), a.c);
+  return 1;
+}
+
+/* plain: (y, W, dy, dW, dlogdet); LU: (y, l, u, log_s, sign, perm, dy, dl, du, dlog_s, dlogdet) */
+static int invconv_step_backward(lua_State *L, int lu) {
+  invconv_args a;
+  int i = invconv_read(L, lu, 2, &a);
+  int c = a.c;
+  Tensor *y = lg_checkchannels(L, 1, c, "invconv: input");
+  Tensor *dy = lg_checkt(L, i);
+  lg_neednumel(L, dy, y->n, "invconv backward: dy");
+  Tensor *dw = NULL, *dl = NULL, *du = NULL, *dls = NULL;
+  int di;
+  if (!lu) {
+    dw = lg_checkt(L, i + 1);
+    lg_neednumel(L, dw, (int64_t)c * c, "invconv backward: dW");
+    di = i + 2;
+  } else {
+    dl = lg_checkt(L, i + 1), du = lg_checkt(L, i + 2), dls = lg_checkt(L, i + 3);
+    lg_neednumel(L, dl, (int64_t)c * c, "invconv backward: dl");
+    lg_neednumel(L, du, (int64_t)c * c, "invconv backward: du");
+    lg_neednumel(L, dls, c, "invconv backward: dlog_s");
+    di = i + 4;
+  }
+  double dsum = lg_dlogdet_sum(L, di, y->shape[0]);
+  float sc = (float)((double)(y->shape[1] * y->shape[2]) * dsum);
+  float *wi = invconv_winv(L, &a);
+  size_t rows = (size_t)(y->n / c);
+  float *g = NULL; /* LU: dW, zeroed, before the chain rule to l, u, log_s */
+  if (lu) {
+    g = (float *)lua_newuserdatauv(L, sizeof(float) * (size_t)c * c, 0);
+    memset(g, 0, sizeof(float) * (size_t)c * c);
+  }
+  Tensor *x = lg_newlike(L, y);
+  glow_invconv_inverse(y->data, wi, x->data, rows, c);
+  Tensor *dx = lg_newlike(L, y); /* x and dx are the top two values: returned */
+  if (!lu) {
+    glow_invconv_backward(x->data, a.wm, wi, dy->data, dx->data, dw->data, sc, rows, c);
+  } else {
+    glow_invconv_backward(x->data, a.wm, NULL, dy->data, dx->data, g, 0.0f, rows, c);
+    glow_lu_weight_backward(a.l->data, a.u->data, a.ls->data, a.sg->data, a.perm, g, dl->data,
+                            du->data, dls->data, sc, c);
+  }
+  return 2;
+}
+
+static int l_invconv_step_forward(lua_State *L) { return invconv_step_forward(L, 0); }
+static int l_invconv_step_inverse(lua_State *L) { return invconv_step_inverse(L, 0); }
+static int l_invconv_step_backward(lua_State *L) { return invconv_step_backward(L, 0); }
+static int l_invconv_lu_step_forward(lua_State *L) { return invconv_step_forward(L, 1); }
+static int l_invconv_lu_step_inverse(lua_State *L) { return invconv_step_inverse(L, 1); }
+static int l_invconv_lu_step_backward(lua_State *L) { return invconv_step_backward(L, 1); }
+
 /* permute_channels(x, perm) -> y, y[.., k] = x[.., perm[k]] (perm 1-based) */
 static int l_permute_channels(lua_State *L) {
   Tensor *x = lg_checkt(L, 1);
@@ -298,6 +427,12 @@ static int l_affine_backward(lua_State *L) {
 }
 
 static const luaL_Reg funcs[] = {
+    {"invconv_step_forward", l_invconv_step_forward},
+    {"invconv_step_inverse", l_invconv_step_inverse},
+    {"invconv_step_backward", l_invconv_step_backward},
+    {"invconv_lu_step_forward", l_invconv_lu_step_forward},
+    {"invconv_lu_step_inverse", l_invconv_lu_step_inverse},
+    {"invconv_lu_step_backward", l_invconv_lu_step_backward},
     {"slogdet", l_slogdet},
     {"inverse", l_inverse},
     {"random_rotation", l_random_rotation},

@@ -134,6 +134,31 @@ Tensor *lg_checkimg(lua_State *L, int i, const char *what, int *n, int *h, int *
   return t;
 }
 
+/* A flow piece's input: a tensor {n, h, w, c} with c channels, or the error
+ * util.check_image raises in Lua ("<what>: got shape {..}, expected {n, h, w, c}"). */
+Tensor *lg_checkchannels(lua_State *L, int i, int64_t c, const char *what) {
+  Tensor *t = luaL_testudata(L, i, TNAME);
+  if (!t) lg_fail(L, "%s: expected a glow.Tensor, got %s", what, luaL_typename(L, i));
+  t = lg_checkt(L, i); /* refuses a closed tensor */
+  if (t->ndim != 4 || t->shape[3] != c) {
+    char b[128];
+    lg_fail(L, "%s: got shape %s, expected {n, h, w, %I}", what, lg_shapestr(t, b, sizeof b),
+            (lua_Integer)c);
+  }
+  return t;
+}
+
+/* dL/dlogdet of n images (nil, a number for each, or a tensor {n}) summed over them */
+double lg_dlogdet_sum(lua_State *L, int i, int64_t n) {
+  if (lua_isnoneornil(L, i)) return 0;
+  if (lua_type(L, i) == LUA_TNUMBER) return lua_tonumber(L, i) * (double)n;
+  Tensor *d = lg_checkt(L, i);
+  if (d->n != n) lg_fail(L, "dlogdet: expected %I values, got %I", (lua_Integer)n, (lua_Integer)d->n);
+  double s = 0;
+  for (int64_t k = 0; k < d->n; k++) s += d->data[k];
+  return s;
+}
+
 int64_t lg_lastdim(const Tensor *t) { return t->shape[t->ndim - 1]; }
 
 /* the channel count of a per-channel kernel's input, refused above MAXCHAN */

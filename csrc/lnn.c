@@ -248,6 +248,56 @@ static int l_actnorm_backward(lua_State *L) {
   return 1;
 }
 
+/* The flow layer's three calls, one crossing each (docs/ARCHITECTURE.md,
+ * "Calls into C"): the input checked as {n, h, w, c} with c = #b.
+ * actnorm_step_forward(x, b, s) -> y, logdet {n} = h*w*sum(s) each */
+static int l_actnorm_step_forward(lua_State *L) {
+  Tensor *b = lg_checkt(L, 2), *s = lg_checkt(L, 3);
+  Tensor *x = lg_checkchannels(L, 1, b->n, "actnorm: input");
+  lg_neednumel(L, s, b->n, "actnorm: logs");
+  int64_t c = b->n, n = x->shape[0];
+  Tensor *y = lg_newlike(L, x);
+  glow_actnorm_forward(x->data, b->data, s->data, y->data, (size_t)(x->n / c), (int)c);
+  double sum = 0;
+  for (int64_t k = 0; k < c; k++) sum += s->data[k];
+  int64_t one[1] = {n};
+  Tensor *ld = lg_newt(L, 1, one);
+  float v = (float)((double)(x->shape[1] * x->shape[2]) * sum);
+  for (int64_t i = 0; i < n; i++) ld->data[i] = v;
+  return 2;
+}
+
+/* actnorm_step_inverse(y, b, s) -> x */
+static int l_actnorm_step_inverse(lua_State *L) {
+  Tensor *b = lg_checkt(L, 2), *s = lg_checkt(L, 3);
+  Tensor *y = lg_checkchannels(L, 1, b->n, "actnorm: input");
+  lg_neednumel(L, s, b->n, "actnorm: logs");
+  Tensor *x = lg_newlike(L, y);
+  glow_actnorm_inverse(y->data, b->data, s->data, x->data, (size_t)(y->n / b->n), (int)b->n);
+  return 1;
+}
+
+/* actnorm_step_backward(y, b, s, dy, db, ds, dlogdet) -> x, dx: one sweep over y
+ * and dy rebuilds x, writes dx and accumulates the gradients; dlogdet as in
+ * the protocol (nil, a number, or a tensor {n}) */
+static int l_actnorm_step_backward(lua_State *L) {
+  Tensor *b = lg_checkt(L, 2), *s = lg_checkt(L, 3);
+  Tensor *y = lg_checkchannels(L, 1, b->n, "actnorm: input");
+  Tensor *dy = lg_checkt(L, 4), *db = lg_checkt(L, 5), *ds = lg_checkt(L, 6);
+  int64_t c = b->n;
+  lg_neednumel(L, s, c, "actnorm: logs");
+  lg_neednumel(L, dy, y->n, "actnorm backward: dy");
+  lg_neednumel(L, db, c, "actnorm backward: db");
+  lg_neednumel(L, ds, c, "actnorm backward: ds");
+  double dsum = lg_dlogdet_sum(L, 7, y->shape[0]);
+  float sc = (float)((double)(y->shape[1] * y->shape[2]) * dsum);
+  Tensor *x = lg_newlike(L, y);
+  Tensor *dx = lg_newlike(L, y);
+  glow_actnorm_backward_rebuild(y->data, b->data, s->data, dy->data, x->data, dx->data, db->data,
+                                ds->data, sc, (size_t)(y->n / c), (int)c);
+  return 2;
+}
+
 /* actnorm_relu_forward(x, b, s) -> max(0, actnorm(x)) */
 static int l_actnorm_relu_forward(lua_State *L) {
   Tensor *x = lg_checkt(L, 1), *b = lg_checkt(L, 2), *s = lg_checkt(L, 3);
@@ -292,6 +342,9 @@ static const luaL_Reg funcs[] = {
     {"actnorm_forward", l_actnorm_forward},
     {"actnorm_inverse", l_actnorm_inverse},
     {"actnorm_backward", l_actnorm_backward},
+    {"actnorm_step_forward", l_actnorm_step_forward},
+    {"actnorm_step_inverse", l_actnorm_step_inverse},
+    {"actnorm_step_backward", l_actnorm_step_backward},
     {"actnorm_relu_forward", l_actnorm_relu_forward},
     {"actnorm_relu_backward", l_actnorm_relu_backward},
     {"actnorm_init", l_actnorm_init},

@@ -58,6 +58,10 @@ static int l_info(lua_State *L) {
   lua_setfield(L, -2, "blas_threads");
   lua_pushinteger(L, omp_get_max_threads());
   lua_setfield(L, -2, "omp_threads");
+  lua_pushinteger(L, glow_threads_wanted());
+  lua_setfield(L, -2, "threads_wanted");
+  lua_pushboolean(L, glow_threads_adapting());
+  lua_setfield(L, -2, "threads_adapt");
   /* the sizes from which ops.c's loops run on threads, per class */
   static const struct {
     const char *name;
@@ -85,9 +89,22 @@ static int l_set_threads(lua_State *L) {
   return 0;
 }
 
-/* threads() -> the thread count of the core's loops (and OpenBLAS's) */
+/* threads() -> the thread count of the core's loops (and OpenBLAS's) in effect now */
 static int l_threads(lua_State *L) {
   lua_pushinteger(L, glow_threads());
+  return 1;
+}
+
+/* fit_threads() -> the count in effect after fitting it to the load (glow.h) */
+static int l_fit_threads(lua_State *L) {
+  lua_pushinteger(L, glow_fit_threads());
+  return 1;
+}
+
+/* adapt_threads([on]) -> whether the count follows the load (after setting it when on is given) */
+static int l_adapt_threads(lua_State *L) {
+  if (!lua_isnoneornil(L, 1)) glow_set_adapt(lua_toboolean(L, 1));
+  lua_pushboolean(L, glow_threads_adapting());
   return 1;
 }
 
@@ -183,6 +200,8 @@ static const luaL_Reg funcs[] = {
     {"isatty", l_isatty},
     {"info", l_info},
     {"set_threads", l_set_threads},
+    {"fit_threads", l_fit_threads},
+    {"adapt_threads", l_adapt_threads},
     {"threads", l_threads},
     {NULL, NULL}};
 

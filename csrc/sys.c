@@ -11,6 +11,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "glow.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -209,4 +210,35 @@ int glow_lock_dir(const char *dir, long *holder, char *err, size_t errlen) {
     /* the lock holds all the same; only the holder's pid is not shown */
   }
   return fd;
+}
+
+/* ------------------------------------------------------------------ load */
+int glow_others_running(void) {
+  FILE *f = fopen("/proc/stat", "r");
+  if (!f) return -1;
+  char line[256];
+  long running = -1;
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "procs_running %ld", &running) == 1) break;
+  fclose(f);
+  if (running < 0) return -1;
+  DIR *d = opendir("/proc/self/task");
+  if (!d) return -1;
+  long own = 0;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (e->d_name[0] == '.') continue;
+    char p[64], buf[512];
+    snprintf(p, sizeof p, "/proc/self/task/%.20s/stat", e->d_name);
+    FILE *s = fopen(p, "r");
+    if (!s) continue;
+    size_t k = fread(buf, 1, sizeof buf - 1, s);
+    fclose(s);
+    buf[k] = 0;
+    const char *r = strrchr(buf, ')'); /* the state follows the name, which may hold anything */
+    if (r && r[1] == ' ' && r[2] == 'R') own++;
+  }
+  closedir(d);
+  long o = running - own;
+  return o < 0 ? 0 : (int)o;
 }

@@ -129,11 +129,22 @@ void glow_thread_share(int *t, int *tn) {
 #endif
 }
 
+/* the optional third output of glow_channel_reduce_rebuild: xo = m * scale - shift */
+typedef struct {
+  const float *scale, *shift;
+  float *out;
+} rebuild;
+
 /* one thread's share of glow_channel_reduce, accumulated into s1, s2 */
 static void reduce_rows(const float *restrict a, const float *restrict m, int mask,
                         const float *restrict scale, float *restrict out, double *restrict s1,
-                        double *restrict s2, size_t r0, size_t r1, int c) {
+                        double *restrict s2, const rebuild *rb, size_t r0, size_t r1, int c) {
   for (size_t r = r0; r < r1; r++) {
+    if (rb && m) {
+      const float *mr = m + r * c;
+      float *xr = rb->out + r * c;
+      for (int k = 0; k < c; k++) xr[k] = mr[k] * rb->scale[k] - rb->shift[k];
+    }
     const float *ar = a + r * c, *mr = m ? m + r * c : NULL;
     float *orow = out ? out + r * c : NULL;
     if (mask && mr) {
@@ -156,8 +167,8 @@ static void reduce_rows(const float *restrict a, const float *restrict m, int ma
   }
 }
 
-void glow_channel_reduce(const float *a, const float *m, int mask, const float *scale, float *out,
-                         double *s1, double *s2, size_t rows, int c) {
+static void channel_reduce(const float *a, const float *m, int mask, const float *scale, float *out,
+                           double *s1, double *s2, const rebuild *rb, size_t rows, int c) {
   for (int k = 0; k < c; k++) {
     if (s1) s1[k] = 0;
     if (s2) s2[k] = 0;
@@ -172,7 +183,7 @@ void glow_channel_reduce(const float *a, const float *m, int mask, const float *
   if (nt > (int)rows) nt = (int)rows;
   double *part = nt > 1 ? calloc(2 * (size_t)c * nt, sizeof(double)) : NULL;
   if (!part) { /* one thread (or no memory for the shares): straight into s1, s2 */
-    reduce_rows(a, m, mask, scale, out, s1, s2, 0, rows, c);
+    reduce_rows(a, m, mask, scale, out, s1, s2, rb, 0, rows, c);
     return;
   }
   int used = 1; /* the runtime may give fewer threads than asked */
@@ -182,7 +193,7 @@ void glow_channel_reduce(const float *a, const float *m, int mask, const float *
     glow_thread_share(&t, &tn);
     if (t == 0) used = tn;
     double *p = part + 2 * (size_t)c * t;
-    reduce_rows(a, m, mask, scale, out, s1 ? p : NULL, s2 ? p + c : NULL, rows * t / tn,
+    reduce_rows(a, m, mask, scale, out, s1 ? p : NULL, s2 ? p + c : NULL, rb, rows * t / tn,
                 rows * (t + 1) / tn, c);
   }
   for (int t = 0; t < used; t++) {
@@ -193,6 +204,18 @@ void glow_channel_reduce(const float *a, const float *m, int mask, const float *
     }
   }
   free(part);
+}
+
+void glow_channel_reduce(const float *a, const float *m, int mask, const float *scale, float *out,
+                         double *s1, double *s2, size_t rows, int c) {
+  channel_reduce(a, m, mask, scale, out, s1, s2, NULL, rows, c);
+}
+
+void glow_channel_reduce_rebuild(const float *a, const float *m, const float *scale, float *out,
+                                 double *s1, double *s2, const float *rscale, const float *rshift,
+                                 float *xo, size_t rows, int c) {
+  rebuild rb = {rscale, rshift, xo};
+  channel_reduce(a, m, 0, scale, out, s1, s2, m && xo ? &rb : NULL, rows, c);
 }
 
 /* ------------------------------------------------------------------ channel layout */

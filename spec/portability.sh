@@ -45,7 +45,8 @@ row() {
   echo "== $name"
   : >"$log"
   run_env() {
-    env -u OPENBLAS_CORETYPE -u GLOW_ISA -u OMP_NUM_THREADS GLOW_BUILD="$PWD/$dir" "$@"
+    # the thread count as asked, not fitted to the load (as spec/run.sh)
+    env -u OPENBLAS_CORETYPE -u GLOW_ISA -u OMP_NUM_THREADS GLOW_ADAPT_THREADS=0 GLOW_BUILD="$PWD/$dir" "$@"
   }
   # what this configuration runs with
   desc=$(run_env "$@" lua5.4 -e "package.path = 'lua/?.lua;lua/?/init.lua;' .. package.path

@@ -69,6 +69,59 @@ describe("glow.set_threads", function()
   end)
 end)
 
+describe("threads that follow the load", function()
+  -- a fresh process each: whether adapting is on is decided from its environment
+  local function probe(env, code)
+    local cmd = string.format("cd %q && %s LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='%s/?.so;;' "
+      .. "lua5.4 -e %q 2>&1", H.root, env, os.getenv("GLOW_BUILD") or (H.root .. "build"), code)
+    local p = io.popen(cmd)
+    local out = p:read("a")
+    p:close()
+    return out
+  end
+
+  it("adapt unless OMP_NUM_THREADS, glow.set_threads or GLOW_ADAPT_THREADS chose otherwise", function()
+    -- and the passive wait policy glow gives OpenMP stays out of the environment children see
+    local report = "local g = require 'glow'; io.write(tostring(g.info().threads_adapt), ' ', "
+      .. "tostring(os.getenv('OMP_WAIT_POLICY')))"
+    for _, case in ipairs {
+      { "env -u OMP_NUM_THREADS -u GLOW_ADAPT_THREADS", "true nil" },
+      { "env -u GLOW_ADAPT_THREADS OMP_NUM_THREADS=2", "false nil" },
+      { "env OMP_NUM_THREADS=2 GLOW_ADAPT_THREADS=1", "true nil" },
+      { "env -u OMP_NUM_THREADS GLOW_ADAPT_THREADS=0", "false nil" },
+      { "env -u OMP_NUM_THREADS -u GLOW_ADAPT_THREADS OMP_WAIT_POLICY=active", "true active" },
+    } do
+      assert.equal(case[2], probe(case[1], report), case[1])
+    end
+    assert.equal("false 1", probe("env -u OMP_NUM_THREADS -u GLOW_ADAPT_THREADS",
+      "local g = require 'glow'; g.set_threads(1); io.write(tostring(g.info().threads_adapt), ' ', g.threads())"))
+  end)
+
+  it("leave the cores a busy process takes, and refuse a non-boolean switch", function()
+    local saved, was = glow.threads(), glow.adapt_threads()
+    local pid = io.popen("sh -c 'echo $$; exec sh -c \"while :; do :; done\"' &"):read("l")
+    local ok, err = pcall(function()
+      glow.set_threads(math.max(2, saved))
+      assert.is_false(glow.adapt_threads())
+      assert.is_true(glow.adapt_threads(true))
+      local n
+      for _ = 1, 3 do n = require("glow.core").fit_threads() end
+      -- one more task is runnable all the time: at most the other cores (at least 1)
+      local online = tonumber(io.popen("getconf _NPROCESSORS_ONLN"):read("l"))
+      assert.is_true(n >= 1 and n <= math.max(1, online - 1), "threads " .. n .. " of " .. online)
+      assert.equal(n, glow.threads())
+      assert.equal(math.max(2, saved), glow.info().threads_wanted)
+      assert.is_false(glow.adapt_threads(false))
+      assert.equal(math.max(2, saved), glow.threads()) -- off: back to the count asked for
+      assert.matches("adapt_threads: on must be a boolean or nil, got 1", select(2, pcall(glow.adapt_threads, 1)))
+    end)
+    os.execute("kill " .. tostring(tonumber(pid)) .. " 2>/dev/null")
+    glow.set_threads(saved)
+    glow.adapt_threads(was)
+    if not ok then error(err, 0) end
+  end)
+end)
+
 describe("results across thread counts", function()
   describe("unary ops", function()
     it("are bitwise the same on 1 and 2 threads", function()

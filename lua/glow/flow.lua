@@ -73,7 +73,6 @@ local function sep(ch)
 end
 
 local function zeros_n(x) return core.tensor({ x:shape()[1] }) end
-local function pixels(x) local s = x:shape() return s[2] * s[3], s[1] end
 
 local function check_channels(x, c, what)
   util.check_image(x, nil, nil, c, what)
@@ -95,25 +94,21 @@ function ActNorm:initialize(x)
   return nn.ActNorm.initialize(self, x)
 end
 
+-- one call into C each (the input's shape is checked there)
 function ActNorm:forward(x)
-  check_channels(x, self.c, "actnorm: input")
-  self:check_init(x)
-  local y = core.actnorm_forward(x, self.bias, self.logs)
-  local pix = pixels(x)
-  return y, zeros_n(x):fill_(pix * self.logs:sum())
+  if self.init_pending or not self.initialized then
+    check_channels(x, self.c, "actnorm: input")
+    self:check_init(x)
+  end
+  return core.actnorm_step_forward(x, self.bias, self.logs)
 end
 
 function ActNorm:inverse(y)
-  check_channels(y, self.c, "actnorm: input")
-  return core.actnorm_inverse(y, self.bias, self.logs)
+  return core.actnorm_step_inverse(y, self.bias, self.logs)
 end
 
 function ActNorm:backward(y, dy, dlogdet)
-  check_channels(y, self.c, "actnorm: input")
-  local pix, n = pixels(y)
-  local _, dsum = util.dlogdet(dlogdet, n)
-  local dx = core.actnorm_backward(y, self.bias, self.logs, dy, self.grad.bias, self.grad.logs, pix * dsum)
-  return core.actnorm_inverse(y, self.bias, self.logs), dx
+  return core.actnorm_step_backward(y, self.bias, self.logs, dy, self.grad.bias, self.grad.logs, dlogdet)
 end
 
 ----------------------------------------------------------------- InvConv1x1
@@ -179,35 +174,24 @@ function InvConv1x1:logdet_per_pixel(w)
   return ld
 end
 
+-- one call into C each: W (and its inverse) are formed there
 function InvConv1x1:forward(x)
-  check_channels(x, self.c, "invconv: input")
-  local w = self:matrix()
-  local pix = pixels(x)
-  return core.invconv_forward(x, w), zeros_n(x):fill_(pix * self:logdet_per_pixel(w))
+  if self.lu then return core.invconv_lu_step_forward(x, self.l, self.u, self.log_s, self.sign, self.perm) end
+  return core.invconv_step_forward(x, self.weight)
 end
 
 function InvConv1x1:inverse(y)
-  check_channels(y, self.c, "invconv: input")
-  return core.invconv_inverse(y, core.inverse(self:matrix()))
+  if self.lu then return core.invconv_lu_step_inverse(y, self.l, self.u, self.log_s, self.sign, self.perm) end
+  return core.invconv_step_inverse(y, self.weight)
 end
 
 function InvConv1x1:backward(y, dy, dlogdet)
-  check_channels(y, self.c, "invconv: input")
-  local pix, n = pixels(y)
-  local _, dsum = util.dlogdet(dlogdet, n)
-  local w = self:matrix()
-  local winv = core.inverse(w)
-  local x = core.invconv_inverse(y, winv)
-  local dx
+  local g = self.grad
   if self.lu then
-    local dw = core.tensor({ self.c, self.c })
-    dx = core.invconv_backward(x, w, nil, dy, dw, 0)
-    local g = self.grad
-    core.lu_weight_backward(self.l, self.u, self.log_s, self.sign, self.perm, dw, g.l, g.u, g.log_s, pix * dsum)
-  else
-    dx = core.invconv_backward(x, w, winv, dy, self.grad.weight, pix * dsum)
+    return core.invconv_lu_step_backward(y, self.l, self.u, self.log_s, self.sign, self.perm, dy, g.l, g.u,
+      g.log_s, dlogdet)
   end
-  return x, dx
+  return core.invconv_step_backward(y, self.weight, dy, g.weight, dlogdet)
 end
 
 ----------------------------------------------------------------- Shuffle, Reverse

@@ -39,9 +39,10 @@ function glow.info()
 end
 --- glow.set_threads(n): the threads of glow's own loops (OpenMP) and of
 --- OpenBLAS, one count for both, so the two never oversubscribe the cores;
---- glow.threads() reads it. It starts as OMP_NUM_THREADS, or the number of
---- cores. Each loop still runs on one thread below the size where threads
---- pay (docs/PROTOTYPING.md, "Threads").
+--- glow.threads() reads the count in effect. It starts as OMP_NUM_THREADS,
+--- or the number of cores. Each loop still runs on one thread below the size
+--- where threads pay (docs/PROTOTYPING.md, "Threads"). A count set here is
+--- kept: it turns adapting off (glow.adapt_threads).
 function glow.set_threads(n)
   local k = math.tointeger(n)
   if not k or k < 1 or k > 4096 then
@@ -51,6 +52,23 @@ function glow.set_threads(n)
 end
 
 function glow.threads() return core.threads() end
+
+--- glow.adapt_threads([on]) -> whether the thread count follows the load.
+--- While on, each training step and evaluation batch first counts the other
+--- processes' runnable tasks and runs on the cores they leave free, from 1 up
+--- to the count asked for (the least of the last 3 counts, so a passing task
+--- changes nothing): threads that wait at every parallel region for a
+--- thread whose core other work took cost more than they give. On by default
+--- unless OMP_NUM_THREADS or glow.set_threads chose the count;
+--- GLOW_ADAPT_THREADS=0 or 1 in the environment decides otherwise. Results
+--- on 1 and 2 threads agree to rounding, not bitwise (docs/ARCHITECTURE.md,
+--- "Threads"): pin the count for bitwise-repeatable runs.
+function glow.adapt_threads(on)
+  if on ~= nil and type(on) ~= "boolean" then
+    error("adapt_threads: on must be a boolean or nil, got " .. tostring(on), 2)
+  end
+  return core.adapt_threads(on)
+end
 
 --- glow.rand(shape, seed): U[0, 1) values.
 function glow.rand(shape, seed) return core.rand(shape, seed or 0) end

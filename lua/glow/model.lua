@@ -300,6 +300,7 @@ function Model:train_step(x, y, opt, opts)
   if max_bpd ~= nil and (type(max_bpd) ~= "number" or not (max_bpd > 0)) then -- luacheck: ignore 581
     error("train_step: max_bpd must be a number > 0, got " .. tostring(max_bpd), 0)
   end
+  core.fit_threads() -- the cores other work leaves free (glow.adapt_threads)
   self:zero_grad()
   local stats = self:loss_and_grad(x, y)
   stats.dx = nil
@@ -339,6 +340,7 @@ function Model:bits_per_dim(dataset, opts)
   local total, count = 0, 0
   for x, y in dataset:batches { size = opts.batch or 256, shuffle = false, seed = opts.seed or 0,
     n_bits = self.config.n_bits, limit = opts.limit, ranks = ranks } do
+    core.fit_threads()
     local lp = self:log_prob(x, opts.condition and opts.condition(x, y) or (self.config.classes and y or nil))
     total = total + self:bpd_of(lp):sum()
     count = count + lp:numel()
