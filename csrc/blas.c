@@ -187,7 +187,6 @@ int glow_fit_threads(void) {
   int least = o;
   for (int i = 0; i < 3 && i < nseen; i++)
     if (seen[i] < least) least = seen[i];
-  if (nseen < 3) least = 0; /* not enough samples yet: keep what was asked */
   long online = sysconf(_SC_NPROCESSORS_ONLN);
   long free = (online > 0 ? online : wanted) - least;
   int n = free < 1 ? 1 : free > wanted ? wanted : (int)free;

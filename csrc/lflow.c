@@ -426,7 +426,140 @@ static int l_affine_backward(lua_State *L) {
   return 3;
 }
 
+/* The affine coupling's own part of a step in one call each, on the whole
+ * input x = [z1 | z2] (or output y = [y1 | y2]) instead of its halves, the
+ * halves' copies made inside (docs/ARCHITECTURE.md, "Calls into C"). The
+ * same kernel in the same order as split_channels, affine_* and
+ * concat_channels, so the results are bitwise those. */
+
+/* src {rows, cs} into the channels [off, off + cs) of dst {rows, c}, or back (get) */
+static void channels_put(float *dst, int c, int off, const float *src, int cs, size_t rows) {
+#pragma omp parallel for if (rows * (size_t)c > 65536)
+  for (size_t r = 0; r < rows; r++) memcpy(dst + r * c + off, src + r * cs, sizeof(float) * (size_t)cs);
+}
+
+static void channels_get(float *dst, int cs, const float *src, int c, int off, size_t rows) {
+#pragma omp parallel for if (rows * (size_t)c > 65536)
+  for (size_t r = 0; r < rows; r++) memcpy(dst + r * cs, src + r * c + off, sizeof(float) * (size_t)cs);
+}
+
+/* scratch floats that live until the call returns (a userdata left on the stack) */
+static float *scratch(lua_State *L, size_t n) {
+  return (float *)lua_newuserdatauv(L, sizeof(float) * (n ? n : 1), 0);
+}
+
+/* (x, h, c1, c): x {n, h, w, c} checked with the coupling's message; h {.., 2 c2} */
+static Tensor *coupling_args(lua_State *L, int *c1, int *c2, Tensor **hn) {
+  int64_t c = luaL_checkinteger(L, 4);
+  Tensor *x = lg_checkchannels(L, 1, c, "coupling: input");
+  *c1 = (int)luaL_checkinteger(L, 3);
+  if (*c1 < 1 || *c1 >= c) lg_fail(L, "coupling: cannot split %d channels at %d", (int)c, *c1);
+  *c2 = (int)c - *c1;
+  *hn = lg_checkt(L, 2);
+  lg_neednumel(L, *hn, x->n / c * 2 * *c2, "affine coupling: network output (2 x z2's channels)");
+  return x;
+}
+
+/* affine_step_forward(x, h, c1, c) -> y, logdet {n} */
+static int l_affine_step_forward(lua_State *L) {
+  int c1, c2;
+  Tensor *hn;
+  Tensor *x = coupling_args(L, &c1, &c2, &hn);
+  int c = c1 + c2, n = (int)x->shape[0];
+  size_t rows = (size_t)(x->n / c), pix = (size_t)x->shape[1] * x->shape[2];
+  float *z2 = scratch(L, rows * c2), *y2 = scratch(L, rows * c2);
+  channels_get(z2, c2, x->data, c, c1, rows);
+  Tensor *y = lg_newlike(L, x);
+  int64_t s1[1] = {n};
+  Tensor *ld = lg_newt_(L, 1, s1, 1); /* accumulated into */
+  glow_affine_forward(z2, hn->data, y2, ld->data, (size_t)n, pix, c2);
+  for (size_t r = 0; r < rows; r++) memcpy(y->data + r * c, x->data + r * c, sizeof(float) * (size_t)c1);
+  channels_put(y->data, c, c1, y2, c2, rows);
+  return 2;
+}
+
+/* affine_step_inverse(y, h, c1, c) -> x */
+static int l_affine_step_inverse(lua_State *L) {
+  int c1, c2;
+  Tensor *hn;
+  Tensor *y = coupling_args(L, &c1, &c2, &hn);
+  int c = c1 + c2, n = (int)y->shape[0];
+  size_t rows = (size_t)(y->n / c), pix = (size_t)y->shape[1] * y->shape[2];
+  float *y2 = scratch(L, rows * c2), *z2 = scratch(L, rows * c2);
+  channels_get(y2, c2, y->data, c, c1, rows);
+  glow_affine_inverse(y2, hn->data, z2, (size_t)n, pix, c2);
+  Tensor *x = lg_newlike(L, y);
+  for (size_t r = 0; r < rows; r++) memcpy(x->data + r * c, y->data + r * c, sizeof(float) * (size_t)c1);
+  channels_put(x->data, c, c1, z2, c2, rows);
+  return 1;
+}
+
+/* affine_step_backward(y, h, c1, c, dy, dlogdet, kept [, z1]) -> x, dx, dh: dx
+ * holds dy1 in its first c1 channels (the network's dz1 is added by
+ * add_channels_); kept: the stash of z2 a training forward made (core.stash),
+ * taken and freed here, or nil to rebuild z2 from y; z1: the input half the
+ * forward kept (memory "store"), else x's first channels are y's */
+static int l_affine_step_backward(lua_State *L) {
+  int c1, c2;
+  Tensor *hn;
+  Tensor *y = coupling_args(L, &c1, &c2, &hn);
+  int c = c1 + c2, n = (int)y->shape[0];
+  size_t rows = (size_t)(y->n / c), pix = (size_t)y->shape[1] * y->shape[2];
+  Tensor *dy = lg_checkt(L, 5);
+  lg_neednumel(L, dy, y->n, "affine coupling backward: dy");
+  float *dld = NULL;
+  if (lua_type(L, 6) == LUA_TNUMBER) {
+    dld = scratch(L, (size_t)n);
+    float v = (float)lua_tonumber(L, 6);
+    for (int i = 0; i < n; i++) dld[i] = v;
+  } else if (!lua_isnoneornil(L, 6)) {
+    Tensor *d = lg_checkt(L, 6);
+    if (d->n != n) lg_fail(L, "dlogdet: expected %d values, got %I", n, (lua_Integer)d->n);
+    dld = d->data;
+  }
+  int kept = !lua_isnoneornil(L, 7);
+  Tensor *z1 = lg_optt(L, 8);
+  if (z1) lg_neednumel(L, z1, (int64_t)rows * c1, "affine coupling backward: kept z1");
+  float *y2 = scratch(L, rows * c2), *dy2 = scratch(L, rows * c2), *z2 = scratch(L, rows * c2);
+  float *dz2 = scratch(L, rows * c2);
+  if (kept) lg_unstash_into(L, 7, z2, (int64_t)rows * c2, "affine coupling backward: kept z2");
+  channels_get(y2, c2, y->data, c, c1, rows);
+  channels_get(dy2, c2, dy->data, c, c1, rows);
+  Tensor *x = lg_newlike(L, y);
+  Tensor *dx = lg_newlike(L, y);
+  Tensor *dh = lg_newlike(L, hn);
+  glow_affine_backward(y2, hn->data, dy2, dld, kept ? NULL : z2, dz2, dh->data, (size_t)n, pix, c2);
+  for (size_t r = 0; r < rows; r++) {
+    memcpy(x->data + r * c, z1 ? z1->data + r * c1 : y->data + r * c, sizeof(float) * (size_t)c1);
+    memcpy(dx->data + r * c, dy->data + r * c, sizeof(float) * (size_t)c1);
+  }
+  channels_put(x->data, c, c1, z2, c2, rows);
+  channels_put(dx->data, c, c1, dz2, c2, rows);
+  return 3;
+}
+
+/* add_channels_(x, a) -> x: x[.., 0:ca] += a, a {.., ca} with x's other dims; in place */
+static int l_add_channels(lua_State *L) {
+  Tensor *x = lg_checkt(L, 1), *a = lg_checkt(L, 2);
+  int c = (int)lg_lastdim(x), ca = (int)lg_lastdim(a);
+  if (a->ndim != x->ndim || ca > c || a->n / ca != x->n / c) {
+    char s1[128], s2[128];
+    lg_fail(L, "add_channels_: %s does not fit the first channels of %s", lg_shapestr(a, s1, sizeof s1),
+            lg_shapestr(x, s2, sizeof s2));
+  }
+  size_t rows = (size_t)(x->n / c);
+#pragma omp parallel for if (rows * (size_t)c > 65536)
+  for (size_t r = 0; r < rows; r++)
+    for (int k = 0; k < ca; k++) x->data[r * c + k] = a->data[r * ca + k] + x->data[r * c + k];
+  lua_settop(L, 1);
+  return 1;
+}
+
 static const luaL_Reg funcs[] = {
+    {"affine_step_forward", l_affine_step_forward},
+    {"affine_step_inverse", l_affine_step_inverse},
+    {"affine_step_backward", l_affine_step_backward},
+    {"add_channels_", l_add_channels},
     {"invconv_step_forward", l_invconv_step_forward},
     {"invconv_step_inverse", l_invconv_step_inverse},
     {"invconv_step_backward", l_invconv_step_backward},

@@ -41,6 +41,8 @@ void lg_needdims(lua_State *L, const Tensor *t, int nd, const char *what);
 Tensor *lg_checkimg(lua_State *L, int i, const char *what, int *n, int *h, int *w, int *c);
 Tensor *lg_checkchannels(lua_State *L, int i, int64_t c, const char *what); /* {n, h, w, c} */
 double lg_dlogdet_sum(lua_State *L, int i, int64_t n); /* nil, a number or a tensor {n}, summed */
+/* copy the n floats of the stash at idx (core.stash) into dst and free it (ltensor.c) */
+void lg_unstash_into(lua_State *L, int idx, float *dst, int64_t n, const char *what);
 int64_t lg_lastdim(const Tensor *t);
 /* the channel count (last dimension) of a per-channel kernel's input, at most MAXCHAN */
 int64_t lg_chan(lua_State *L, const Tensor *t, const char *what);

@@ -443,6 +443,14 @@ static int t_stash(lua_State *L) {
   return 1;
 }
 
+void lg_unstash_into(lua_State *L, int idx, float *dst, int64_t n, const char *what) {
+  Stash *s = (Stash *)luaL_checkudata(L, idx, STASHNAME);
+  if (!s->p) lg_fail(L, "%s: this stash was already taken", what);
+  if (s->n != n) lg_fail(L, "%s: %I values kept, %I expected", what, (lua_Integer)s->n, (lua_Integer)n);
+  memcpy(dst, s->p, (size_t)n * sizeof(float));
+  stash_free(s);
+}
+
 static int t_unstash(lua_State *L) {
   Stash *s = (Stash *)luaL_checkudata(L, 1, STASHNAME);
   if (!s->p) return luaL_error(L, "unstash: this stash was already taken");

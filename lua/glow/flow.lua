@@ -319,32 +319,36 @@ flow.AffineCoupling = AffineCoupling
 function AffineCoupling.new(c, opts) return coupling_new(AffineCoupling, "AffineCoupling", c, opts) end
 AffineCoupling.clear_state = clear_state
 
+-- The coupling's own work is one call each (core.affine_step_*, which take
+-- the whole input or output and check it); the network is called between.
 function AffineCoupling:forward(x)
   check_channels(x, self.c, "coupling: input")
   local z1, z2 = core.split_channels(x, self.c1)
-  local y2, ld = core.affine_forward(z2, forward_net(self, z1, z2))
-  return core.concat_channels(z1, y2), ld
+  return core.affine_step_forward(x, forward_net(self, z1, z2), self.c1, self.c)
 end
 
 function AffineCoupling:inverse(y)
   check_channels(y, self.c, "coupling: input")
-  local y1, y2 = core.split_channels(y, self.c1)
-  return core.concat_channels(y1, core.affine_inverse(y2, net_output(self, y1)))
+  local y1 = core.split_channels(y, self.c1)
+  return core.affine_step_inverse(y, net_output(self, y1), self.c1, self.c)
 end
 
 function AffineCoupling:backward(y, dy, dlogdet)
-  check_channels(y, self.c, "coupling: input")
-  local n = y:shape()[1]
-  local dld = util.dlogdet(dlogdet, n)
-  local y1, y2 = core.split_channels(y, self.c1)
-  local dy1, dy2 = core.split_channels(dy, self.c1)
-  local h
-  y1, h = backward_net_input(self, y1)
-  local z2, dz2, dh = core.affine_backward(y2, h, dy2, dld)
-  z2 = input_z2(self, z2)
+  local s = self._stored
+  self._stored = nil
+  local y1, h
+  if s then
+    y1, h = s.z1, s.h
+  else
+    check_channels(y, self.c, "coupling: input")
+    y1 = core.split_channels(y, self.c1)
+    h = net_output(self, y1, true)
+  end
+  local kept = self._z2
+  self._z2 = nil
+  local x, dx, dh = core.affine_step_backward(y, h, self.c1, self.c, dy, dlogdet, kept, s and s.z1)
   local dz1 = util.at("coupling: net: ", self.net.backward, self.net, y1, dh)
-  dz1:add_(dy1)
-  return core.concat_channels(y1, z2), core.concat_channels(dz1, dz2)
+  return x, core.add_channels_(dx, dz1)
 end
 
 local AdditiveCoupling = class("AdditiveCoupling")

@@ -123,10 +123,12 @@ end
 
 function SplitPrior:backward(z, dlp, cond)
   local z1 = z1_of(cond)
-  local mean, logs = self:moments(z1)
+  -- the network's output goes on to its backward, which would otherwise run it again
+  local h = nn.ZeroConv2d.forward(self, z1)
+  local mean, logs = core.split_channels(h, self.c2)
   local dmean, dlogs = core.tensor(mean:shape()), core.tensor(logs:shape())
   local dz = core.gaussian_logp_backward(z, mean, logs, dlp, dmean, dlogs)
-  local dz1 = nn.ZeroConv2d.backward(self, z1, core.concat_channels(dmean, dlogs))
+  local dz1 = nn.ZeroConv2d.backward(self, z1, core.concat_channels(dmean, dlogs), h)
   return dz, dz1
 end
 
