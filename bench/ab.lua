@@ -32,7 +32,11 @@ for config in opts.configs:gmatch("[^,]+") do
   for _, what in ipairs { "train", "encode", "sample" } do
     local got = { {}, {} }
     for r = 1, opts.reps do
-      for i, side in ipairs(sides) do
+      -- which side goes first alternates from round to round: a process that
+      -- follows another can run at another speed (caches, the host's load)
+      for j = 1, 2 do
+        local i = (r % 2 == 1) and j or 3 - j
+        local side = sides[i]
         local v = run(cmd(side, string.format("%s %s %d", config, what, opts.steps))).images_per_s
         got[i][#got[i] + 1] = v
         io.stderr:write(string.format("%s %s round %d, %s: %.2f images/s\n", config, what, r, side.name, v))

@@ -81,15 +81,15 @@ describe("threads that follow the load", function()
   end
 
   it("adapt unless OMP_NUM_THREADS, glow.set_threads or GLOW_ADAPT_THREADS chose otherwise", function()
-    -- and the passive wait policy glow gives OpenMP stays out of the environment children see
+    -- and the spin count glow gives OpenMP stays out of the environment children see
     local report = "local g = require 'glow'; io.write(tostring(g.info().threads_adapt), ' ', "
-      .. "tostring(os.getenv('OMP_WAIT_POLICY')))"
+      .. "tostring(os.getenv('GOMP_SPINCOUNT')), ' ', tostring(os.getenv('OMP_WAIT_POLICY')))"
     for _, case in ipairs {
-      { "env -u OMP_NUM_THREADS -u GLOW_ADAPT_THREADS", "true nil" },
-      { "env -u GLOW_ADAPT_THREADS OMP_NUM_THREADS=2", "false nil" },
-      { "env OMP_NUM_THREADS=2 GLOW_ADAPT_THREADS=1", "true nil" },
-      { "env -u OMP_NUM_THREADS GLOW_ADAPT_THREADS=0", "false nil" },
-      { "env -u OMP_NUM_THREADS -u GLOW_ADAPT_THREADS OMP_WAIT_POLICY=active", "true active" },
+      { "env -u OMP_NUM_THREADS -u GLOW_ADAPT_THREADS -u GOMP_SPINCOUNT", "true nil nil" },
+      { "env -u GLOW_ADAPT_THREADS -u GOMP_SPINCOUNT OMP_NUM_THREADS=2", "false nil nil" },
+      { "env -u GOMP_SPINCOUNT OMP_NUM_THREADS=2 GLOW_ADAPT_THREADS=1", "true nil nil" },
+      { "env -u OMP_NUM_THREADS -u GOMP_SPINCOUNT GLOW_ADAPT_THREADS=0", "false nil nil" },
+      { "env -u OMP_NUM_THREADS -u GLOW_ADAPT_THREADS GOMP_SPINCOUNT=5", "true 5 nil" },
     } do
       assert.equal(case[2], probe(case[1], report), case[1])
     end

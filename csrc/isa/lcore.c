@@ -49,20 +49,22 @@ static void missing_features(const char *req, char *out, size_t len) {
 
 static const char self_mark = 0; /* an object of this file's own, for dladdr */
 
-/* OpenMP's threads wait passively (they sleep instead of spinning after each
- * parallel region) unless the environment says how they wait
- * (OMP_WAIT_POLICY, GOMP_SPINCOUNT): where other work keeps the cores busy,
- * spinning threads take the time that work and glow's own next region need
- * (bench/loaded.sh; docs/ARCHITECTURE.md, "Threads"). libgomp reads the
+/* OpenMP's threads spin briefly after each parallel region, then sleep
+ * (GOMP_SPINCOUNT=30000, a tenth of libgomp's own 300000), unless the
+ * environment says how they wait (OMP_WAIT_POLICY, GOMP_SPINCOUNT): where
+ * other work keeps the cores busy, long-spinning threads take the time that
+ * work and glow's own next region need, and sleeping at once (passive) made
+ * fmnist-small's sampling 5% slower on an idle machine (bench/loaded.sh,
+ * bench/RESULTS.md; docs/ARCHITECTURE.md, "Threads"). libgomp reads the
  * setting once, when it is loaded: it is loaded here, before any copy, and
  * the variable is taken out of the environment again, so child processes see
  * it as it was. */
 static void openmp_wait_policy(void) {
   if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
-  setenv("OMP_WAIT_POLICY", "passive", 1);
+  setenv("GOMP_SPINCOUNT", "30000", 1);
   void *h = dlopen("libgomp.so.1", RTLD_NOW | RTLD_GLOBAL);
   (void)h; /* stays loaded: the copies link it; without it they say so when loaded */
-  unsetenv("OMP_WAIT_POLICY");
+  unsetenv("GOMP_SPINCOUNT");
 }
 
 int luaopen_glow_core(lua_State *L) {
