@@ -460,15 +460,18 @@ static Tensor *coupling_args(lua_State *L, int *c1, int *c2, Tensor **hn) {
   return x;
 }
 
-/* affine_step_forward(x, h, c1, c) -> y, logdet {n} */
+/* affine_step_forward(x, h, c1, c [, z2]) -> y, logdet {n}; z2: x's second
+ * half as split_channels gave it, which saves gathering it again */
 static int l_affine_step_forward(lua_State *L) {
   int c1, c2;
   Tensor *hn;
   Tensor *x = coupling_args(L, &c1, &c2, &hn);
   int c = c1 + c2, n = (int)x->shape[0];
   size_t rows = (size_t)(x->n / c), pix = (size_t)x->shape[1] * x->shape[2];
-  float *z2 = scratch(L, rows * c2), *y2 = scratch(L, rows * c2);
-  channels_get(z2, c2, x->data, c, c1, rows);
+  Tensor *given = lg_optt(L, 5);
+  if (given) lg_neednumel(L, given, (int64_t)rows * c2, "affine coupling: z2");
+  float *z2 = given ? given->data : scratch(L, rows * c2), *y2 = scratch(L, rows * c2);
+  if (!given) channels_get(z2, c2, x->data, c, c1, rows);
   Tensor *y = lg_newlike(L, x);
   int64_t s1[1] = {n};
   Tensor *ld = lg_newt_(L, 1, s1, 1); /* accumulated into */
@@ -478,15 +481,18 @@ static int l_affine_step_forward(lua_State *L) {
   return 2;
 }
 
-/* affine_step_inverse(y, h, c1, c) -> x */
+/* affine_step_inverse(y, h, c1, c [, y2]) -> x; y2: y's second half as
+ * split_channels gave it */
 static int l_affine_step_inverse(lua_State *L) {
   int c1, c2;
   Tensor *hn;
   Tensor *y = coupling_args(L, &c1, &c2, &hn);
   int c = c1 + c2, n = (int)y->shape[0];
   size_t rows = (size_t)(y->n / c), pix = (size_t)y->shape[1] * y->shape[2];
-  float *y2 = scratch(L, rows * c2), *z2 = scratch(L, rows * c2);
-  channels_get(y2, c2, y->data, c, c1, rows);
+  Tensor *given = lg_optt(L, 5);
+  if (given) lg_neednumel(L, given, (int64_t)rows * c2, "affine coupling inverse: y2");
+  float *y2 = given ? given->data : scratch(L, rows * c2), *z2 = scratch(L, rows * c2);
+  if (!given) channels_get(y2, c2, y->data, c, c1, rows);
   glow_affine_inverse(y2, hn->data, z2, (size_t)n, pix, c2);
   Tensor *x = lg_newlike(L, y);
   for (size_t r = 0; r < rows; r++) memcpy(x->data + r * c, y->data + r * c, sizeof(float) * (size_t)c1);

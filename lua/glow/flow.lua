@@ -324,13 +324,13 @@ AffineCoupling.clear_state = clear_state
 function AffineCoupling:forward(x)
   check_channels(x, self.c, "coupling: input")
   local z1, z2 = core.split_channels(x, self.c1)
-  return core.affine_step_forward(x, forward_net(self, z1, z2), self.c1, self.c)
+  return core.affine_step_forward(x, forward_net(self, z1, z2), self.c1, self.c, z2)
 end
 
 function AffineCoupling:inverse(y)
   check_channels(y, self.c, "coupling: input")
-  local y1 = core.split_channels(y, self.c1)
-  return core.affine_step_inverse(y, net_output(self, y1), self.c1, self.c)
+  local y1, y2 = core.split_channels(y, self.c1)
+  return core.affine_step_inverse(y, net_output(self, y1), self.c1, self.c, y2)
 end
 
 function AffineCoupling:backward(y, dy, dlogdet)
