@@ -1,9 +1,11 @@
---- Where training time goes: perf samples of glow_bench.lua's training steps
---- (model build, initialization and one warm-up step included), their shares
---- by category, one markdown table per run. Run it on an idle machine.
+--- Where training time goes: perf samples of glow_bench.lua's training steps,
+--- their shares by category, one markdown table per run. Run it on an idle
+--- machine. Sampling starts --delay milliseconds after the process (perf
+--- record -D), to leave out building the model, initializing it and the
+--- warm-up step (0 keeps them); the steps run long enough to fill the rest.
 ---
----   lua5.4 bench/profile.lua [--configs fmnist-small,cifar-k8] [--steps 10] [--threads 2]
----       [--tree DIR] [--label after]
+---   lua5.4 bench/profile.lua [--configs fmnist-small,cifar-k8] [--steps 30] [--threads 2]
+---       [--delay 3000] [--tree DIR] [--label after]
 ---   (run by bench/profile.sh, which sets the paths)
 --- --tree profiles another checkout's lua/, bench/ and build/ (an older
 --- revision, for a before-and-after table); --label names the column.
@@ -19,8 +21,8 @@
 ---   other        the rest (malloc, libm, ...)
 local bench = require "bench_util"
 
-local opts = bench.options("profile.lua", { configs = "fmnist-small,cifar-k8", steps = 10, threads = 2,
-  tree = ".", label = "this checkout" }, arg)
+local opts = bench.options("profile.lua", { configs = "fmnist-small,cifar-k8", steps = 30, threads = 2,
+  delay = 3000, tree = ".", label = "this checkout" }, arg)
 
 local function category(dso, sym)
   if dso:match("openblas") then
@@ -40,15 +42,15 @@ local ORDER = { "sgemm", "BLAS copies", "glow kernels", "libc copies", "thread w
 
 local tree = opts.tree
 local data = os.tmpname()
-print(string.format("%s; %s; %d threads; perf record -F 999 over glow_bench.lua <config> train %d", bench.cpu_model(),
-  opts.label, opts.threads, opts.steps))
+print(string.format("%s; %s; %d threads; perf record -F 999 -D %d over glow_bench.lua <config> train %d",
+  bench.cpu_model(), opts.label, opts.threads, opts.delay, opts.steps))
 print()
 print("| config | " .. table.concat(ORDER, " | ") .. " | top symbols |")
 print("|---|" .. string.rep("---|", #ORDER) .. "---|")
 for config in tostring(opts.configs):gmatch("[^,]+") do
   local cmd = string.format("cd %q && OMP_NUM_THREADS=%d LUA_PATH='%s/lua/?.lua;%s/lua/?/init.lua;%s/bench/?.lua;;' "
-    .. "LUA_CPATH='%s/build/?.so;;' perf record -q -F 999 -o %s -- lua5.4 bench/glow_bench.lua %s train %d "
-    .. ">/dev/null 2>&1", tree, opts.threads, tree, tree, tree, tree, data, config, opts.steps)
+    .. "LUA_CPATH='%s/build/?.so;;' perf record -q -F 999 -D %d -o %s -- lua5.4 bench/glow_bench.lua %s train %d "
+    .. ">/dev/null 2>&1", tree, opts.threads, tree, tree, tree, tree, opts.delay, data, config, opts.steps)
   assert(os.execute(cmd), "profile.lua: perf record failed: " .. cmd)
   local p = assert(io.popen(string.format(
     "perf report -i %s --no-children --sort dso,sym --stdio -q --percent-limit 0 2>/dev/null", data)))
