@@ -448,16 +448,22 @@ static float *scratch(lua_State *L, size_t n) {
   return (float *)lua_newuserdatauv(L, sizeof(float) * (n ? n : 1), 0);
 }
 
-/* (x, h, c1, c): x {n, h, w, c} checked with the coupling's message; h {.., 2 c2} */
-static Tensor *coupling_args(lua_State *L, int *c1, int *c2, Tensor **hn) {
+/* (x, h, c1, c): x {n, h, w, c} checked with the coupling's message; h {.., hmul c2} */
+static Tensor *coupling_args_(lua_State *L, int *c1, int *c2, Tensor **hn, int hmul) {
   int64_t c = luaL_checkinteger(L, 4);
   Tensor *x = lg_checkchannels(L, 1, c, "coupling: input");
   *c1 = (int)luaL_checkinteger(L, 3);
   if (*c1 < 1 || *c1 >= c) lg_fail(L, "coupling: cannot split %d channels at %d", (int)c, *c1);
   *c2 = (int)c - *c1;
   *hn = lg_checkt(L, 2);
-  lg_neednumel(L, *hn, x->n / c * 2 * *c2, "affine coupling: network output (2 x z2's channels)");
+  lg_neednumel(L, *hn, x->n / c * hmul * *c2,
+               hmul == 2 ? "affine coupling: network output (2 x z2's channels)"
+                         : "additive coupling: network output (z2's channels)");
   return x;
+}
+
+static Tensor *coupling_args(lua_State *L, int *c1, int *c2, Tensor **hn) {
+  return coupling_args_(L, c1, c2, hn, 2);
 }
 
 /* affine_step_forward(x, h, c1, c [, z2]) -> y, logdet {n}; z2: x's second
@@ -544,6 +550,73 @@ static int l_affine_step_backward(lua_State *L) {
   return 3;
 }
 
+/* The additive coupling's own part, one call each: y2 = z2 + h.
+ * additive_step_forward(x, h, c1, c, z2) -> y, logdet {n} (zeros); z2: x's
+ * second half as split_channels gave it */
+static int l_additive_step_forward(lua_State *L) {
+  int c1, c2;
+  Tensor *hn;
+  Tensor *x = coupling_args_(L, &c1, &c2, &hn, 1);
+  int c = c1 + c2;
+  size_t rows = (size_t)(x->n / c);
+  Tensor *z2 = lg_checkt(L, 5);
+  lg_neednumel(L, z2, (int64_t)rows * c2, "additive coupling: z2");
+  Tensor *y = lg_newlike(L, x);
+  for (size_t r = 0; r < rows; r++) {
+    memcpy(y->data + r * c, x->data + r * c, sizeof(float) * (size_t)c1);
+    for (int k = 0; k < c2; k++) y->data[r * c + c1 + k] = z2->data[r * c2 + k] + hn->data[r * c2 + k];
+  }
+  int64_t s1[1] = {x->shape[0]};
+  lg_newt_(L, 1, s1, 1);
+  return 2;
+}
+
+/* additive_step_inverse(y, h, c1, c) -> x */
+static int l_additive_step_inverse(lua_State *L) {
+  int c1, c2;
+  Tensor *hn;
+  Tensor *y = coupling_args_(L, &c1, &c2, &hn, 1);
+  int c = c1 + c2;
+  size_t rows = (size_t)(y->n / c);
+  Tensor *x = lg_newlike(L, y);
+  for (size_t r = 0; r < rows; r++) {
+    memcpy(x->data + r * c, y->data + r * c, sizeof(float) * (size_t)c1);
+    for (int k = 0; k < c2; k++) x->data[r * c + c1 + k] = y->data[r * c + c1 + k] + -1.0f * hn->data[r * c2 + k];
+  }
+  return 1;
+}
+
+/* additive_step_backward(y, h, c1, c, dy, kept [, z1]) -> x, dx, dy2: x from
+ * the kept z2 (a stash, taken and freed here) or y2 - h, its first half from
+ * z1 when given; dx holds dy (the network's dz1 is added by add_channels_);
+ * dy2, the second half of dy, is the network's output gradient */
+static int l_additive_step_backward(lua_State *L) {
+  int c1, c2;
+  Tensor *hn;
+  Tensor *y = coupling_args_(L, &c1, &c2, &hn, 1);
+  int c = c1 + c2;
+  size_t rows = (size_t)(y->n / c);
+  Tensor *dy = lg_checkt(L, 5);
+  lg_neednumel(L, dy, y->n, "additive coupling backward: dy");
+  int kept = !lua_isnoneornil(L, 6);
+  Tensor *z1 = lg_optt(L, 7);
+  if (z1) lg_neednumel(L, z1, (int64_t)rows * c1, "additive coupling backward: kept z1");
+  float *z2 = scratch(L, rows * c2);
+  if (kept) lg_unstash_into(L, 6, z2, (int64_t)rows * c2, "additive coupling backward: kept z2");
+  else
+    for (size_t r = 0; r < rows; r++)
+      for (int k = 0; k < c2; k++) z2[r * c2 + k] = y->data[r * c + c1 + k] + -1.0f * hn->data[r * c2 + k];
+  Tensor *x = lg_newlike(L, y);
+  Tensor *dx = lg_newlike(L, y);
+  Tensor *dy2 = lg_newlike(L, hn);
+  for (size_t r = 0; r < rows; r++)
+    memcpy(x->data + r * c, z1 ? z1->data + r * c1 : y->data + r * c, sizeof(float) * (size_t)c1);
+  channels_put(x->data, c, c1, z2, c2, rows);
+  memcpy(dx->data, dy->data, sizeof(float) * (size_t)y->n);
+  channels_get(dy2->data, c2, dy->data, c, c1, rows);
+  return 3;
+}
+
 /* add_channels_(x, a) -> x: x[.., 0:ca] += a, a {.., ca} with x's other dims; in place */
 static int l_add_channels(lua_State *L) {
   Tensor *x = lg_checkt(L, 1), *a = lg_checkt(L, 2);
@@ -566,6 +639,9 @@ static const luaL_Reg funcs[] = {
     {"affine_step_inverse", l_affine_step_inverse},
     {"affine_step_backward", l_affine_step_backward},
     {"add_channels_", l_add_channels},
+    {"additive_step_forward", l_additive_step_forward},
+    {"additive_step_inverse", l_additive_step_inverse},
+    {"additive_step_backward", l_additive_step_backward},
     {"invconv_step_forward", l_invconv_step_forward},
     {"invconv_step_inverse", l_invconv_step_inverse},
     {"invconv_step_backward", l_invconv_step_backward},

@@ -290,20 +290,6 @@ local function forward_net(self, z1, z2)
   return h
 end
 
-local function backward_net_input(self, y1)
-  local s = self._stored
-  self._stored = nil
-  if s then return s.z1, s.h end
-  return y1, net_output(self, y1, true)
-end
-
---- the exact z2 kept by the forward pass, or the one rebuilt from the output
-local function input_z2(self, rebuilt)
-  local z2 = self._z2
-  self._z2 = nil
-  return z2 and core.unstash(z2) or rebuilt
-end
-
 --- drop what a training forward kept (module:clear)
 local function clear_state(self)
   self._stored, self._z2 = nil, nil
@@ -358,28 +344,35 @@ flow.AdditiveCoupling = AdditiveCoupling
 function AdditiveCoupling.new(c, opts) return coupling_new(AdditiveCoupling, "AdditiveCoupling", c, opts) end
 AdditiveCoupling.clear_state = clear_state
 
+-- as the affine coupling: its own part one call each (core.additive_step_*)
 function AdditiveCoupling:forward(x)
   check_channels(x, self.c, "coupling: input")
   local z1, z2 = core.split_channels(x, self.c1)
-  local h = forward_net(self, z1, z2)
-  return core.concat_channels(z1, z2:add_(h)), zeros_n(x)
+  return core.additive_step_forward(x, forward_net(self, z1, z2), self.c1, self.c, z2)
 end
 
 function AdditiveCoupling:inverse(y)
   check_channels(y, self.c, "coupling: input")
-  local y1, y2 = core.split_channels(y, self.c1)
-  return core.concat_channels(y1, y2:add_(net_output(self, y1), -1))
+  local y1 = core.split_channels(y, self.c1)
+  return core.additive_step_inverse(y, net_output(self, y1), self.c1, self.c)
 end
 
 function AdditiveCoupling:backward(y, dy)
-  check_channels(y, self.c, "coupling: input")
-  local y1, y2 = core.split_channels(y, self.c1)
-  local dy1, dy2 = core.split_channels(dy, self.c1)
-  local h
-  y1, h = backward_net_input(self, y1)
+  local s = self._stored
+  self._stored = nil
+  local y1, h
+  if s then
+    y1, h = s.z1, s.h
+  else
+    check_channels(y, self.c, "coupling: input")
+    y1 = core.split_channels(y, self.c1)
+    h = net_output(self, y1, true)
+  end
+  local kept = self._z2
+  self._z2 = nil
+  local x, dx, dy2 = core.additive_step_backward(y, h, self.c1, self.c, dy, kept, s and s.z1)
   local dz1 = util.at("coupling: net: ", self.net.backward, self.net, y1, dy2)
-  dz1:add_(dy1)
-  return core.concat_channels(y1, input_z2(self, y2:add_(h, -1))), core.concat_channels(dz1, dy2)
+  return x, core.add_channels_(dx, dz1)
 end
 
 ----------------------------------------------------------------- Flow (a sequence)

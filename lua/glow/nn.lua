@@ -159,7 +159,10 @@ local function fused_net(self, x)
     and m[5].c == m[1].cout and m[7].cin == m[1].cout
   if not (fusable and m[2].initialized and m[5].initialized) then return nil end
   -- anything unexpected takes the general path, which names the problem
-  local shape, ws = x:shape(), ch[1].module.weight:shape()
+  -- (the weight's shape is read again only when the tensor was replaced)
+  local w = ch[1].module.weight
+  if self._w_seen ~= w then self._w_seen, self._w_shape = w, w:shape() end
+  local shape, ws = x:shape(), self._w_shape
   if #shape ~= 4 or #ws ~= 4 or shape[4] ~= ws[3] then return nil end
   -- looked up on every call: loading or flattening replaces the tensors
   local ps, gs = {}, {}
