@@ -621,7 +621,7 @@ static int l_additive_step_backward(lua_State *L) {
 static int l_add_channels(lua_State *L) {
   Tensor *x = lg_checkt(L, 1), *a = lg_checkt(L, 2);
   int c = (int)lg_lastdim(x), ca = (int)lg_lastdim(a);
-  if (a->ndim != x->ndim || ca > c || a->n / ca != x->n / c) {
+  if (a->ndim != x->ndim || ca < 1 || ca > c || a->n / ca != x->n / c) {
     char s1[128], s2[128];
     lg_fail(L, "add_channels_: %s does not fit the first channels of %s", lg_shapestr(a, s1, sizeof s1),
             lg_shapestr(x, s2, sizeof s2));
