@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef GLOW_OPENBLAS_LIB
@@ -177,20 +178,54 @@ void glow_set_adapt(int on) {
   if (!adapt) apply_threads(wanted);
 }
 
+/* seconds on a clock that only goes forward */
+static double mono_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static double last_t = -1;
+static long long last_wait = 0;
+
 int glow_fit_threads(void) {
   decide();
-  if (!adapt || wanted < 2) return omp_get_max_threads();
-  int o = glow_others_running();
-  if (o < 0) return omp_get_max_threads();
-  seen[nseen % 3] = o;
-  nseen++;
-  int least = o;
-  for (int i = 0; i < 3 && i < nseen; i++)
-    if (seen[i] < least) least = seen[i];
+  int cur = omp_get_max_threads();
+  if (!adapt || wanted < 2) return cur;
   long online = sysconf(_SC_NPROCESSORS_ONLN);
-  long free = (online > 0 ? online : wanted) - least;
-  int n = free < 1 ? 1 : free > wanted ? wanted : (int)free;
-  if (n != omp_get_max_threads()) apply_threads(n);
+  if (online < 1) online = wanted;
+  double t = mono_now();
+  long long w = 0;
+  int have_wait = glow_own_wait_ns(&w) == 0;
+  double frac = 0;
+  if (have_wait && last_t >= 0 && t > last_t) frac = (double)(w - last_wait) * 1e-9 / ((t - last_t) * cur);
+  if (have_wait) last_t = t, last_wait = w;
+  int n = cur;
+  if (frac > 0.10) {
+    /* the threads waited for CPUs: other work holds cores */
+    int o = glow_others_running();
+    if (o < 1) o = 1;
+    long free = online - o;
+    n = free < 1 ? 1 : free < cur ? (int)free : cur - 1;
+    nseen = 0;
+  } else if (cur < wanted) {
+    /* below the count asked for: back up when the other tasks leave cores free */
+    int o = glow_others_running();
+    if (o >= 0) {
+      seen[nseen % 3] = o;
+      nseen++;
+      int least = o;
+      for (int i = 0; i < 3 && i < nseen; i++)
+        if (seen[i] < least) least = seen[i];
+      long free = online - least;
+      if (nseen >= 3 && free > cur) n = free > wanted ? wanted : (int)free;
+    }
+  }
+  if (n < 1) n = 1;
+  if (n != cur) {
+    apply_threads(n);
+    last_t = -1; /* the next interval starts at the new count */
+  }
   return n;
 }
 

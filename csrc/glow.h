@@ -50,11 +50,13 @@ int glow_threads(void);
 /* Threads that follow the load. While adapting is on (the default when
  * neither OMP_NUM_THREADS nor glow_set_threads chose a count, and
  * GLOW_ADAPT_THREADS is not 0; GLOW_ADAPT_THREADS=1 turns it on regardless),
- * glow_fit_threads samples the other runnable tasks (glow_others_running)
- * and runs on the cores they leave free, from 1 up to the count asked for,
- * using the least of the last 3 samples (a passing task changes nothing).
- * Called once a training step or evaluation batch. Returns the count in
- * effect. glow_threads_wanted: the count asked for; glow_threads_adapting:
+ * glow_fit_threads, called once a training step or evaluation batch, goes
+ * down only on evidence: when this process's threads spent more than a tenth
+ * of the time since the last call waiting for a CPU (glow_own_wait_ns), it
+ * runs on the cores the other runnable tasks leave free (glow_others_running,
+ * at least one fewer). Below the count asked for, it goes back up as soon as
+ * the least of the last 3 samples of the other tasks leaves cores free.
+ * Returns the count in effect. glow_threads_wanted: the count asked for; glow_threads_adapting:
  * whether adapting is on (set with glow_set_adapt: 1 on, 0 off). */
 int glow_fit_threads(void);
 int glow_threads_wanted(void);
@@ -314,6 +316,9 @@ int glow_lock_dir(const char *dir, long *holder, char *err, size_t errlen);
  * procs_running (/proc/stat, all CPUs) minus this process's own threads in
  * state R. -1 when /proc cannot tell. */
 int glow_others_running(void);
+/* The time this process's threads have spent runnable but waiting for a CPU,
+ * summed over them (ns, since each started): 0, or -1 when /proc cannot tell. */
+int glow_own_wait_ns(long long *wait_ns);
 /* ---------------------------------------------------------------- end process */
 
 /* ---------------------------------------------------------------- data (data.c) */

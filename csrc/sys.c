@@ -242,3 +242,31 @@ int glow_others_running(void) {
   long o = running - own;
   return o < 0 ? 0 : (int)o;
 }
+
+/* the run-queue wait of every thread of this process, summed (ns): the second
+ * field of /proc/self/task/<tid>/schedstat (on-CPU time, wait time, time
+ * slices) */
+int glow_own_wait_ns(long long *wait_ns) {
+  DIR *d = opendir("/proc/self/task");
+  if (!d) return -1;
+  long long sum = 0;
+  int seen = 0;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (e->d_name[0] == '.') continue;
+    char p[64];
+    snprintf(p, sizeof p, "/proc/self/task/%.20s/schedstat", e->d_name);
+    FILE *f = fopen(p, "r");
+    if (!f) continue;
+    long long run, wait;
+    if (fscanf(f, "%lld %lld", &run, &wait) == 2) {
+      sum += wait;
+      seen++;
+    }
+    fclose(f);
+  }
+  closedir(d);
+  if (!seen) return -1;
+  *wait_ns = sum;
+  return 0;
+}

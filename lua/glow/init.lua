@@ -54,11 +54,12 @@ end
 function glow.threads() return core.threads() end
 
 --- glow.adapt_threads([on]) -> whether the thread count follows the load.
---- While on, each training step and evaluation batch first counts the other
---- processes' runnable tasks and runs on the cores they leave free, from 1 up
---- to the count asked for (the least of the last 3 counts, so a passing task
---- changes nothing): threads that wait at every parallel region for a
---- thread whose core other work took cost more than they give. On by default
+--- While on, each training step and evaluation batch first checks how long
+--- glow's threads waited for a CPU since the last check; above a tenth of
+--- their time, it runs on the cores the other runnable tasks leave free, and
+--- it goes back up once 3 counts in a row leave cores free: threads that wait
+--- at every parallel region for a thread whose core other work took cost more
+--- than they give. On by default
 --- unless OMP_NUM_THREADS or glow.set_threads chose the count;
 --- GLOW_ADAPT_THREADS=0 or 1 in the environment decides otherwise. Results
 --- on 1 and 2 threads agree to rounding, not bitwise (docs/ARCHITECTURE.md,
