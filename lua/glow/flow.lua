@@ -290,6 +290,25 @@ local function forward_net(self, z1, z2)
   return h
 end
 
+--- What a coupling's backward starts from: the network's input y1 and output
+--- h (kept by a "store" forward, else y's first half and the network run
+--- again), the stash of z2 a training forward kept (or nil) and the kept z1.
+local function backward_inputs(self, y)
+  local s = self._stored
+  self._stored = nil
+  local y1, h
+  if s then
+    y1, h = s.z1, s.h
+  else
+    check_channels(y, self.c, "coupling: input")
+    y1 = core.split_channels(y, self.c1)
+    h = net_output(self, y1, true)
+  end
+  local kept = self._z2
+  self._z2 = nil
+  return y1, h, kept, s and s.z1
+end
+
 --- drop what a training forward kept (module:clear)
 local function clear_state(self)
   self._stored, self._z2 = nil, nil
@@ -320,19 +339,8 @@ function AffineCoupling:inverse(y)
 end
 
 function AffineCoupling:backward(y, dy, dlogdet)
-  local s = self._stored
-  self._stored = nil
-  local y1, h
-  if s then
-    y1, h = s.z1, s.h
-  else
-    check_channels(y, self.c, "coupling: input")
-    y1 = core.split_channels(y, self.c1)
-    h = net_output(self, y1, true)
-  end
-  local kept = self._z2
-  self._z2 = nil
-  local x, dx, dh = core.affine_step_backward(y, h, self.c1, self.c, dy, dlogdet, kept, s and s.z1)
+  local y1, h, kept, z1 = backward_inputs(self, y)
+  local x, dx, dh = core.affine_step_backward(y, h, self.c1, self.c, dy, dlogdet, kept, z1)
   local dz1 = util.at("coupling: net: ", self.net.backward, self.net, y1, dh)
   return x, core.add_channels_(dx, dz1)
 end
@@ -358,19 +366,8 @@ function AdditiveCoupling:inverse(y)
 end
 
 function AdditiveCoupling:backward(y, dy)
-  local s = self._stored
-  self._stored = nil
-  local y1, h
-  if s then
-    y1, h = s.z1, s.h
-  else
-    check_channels(y, self.c, "coupling: input")
-    y1 = core.split_channels(y, self.c1)
-    h = net_output(self, y1, true)
-  end
-  local kept = self._z2
-  self._z2 = nil
-  local x, dx, dy2 = core.additive_step_backward(y, h, self.c1, self.c, dy, kept, s and s.z1)
+  local y1, h, kept, z1 = backward_inputs(self, y)
+  local x, dx, dy2 = core.additive_step_backward(y, h, self.c1, self.c, dy, kept, z1)
   local dz1 = util.at("coupling: net: ", self.net.backward, self.net, y1, dy2)
   return x, core.add_channels_(dx, dz1)
 end
